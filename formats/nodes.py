@@ -1,0 +1,34 @@
+"""What a format view maps each output path to. Views build these; vfs/ serves them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Hashable, Mapping, Union
+
+from formats.model import ImageRef
+
+
+@dataclass(frozen=True, slots=True)
+class SourceBytes:
+    """Bytes served unchanged from the source: ``ref.size`` bytes at ``ref.offset`` of ``ref.path``."""
+
+    ref: ImageRef
+
+
+@dataclass(frozen=True, slots=True)
+class Unavailable:
+    """A file whose bytes cannot be served (reading it gives EIO); ``reason`` says why."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Generated:
+    """A file rendered on first need. ``key`` identifies its inputs: equal keys, equal bytes."""
+
+    key: Hashable
+    render: Callable[[], bytes] = field(compare=False, hash=False)
+
+
+Node = Union[SourceBytes, Unavailable, Generated]
+Tree = Mapping[str, Node]  # "a/b/c.txt" (no leading slash) -> node; directories are implied
