@@ -14,3 +14,23 @@ View = Callable[[Project, ViewOptions], dict[str, Node]]
 FORMATS: dict[str, View] = {
     "yolo": yolo.build,
 }
+
+
+class UnknownFormat(ValueError):
+    pass
+
+
+def parse_formats(spec: str) -> list[str]:
+    """``yolo``, ``coco,yolo`` or ``all`` → format names, validated."""
+    names = list(FORMATS) if spec == "all" else [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [n for n in names if n not in FORMATS]
+    if unknown or not names:
+        raise UnknownFormat(f"unknown format {', '.join(unknown) or spec!r}; choose from {', '.join(FORMATS)} or all")
+    return names
+
+
+def build_view(project: Project, names: list[str], options: ViewOptions) -> dict[str, Node]:
+    """One format at the root, or several, each in a top-level folder named after it."""
+    if len(names) == 1:
+        return FORMATS[names[0]](project, options)
+    return {f"{name}/{path}": node for name in names for path, node in FORMATS[name](project, options).items()}

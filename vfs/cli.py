@@ -1,0 +1,116 @@
+"""``slyfs``: mount a Supervisely project as a training-format directory."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+from formats.registry import FORMATS, UnknownFormat, build_view, parse_formats
+from formats.supervisely import ProblemLog, SourceError, read_project
+from formats.view import OptionError, ViewOptions, parse_split
+from vfs.daemon import MountError, MountSettings, run_mount, unmount
+from vfs.tree import DEFAULT_CACHE_BYTES, VirtualTree
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "slyfs"
+
+
+def parse_size(text: str) -> int:
+    """``512M``, ``2G``, ``1048576`` → bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    t = text.strip().upper().removesuffix("B")
+    try:
+        return int(float(t[:-1]) * units[t[-1]]) if t and t[-1] in units else int(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 512M)") from None
+
+
+def view_options(args: argparse.Namespace) -> ViewOptions:
+    parse_split(args.split)
+    params = {}
+    for kv in args.opt or []:
+        key, sep, value = kv.partition("=")
+        if not sep:
+            raise OptionError(f"--opt {kv!r}: expected key=value")
+        params[key] = value
+    classes = tuple(c.strip() for c in args.classes.split(",") if c.strip()) if args.classes else None
+    return ViewOptions(split=args.split, classes=classes, include_empty=not args.no_empty, params=params)
+
+
+def add_view_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="Supervisely project directory (plain, blob or mixed)")
+    p.add_argument("--format", default="yolo",
+                   help=f"one of {', '.join(FORMATS)}; several comma-separated, or 'all' (each in its own folder)")
+    p.add_argument("--split", default="dataset", help="dataset (default) | tags | ratio:0.8 | ratio:0.7,0.2")
+    p.add_argument("--classes", help="keep only these classes, comma-separated")
+    p.add_argument("--no-empty", action="store_true", help="leave out images without objects")
+    p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="format-specific option")
+
+
+def cmd_mount(args: argparse.Namespace) -> int:
+    names = parse_formats(args.format)
+    options = view_options(args)
+    source = os.path.abspath(args.source)
+    mountpoint = os.path.abspath(args.mountpoint)
+    log_file = args.log_file
+    if log_file is None and not args.foreground:
+        log_file = str(cache_dir() / "logs" / (hashlib.sha1(mountpoint.encode()).hexdigest()[:12] + ".log"))
+    project = read_project(source, report=ProblemLog())  # validate before daemonizing
+
+    def make_tree() -> VirtualTree:
+        problems = ProblemLog()
+        return VirtualTree(build_view(read_project(source, report=problems), names, options),
+                           cache_bytes=args.cache_size)
+
+    del project
+    run_mount(make_tree, MountSettings(mountpoint=mountpoint, foreground=args.foreground,
+                                       log_file=log_file, debug=args.debug))
+    if not args.foreground:
+        print(f"slyfs: {source} mounted on {mountpoint} as {','.join(names)} "
+              f"(log: {log_file}; unmount: slyfs umount {mountpoint})")
+    return 0
+
+
+def cmd_umount(args: argparse.Namespace) -> int:
+    unmount(os.path.abspath(args.mountpoint))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="slyfs", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    m = sub.add_parser("mount", help="mount SOURCE on MOUNTPOINT (returns once it is ready)")
+    add_view_arguments(m)
+    m.add_argument("mountpoint")
+    m.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground until unmounted")
+    m.add_argument("--cache-size", type=parse_size, default=DEFAULT_CACHE_BYTES,
+                   help="byte budget of generated files kept in memory (default 512M)")
+    m.add_argument("--log-file", help="daemon log (default: ~/.cache/slyfs/logs/<mountpoint hash>.log)")
+    m.add_argument("--debug", action="store_true", help="log every FUSE call")
+    m.set_defaults(func=cmd_mount)
+
+    u = sub.add_parser("umount", help="unmount a slyfs mount")
+    u.add_argument("mountpoint")
+    u.set_defaults(func=cmd_umount)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (MountError, SourceError, OptionError, UnknownFormat) as e:
+        print(f"slyfs: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

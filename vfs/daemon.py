@@ -1,0 +1,188 @@
+"""Mount lifecycle: checks, background start with a readiness handshake, unmount, stale mounts."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from vfs.tree import VirtualTree
+
+log = logging.getLogger("slyfs")
+
+class MountError(Exception):
+    """A mount cannot be started; the message is the one line the user sees."""
+
+
+@dataclass
+class MountSettings:
+    mountpoint: str
+    foreground: bool = False
+    log_file: str | None = None
+    debug: bool = False
+    fuse_options: dict[str, object] = field(default_factory=dict)
+
+
+def default_fuse_options() -> dict[str, object]:
+    """Options chosen from measurements (see the README's tuning table)."""
+    return {
+        "ro": True,
+        "default_permissions": True,
+        "allow_other": os.getuid() == 0,
+        "fsname": "slyfs",
+        "subtype": "slyfs",
+        "kernel_cache": False,  # per-file keep_cache is set in open() for source images only
+        "attr_timeout": 1.0,
+        "entry_timeout": 1.0,
+        "negative_timeout": 1.0,
+        "max_read": 131072,
+    }
+
+
+def is_mounted(path: str) -> bool:
+    real = os.path.realpath(path)
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 1 and parts[1].replace("\\040", " ") == real:
+                    return True
+    except OSError:
+        pass
+    return os.path.ismount(real)
+
+
+def unmount(mountpoint: str, lazy: bool = False) -> None:
+    """Unmount with whichever tool this machine has (fusermount3, fusermount, umount)."""
+    attempts = []
+    for tool in ("fusermount3", "fusermount"):
+        if shutil.which(tool):
+            attempts.append([tool, "-u", *(["-z"] if lazy else []), mountpoint])
+    if shutil.which("umount"):
+        attempts.append(["umount", *(["-l"] if lazy else []), mountpoint])
+    last = "no unmount tool found (install fuse3)"
+    for cmd in attempts:
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode == 0:
+            return
+        last = (r.stderr or r.stdout).strip() or f"{cmd[0]} exited {r.returncode}"
+    raise MountError(f"cannot unmount {mountpoint}: {last}")
+
+
+def check_mountpoint(mountpoint: str) -> None:
+    """Refuse what cannot work, in one clear line; clean up a stale mount of a dead daemon."""
+    try:
+        os.stat(mountpoint)
+    except OSError as e:
+        if e.errno == errno.ENOTCONN:
+            print(f"slyfs: {mountpoint}: stale mount of a daemon that died; unmounting it", file=sys.stderr)
+            unmount(mountpoint, lazy=True)
+        elif e.errno == errno.ENOENT:
+            raise MountError(f"mountpoint {mountpoint} does not exist") from None
+        else:
+            raise MountError(f"mountpoint {mountpoint}: {e.strerror}") from None
+    if not os.path.isdir(mountpoint):
+        raise MountError(f"mountpoint {mountpoint} is not a directory")
+    if is_mounted(mountpoint):
+        raise MountError(f"mountpoint {mountpoint} is busy: something is already mounted there "
+                         f"(slyfs umount {mountpoint})")
+    if os.listdir(mountpoint):
+        raise MountError(f"mountpoint {mountpoint} is not empty")
+    if not os.path.exists("/dev/fuse"):
+        raise MountError("/dev/fuse does not exist: this machine (or container) has no FUSE "
+                         "(load the fuse module, or run the container with --device /dev/fuse)")
+
+
+def _load_fuse():
+    try:
+        import fuse
+    except (ImportError, OSError, EnvironmentError) as e:
+        raise MountError(f"libfuse is not usable ({e}); install the Debian package libfuse2") from None
+    return fuse
+
+
+def _serve(tree: VirtualTree, settings: MountSettings, on_ready: Callable[[], None]) -> None:
+    fuse = _load_fuse()
+    from vfs.fuse_ops import SlyfsOperations
+
+    options = {**default_fuse_options(), **settings.fuse_options}
+    options = {k: v for k, v in options.items() if v is not False}
+    fuse.FUSE(SlyfsOperations(tree, on_ready), settings.mountpoint, raw_fi=True,
+              foreground=True, nothreads=False, debug=settings.debug, **options)
+
+
+def _setup_logging(log_file: str | None, debug: bool) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        handlers = [logging.FileHandler(log_file)]
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, handlers=handlers, force=True,
+                        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+
+
+def run_mount(make_tree: Callable[[], VirtualTree], settings: MountSettings) -> int:
+    """Mount, and return once the mount is ready (background) or unmounted (foreground)."""
+    check_mountpoint(settings.mountpoint)
+    _load_fuse()
+    if settings.foreground:
+        _setup_logging(settings.log_file, settings.debug)
+        tree = make_tree()
+        _serve(tree, settings, on_ready=lambda: log.info("mounted on %s", settings.mountpoint))
+        return 0
+
+    if settings.log_file:
+        Path(settings.log_file).parent.mkdir(parents=True, exist_ok=True)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the daemon
+        os.close(read_end)
+        code = 1
+        try:
+            os.setsid()
+            _daemon_stdio(settings.log_file)
+            _setup_logging(settings.log_file, settings.debug)
+            tree = make_tree()
+
+            def ready() -> None:
+                os.write(write_end, b"ok\n")
+                os.close(write_end)
+                log.info("mounted on %s", settings.mountpoint)
+
+            _serve(tree, settings, on_ready=ready)
+            code = 0
+        except BaseException as e:  # report any failure through the pipe, then exit
+            msg = str(e) if isinstance(e, MountError) else f"{type(e).__name__}: {e}"
+            log.exception("mount failed")
+            try:
+                os.write(write_end, f"error {msg}\n".encode())
+            except OSError:
+                pass
+        finally:
+            os._exit(code)
+
+    os.close(write_end)
+    reply = _read_reply(read_end)
+    if reply != "ok":
+        os.waitpid(pid, 0)
+        where = f" (log: {settings.log_file})" if settings.log_file else ""
+        raise MountError((reply.removeprefix("error ") or "the daemon exited before the mount was ready") + where)
+    return 0
+
+
+def _read_reply(fd: int) -> str:
+    """The daemon's one line: "ok", or "error <message>"; empty if it died first."""
+    with os.fdopen(fd, "rb") as f:
+        return f.readline().decode(errors="replace").strip()
+
+
+def _daemon_stdio(log_file: str | None) -> None:
+    devnull = os.open(os.devnull, os.O_RDWR)
+    out = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if log_file else devnull
+    os.dup2(devnull, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
