@@ -8,10 +8,13 @@ import os
 import sys
 from pathlib import Path
 
-from formats.registry import FORMATS, UnknownFormat, build_view, parse_formats
-from formats.supervisely import ProblemLog, SourceError, read_project
+from formats.registry import FORMATS, UnknownFormat, parse_formats
+from formats.supervisely import ProblemLog, SourceError
+from formats.supervisely.project import read_meta
 from formats.view import OptionError, ViewOptions, parse_split
 from vfs.daemon import MountError, MountSettings, run_mount, unmount
+from vfs.index import SourceIndex, index_path
+from vfs.live import ViewSource, Watcher, no_gc
 from vfs.tree import DEFAULT_CACHE_BYTES, VirtualTree
 
 
@@ -60,16 +63,25 @@ def cmd_mount(args: argparse.Namespace) -> int:
     log_file = args.log_file
     if log_file is None and not args.foreground:
         log_file = str(cache_dir() / "logs" / (hashlib.sha1(mountpoint.encode()).hexdigest()[:12] + ".log"))
-    project = read_project(source, report=ProblemLog())  # validate before daemonizing
+    if not os.path.isdir(source):  # fail early, in the terminal, on what cannot be mounted
+        raise SourceError(f"{source}: no such directory")
+    read_meta(source, ProblemLog())
+    cache_root = Path(args.cache_dir) if args.cache_dir else cache_dir()
+    view = ViewSource(source, names, options, SourceIndex(None if args.no_index else index_path(cache_root, source)))
 
     def make_tree() -> VirtualTree:
-        problems = ProblemLog()
-        return VirtualTree(build_view(read_project(source, report=problems), names, options),
-                           cache_bytes=args.cache_size)
+        with no_gc():
+            return VirtualTree(view.build(), cache_bytes=args.cache_size)
 
-    del project
-    run_mount(make_tree, MountSettings(mountpoint=mountpoint, foreground=args.foreground,
-                                       log_file=log_file, debug=args.debug))
+    def when_ready(tree: VirtualTree) -> None:
+        if args.no_watch:
+            view.index.save()
+        else:
+            Watcher(view, tree).start()
+
+    run_mount(make_tree, MountSettings(mountpoint=mountpoint, foreground=args.foreground, log_file=log_file,
+                                       debug=args.debug, threads=args.threads, timeout=args.timeout),
+              when_ready)
     if not args.foreground:
         print(f"slyfs: {source} mounted on {mountpoint} as {','.join(names)} "
               f"(log: {log_file}; unmount: slyfs umount {mountpoint})")
@@ -91,6 +103,14 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground until unmounted")
     m.add_argument("--cache-size", type=parse_size, default=DEFAULT_CACHE_BYTES,
                    help="byte budget of generated files kept in memory (default 512M)")
+    m.add_argument("--cache-dir", help="where the persistent index lives (default ~/.cache/slyfs)")
+    m.add_argument("--no-index", action="store_true", help="keep no persistent index (rescan all at mount)")
+    m.add_argument("--no-watch", action="store_true", help="do not follow source changes (a frozen snapshot)")
+    m.add_argument("--timeout", type=float, default=1.0,
+                   help="seconds the kernel caches names and attributes (default 1; longer is faster "
+                        "for stat-heavy readers but delays live changes by as much)")
+    m.add_argument("--threads", action="store_true",
+                   help="multithreaded FUSE loop (measured slower with Python; for experiments)")
     m.add_argument("--log-file", help="daemon log (default: ~/.cache/slyfs/logs/<mountpoint hash>.log)")
     m.add_argument("--debug", action="store_true", help="log every FUSE call")
     m.set_defaults(func=cmd_mount)

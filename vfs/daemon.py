@@ -27,10 +27,14 @@ class MountSettings:
     log_file: str | None = None
     debug: bool = False
     fuse_options: dict[str, object] = field(default_factory=dict)
+    threads: bool = False  # libfuse's multithreaded loop; measured slower (README, performance)
+    timeout: float = 1.0  # attr/entry/negative cache of the kernel, seconds
 
 
-def default_fuse_options() -> dict[str, object]:
-    """Options chosen from measurements (see the README's tuning table)."""
+def default_fuse_options(timeout: float = 1.0) -> dict[str, object]:
+    """Options chosen from measurements (README, section performance). libfuse 2's high-level
+    API cannot invalidate one path, so the kernel's attribute/entry cache lasts ``timeout``:
+    that is how long a source change may take to show, on top of the watcher's rebuild."""
     return {
         "ro": True,
         "default_permissions": True,
@@ -38,9 +42,10 @@ def default_fuse_options() -> dict[str, object]:
         "fsname": "slyfs",
         "subtype": "slyfs",
         "kernel_cache": False,  # per-file keep_cache is set in open() for source images only
-        "attr_timeout": 1.0,
-        "entry_timeout": 1.0,
-        "negative_timeout": 1.0,
+
+        "attr_timeout": timeout,
+        "entry_timeout": timeout,
+        "negative_timeout": timeout,
         "max_read": 131072,
     }
 
@@ -111,10 +116,10 @@ def _serve(tree: VirtualTree, settings: MountSettings, on_ready: Callable[[], No
     fuse = _load_fuse()
     from vfs.fuse_ops import SlyfsOperations
 
-    options = {**default_fuse_options(), **settings.fuse_options}
+    options = {**default_fuse_options(settings.timeout), **settings.fuse_options}
     options = {k: v for k, v in options.items() if v is not False}
     fuse.FUSE(SlyfsOperations(tree, on_ready), settings.mountpoint, raw_fi=True,
-              foreground=True, nothreads=False, debug=settings.debug, **options)
+              foreground=True, nothreads=not settings.threads, debug=settings.debug, **options)
 
 
 def _setup_logging(log_file: str | None, debug: bool) -> None:
@@ -125,14 +130,22 @@ def _setup_logging(log_file: str | None, debug: bool) -> None:
                         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
 
 
-def run_mount(make_tree: Callable[[], VirtualTree], settings: MountSettings) -> int:
-    """Mount, and return once the mount is ready (background) or unmounted (foreground)."""
+def run_mount(make_tree: Callable[[], VirtualTree], settings: MountSettings,
+              when_ready: Callable[[VirtualTree], None] | None = None) -> int:
+    """Mount, and return once the mount is ready (background) or unmounted (foreground).
+    ``when_ready(tree)`` runs in the daemon once the kernel accepted the mount (start the watcher)."""
     check_mountpoint(settings.mountpoint)
     _load_fuse()
     if settings.foreground:
         _setup_logging(settings.log_file, settings.debug)
         tree = make_tree()
-        _serve(tree, settings, on_ready=lambda: log.info("mounted on %s", settings.mountpoint))
+
+        def ready_fg() -> None:
+            log.info("mounted on %s", settings.mountpoint)
+            if when_ready is not None:
+                when_ready(tree)
+
+        _serve(tree, settings, on_ready=ready_fg)
         return 0
 
     if settings.log_file:
@@ -152,6 +165,8 @@ def run_mount(make_tree: Callable[[], VirtualTree], settings: MountSettings) -> 
                 os.write(write_end, b"ok\n")
                 os.close(write_end)
                 log.info("mounted on %s", settings.mountpoint)
+                if when_ready is not None:
+                    when_ready(tree)
 
             _serve(tree, settings, on_ready=ready)
             code = 0

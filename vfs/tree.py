@@ -33,6 +33,8 @@ class SourceFiles:
 
     def __init__(self) -> None:
         self._fds: dict[str, int] = {}
+        self._mtimes: dict[str, float] = {}
+        self._retired: list[int] = []
         self._lock = threading.Lock()
 
     def _fd(self, path: str) -> int:
@@ -58,11 +60,33 @@ class SourceFiles:
             raise Unreadable(f"{ref.path}: file is shorter than its index says")
         return data
 
+    def mtime(self, path: str) -> float:
+        """Modification time of a source file, as of its first use (or last ``forget``)."""
+        t = self._mtimes.get(path)
+        if t is None:
+            try:
+                t = os.fstat(self._fd(path)).st_mtime
+            except OSError:
+                t = 0.0
+            self._mtimes[path] = t
+        return t
+
+    def forget(self, path: str) -> None:
+        """The file changed or was replaced: reopen it on next use. The old descriptor is
+        closed only at ``close()``: a read in flight may still hold its number."""
+        with self._lock:
+            fd = self._fds.pop(path, None)
+            self._mtimes.pop(path, None)
+            if fd is not None:
+                self._retired.append(fd)
+
     def close(self) -> None:
         with self._lock:
-            for fd in self._fds.values():
+            for fd in [*self._fds.values(), *self._retired]:
                 os.close(fd)
             self._fds.clear()
+            self._retired.clear()
+            self._mtimes.clear()
 
 
 class RenderCache:
@@ -84,24 +108,40 @@ class RenderCache:
 
 
 class _Index:
-    """Immutable lookup tables for one version of the view."""
+    """Immutable lookup tables for one version of the view: one dict per directory,
+    ``name -> node`` (None for a subdirectory). Full paths are not kept: at 10^6 files a
+    path string per file would cost ~80 MB more than its last component."""
 
-    __slots__ = ("files", "dirs", "mtime")
+    __slots__ = ("dirs", "sorted", "mtime")
 
     def __init__(self, files: Tree, mtime: float) -> None:
-        self.files = files
         self.mtime = mtime
-        children: dict[str, set[str]] = {"": set()}
-        for path in files:
+        dirs: dict[str, dict[str, Node | None]] = {"": {}}
+        for path, node in files.items():
             parent, _, name = path.rpartition("/")
-            while True:
-                kids = children.get(parent)
-                if kids is not None:
-                    kids.add(name)
-                    break
-                children[parent] = {name}
-                parent, _, name = parent.rpartition("/")
-        self.dirs = {d: sorted(k) for d, k in children.items()}
+            entries = dirs.get(parent)
+            if entries is None:
+                entries = dirs[parent] = {}
+                child = parent
+                while child:  # register the new folder in its parent, and so on up while new
+                    up, _, leaf = child.rpartition("/")
+                    known = up in dirs
+                    dirs.setdefault(up, {}).setdefault(leaf, None)
+                    if known:
+                        break
+                    child = up
+            entries[name] = node
+        self.dirs = dirs
+        self.sorted: dict[str, list[str]] = {}  # listings, sorted on first need
+
+    def listing(self, d: str) -> list[str] | None:
+        names = self.sorted.get(d)
+        if names is None:
+            entries = self.dirs.get(d)
+            if entries is None:
+                return None
+            names = self.sorted[d] = sorted(entries)
+        return names
 
 
 def _norm(path: str) -> str:
@@ -117,20 +157,23 @@ class VirtualTree:
         self.sources = SourceFiles()
         self.cache = RenderCache(cache_bytes)
         self._handles: dict[int, tuple[Node, bytes | None]] = {}
+        self._moved: set[str] = set()
+        self._moved_lock = threading.Lock()
         self._next_fh = itertools.count(1)
 
     # -- lookups
 
     def node(self, path: str) -> Node | None:
         """The file node at ``path``; None for a directory; NotFound otherwise."""
-        p = _norm(path)
-        index = self._index
-        node = index.files.get(p)
-        if node is not None:
-            return node
-        if p in index.dirs:
-            return None
-        raise NotFound(path)
+        parent, _, name = _norm(path).rpartition("/")
+        entries = self._index.dirs.get(parent)
+        if entries is None:
+            raise NotFound(path)
+        if name not in entries:
+            if name == "" and parent == "":
+                return None  # the root
+            raise NotFound(path)
+        return entries[name]
 
     def content(self, node: Node) -> bytes:
         if isinstance(node, Generated):
@@ -144,23 +187,25 @@ class VirtualTree:
         mtime = self._index.mtime
         if node is None:
             return Attr(True, 0, mtime)
-        if isinstance(node, SourceBytes):
-            return Attr(False, node.ref.size, mtime)
+        if isinstance(node, SourceBytes):  # the source file's mtime: the kernel drops cached pages when it moves
+            return Attr(False, node.ref.size, self.sources.mtime(node.ref.path))
         if isinstance(node, Generated):
             return Attr(False, len(self.cache.get(node)), mtime)
         return Attr(False, 0, mtime)
 
     def listdir(self, path: str) -> list[str]:
-        p = _norm(path)
-        index = self._index
-        names = index.dirs.get(p)
+        names = self._index.listing(_norm(path))
         if names is None:
-            raise NotADirectory(path) if p in index.files else NotFound(path)
+            if self.node(path) is not None:
+                raise NotADirectory(path)
+            raise NotFound(path)
         return names
 
     def walk_files(self) -> list[str]:
         """Every file path, sorted."""
-        return sorted(self._index.files)
+        dirs = self._index.dirs
+        return sorted(f"{d}/{n}" if d else n for d, entries in dirs.items()
+                      for n, node in entries.items() if node is not None)
 
     # -- reading
 
@@ -185,6 +230,12 @@ class VirtualTree:
         assert isinstance(node, SourceBytes)
         return self.sources.pread(node.ref, size, offset)
 
+    def handle_node(self, fh: int) -> Node:
+        try:
+            return self._handles[fh][0]
+        except KeyError:
+            raise BadHandle(str(fh)) from None
+
     def release(self, fh: int) -> None:
         self._handles.pop(fh, None)
 
@@ -197,7 +248,27 @@ class VirtualTree:
     # -- lifecycle
 
     def replace(self, files: Tree) -> None:
-        self._index = _Index(files, time.time())
+        """Serve a new version. Source files whose bytes moved are remembered until their next
+        open, which then must not keep the kernel's cached pages (libfuse 2 cannot invalidate)."""
+        old, new = self._index, _Index(files, time.time())
+        empty: dict[str, Node | None] = {}
+        moved = {f"{d}/{n}" if d else n
+                 for d, entries in new.dirs.items() for n, node in entries.items()
+                 if isinstance(node, SourceBytes) and old.dirs.get(d, empty).get(n) != node}
+        self._index = new
+        with self._moved_lock:
+            self._moved |= moved
+
+    def take_moved(self, path: str) -> bool:
+        """Whether ``path``'s source bytes changed since the kernel may have cached them (asked once per change)."""
+        if not self._moved:
+            return False
+        p = _norm(path)
+        with self._moved_lock:
+            if p in self._moved:
+                self._moved.discard(p)
+                return True
+        return False
 
     def open_handles(self) -> int:
         return len(self._handles)

@@ -11,14 +11,14 @@ import json
 import logging
 import os
 import threading
-from typing import Callable
+from typing import Callable, Protocol
 
 from PIL import Image
 
 from formats.model import Annotation, Dataset, ImageRef, Item, Problem, Project, ProjectMeta
 from formats.supervisely.annotation import parse_annotation, parse_size
 from formats.supervisely.meta import MetaError, parse_meta
-from formats.supervisely.offsets import OffsetsError, check_entry, read_offsets
+from formats.supervisely.offsets import BlobEntry, OffsetsError, check_entry, read_offsets
 
 log = logging.getLogger("slyfs.source")
 
@@ -29,6 +29,17 @@ MAX_ANN_BYTES = 256 << 20
 HEADER_PROBE_BYTES = 1 << 20
 
 Report = Callable[[Problem], None]
+Fingerprint = tuple  # (st_mtime_ns, st_size, st_ino) of an annotation file
+
+
+class ScanCache(Protocol):
+    """What a persistent index offers the scanner (vfs/index.py implements it): results
+    reused while the file or directory they came from is unchanged."""
+
+    def offsets(self, path: str, load: Callable[[], list[BlobEntry]]) -> list[BlobEntry]: ...
+
+    def ann_files(self, directory: str, scan: Callable[[dict[str, Fingerprint]], dict[str, Fingerprint]]
+                  ) -> dict[str, Fingerprint]: ...
 
 
 class SourceError(Exception):
@@ -68,6 +79,26 @@ def _scandir(path: str) -> list[os.DirEntry]:
         return []
 
 
+def fingerprint(st: os.stat_result) -> Fingerprint:
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def scan_ann_files(directory: str, known: dict[str, Fingerprint]) -> dict[str, Fingerprint]:
+    """``*.json`` names in ``directory`` with their fingerprints; names in ``known`` keep
+    theirs (a file edited in place is reported by the watcher, not found by listing)."""
+    out: dict[str, Fingerprint] = {}
+    for e in _scandir(directory):
+        if e.name.endswith(".json"):
+            fp = known.get(e.name)
+            if fp is None:
+                try:
+                    fp = fingerprint(e.stat())
+                except OSError:
+                    continue
+            out[e.name] = fp
+    return out
+
+
 def _dataset_dirs(root: str, prefix: str = "") -> list[tuple[str, str]]:
     """(full dataset name, directory) for every dataset below ``root``, depth first, sorted."""
     out = []
@@ -80,9 +111,10 @@ def _dataset_dirs(root: str, prefix: str = "") -> list[tuple[str, str]]:
 
 
 class _Scanner:
-    def __init__(self, root: str, report: Report) -> None:
+    def __init__(self, root: str, report: Report, cache: ScanCache | None) -> None:
         self.root = root
         self.report = report
+        self.cache = cache
         self.tar_sizes: dict[str, int | None] = {}
 
     def tar_size(self, tar: str) -> int | None:
@@ -101,7 +133,8 @@ class _Scanner:
                 continue
             tar = os.path.join(self.root, "blob", e.name[: -len(OFFSETS_SUFFIX)] + ".tar")
             try:
-                entries = read_offsets(e.path)
+                entries = (self.cache.offsets(e.path, lambda p=e.path: read_offsets(p)) if self.cache
+                           else read_offsets(e.path))
             except OffsetsError as err:
                 self.report(Problem(e.path, err.reason, "offsets file ignored; its images are not served"))
                 continue
@@ -124,26 +157,27 @@ class _Scanner:
                     self.report(Problem(e.path, "image is both in img/ and in an offsets file",
                                         "the img/ file is served", item=e.name))
                 images[e.name] = ImageRef(e.path, 0, e.stat().st_size)
-        anns = {e.name: e for e in _scandir(os.path.join(ds_dir, "ann")) if e.name.endswith(".json")}
+        ann_dir = os.path.join(ds_dir, "ann")
+        anns = (self.cache.ann_files(ann_dir, lambda known: scan_ann_files(ann_dir, known)) if self.cache
+                else scan_ann_files(ann_dir, {}))
         used: set[str] = set()
         items = []
         for item_name in sorted(images):
             stem = item_name.rsplit(".", 1)[0] if "." in item_name[1:] else item_name
-            ann = anns.get(item_name + ".json") or anns.get(stem + ".json")
-            fingerprint: tuple = ()
+            ann = item_name + ".json" if item_name + ".json" in anns else (
+                stem + ".json" if stem + ".json" in anns else None)
             if ann is not None:
-                used.add(ann.name)
-                st = ann.stat()
-                fingerprint = (st.st_mtime_ns, st.st_size, st.st_ino)
+                used.add(ann)
             items.append(Item(dataset=name, name=item_name, image=images[item_name],
-                              ann_path=ann.path if ann else None, fingerprint=fingerprint))
+                              ann_path=os.path.join(ann_dir, ann) if ann else None,
+                              fingerprint=anns[ann] if ann else ()))
         for ann_name in sorted(set(anns) - used):  # labels are never dropped for want of an image
             item_name = ann_name[:-5]
-            self.report(Problem(anns[ann_name].path, "annotation has no image",
+            ann_path = os.path.join(ann_dir, ann_name)
+            self.report(Problem(ann_path, "annotation has no image",
                                 "item kept; its image reads as unreadable (EIO)", item=item_name))
-            st = anns[ann_name].stat()
-            items.append(Item(dataset=name, name=item_name, image=None, ann_path=anns[ann_name].path,
-                              fingerprint=(st.st_mtime_ns, st.st_size, st.st_ino)))
+            items.append(Item(dataset=name, name=item_name, image=None, ann_path=ann_path,
+                              fingerprint=anns[ann_name]))
         items.sort(key=lambda i: i.name)
         return Dataset(name=name, items=tuple(items))
 
@@ -207,16 +241,17 @@ def make_annotation_loader(meta: ProjectMeta, report: Report) -> Callable[[Item]
     return load
 
 
-def read_project(root: str, report: Report | None = None) -> Project:
+def read_project(root: str, report: Report | None = None, cache: ScanCache | None = None) -> Project:
     """Scan ``root``. Problems with single files are reported and skipped; only a missing
-    directory or an unusable meta.json raises SourceError."""
+    directory or an unusable meta.json raises SourceError. ``cache`` (a persistent index)
+    spares re-reading offsets files and re-listing annotation folders that did not change."""
     root = os.path.abspath(root)
     if not os.path.isdir(root):
         raise SourceError(f"{root}: no such directory")
     problems = ProblemLog() if report is None else None
     sink: Report = report or problems  # type: ignore[assignment]
     meta = read_meta(root, sink)
-    scanner = _Scanner(root, sink)
+    scanner = _Scanner(root, sink, cache)
     datasets = tuple(scanner.dataset(name, d) for name, d in _dataset_dirs(root))
     return Project(root=root, meta=meta, datasets=datasets,
                    load_annotation=make_annotation_loader(meta, sink),

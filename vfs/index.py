@@ -1,0 +1,192 @@
+"""The persistent index of a source project: what a remount need not read again.
+
+Stored in one sqlite file per source (``<cache dir>/index/<hash of the source path>.sqlite``),
+never pickled. Two kinds of records, each valid while the thing it came from is unchanged:
+
+- an offsets file's entries, keyed by the file's (size, mtime, ctime, inode): re-parsed only
+  when one of them changes (rewriting or replacing the file changes them all);
+- an ``ann/`` folder's ``*.json`` names with their fingerprints, keyed by the folder's
+  (mtime, ctime, inode): adding, removing or renaming a file changes them, so the names are
+  re-listed then (and only new names are stat'ed).
+
+What the index deliberately does not re-check: an annotation edited *in place* while nothing
+was mounted keeps its stored fingerprint. That is safe because fingerprints only key the
+in-memory render cache, which starts empty at every mount; while mounted, the watcher reports
+every edit (``refresh``). Tar sizes, ``meta.json``, dataset folders and plain ``img/`` files
+are always read again: they are few or cheap, and image sizes must be exact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+from array import array
+from pathlib import Path
+from typing import Callable
+
+from formats.supervisely.offsets import BlobEntry
+from formats.supervisely.project import Fingerprint, fingerprint
+
+log = logging.getLogger("slyfs.index")
+
+SCHEMA_VERSION = 1
+Key = tuple[int, ...]
+
+
+def _file_key(st: os.stat_result) -> Key:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _dir_key(st: os.stat_result) -> Key:
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _ints(values: list[int]) -> bytes:
+    return array("q", values).tobytes()
+
+
+def _from_ints(blob: bytes) -> list[int]:
+    a = array("q")
+    a.frombytes(blob)
+    return a.tolist()
+
+
+def index_path(cache_dir: Path, source: str) -> Path:
+    digest = hashlib.sha1(os.path.abspath(source).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return cache_dir / "index" / f"{digest}.sqlite"
+
+
+class SourceIndex:
+    """A ScanCache (see formats/supervisely/project.py) kept in memory and in sqlite.
+
+    ``path=None`` keeps it in memory only (still useful: live rebuilds reuse it)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._offsets: dict[str, tuple[Key, list[BlobEntry]]] = {}
+        self._anns: dict[str, tuple[Key, dict[str, Fingerprint]]] = {}
+        self._dirty: set[tuple[str, str]] = set()
+        self._lock = threading.RLock()
+        self._db: sqlite3.Connection | None = None
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(str(path), check_same_thread=False)
+                self._init_db()
+            except (OSError, sqlite3.Error) as e:
+                log.warning("index %s unusable (%s); working without a persistent index", path, e)
+                self._db = None
+
+    def _init_db(self) -> None:
+        assert self._db is not None
+        db = self._db
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            db.executescript("DROP TABLE IF EXISTS offsets; DROP TABLE IF EXISTS ann_dirs;")
+        db.executescript(f"""
+            PRAGMA user_version = {SCHEMA_VERSION};
+            PRAGMA journal_mode = WAL;
+            CREATE TABLE IF NOT EXISTS offsets (path TEXT PRIMARY KEY, key TEXT, names TEXT, starts BLOB, ends BLOB);
+            CREATE TABLE IF NOT EXISTS ann_dirs (path TEXT PRIMARY KEY, key TEXT, names TEXT, fps BLOB);
+        """)
+
+    def _stored(self, table: str, path: str, key: Key | None) -> tuple | None:
+        """The stored record of ``path`` if its key is ``key`` (any key when None)."""
+        if self._db is None:
+            return None
+        try:
+            row = self._db.execute(f"SELECT key, names, {'starts, ends' if table == 'offsets' else 'fps'} "
+                                   f"FROM {table} WHERE path = ?", (path,)).fetchone()
+        except sqlite3.Error as e:
+            log.warning("index read failed: %s", e)
+            return None
+        if row is None or (key is not None and json.loads(row[0]) != list(key)):
+            return None
+        return row if key is None else row[1:]
+
+    # -- ScanCache
+
+    def offsets(self, path: str, load: Callable[[], list[BlobEntry]]) -> list[BlobEntry]:
+        key = _file_key(os.stat(path))
+        with self._lock:
+            hit = self._offsets.get(path)
+            if hit is not None and hit[0] == key:
+                return hit[1]
+            row = self._stored("offsets", path, key)
+            if row is not None:
+                names = json.loads(row[0])
+                entries = [BlobEntry(n, s, e) for n, s, e in zip(names, _from_ints(row[1]), _from_ints(row[2]))]
+            else:
+                entries = load()
+                self._dirty.add(("offsets", path))
+            self._offsets[path] = (key, entries)
+            return entries
+
+    def ann_files(self, directory: str, scan: Callable[[dict[str, Fingerprint]], dict[str, Fingerprint]]
+                  ) -> dict[str, Fingerprint]:
+        try:
+            key = _dir_key(os.stat(directory))
+        except OSError:
+            return scan({})
+        with self._lock:
+            hit = self._anns.get(directory)
+            if hit is not None and hit[0] == key:
+                return hit[1]
+            known = hit[1] if hit is not None else {}
+            if hit is None:
+                row = self._stored("ann_dirs", directory, None)
+                if row is not None:
+                    names, ints = json.loads(row[1]), _from_ints(row[2])
+                    known = {n: tuple(ints[3 * i:3 * i + 3]) for i, n in enumerate(names)}
+                    if json.loads(row[0]) == list(key):
+                        self._anns[directory] = (key, known)
+                        return known
+            files = scan(known)
+            self._anns[directory] = (key, files)
+            self._dirty.add(("ann_dirs", directory))
+            return files
+
+    # -- live updates
+
+    def refresh(self, ann_path: str) -> None:
+        """An annotation file changed (the watcher says so): take its new fingerprint."""
+        directory, name = os.path.split(ann_path)
+        with self._lock:
+            hit = self._anns.get(directory)
+            if hit is None:
+                return
+            try:
+                hit[1][name] = fingerprint(os.stat(ann_path))
+            except OSError:
+                hit[1].pop(name, None)
+            self._dirty.add(("ann_dirs", directory))
+
+    def save(self) -> None:
+        """Write what changed since the last save (one transaction)."""
+        if self._db is None:
+            return
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+            try:
+                with self._db:
+                    for table, path in dirty:
+                        if table == "offsets" and path in self._offsets:
+                            key, entries = self._offsets[path]
+                            self._db.execute("REPLACE INTO offsets VALUES (?, ?, ?, ?, ?)", (
+                                path, json.dumps(key), json.dumps([e.name for e in entries]),
+                                _ints([e.start for e in entries]), _ints([e.end for e in entries])))
+                        elif table == "ann_dirs" and path in self._anns:
+                            key, files = self._anns[path]
+                            self._db.execute("REPLACE INTO ann_dirs VALUES (?, ?, ?, ?)", (
+                                path, json.dumps(key), json.dumps(list(files)),
+                                _ints([v for fp in files.values() for v in fp])))
+            except (sqlite3.Error, UnicodeEncodeError) as e:
+                log.warning("index not saved: %s", e)
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
