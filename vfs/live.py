@@ -108,11 +108,6 @@ class Inotify:
         if wd >= 0:
             self.paths[wd] = path
 
-    def unwatch_all(self) -> None:
-        for wd in list(self.paths):
-            self._rm(self.fd, wd)
-        self.paths.clear()
-
     def read(self) -> list[tuple[str, int]]:
         """(changed path, mask) for every pending event; ("", IN_Q_OVERFLOW) when events were lost."""
         out = []
@@ -125,6 +120,9 @@ class Inotify:
             wd, mask, _, length = _EVENT.unpack_from(data, pos)
             name = data[pos + _EVENT.size: pos + _EVENT.size + length].rstrip(b"\0")
             pos += _EVENT.size + length
+            if mask & IN_IGNORED:  # the watched folder is gone; its removal was reported already
+                self.paths.pop(wd, None)
+                continue
             base = self.paths.get(wd, "")
             out.append((os.path.join(base, os.fsdecode(name)) if name else base, mask))
         return out
@@ -169,7 +167,7 @@ class Watcher:
             self._inotify_loop(self._inotify)
 
     def _rewatch(self, ino: Inotify) -> None:
-        ino.unwatch_all()
+        """Watch every folder that matters now (watching one twice is harmless)."""
         for d in self.view.watched_dirs():
             ino.watch(d)
 
@@ -189,8 +187,9 @@ class Watcher:
                 elif time.monotonic() - last >= QUIET_SECONDS:
                     break
                 select.select([ino.fd], [], [], QUIET_SECONDS / 4)
-            self._apply([p for p, _ in changed])
-            self._rewatch(ino)
+            if changed:
+                self._apply([p for p, _ in changed])
+                self._rewatch(ino)
 
     def _poll_loop(self) -> None:
         before = self._signature()

@@ -1,0 +1,120 @@
+"""The persistent index and the per-directory tree index, without FUSE."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import BLOB
+from formats.nodes import Generated, SourceBytes
+from formats.model import ImageRef
+from formats.supervisely import project as reader
+from formats.supervisely import read_project
+from vfs.errors import NotADirectory, NotFound
+from vfs.index import SourceIndex
+from vfs.tree import VirtualTree
+
+
+def summary(root: Path, index: SourceIndex | None) -> list[tuple]:
+    p = read_project(str(root), cache=index)
+    return [(i.dataset, i.name, i.image, i.ann_path, i.fingerprint) for i in p.items()]
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    dst = tmp_path / "src"
+    shutil.copytree(BLOB, dst)
+    return dst
+
+
+def count_offsets_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real = reader.read_offsets
+
+    def spy(path: str):
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(reader, "read_offsets", spy)
+    return calls
+
+
+def test_remount_reuses_the_index_and_sees_changes(source: Path, tmp_path: Path, monkeypatch) -> None:
+    db = tmp_path / "index.sqlite"
+    expected = summary(source, None)
+    calls = count_offsets_reads(monkeypatch)
+    first = SourceIndex(db)
+    assert summary(source, first) == expected
+    first.save()
+    first.close()
+    n_offsets = len(calls)
+    assert n_offsets == len(list(source.glob("**/*_offsets.pkl")))
+
+    again = SourceIndex(db)  # a remount: nothing changed, no offsets file is parsed
+    assert summary(source, again) == expected
+    assert len(calls) == n_offsets
+
+    pkl = next(source.glob("train/*_offsets.pkl"))  # rewritten: parsed again
+    data = pkl.read_bytes()
+    pkl.unlink()
+    pkl.write_bytes(data)
+    ann = next(source.glob("train/ann/*.json"))
+    ann.unlink()  # an annotation removed: the folder is re-listed
+    third = SourceIndex(db)
+    items = summary(source, third)
+    assert len(calls) == n_offsets + 1
+    assert items == summary(source, None)
+    assert str(ann) not in [i[3] for i in items]
+
+
+def test_watcher_refresh_updates_one_fingerprint(source: Path) -> None:
+    index = SourceIndex(None)
+    before = {i[1]: i[4] for i in summary(source, index)}
+    ann = next(source.glob("train/ann/*.json"))
+    ann.write_text(ann.read_text() + " ")  # in place: the folder does not change
+    assert {i[1]: i[4] for i in summary(source, index)} == before  # not seen by listing...
+    index.refresh(str(ann))
+    after = {i[1]: i[4] for i in summary(source, index)}
+    changed = [k for k in after if after[k] != before[k]]
+    assert changed == [ann.name[:-5]]  # ...but by the watcher's report, for that item only
+
+
+def test_tree_lists_nested_folders_and_rejects_bad_paths(tmp_path: Path) -> None:
+    blob = tmp_path / "b.bin"
+    blob.write_bytes(b"0123456789")
+    files = {
+        "a/b/c.txt": Generated("k1", lambda: b"hello"),
+        "a/d.bin": SourceBytes(ImageRef(str(blob), 2, 4)),
+        "top.txt": Generated("k2", lambda: b""),
+        "x/y/z/w.txt": Generated("k3", lambda: b"w"),
+    }
+    tree = VirtualTree(files)
+    assert tree.listdir("/") == ["a", "top.txt", "x"]
+    assert tree.listdir("/a") == ["b", "d.bin"]
+    assert tree.listdir("x/y") == ["z"]
+    assert tree.read_file("a/d.bin") == b"2345"
+    assert tree.attr("a/b/c.txt").size == 5 and tree.attr("/x/y").is_dir
+    assert tree.walk_files() == sorted(files)
+    with pytest.raises(NotFound):
+        tree.attr("a/nope")
+    with pytest.raises(NotFound):
+        tree.listdir("nope/deeper")
+    with pytest.raises(NotADirectory):
+        tree.listdir("top.txt")
+
+
+def test_replace_marks_moved_source_bytes_once(tmp_path: Path) -> None:
+    blob = tmp_path / "b.bin"
+    blob.write_bytes(b"0123456789")
+    same, moved = SourceBytes(ImageRef(str(blob), 0, 2)), SourceBytes(ImageRef(str(blob), 2, 2))
+    tree = VirtualTree({"i/same": same, "i/moved": same})
+    fh = tree.open("i/moved")
+    tree.replace({"i/same": same, "i/moved": moved, "i/new": moved})
+    assert tree.read(fh, 10, 0) == b"01"  # the open handle keeps its version
+    assert tree.read_file("i/moved") == b"23"
+    assert tree.take_moved("i/moved") and not tree.take_moved("i/moved")
+    assert not tree.take_moved("i/same")
+    assert tree.take_moved("/i/new")

@@ -1,0 +1,116 @@
+"""Live updates through a real mount: the source changes, the mount follows without a remount.
+
+No timing is asserted (speed lives in scripts/bench.py): each change is awaited by polling
+with a generous timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from conftest import BLOB, PLAIN
+
+WAIT_SECONDS = 10.0
+
+
+def wait_for(condition: Callable[[], bool], what: str, mnt: Path) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    log = mnt.with_suffix(".log")  # the daemon's log, as the mount fixture names it
+    pytest.fail(f"not seen within {WAIT_SECONDS} s: {what}\n{log.read_text() if log.exists() else ''}")
+
+
+def read(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    """A private copy of the SDK blob project: tests edit it."""
+    dst = tmp_path / "src"
+    shutil.copytree(BLOB, dst)
+    return dst
+
+
+def edit_boxes(ann_file: Path, boxes: int) -> None:
+    """Keep only the first rectangle, repeated ``boxes`` times (changes the label file's size)."""
+    data = json.loads(ann_file.read_text())
+    rect = next(o for o in data["objects"] if o["geometryType"] == "rectangle")
+    data["objects"] = [rect] * boxes
+    ann_file.write_text(json.dumps(data))
+
+
+def find_rect_item(src: Path, mnt: Path) -> tuple[Path, Path]:
+    """(ann file, label file in the mount) of a top-level item with a rectangle, served under its own name."""
+    for ann in sorted(src.glob("*/ann/*.json")):
+        data = json.loads(ann.read_text())
+        label = mnt / "labels" / ann.parent.parent.name / (ann.name[:-5].rsplit(".", 1)[0] + ".txt")
+        if any(o["geometryType"] == "rectangle" for o in data["objects"]) and label.exists():
+            return ann, label
+    raise AssertionError("fixture has no suitable item")
+
+
+def test_edited_annotation_shows_and_open_handle_keeps_old_version(source: Path, mount) -> None:
+    with mount(source, "--format", "yolo", "--no-index") as mnt:
+        ann, label = find_rect_item(source, mnt)
+        before = read(label)
+        assert before
+        old_handle = open(label, "rb")
+        try:
+            edit_boxes(ann, 5)
+            # Content first (generated files bypass the page cache), then the kernel's cached size
+            # (it expires after --timeout; libfuse 2 cannot invalidate it sooner).
+            wait_for(lambda: len(read(label).splitlines()) == 5 and label.stat().st_size == len(read(label)),
+                     "edited annotation in the label file and its size", mnt)
+            after = read(label)
+            assert len(set(after.splitlines())) == 1
+            assert old_handle.read() == before  # a reader that opened before keeps its version
+        finally:
+            old_handle.close()
+        edit_boxes(ann, 1)  # shorter than before: size shrinks, content still exact
+        wait_for(lambda: len(read(label).splitlines()) == 1 and label.stat().st_size == len(read(label)),
+                 "second edit", mnt)
+
+
+def test_added_image_removed_dataset_and_changed_meta(source: Path, mount) -> None:
+    # A plain image added to a dataset next to the blob images.
+    donor = sorted(PLAIN.glob("train/img/*.jpg"))[0]
+    with mount(source, "--format", "yolo", "--no-index") as mnt:
+        datasets = sorted(p.name for p in (mnt / "images").iterdir())
+        assert len(datasets) >= 2
+        img_dir = source / datasets[0] / "img"
+        img_dir.mkdir(exist_ok=True)
+        shutil.copy(donor, img_dir / "added_live.jpg")
+        added = mnt / "images" / datasets[0] / "added_live.jpg"
+        wait_for(added.exists, "added image", mnt)
+        assert read(added) == donor.read_bytes()
+
+        # A whole dataset removed.
+        gone = datasets[-1]
+        shutil.rmtree(source / gone)
+        wait_for(lambda: not (mnt / "images" / gone).exists(), "removed dataset", mnt)
+        assert gone not in [p.name for p in (mnt / "labels").iterdir()]
+
+        # A class renamed in meta.json: data.yaml follows.
+        meta = json.loads((source / "meta.json").read_text())
+        old_name = meta["classes"][0]["title"]
+        meta["classes"][0]["title"] = "renamed_live"
+        (source / "meta.json").write_text(json.dumps(meta))
+        for ann in source.glob("**/ann/*.json"):  # keep annotations consistent with the meta
+            text = ann.read_text().replace(json.dumps(old_name), json.dumps("renamed_live"))
+            ann.write_text(text)
+        wait_for(lambda: b"renamed_live" in read(mnt / "data.yaml"), "meta.json change", mnt)
+        assert old_name.encode() not in read(mnt / "data.yaml")
