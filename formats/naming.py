@@ -39,6 +39,9 @@ def _escape_char(ch: str) -> str:
 
 def safe_name(name: str) -> str:
     """One path component, valid UTF-8, never ``.``/``..``/empty, at most 255 bytes."""
+    if name and name.isprintable() and "/" not in name and name not in (".", "..") and (
+            len(name) <= MAX_NAME_BYTES // 4 or len(name.encode("utf-8")) <= MAX_NAME_BYTES):
+        return name  # the common case, unchanged (and the same string object: no copy per item)
     out = "".join(_escape_char(c) for c in name)
     if out in ("", ".", ".."):
         out = {"": "%00", ".": "%2E", "..": "%2E%2E"}[out]

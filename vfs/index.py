@@ -49,10 +49,14 @@ def _ints(values: list[int]) -> bytes:
     return array("q", values).tobytes()
 
 
-def _from_ints(blob: bytes) -> list[int]:
+def _array(blob: bytes) -> array:
     a = array("q")
     a.frombytes(blob)
-    return a.tolist()
+    return a
+
+
+def _from_ints(blob: bytes) -> list[int]:
+    return _array(blob).tolist()
 
 
 def index_path(cache_dir: Path, source: str) -> Path:
@@ -66,7 +70,8 @@ class SourceIndex:
     ``path=None`` keeps it in memory only (still useful: live rebuilds reuse it)."""
 
     def __init__(self, path: Path | None) -> None:
-        self._offsets: dict[str, tuple[Key, list[BlobEntry]]] = {}
+        # offsets kept compact (names, starts, ends): 24 bytes an entry instead of ~120 as objects
+        self._offsets: dict[str, tuple[Key, list[str], array, array]] = {}
         self._anns: dict[str, tuple[Key, dict[str, Fingerprint]]] = {}
         self._dirty: set[tuple[str, str]] = set()
         self._lock = threading.RLock()
@@ -113,17 +118,18 @@ class SourceIndex:
         key = _file_key(os.stat(path))
         with self._lock:
             hit = self._offsets.get(path)
-            if hit is not None and hit[0] == key:
-                return hit[1]
-            row = self._stored("offsets", path, key)
-            if row is not None:
-                names = json.loads(row[0])
-                entries = [BlobEntry(n, s, e) for n, s, e in zip(names, _from_ints(row[1]), _from_ints(row[2]))]
-            else:
-                entries = load()
-                self._dirty.add(("offsets", path))
-            self._offsets[path] = (key, entries)
-            return entries
+            if hit is None or hit[0] != key:
+                row = self._stored("offsets", path, key)
+                if row is not None:
+                    hit = (key, json.loads(row[0]), _array(row[1]), _array(row[2]))
+                else:
+                    entries = load()
+                    hit = (key, [e.name for e in entries], array("q", [e.start for e in entries]),
+                           array("q", [e.end for e in entries]))
+                    self._dirty.add(("offsets", path))
+                self._offsets[path] = hit
+            _, names, starts, ends = hit
+            return [BlobEntry(n, s, e) for n, s, e in zip(names, starts, ends)]
 
     def ann_files(self, directory: str, scan: Callable[[dict[str, Fingerprint]], dict[str, Fingerprint]]
                   ) -> dict[str, Fingerprint]:
@@ -174,10 +180,9 @@ class SourceIndex:
                 with self._db:
                     for table, path in dirty:
                         if table == "offsets" and path in self._offsets:
-                            key, entries = self._offsets[path]
+                            key, names, starts, ends = self._offsets[path]
                             self._db.execute("REPLACE INTO offsets VALUES (?, ?, ?, ?, ?)", (
-                                path, json.dumps(key), json.dumps([e.name for e in entries]),
-                                _ints([e.start for e in entries]), _ints([e.end for e in entries])))
+                                path, json.dumps(key), json.dumps(names), starts.tobytes(), ends.tobytes()))
                         elif table == "ann_dirs" and path in self._anns:
                             key, files = self._anns[path]
                             self._db.execute("REPLACE INTO ann_dirs VALUES (?, ?, ?, ?)", (
