@@ -314,6 +314,11 @@ class Dataset:
 
 
 AnnotationLoader = Callable[[Item], Annotation]
+Report = Callable[[Problem], None]
+
+
+def _ignore(problem: Problem) -> None:
+    """The default sink of a project built without a problem log (tests, scripts)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -326,6 +331,7 @@ class Project:
     datasets: tuple[Dataset, ...]
     load_annotation: AnnotationLoader
     problems: tuple[Problem, ...] = ()
+    report: Report = _ignore  # where views say what they could not write (the mount's problem log)
 
     def items(self) -> Iterator[Item]:
         for ds in self.datasets:
