@@ -11,10 +11,6 @@ import io
 import json
 import math
 import os
-import shutil
-import subprocess
-import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -23,17 +19,15 @@ import pytest
 from lxml import etree
 from PIL import Image, ImageDraw
 
+from conftest import BLOB, PLAIN, SDK_REFERENCE, read_tree
 from formats import voc
 from formats.nodes import Generated, SourceBytes
 from formats.supervisely import read_project
 from formats.view import OptionError, ViewOptions
+from readers import datumaro_import, require
 from vfs.tree import VirtualTree
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-PLAIN = FIXTURES / "sdk_project_plain"
-BLOB = FIXTURES / "sdk_project_blob"
-SDK_VOC = FIXTURES / "sdk_reference" / "voc" / "VOCdevkit" / "VOC"
+SDK_VOC = SDK_REFERENCE / "voc" / "VOCdevkit" / "VOC"
 AREA_TYPES = ("rectangle", "polygon", "bitmap", "alpha_mask", "cuboid_2d", "oriented_bbox")
 
 # The VOC devkit's colour map as published (VOCdevkit/VOCcode/VOClabelcolormap.m), first 16 and the void index.
@@ -197,8 +191,9 @@ def test_colormap_is_the_devkit_one():
     assert len(cmap) == 256 and len(voc.PALETTE) == 768
     for k, rgb in DEVKIT_COLOURS.items():
         assert cmap[k] == rgb
-    dm = pytest.importorskip("datumaro.plugins.data_formats.voc.format")
-    assert [tuple(int(v) for v in c) for c in dm.generate_colormap(256).values()] == cmap
+    require("datumaro")
+    from datumaro.plugins.data_formats.voc.format import generate_colormap
+    assert [tuple(int(v) for v in c) for c in generate_colormap(256).values()] == cmap
 
 
 def test_class_names_fit_labelmap_and_xml():
@@ -360,10 +355,10 @@ def test_class_selection_keeps_only_those_objects():
 
 def _datumaro_counts(path: Path, root: Path, files: dict[str, bytes]) -> None:
     """datumaro's voc / voc_segmentation readings equal what the JSON says."""
-    dm = pytest.importorskip("datumaro")
+    dm = require("datumaro")
     class_index = {t: k for k, t in enumerate(meta_classes(root), 1)}
     want = {vid: expected(ann, class_index) for vid, ann, _, _ in by_image(files, root)}
-    ds = dm.Dataset.import_from(str(path), "voc", coordinate_mode="voc-one-based")
+    ds = datumaro_import(path, "voc", coordinate_mode="voc-one-based")
     assert len(ds) == 12 and sorted(item.id for item in ds) == sorted(want)
     for item in ds:
         objs, cls, inst = want[item.id]
@@ -378,7 +373,7 @@ def _datumaro_counts(path: Path, root: Path, files: dict[str, bytes]) -> None:
         for a in masks:
             assert np.array_equal(a.image, inst == a.group)
             assert a.label == int(cls[inst == a.group][0])
-    seg = dm.Dataset.import_from(str(path), "voc_segmentation")
+    seg = datumaro_import(path, "voc_segmentation")
     assert sorted(item.id for item in seg) == sorted(v for v, (_, c, _) in want.items() if c.any())
     assert sum(len(item.annotations) for item in seg) == \
         sum(np.count_nonzero(np.unique(i)) for _, _, i in want.values())
@@ -418,37 +413,13 @@ def test_against_the_sdk_export():
 # ---------------------------------------------------------------- end to end through the kernel
 
 
-def _mounted(mnt: Path) -> bool:
-    return any(line.split()[1] == str(mnt) for line in Path("/proc/mounts").read_text().splitlines())
-
-
-@pytest.mark.skipif(not os.path.exists("/dev/fuse") or shutil.which("fusermount") is None
-                    and shutil.which("fusermount3") is None, reason="no FUSE here")
-def test_mount_blob_as_voc(tmp_path: Path):
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    cli = [sys.executable, "-m", "vfs.cli"]
-    done = subprocess.run(cli + ["mount", str(BLOB), str(mnt), "--format", "voc",
-                                 "--log-file", str(tmp_path / "log")], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    try:
-        assert _mounted(mnt)
-        files = {}
-        for dirpath, _, names in os.walk(mnt):
-            for n in names:
-                p = Path(dirpath) / n
-                files[p.relative_to(mnt).as_posix()] = p.read_bytes()
+def test_mount_blob_as_voc(mount):
+    with mount(BLOB, "--format", "voc") as mnt:
+        files = read_tree(mnt)
         assert files == render(BLOB)
+        for path, data in files.items():
+            assert os.stat(mnt / path).st_size == len(data)
         sources = {hashlib.sha1(p.read_bytes()).hexdigest() for p in PLAIN.rglob("img/*")}
         served = {hashlib.sha1(d).hexdigest() for p, d in files.items() if p.startswith("JPEGImages/")}
         assert served == sources
         _datumaro_counts(mnt, BLOB, files)
-    finally:
-        subprocess.run(cli + ["umount", str(mnt)], cwd=REPO, env=env, timeout=60)
-        for _ in range(50):
-            if not _mounted(mnt):
-                break
-            time.sleep(0.1)
-    assert not _mounted(mnt)
