@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from formats import yolo, yolo_darknet, yolo_obb, yolo_pose, yolo_seg
+from formats import voc, yolo, yolo_darknet, yolo_obb, yolo_pose, yolo_seg
 from formats.model import Project
 from formats.nodes import Node
 from formats.view import ViewOptions
@@ -17,6 +17,7 @@ FORMATS: dict[str, View] = {
     "yolo-pose": yolo_pose.build,
     "yolo-obb": yolo_obb.build,
     "yolo-darknet": yolo_darknet.build,
+    "voc": voc.build,
 }
 
 
