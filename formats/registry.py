@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from formats import coco, yolo
+from formats import coco, voc, yolo
 from formats.model import Project
 from formats.nodes import Node
 from formats.view import ViewOptions
@@ -14,6 +14,7 @@ View = Callable[[Project, ViewOptions], dict[str, Node]]
 FORMATS: dict[str, View] = {
     "coco": coco.build,
     "yolo": yolo.build,
+    "voc": voc.build,
 }
 
 
