@@ -29,7 +29,6 @@ Conventions (the README repeats them):
 from __future__ import annotations
 
 import json
-import logging
 from collections import Counter
 from typing import Iterable, Sequence
 
@@ -37,13 +36,12 @@ import numpy as np
 
 from formats.geometry import Box, clipped_box
 from formats.model import (Annotation, Cuboid2d, Geometry, Graph, GraphTemplate, Item, Label, Line, Mask,
-                           ObjClass, OrientedBox, Point2, PointGeom, Polygon, Project, Rectangle, Tag)
+                           ObjClass, OrientedBox, Point2, PointGeom, Polygon, Problem, Project, Rectangle, Tag)
 from formats.naming import unique_names
 from formats.nodes import Generated, Node, SourceBytes, Unavailable
 from formats.raster import geometry_mask
 from formats.view import OptionError, ViewOptions, selected_classes, splits
 
-log = logging.getLogger("slyfs.coco")
 
 AREA_GEOMETRIES = (Rectangle, Polygon, Mask, Cuboid2d, OrientedBox)
 DISABLED_VISIBILITY_OPTION = "coco.disabled_visibility"
@@ -260,10 +258,10 @@ def _left_out_info(left_out: Counter, kind: str) -> dict:
     return info
 
 
-def _log_left_out(path: str, left_out: Counter) -> None:
+def _report_left_out(project: Project, path: str, left_out: Counter) -> None:
     if left_out:
         summary = ", ".join(f"{n} {title!r} ({reason})" for (reason, title), n in sorted(left_out.items()))
-        log.warning("%s: not exported: %s (counted in its info.slyfs_left_out)", path, summary)
+        project.report(Problem(path, f"not exported: {summary}", "counted in the file's info.slyfs_left_out"))
 
 
 class SplitFiles:
@@ -299,7 +297,7 @@ class SplitFiles:
                 annotations.append({"id": len(annotations) + 1, "image_id": image["id"],
                                     "category_id": self.category_ids[title], **fields, "iscrowd": 0,
                                     "attributes": attributes(t for lb in labels for t in lb.tags)})
-        _log_left_out(path, left_out)
+        _report_left_out(self.project, path, left_out)
         return _dumps({"info": _left_out_info(left_out, "instances"), "licenses": [], "images": images,
                        "annotations": annotations, "categories": self.categories(self.classes)})
 
@@ -321,7 +319,7 @@ class SplitFiles:
                 annotations.append({"id": len(annotations) + 1, "image_id": image["id"],
                                     "category_id": self.category_ids[label.class_title], **fields,
                                     "iscrowd": 0, "attributes": attributes(label.tags)})
-        _log_left_out(path, left_out)
+        _report_left_out(self.project, path, left_out)
         categories = [{**cat, "keypoints": list(templates[cat["name"]].labels),
                        "skeleton": _skeleton(templates[cat["name"]])}
                       for cat in self.categories(c for c in self.classes if c.title in templates)]
