@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from formats import yolo
+from formats import supervisely_view, yolo
 from formats.model import Project
 from formats.nodes import Node
 from formats.view import ViewOptions
@@ -13,6 +13,7 @@ View = Callable[[Project, ViewOptions], dict[str, Node]]
 
 FORMATS: dict[str, View] = {
     "yolo": yolo.build,
+    "supervisely": supervisely_view.build,
 }
 
 
