@@ -41,10 +41,16 @@ def dataset_folders(project: Project) -> dict[str, str]:
     unique among its siblings (datasets are listed parents first, in sorted order)."""
     folders: dict[str, str] = {}
     used: dict[str, set[str]] = {}
+
+    def folder(name: str) -> str:
+        if name not in folders:
+            parent, _, short = name.rpartition("/")
+            base = f"{folder(parent)}/datasets/" if parent else ""
+            folders[name] = base + _unique(short, used.setdefault(base, set()))
+        return folders[name]
+
     for ds in project.datasets:
-        parent, _, short = ds.name.rpartition("/")
-        base = f"{folders[parent]}/datasets/" if parent else ""
-        folders[ds.name] = base + _unique(short, used.setdefault(base, set()))
+        folder(ds.name)
     return folders
 
 
@@ -87,10 +93,11 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
             if not options.include_empty and not has_kept_labels(project, item, kept_set):
                 continue
             name = _unique(item.name, used)
+            json_name = safe_name(name + ".json")  # shortened again only past 255 bytes
             files[f"{folder}/img/{name}"] = (SourceBytes(item.image) if item.image is not None else
                                               Unavailable(f"{item.dataset}/{item.name}: no readable image bytes"))
-            files[f"{folder}/ann/{name}.json"] = annotation_node(project, item, kept)
+            files[f"{folder}/ann/{json_name}"] = annotation_node(project, item, kept)
             for kind, ref in item.sidecars:
                 if kind != "ann":
-                    files[f"{folder}/{kind}/{name}.json"] = SourceBytes(ref)
+                    files[f"{folder}/{kind}/{json_name}"] = SourceBytes(ref)
     return files
