@@ -1,31 +1,30 @@
-"""Shared fixtures: the SDK-written projects, and real mounts through the CLI."""
+"""Shared fixtures: the SDK-written projects, and real mounts through the kernel."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+FIXTURES = REPO.parent / "shared" / "fixtures"
 PLAIN = FIXTURES / "sdk_project_plain"
 BLOB = FIXTURES / "sdk_project_blob"
-SDK_PROJECTS = {"plain": PLAIN, "blob": BLOB}
+SDK_REFERENCE = FIXTURES / "sdk_reference"
 
 
-def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """``slyfs ARGS`` from this worktree's sources, as a user would run it."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run([sys.executable, "-m", "vfs.cli", *args], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=120)
-    if check and result.returncode != 0:
-        raise AssertionError(f"slyfs {' '.join(args)} exited {result.returncode}: {result.stderr}")
-    return result
+def slyfs(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the CLI of this checkout in a child process."""
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run([sys.executable, "-m", "vfs.cli", *args], capture_output=True, text=True,
+                          check=check, timeout=timeout, env=env)
 
 
 def is_mounted(path: Path) -> bool:
@@ -34,33 +33,44 @@ def is_mounted(path: Path) -> bool:
         return any(line.split()[1].replace("\\040", " ") == real for line in f if len(line.split()) > 1)
 
 
-def tree_files(root: Path) -> dict[str, bytes]:
-    """Every file below ``root`` (relative path → bytes), read through the file system."""
-    out = {}
-    for dirpath, _, names in os.walk(root):
-        for name in names:
-            path = Path(dirpath) / name
-            out[path.relative_to(root).as_posix()] = path.read_bytes()
-    return out
+def fuse_usable() -> bool:
+    return os.path.exists("/dev/fuse") and any(
+        os.path.exists(os.path.join(d, "libfuse.so.2")) for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib"))
+
+
+@contextlib.contextmanager
+def mounted(source: Path, *options: str) -> Iterator[Path]:
+    """Mount ``source`` with the CLI on a fresh mountpoint; unmount and check on exit."""
+    mnt = Path(tempfile.mkdtemp(prefix="slyfs-mnt-"))
+    log = mnt.with_suffix(".log")
+    r = slyfs("mount", str(source), str(mnt), "--log-file", str(log), *options, check=False)
+    assert r.returncode == 0, f"mount failed: {r.stderr}"
+    try:
+        yield mnt
+    finally:
+        slyfs("umount", str(mnt), check=False)
+        deadline = time.monotonic() + 10
+        while is_mounted(mnt) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        still = is_mounted(mnt)
+        if still:
+            subprocess.run(["fusermount3", "-u", "-z", str(mnt)], check=False)
+        assert not still, f"{mnt} stayed mounted"
+        mnt.rmdir()
 
 
 @pytest.fixture
-def mount(tmp_path: Path) -> Iterator[Callable[..., Path]]:
-    """``mount(source, "--format", "yolo", ...)`` mounts for real and returns the mountpoint;
-    everything is unmounted (and checked to be) when the test ends."""
-    if not os.path.exists("/dev/fuse") or not (shutil.which("fusermount3") or shutil.which("fusermount")):
-        pytest.skip("no FUSE on this machine")
-    mounted: list[Path] = []
+def mount() -> Callable[..., contextlib.AbstractContextManager[Path]]:
+    if not fuse_usable():
+        pytest.fail("FUSE is not usable here (/dev/fuse and libfuse2 are required for the end-to-end tests)")
+    return mounted
 
-    def do_mount(source: Path, *args: str) -> Path:
-        mnt = tmp_path / f"mnt{len(mounted)}"
-        mnt.mkdir()
-        run_cli("mount", str(source), str(mnt), "--log-file", str(tmp_path / f"mnt{len(mounted)}.log"), *args)
-        mounted.append(mnt)
-        assert is_mounted(mnt)
-        return mnt
 
-    yield do_mount
-    for mnt in mounted:
-        run_cli("umount", str(mnt))
-        assert not is_mounted(mnt)
+def read_tree(root: Path) -> dict[str, bytes]:
+    """Every file below ``root`` (read through whatever serves it), by relative path."""
+    out = {}
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            p = Path(dirpath) / name
+            out[str(p.relative_to(root))] = p.read_bytes()
+    return out

@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import BLOB, PLAIN, SDK_PROJECTS, tree_files
+from conftest import BLOB, PLAIN, read_tree
 from formats.model import Dataset, ImageRef, Item, Project, ProjectMeta
 from formats.registry import build_view
 from formats.supervisely import read_project
 from formats.supervisely_view import build
 from formats.view import ViewOptions
 from vfs.tree import VirtualTree
+
+SDK_PROJECTS = {"plain": PLAIN, "blob": BLOB}
 
 
 def served(source: Path, options: ViewOptions = ViewOptions()) -> dict[str, bytes]:
@@ -34,15 +36,15 @@ def summary(project: Project) -> list[tuple]:
 
 
 def test_blob_and_plain_fixtures_serve_the_plain_fixture_byte_for_byte() -> None:
-    expected = tree_files(PLAIN)
+    expected = read_tree(PLAIN)
     for source in (BLOB, PLAIN):
         assert served(source) == expected, source
 
 
 def test_mounted_blob_project_is_the_plain_project_and_reads_back(mount) -> None:
-    mnt = mount(BLOB, "--format", "supervisely")
-    assert tree_files(mnt) == tree_files(PLAIN)
-    assert summary(read_project(str(mnt))) == summary(read_project(str(PLAIN)))
+    with mount(BLOB, "--format", "supervisely") as mnt:
+        assert read_tree(mnt) == read_tree(PLAIN)
+        assert summary(read_project(str(mnt))) == summary(read_project(str(PLAIN)))
 
 
 @pytest.fixture
@@ -84,7 +86,7 @@ def test_classes_and_no_empty_filter_meta_annotations_and_items(source: Path) ->
         assert data["objects"] == [o for o in original["objects"] if o["classTitle"] in kept]
         assert data["objects"], f"{path}: an item without kept objects is served despite --no-empty"
         assert {k: v for k, v in data.items() if k != "objects"} == {k: v for k, v in original.items() if k != "objects"}
-    with_kept = {p for p in tree_files(PLAIN) if "/ann/" in p
+    with_kept = {p for p in read_tree(PLAIN) if "/ann/" in p
                  and any(o["classTitle"] in kept for o in json.loads((PLAIN / p).read_bytes())["objects"])}
     assert set(ann_paths) == with_kept
     for path in ann_paths:  # every kept item keeps its image and sidecars

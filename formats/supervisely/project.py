@@ -108,7 +108,7 @@ class _Scanner:
             try:
                 entries = read_offsets(e.path)
             except OffsetsError as err:
-                self.report(Problem(e.path, str(err), "offsets file ignored; its images are not served"))
+                self.report(Problem(e.path, err.reason, "offsets file ignored; its images are not served"))
                 continue
             tar_size = self.tar_size(tar)
             for entry in entries:  # the last entry of a name wins, as in the SDK
@@ -121,6 +121,17 @@ class _Scanner:
                     images[entry.name] = ImageRef(tar, entry.start, entry.end - entry.start)
         return images
 
+    @staticmethod
+    def sidecars(item_name: str, stem: str, ann: os.DirEntry | None,
+                 side_dirs: dict[str, dict[str, os.DirEntry]]) -> tuple[tuple[str, ImageRef], ...]:
+        """The item's ann/img_info/meta files, each ``<item>.json`` or the legacy ``<stem>.json``."""
+        found = [("ann", ann)] if ann is not None else []
+        for folder, files in side_dirs.items():
+            side = files.get(item_name + ".json") or files.get(stem + ".json")
+            if side is not None:
+                found.append((folder, side))
+        return tuple((folder, ImageRef(e.path, 0, e.stat().st_size)) for folder, e in found)
+
     def dataset(self, name: str, ds_dir: str) -> Dataset:
         images: dict[str, ImageRef | None] = self.blob_images(ds_dir, name)
         for e in _scandir(os.path.join(ds_dir, "img")):
@@ -131,32 +142,29 @@ class _Scanner:
                 images[e.name] = ImageRef(e.path, 0, e.stat().st_size)
         anns = _json_files(os.path.join(ds_dir, "ann"))
         side_dirs = {folder: _json_files(os.path.join(ds_dir, folder)) for folder in SIDECAR_DIRS}
-        if not images:  # no images at all: items are named by their annotations (SDK rule)
-            for ann_name in anns:
-                images[ann_name[:-5]] = None
-                self.report(Problem(anns[ann_name].path, "annotation has no image",
-                                    "image served as unreadable (EIO)", item=ann_name[:-5]))
         used: set[str] = set()
         items = []
         for item_name in sorted(images):
             stem = item_name.rsplit(".", 1)[0] if "." in item_name[1:] else item_name
             ann = anns.get(item_name + ".json") or anns.get(stem + ".json")
             fingerprint: tuple = ()
-            sidecars: list[tuple[str, ImageRef]] = []
             if ann is not None:
                 used.add(ann.name)
                 st = ann.stat()
                 fingerprint = (st.st_mtime_ns, st.st_size, st.st_ino)
-                sidecars.append(("ann", ImageRef(ann.path, 0, st.st_size)))
-            for folder, files in side_dirs.items():
-                side = files.get(item_name + ".json") or files.get(stem + ".json")
-                if side is not None:
-                    sidecars.append((folder, ImageRef(side.path, 0, side.stat().st_size)))
             items.append(Item(dataset=name, name=item_name, image=images[item_name],
                               ann_path=ann.path if ann else None, fingerprint=fingerprint,
-                              sidecars=tuple(sidecars)))
-        for ann_name in sorted(set(anns) - used):
-            self.report(Problem(anns[ann_name].path, "annotation matches no image", "ignored"))
+                              sidecars=self.sidecars(item_name, stem, ann, side_dirs)))
+        for ann_name in sorted(set(anns) - used):  # labels are never dropped for want of an image
+            item_name = ann_name[:-5]
+            self.report(Problem(anns[ann_name].path, "annotation has no image",
+                                "item kept; its image reads as unreadable (EIO)", item=item_name))
+            ann = anns[ann_name]
+            st = ann.stat()
+            items.append(Item(dataset=name, name=item_name, image=None, ann_path=ann.path,
+                              fingerprint=(st.st_mtime_ns, st.st_size, st.st_ino),
+                              sidecars=self.sidecars(item_name, item_name, ann, side_dirs)))
+        items.sort(key=lambda i: i.name)
         return Dataset(name=name, items=tuple(items))
 
 
