@@ -17,7 +17,7 @@ from vfs.export import ExportError, export_tree
 from vfs.tree import VirtualTree
 
 SDK_PROJECTS = {"plain": PLAIN, "blob": BLOB}
-OPTIONS = ("--classes", "car,road", "--no-empty", "--split", "ratio:0.5")
+OPTIONS = ("--classes", "car,road,person_kp", "--no-empty", "--split", "ratio:0.5")
 
 
 def checksums(root: Path) -> dict[str, str]:
