@@ -317,6 +317,11 @@ class Dataset:
 
 
 AnnotationLoader = Callable[[Item], Annotation]
+Report = Callable[[Problem], None]
+
+
+def _ignore(problem: Problem) -> None:
+    """The default sink of a project built without a problem log (tests, scripts)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -329,6 +334,7 @@ class Project:
     datasets: tuple[Dataset, ...]
     load_annotation: AnnotationLoader
     problems: tuple[Problem, ...] = ()
+    report: Report = _ignore  # where views say what they could not write (the mount's problem log)
     meta_file: ImageRef | None = None  # meta.json itself, for views that pass the source through
     meta_fingerprint: tuple = ()  # changes whenever meta.json does
 
