@@ -1,10 +1,11 @@
 """``slyfs export``: the tree a mount would show, written to a real directory.
 
 Everything is first written to a hidden staging folder (next to DEST, or inside it when it
-exists), then moved into place, so a failure midway leaves DEST as it was (and the error says so). Images that are whole source files are
-hard-linked when the file system allows it (they then share the source's inode: editing one edits
-the other; ``link=False`` always copies); images inside a tar are copied by offset; generated
-files are rendered and written. The source is only ever opened for reading.
+exists), then moved into place, so a failure midway leaves DEST as it was (and the error says
+so). Images that are whole source files are hard-linked when the file system allows it (they
+then share the source's inode: editing one edits the other; ``link=False`` always copies);
+images inside a tar are copied by offset; generated files are rendered and written. The source
+is only ever opened for reading.
 """
 
 from __future__ import annotations
