@@ -487,17 +487,18 @@ def image_tags(rng: random.Random, top: str) -> list[dict]:
     if rng.random() < 0.3:
         tags.append({"name": "caption", "value": rng.choice(CAPTIONS)})
     if rng.random() < 0.2:
-        tags.append({"name": "confidence", "value": rng.choice([rng.randint(1, 100), round(rng.random(), 3)])})
+        value = rng.randint(1, 100) if rng.random() < 0.5 else round(rng.random(), 3)
+        tags.append({"name": "confidence", "value": value})
     return tags
 
 
-# (class, shape, weight) for random objects; "vehicle" (shape any) is handled separately.
-RANDOM_OBJECTS = (
-    ("car", "rectangle", 20), ("traffic sign", "rectangle", 8), ("building", "polygon", 14),
-    ("road", "bitmap", 10), ("lane", "line", 8), ("pin", "point", 8), ("person_kp", "graph", 8),
-    ("smoke", "alpha_mask", 5), ("box3d", "cuboid_2d", 5), ("rotated", "oriented_bbox", 6),
-    ("vehicle", "any", 8),
-)
+# (class, shape) -> weight for random objects; "vehicle" (shape any) is handled separately.
+RANDOM_OBJECTS = {
+    ("car", "rectangle"): 20, ("traffic sign", "rectangle"): 8, ("building", "polygon"): 14,
+    ("road", "bitmap"): 10, ("lane", "line"): 8, ("pin", "point"): 8, ("person_kp", "graph"): 8,
+    ("smoke", "alpha_mask"): 5, ("box3d", "cuboid_2d"): 5, ("rotated", "oriented_bbox"): 6,
+    ("vehicle", "any"): 8,
+}
 
 
 def make_geometry(rng: random.Random, shape: str, w: int, h: int) -> dict:
@@ -579,9 +580,8 @@ def make_annotation(item: ItemSpec, rng: random.Random, w: int, h: int) -> dict:
     elif item.role == "regular":
         tags = image_tags(rng, item.dataset.top)
         count = 0 if rng.random() < 0.12 else rng.randint(1, 6)
-        classes, weights = [c[:2] for c in RANDOM_OBJECTS], [c[2] for c in RANDOM_OBJECTS]
         binds = 0
-        for cls, shape in rng.choices(classes, weights, k=count):
+        for cls, shape in rng.choices(list(RANDOM_OBJECTS), list(RANDOM_OBJECTS.values()), k=count):
             if shape == "any":
                 bind = None
                 if rng.random() < 0.3:
@@ -749,15 +749,7 @@ def make_project(out: Path, images: int, form: str = "blob", seed: int = 0, imag
 
 
 def _tree_bytes(root: Path) -> int:
-    return sum(e.stat().st_size for e in _walk_files(root))
-
-
-def _walk_files(root: Path) -> Iterator[os.DirEntry]:
-    for entry in os.scandir(root):
-        if entry.is_dir(follow_symlinks=False):
-            yield from _walk_files(Path(entry.path))
-        else:
-            yield entry
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(root) for f in files)
 
 
 def main(argv: list[str] | None = None) -> None:

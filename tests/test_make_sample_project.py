@@ -8,8 +8,10 @@ import io
 import json
 import math
 import pickle
+import pickletools
 import sys
 import tarfile
+import tempfile
 import zlib
 from pathlib import Path
 
@@ -55,7 +57,8 @@ class _Entry:
     """Our own record for the SDK's BlobImageInfo."""
 
     def __setstate__(self, state: dict) -> None:
-        self.name, self.offset_start, self.offset_end = state["name"], state["offset_start"], state["offset_end"]
+        self.name = state["name"]
+        self.offset_start, self.offset_end = state["offset_start"], state["offset_end"]
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -93,7 +96,8 @@ def test_layout_and_meta(projects: dict[str, Path]) -> None:
     labels = {n["label"] for n in graph["geometry_config"]["nodes"].values()}
     assert {"left_eye", "right_eye", "left_hip", "right_hip"} <= labels
     assert {t["value_type"] for t in meta["tags"]} == {"none", "any_string", "any_number", "oneof_string"}
-    assert {"train", "val", "test", "caption", "difficult", "truncated", "occluded"} <= {t["name"] for t in meta["tags"]}
+    tag_names = {t["name"] for t in meta["tags"]}
+    assert {"train", "val", "test", "caption", "difficult", "truncated", "occluded"} <= tag_names
     # nested datasets, two levels deep; every image has an ann file
     deep = plain / "train/datasets/extra/datasets/deep"
     assert (deep / "ann").is_dir() and any((deep / "img").iterdir())
@@ -109,7 +113,8 @@ def test_collisions_and_names(projects: dict[str, Path]) -> None:
     plain = projects["plain"]
     assert (plain / "train/img/dup_0001.jpg").is_file()
     assert (plain / "train/datasets/extra/img/dup_0001.jpg").is_file()
-    assert (plain / "val/img/same_stem_0001.jpg").is_file() and (plain / "val/img/same_stem_0001.png").is_file()
+    assert (plain / "val/img/same_stem_0001.jpg").is_file()
+    assert (plain / "val/img/same_stem_0001.png").is_file()
     names = [p.name for p in plain.rglob("img/*")]
     assert any(" " in n for n in names) and any(not n.isascii() for n in names)
 
@@ -128,7 +133,8 @@ def test_geometries_and_tags(projects: dict[str, Path]) -> None:
             object_tags |= {t["name"] for t in obj["tags"]}
             bound += "instance" in obj
             for x, y in _points(obj, shape):
-                assert isinstance(x, int) and isinstance(y, int) and 0 <= x < w and 0 <= y < h, (shape, x, y, w, h)
+                assert isinstance(x, int) and isinstance(y, int), (shape, x, y)
+                assert 0 <= x < w and 0 <= y < h, (shape, x, y, w, h)
             if shape == "polygon":
                 holes += bool(obj["points"]["interior"])
             if shape == "graph":
@@ -201,12 +207,10 @@ def test_pickle_opcodes_match_sdk() -> None:
     fixture = Path("/work/shared/fixtures/sdk_project_blob/val/1002_offsets.pkl")
     if not fixture.exists():
         pytest.skip("SDK fixture not available")
-    import pickletools
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         ours = Path(tmp) / "x_offsets.pkl"
-        msp.write_offsets_pkl(ours, [("dup.jpg", 512, 1616), ("dup.png", 2560, 2807), ("val_001.jpg", 3584, 5041)])
+        entries = [("dup.jpg", 512, 1616), ("dup.png", 2560, 2807), ("val_001.jpg", 3584, 5041)]
+        msp.write_offsets_pkl(ours, entries)
         assert ours.read_bytes() == fixture.read_bytes()
         assert "supervisely" not in sys.modules  # the module alias does not leak
     ops = [op.name for op, _, _ in pickletools.genops(fixture.read_bytes())]

@@ -5,7 +5,7 @@ never pickled. Two kinds of records, each valid while the thing it came from is 
 
 - an offsets file's entries, keyed by the file's (size, mtime, ctime, inode): re-parsed only
   when one of them changes (rewriting or replacing the file changes them all);
-- an ``ann/`` folder's ``*.json`` names with their fingerprints, keyed by the folder's
+- an ``ann/`` (or ``img_info/``, ``meta/``) folder's ``*.json`` names with their fingerprints, keyed by the folder's
   (mtime, ctime, inode): adding, removing or renaming a file changes them, so the names are
   re-listed then (and only new names are stat'ed).
 
@@ -131,7 +131,7 @@ class SourceIndex:
             _, names, starts, ends = hit
             return [BlobEntry(n, s, e) for n, s, e in zip(names, starts, ends)]
 
-    def ann_files(self, directory: str, scan: Callable[[dict[str, Fingerprint]], dict[str, Fingerprint]]
+    def json_files(self, directory: str, scan: Callable[[dict[str, Fingerprint]], dict[str, Fingerprint]]
                   ) -> dict[str, Fingerprint]:
         try:
             key = _dir_key(os.stat(directory))
@@ -158,7 +158,7 @@ class SourceIndex:
     # -- live updates
 
     def refresh(self, ann_path: str) -> None:
-        """An annotation file changed (the watcher says so): take its new fingerprint."""
+        """A JSON file of an ann/img_info/meta folder changed (the watcher says so): take its new fingerprint."""
         directory, name = os.path.split(ann_path)
         with self._lock:
             hit = self._anns.get(directory)

@@ -70,12 +70,12 @@ class ViewSource:
             return build_view(self.project, self.formats, self.options)
 
     def watched_dirs(self) -> list[str]:
-        """Every folder whose entries matter: root, blob/, each dataset's own, ann/, img/, datasets/."""
+        """Every folder whose entries matter: root, blob/, each dataset's own and its subfolders."""
         root = self.source
         dirs = [root, os.path.join(root, "blob")]
         for ds in self.project.datasets if self.project else ():
             d = os.path.join(root, "/datasets/".join(ds.name.split("/")))
-            dirs += [d, os.path.join(d, "ann"), os.path.join(d, "img"), os.path.join(d, "datasets")]
+            dirs += [os.path.join(d, sub) for sub in ("", "ann", "img", "img_info", "meta", "datasets")]
         return [d for d in dirs if os.path.isdir(d)]
 
 
@@ -213,7 +213,7 @@ class Watcher:
     def _apply(self, paths: list[str]) -> None:
         """Tell the index and the open sources what changed, then rebuild once."""
         for p in set(paths):
-            if p.endswith(".json") and os.path.basename(os.path.dirname(p)) == "ann":
+            if p.endswith(".json") and os.path.basename(os.path.dirname(p)) in ("ann", "img_info", "meta"):
                 self.view.index.refresh(p)
             else:
                 self.tree.sources.forget(p)  # a tar or plain image rewritten in place

@@ -24,6 +24,7 @@ log = logging.getLogger("slyfs.source")
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".mpo", ".bmp", ".png", ".webp", ".tiff", ".tif", ".nrrd", ".jfif"})
 RESERVED_DIRS = frozenset({"img", "ann", "img_info", "seg", "meta", "datasets", "blob"})
+SIDECAR_DIRS = ("img_info", "meta")  # optional per-item JSON next to ann/, named like it
 OFFSETS_SUFFIX = "_offsets.pkl"
 MAX_ANN_BYTES = 256 << 20
 HEADER_PROBE_BYTES = 1 << 20
@@ -38,8 +39,8 @@ class ScanCache(Protocol):
 
     def offsets(self, path: str, load: Callable[[], list[BlobEntry]]) -> list[BlobEntry]: ...
 
-    def ann_files(self, directory: str, scan: Callable[[dict[str, Fingerprint]], dict[str, Fingerprint]]
-                  ) -> dict[str, Fingerprint]: ...
+    def json_files(self, directory: str, scan: Callable[[dict[str, Fingerprint]], dict[str, Fingerprint]]
+                   ) -> dict[str, Fingerprint]: ...
 
 
 class SourceError(Exception):
@@ -80,15 +81,16 @@ def _scandir(path: str) -> list[os.DirEntry]:
 
 
 def fingerprint(st: os.stat_result) -> Fingerprint:
+    """Changes whenever the file does; its size is ``[1]``."""
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
-def scan_ann_files(directory: str, known: dict[str, Fingerprint]) -> dict[str, Fingerprint]:
-    """``*.json`` names in ``directory`` with their fingerprints; names in ``known`` keep
+def scan_json_files(directory: str, known: dict[str, Fingerprint]) -> dict[str, Fingerprint]:
+    """``*.json`` files in ``directory`` with their fingerprints; names in ``known`` keep
     theirs (a file edited in place is reported by the watcher, not found by listing)."""
     out: dict[str, Fingerprint] = {}
     for e in _scandir(directory):
-        if e.name.endswith(".json"):
+        if e.name.endswith(".json") and e.is_file():
             fp = known.get(e.name)
             if fp is None:
                 try:
@@ -149,6 +151,23 @@ class _Scanner:
                     images[entry.name] = ImageRef(tar, entry.start, entry.end - entry.start)
         return images
 
+    def json_files(self, folder: str) -> dict[str, Fingerprint]:
+        if self.cache is None:
+            return scan_json_files(folder, {})
+        return self.cache.json_files(folder, lambda known: scan_json_files(folder, known))
+
+    @staticmethod
+    def sidecars(item_name: str, stem: str, ds_dir: str,
+                 side_dirs: dict[str, dict[str, Fingerprint]]) -> tuple[tuple[str, ImageRef], ...]:
+        """The item's ann/img_info/meta files, each ``<item>.json`` or the legacy ``<stem>.json``."""
+        found = []
+        for folder, files in side_dirs.items():
+            name = item_name + ".json" if item_name + ".json" in files else stem + ".json"
+            fp = files.get(name)
+            if fp is not None:
+                found.append((folder, ImageRef(os.path.join(ds_dir, folder, name), 0, fp[1])))
+        return tuple(found)
+
     def dataset(self, name: str, ds_dir: str) -> Dataset:
         images: dict[str, ImageRef | None] = self.blob_images(ds_dir, name)
         for e in _scandir(os.path.join(ds_dir, "img")):
@@ -158,8 +177,8 @@ class _Scanner:
                                         "the img/ file is served", item=e.name))
                 images[e.name] = ImageRef(e.path, 0, e.stat().st_size)
         ann_dir = os.path.join(ds_dir, "ann")
-        anns = (self.cache.ann_files(ann_dir, lambda known: scan_ann_files(ann_dir, known)) if self.cache
-                else scan_ann_files(ann_dir, {}))
+        anns = self.json_files(ann_dir)
+        side_dirs = {"ann": anns, **{folder: self.json_files(os.path.join(ds_dir, folder)) for folder in SIDECAR_DIRS}}
         used: set[str] = set()
         items = []
         for item_name in sorted(images):
@@ -170,22 +189,27 @@ class _Scanner:
                 used.add(ann)
             items.append(Item(dataset=name, name=item_name, image=images[item_name],
                               ann_path=os.path.join(ann_dir, ann) if ann else None,
-                              fingerprint=anns[ann] if ann else ()))
+                              fingerprint=anns[ann] if ann else (),
+                              sidecars=self.sidecars(item_name, stem, ds_dir, side_dirs)))
         for ann_name in sorted(set(anns) - used):  # labels are never dropped for want of an image
             item_name = ann_name[:-5]
             ann_path = os.path.join(ann_dir, ann_name)
             self.report(Problem(ann_path, "annotation has no image",
                                 "item kept; its image reads as unreadable (EIO)", item=item_name))
             items.append(Item(dataset=name, name=item_name, image=None, ann_path=ann_path,
-                              fingerprint=anns[ann_name]))
+                              fingerprint=anns[ann_name],
+                              sidecars=self.sidecars(item_name, item_name, ds_dir, side_dirs)))
         items.sort(key=lambda i: i.name)
         return Dataset(name=name, items=tuple(items))
 
 
-def read_meta(root: str, report: Report) -> ProjectMeta:
+def read_meta(root: str, report: Report) -> tuple[ProjectMeta, ImageRef, tuple]:
+    """The parsed meta.json, where its bytes are, and its fingerprint."""
     path = os.path.join(root, "meta.json")
     try:
         with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            ref = ImageRef(path, 0, st.st_size)
             data = json.load(f)
         warnings: list[str] = []
         meta = parse_meta(data, warnings)
@@ -195,7 +219,7 @@ def read_meta(root: str, report: Report) -> ProjectMeta:
         raise SourceError(f"{path}: unusable: {e}") from None
     for w in warnings:
         report(Problem(path, w, "see message"))
-    return meta
+    return meta, ref, (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 def read_image_size(ref: ImageRef) -> tuple[int, int] | None:
@@ -250,9 +274,10 @@ def read_project(root: str, report: Report | None = None, cache: ScanCache | Non
         raise SourceError(f"{root}: no such directory")
     problems = ProblemLog() if report is None else None
     sink: Report = report or problems  # type: ignore[assignment]
-    meta = read_meta(root, sink)
+    meta, meta_file, meta_fingerprint = read_meta(root, sink)
     scanner = _Scanner(root, sink, cache)
     datasets = tuple(scanner.dataset(name, d) for name, d in _dataset_dirs(root))
     return Project(root=root, meta=meta, datasets=datasets,
-                   load_annotation=make_annotation_loader(meta, sink),
-                   problems=tuple(problems.all()) if problems else ())
+                   load_annotation=make_annotation_loader(meta, sink), report=sink,
+                   problems=tuple(problems.all()) if problems else (),
+                   meta_file=meta_file, meta_fingerprint=meta_fingerprint)
