@@ -8,8 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from formats.registry import FORMATS, UnknownFormat, parse_formats
-from formats.supervisely import ProblemLog, SourceError
+from formats.registry import FORMATS, UnknownFormat, build_view, parse_formats
+from formats.supervisely import ProblemLog, SourceError, read_project
 from formats.supervisely.project import read_meta
 from formats.view import OptionError, ViewOptions, parse_split
 from vfs.daemon import MountError, MountSettings, run_mount, unmount

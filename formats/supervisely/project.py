@@ -157,15 +157,16 @@ class _Scanner:
         return self.cache.json_files(folder, lambda known: scan_json_files(folder, known))
 
     @staticmethod
-    def sidecars(item_name: str, stem: str, ds_dir: str,
+    def sidecars(item_name: str, stem: str, ds_dir: str, ann_path: str | None,
                  side_dirs: dict[str, dict[str, Fingerprint]]) -> tuple[tuple[str, ImageRef], ...]:
         """The item's ann/img_info/meta files, each ``<item>.json`` or the legacy ``<stem>.json``."""
         found = []
         for folder, files in side_dirs.items():
             name = item_name + ".json" if item_name + ".json" in files else stem + ".json"
             fp = files.get(name)
-            if fp is not None:
-                found.append((folder, ImageRef(os.path.join(ds_dir, folder, name), 0, fp[1])))
+            if fp is not None:  # the item's ann_path string is shared, not copied (10^6 items)
+                path = ann_path if folder == "ann" and ann_path else os.path.join(ds_dir, folder, name)
+                found.append((folder, ImageRef(path, 0, fp[1])))
         return tuple(found)
 
     def dataset(self, name: str, ds_dir: str) -> Dataset:
@@ -187,10 +188,10 @@ class _Scanner:
                 stem + ".json" if stem + ".json" in anns else None)
             if ann is not None:
                 used.add(ann)
-            items.append(Item(dataset=name, name=item_name, image=images[item_name],
-                              ann_path=os.path.join(ann_dir, ann) if ann else None,
+            ann_path = os.path.join(ann_dir, ann) if ann else None
+            items.append(Item(dataset=name, name=item_name, image=images[item_name], ann_path=ann_path,
                               fingerprint=anns[ann] if ann else (),
-                              sidecars=self.sidecars(item_name, stem, ds_dir, side_dirs)))
+                              sidecars=self.sidecars(item_name, stem, ds_dir, ann_path, side_dirs)))
         for ann_name in sorted(set(anns) - used):  # labels are never dropped for want of an image
             item_name = ann_name[:-5]
             ann_path = os.path.join(ann_dir, ann_name)
@@ -198,7 +199,7 @@ class _Scanner:
                                 "item kept; its image reads as unreadable (EIO)", item=item_name))
             items.append(Item(dataset=name, name=item_name, image=None, ann_path=ann_path,
                               fingerprint=anns[ann_name],
-                              sidecars=self.sidecars(item_name, item_name, ds_dir, side_dirs)))
+                              sidecars=self.sidecars(item_name, item_name, ds_dir, ann_path, side_dirs)))
         items.sort(key=lambda i: i.name)
         return Dataset(name=name, items=tuple(items))
 
