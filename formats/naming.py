@@ -66,11 +66,12 @@ def unique_names(entries: Sequence[tuple[str, str]]) -> list[str]:
     """Output names for ``(dataset, item name)`` pairs that share one output folder, such
     that no two names (nor their stems) are equal. Same input, same names."""
     names = [safe_name(n) for _, n in entries]
-    stem_count = Counter(split_ext(n)[0] for n in names)
-    in_ds_count = Counter((ds, split_ext(n)[0]) for (ds, _), n in zip(entries, names))
+    parts = [split_ext(n) for n in names]  # once per name: this runs for every item at mount
+    stem_count = Counter(stem for stem, _ in parts)
+    in_ds_count = Counter((ds, stem) for (ds, _), (stem, _) in zip(entries, parts))
     qualified = []
-    for (ds, _), name in zip(entries, names):
-        stem, ext = split_ext(name)
+    qualified_stems = []
+    for (ds, _), name, (stem, ext) in zip(entries, names, parts):
         if stem_count[stem] > 1:
             shared_in_ds = in_ds_count[(ds, stem)]
             if shared_in_ds < stem_count[stem]:
@@ -78,16 +79,19 @@ def unique_names(entries: Sequence[tuple[str, str]]) -> list[str]:
             if shared_in_ds > 1 and ext:
                 stem = f"{stem}_{ext[1:]}"
             name = safe_name(stem + ext)
+            stem = split_ext(name)[0]
         qualified.append(name)
+        qualified_stems.append(stem)
     order = sorted(range(len(entries)), key=lambda i: entries[i])
     used: set[str] = set()
     out = [""] * len(entries)
     for i in order:
-        name = qualified[i]
+        name, stem = qualified[i], qualified_stems[i]
         k = 1
-        while split_ext(name)[0] in used:
+        while stem in used:
             k += 1
             name = _with_stem_suffix(qualified[i], f"~{k}")
-        used.add(split_ext(name)[0])
+            stem = split_ext(name)[0]
+        used.add(stem)
         out[i] = name
     return out
