@@ -21,6 +21,7 @@ from formats.model import (Annotation, Cuboid2d, Geometry, Graph, GraphNode, Lab
 
 MAX_COORD = 1e7  # beyond this a coordinate is corrupt, not merely outside the image
 MAX_SIDE = 1_000_000  # image side, pixels
+MAX_IMAGE_PIXELS = 1 << 30  # a declared size beyond this would make raster views allocate gigabytes
 MAX_MASK_BYTES = 64 << 20  # decompressed bitmap PNG
 MAX_MASK_PIXELS = 100_000_000
 
@@ -100,7 +101,7 @@ def _mask(obj: dict, alpha: bool) -> Mask:
         pixels = np.asarray(img.convert("RGBA"))[:, :, 3] != 0
     else:
         pixels = np.asarray(img.convert("L")) != 0
-    return Mask(origin=(int(ox), int(oy)), pixels=np.ascontiguousarray(pixels), alpha=alpha)
+    return Mask(origin=(math.floor(ox), math.floor(oy)), pixels=np.ascontiguousarray(pixels), alpha=alpha)
 
 
 def _nodes(obj: dict, key: str) -> dict[str, dict]:
@@ -116,7 +117,8 @@ def parse_geometry(obj: dict) -> Geometry:
     if kind == "rectangle":
         ext, _ = _exterior(obj)
         (x0, y0), (x1, y1) = _points(ext, 2)[:2]
-        return Rectangle(int(min(x0, x1)), int(min(y0, y1)), int(max(x0, x1)), int(max(y0, y1)))
+        return Rectangle(math.floor(min(x0, x1)), math.floor(min(y0, y1)),
+                         math.floor(max(x0, x1)), math.floor(max(y0, y1)))
     if kind == "polygon":
         ext, holes = _exterior(obj)
         if not isinstance(holes, list):
@@ -187,6 +189,8 @@ def parse_size(data: Any) -> tuple[int, int] | None:
     w, h = size.get("width"), size.get("height")
     if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_SIDE for v in (w, h)):
         return None
+    if w * h > MAX_IMAGE_PIXELS:
+        return None
     return (w, h)
 
 
@@ -211,7 +215,7 @@ def parse_annotation(data: Any, meta: ProjectMeta, size: tuple[int, int],
             problems.append(f"{where} is not an object; left out")
             continue
         title = obj.get("classTitle")
-        if title not in known:
+        if not isinstance(title, str) or title not in known:
             problems.append(f"{where}: class {title!r} is not in meta.json; left out")
             continue
         try:
