@@ -43,7 +43,13 @@ _PUT_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 
 
 class OffsetsError(ValueError):
-    """The offsets file cannot be used at all (hostile, corrupt or not an offsets file)."""
+    """The offsets file cannot be used at all (hostile, corrupt or not an offsets file).
+    ``str()`` names the file; ``reason`` is the bare explanation."""
+
+    def __init__(self, reason: str, path: str = "") -> None:
+        super().__init__(f"{path}: {reason}" if path else reason)
+        self.reason = reason
+        self.path = path
 
 
 class BlobRecord:
@@ -152,11 +158,11 @@ def read_offsets(path: str) -> list[BlobEntry]:
     try:
         size = os.path.getsize(path)
         if size > MAX_OFFSETS_FILE:
-            raise OffsetsError(f"{path}: {size} bytes, larger than any offsets file should be")
+            raise OffsetsError(f"{size} bytes, larger than any offsets file should be", path)
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
-        raise OffsetsError(f"{path}: cannot read: {e.strerror}") from None
+        raise OffsetsError(f"cannot read: {e.strerror}", path) from None
     stream = io.BytesIO(data)
     entries: list[BlobEntry] = []
     try:
@@ -171,11 +177,11 @@ def read_offsets(path: str) -> list[BlobEntry]:
                 raise OffsetsError(f"more than {MAX_ENTRIES} entries")
             entries.extend(_entry(rec, len(entries) + i) for i, rec in enumerate(chunk))
     except OffsetsError as e:
-        raise OffsetsError(f"{path}: {e}") from None
+        raise OffsetsError(e.reason, path) from None
     except RecursionError:
-        raise OffsetsError(f"{path}: nesting too deep") from None
+        raise OffsetsError("nesting too deep", path) from None
     except Exception as e:  # corrupt pickle: UnpicklingError, EOFError, ValueError, ...
-        raise OffsetsError(f"{path}: not a valid offsets pickle ({type(e).__name__}: {e})") from None
+        raise OffsetsError(f"not a valid offsets pickle ({type(e).__name__}: {e})", path) from None
     return entries
 
 

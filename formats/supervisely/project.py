@@ -117,7 +117,7 @@ class _Scanner:
             try:
                 entries = read_offsets(e.path)
             except OffsetsError as err:
-                self.report(Problem(e.path, str(err), "offsets file ignored; its images are not served"))
+                self.report(Problem(e.path, err.reason, "offsets file ignored; its images are not served"))
                 continue
             tar_stamp = self.tar_stamp(tar)
             for entry in entries:  # the last entry of a name wins, as in the SDK
@@ -143,11 +143,6 @@ class _Scanner:
                                         "the img/ file is served", item=e.name))
                 images[e.name] = ImageRef(e.path, 0, st.st_size, file_stamp(st))
         anns = {e.name: e for e in _scandir(os.path.join(ds_dir, "ann")) if e.name.endswith(".json")}
-        if not images:  # no images at all: items are named by their annotations (SDK rule)
-            for ann_name in anns:
-                images[ann_name[:-5]] = None
-                self.report(Problem(anns[ann_name].path, "annotation has no image",
-                                    "image served as unreadable (EIO)", item=ann_name[:-5]))
         used: set[str] = set()
         items = []
         for item_name in sorted(images):
@@ -163,8 +158,14 @@ class _Scanner:
                     pass
             items.append(Item(dataset=name, name=item_name, image=images[item_name],
                               ann_path=ann.path if ann else None, fingerprint=fingerprint))
-        for ann_name in sorted(set(anns) - used):
-            self.report(Problem(anns[ann_name].path, "annotation matches no image", "ignored"))
+        for ann_name in sorted(set(anns) - used):  # labels are never dropped for want of an image
+            item_name = ann_name[:-5]
+            self.report(Problem(anns[ann_name].path, "annotation has no image",
+                                "item kept; its image reads as unreadable (EIO)", item=item_name))
+            st = anns[ann_name].stat()
+            items.append(Item(dataset=name, name=item_name, image=None, ann_path=anns[ann_name].path,
+                              fingerprint=(st.st_mtime_ns, st.st_size, st.st_ino)))
+        items.sort(key=lambda i: i.name)
         return Dataset(name=name, items=tuple(items))
 
 

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite, from nothing: install slyfs with its test extras and the real
+# third-party readers (Ultralytics, datumaro, pycocotools), then run pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SLYFS_EXTRAS="[test]" bash scripts/setup.sh
+bash scripts/install_test_readers.sh
+export SLYFS_REQUIRE_READERS=1   # a missing reader fails the run instead of skipping
+exec python3 -m pytest -q tests "$@"

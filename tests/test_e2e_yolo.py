@@ -1,0 +1,93 @@
+"""End to end, for real: mount the SDK projects as YOLO, read through the kernel, train-load."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import BLOB, PLAIN, read_tree
+from readers import require, ultralytics_load
+from test_yolo import EXPECTED_NAMES, expected_box, source_anns
+
+
+def source_image(root: Path, ds: str, item: str) -> bytes:
+    """The image bytes as the plain project holds them (the blob's must be the same)."""
+    return (PLAIN / ds.replace("/", "/datasets/") / "img" / item).read_bytes()
+
+
+def expected_instances(root: Path) -> int:
+    return sum(expected_box(o) is not None for a in source_anns(root).values() for o in a["objects"])
+
+
+@pytest.mark.parametrize("root", [BLOB, PLAIN], ids=["blob", "plain"])
+def test_mount_read_everything_and_load_with_ultralytics(root: Path, mount) -> None:
+    with mount(root, "--format", "yolo") as mnt:
+        files = read_tree(mnt)
+        assert len([f for f in files if f.startswith("images/")]) == 12
+        for (ds, item) in source_anns(root):
+            split, name = EXPECTED_NAMES.get((ds, item), (ds.split("/")[0], item))
+            assert files[f"images/{split}/{name}"] == source_image(root, ds, item), (ds, item)
+            assert os.stat(mnt / "images" / split / name).st_size == len(files[f"images/{split}/{name}"])
+        for path, data in files.items():  # st_size is exact for generated files too
+            assert os.stat(mnt / path).st_size == len(data)
+
+        require("ultralytics")
+        instances = 0
+        for split in ("train", "val"):
+            result = ultralytics_load(mnt / "data.yaml", split, task="detect")
+            assert result.error is None
+            assert result.corrupt == 0 and result.missing == 0, result.msgs
+            assert result.n_images == len([f for f in files if f.startswith(f"images/{split}/")])
+            instances += result.n_instances
+        assert instances == expected_instances(root)
+
+        with pytest.raises(OSError) as err:
+            (mnt / "labels" / "train" / "new.txt").write_text("x")
+        assert err.value.errno == errno.EROFS
+        assert not (mnt / "images" / "missing.jpg").exists()
+    assert json.loads((root / "meta.json").read_text())  # the source is untouched and still readable
+
+
+def test_mount_refuses_bad_arguments(tmp_path: Path) -> None:
+    from conftest import slyfs
+
+    r = slyfs("mount", str(tmp_path / "nope"), str(tmp_path), check=False)
+    assert r.returncode != 0 and "no such directory" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "f").write_text("x")
+    r = slyfs("mount", str(BLOB), str(busy), check=False)
+    assert r.returncode != 0 and "not empty" in r.stderr
+    r = slyfs("mount", str(BLOB), str(tmp_path / "missing"), check=False)
+    assert r.returncode != 0 and "does not exist" in r.stderr
+    r = slyfs("mount", str(BLOB), str(tmp_path), "--format", "nonsense", check=False)
+    assert r.returncode != 0 and "unknown format" in r.stderr
+
+
+def test_sigterm_unmounts_cleanly(mount, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import time
+
+    from conftest import is_mounted, slyfs
+
+    mnt = tmp_path / "m"
+    mnt.mkdir()
+    log = tmp_path / "log"
+    assert slyfs("mount", str(BLOB), str(mnt), "--log-file", str(log)).returncode == 0
+    try:
+        assert (mnt / "data.yaml").read_bytes()
+        pid = int(subprocess.run(["pgrep", "-f", f"vfs.cli mount {BLOB} {mnt}"], capture_output=True,
+                                 text=True).stdout.split()[0])
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while is_mounted(mnt) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not is_mounted(mnt)
+    finally:
+        if is_mounted(mnt):
+            slyfs("umount", str(mnt), check=False)
