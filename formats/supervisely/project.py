@@ -162,9 +162,13 @@ class _Scanner:
             item_name = ann_name[:-5]
             self.report(Problem(anns[ann_name].path, "annotation has no image",
                                 "item kept; its image reads as unreadable (EIO)", item=item_name))
-            st = anns[ann_name].stat()
+            try:
+                st = anns[ann_name].stat()
+                fingerprint = (st.st_mtime_ns, st.st_size, st.st_ino)
+            except OSError:  # vanished since listed
+                fingerprint = ()
             items.append(Item(dataset=name, name=item_name, image=None, ann_path=anns[ann_name].path,
-                              fingerprint=(st.st_mtime_ns, st.st_size, st.st_ino)))
+                              fingerprint=fingerprint))
         items.sort(key=lambda i: i.name)
         return Dataset(name=name, items=tuple(items))
 
