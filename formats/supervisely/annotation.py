@@ -14,7 +14,7 @@ import zlib
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from formats.model import (Annotation, Cuboid2d, Geometry, Graph, GraphNode, Label, Line, Mask,
                            OrientedBox, PointGeom, Polygon, ProjectMeta, Rectangle, Tag)
@@ -77,12 +77,16 @@ def decode_png_payload(data: Any) -> Image.Image:
         except zlib.error as e:
             raise GeometryError(f"bitmap data is not zlib: {e}") from None
     try:
-        img = Image.open(io.BytesIO(raw))
+        img = Image.open(io.BytesIO(raw), formats=("PNG",))
         if img.width * img.height > MAX_MASK_PIXELS:
             raise GeometryError(f"bitmap of {img.width}x{img.height} is too large")
         img.load()
     except GeometryError:
         raise
+    except UnidentifiedImageError:
+        raise GeometryError("bitmap data is not a PNG image") from None
+    except Image.DecompressionBombError:
+        raise GeometryError("bitmap is too large (decompression bomb)") from None
     except Exception as e:  # PIL raises many types on corrupt data
         raise GeometryError(f"bitmap data is not a readable PNG: {e}") from None
     return img
@@ -212,16 +216,16 @@ def parse_annotation(data: Any, meta: ProjectMeta, size: tuple[int, int],
     for i, obj in enumerate(objects):
         where = f"object #{i}"
         if not isinstance(obj, dict):
-            problems.append(f"{where} is not an object; left out")
+            problems.append(f"{where} is not an object; object left out")
             continue
         title = obj.get("classTitle")
         if not isinstance(title, str) or title not in known:
-            problems.append(f"{where}: class {title!r} is not in meta.json; left out")
+            problems.append(f"{where}: class {title!r} is not in meta.json; object left out")
             continue
         try:
             geometry = parse_geometry(obj)
         except GeometryError as e:
-            problems.append(f"{where} ({title}): {e}; left out")
+            problems.append(f"{where} ({title}): {e}; object left out")
             continue
         instance = obj.get("instance")
         labels.append(Label(class_title=title, geometry=geometry,

@@ -243,8 +243,9 @@ def make_annotation_loader(meta: ProjectMeta, report: Report) -> Callable[[Item]
             report(Problem(where, f"annotation could not be parsed ({type(e).__name__}: {e})",
                            "served without labels", item.name))
             return Annotation(*size)
-        for p in problems:
-            report(Problem(where, p, "see message", item.name))
+        for p in problems:  # "<what is wrong>; <what slyfs does>"
+            message, _, action = p.rpartition("; ")
+            report(Problem(where, message or action, action if message else "see message", item.name))
         return ann
 
     return load
