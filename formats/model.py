@@ -324,6 +324,11 @@ class Dataset:
 
 
 AnnotationLoader = Callable[[Item], Annotation]
+Report = Callable[[Problem], None]
+
+
+def _ignore(problem: Problem) -> None:
+    """The default sink of a project built without a problem log (tests, scripts)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -336,6 +341,7 @@ class Project:
     datasets: tuple[Dataset, ...]
     load_annotation: AnnotationLoader
     problems: tuple[Problem, ...] = ()
+    report: Report = _ignore  # where views say what they could not write (the mount's problem log)
 
     def items(self) -> Iterator[Item]:
         for ds in self.datasets:

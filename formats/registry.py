@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from formats import yolo
+from formats import coco, voc, yolo, yolo_darknet, yolo_obb, yolo_pose, yolo_seg
 from formats.model import Project
 from formats.nodes import Node
 from formats.view import ViewOptions
@@ -12,7 +12,13 @@ from formats.view import ViewOptions
 View = Callable[[Project, ViewOptions], dict[str, Node]]
 
 FORMATS: dict[str, View] = {
+    "coco": coco.build,
     "yolo": yolo.build,
+    "yolo-seg": yolo_seg.build,
+    "yolo-pose": yolo_pose.build,
+    "yolo-obb": yolo_obb.build,
+    "yolo-darknet": yolo_darknet.build,
+    "voc": voc.build,
 }
 
 

@@ -12,9 +12,11 @@ image; a point has none and is left out (counted in the log).
 from __future__ import annotations
 
 import json
+from collections import Counter
+from typing import Callable, Hashable, Sequence
 
 from formats.geometry import clipped_box, normalized_cxcywh
-from formats.model import Item, Project
+from formats.model import Item, PointGeom, Problem, Project
 from formats.naming import split_ext, unique_names
 from formats.nodes import Generated, Node, SourceBytes, Unavailable
 from formats.view import ViewOptions, selected_classes, splits
@@ -23,31 +25,39 @@ VAL_NAMES = ("val", "validation", "valid")
 
 
 def label_text(project: Project, item: Item, class_ids: dict[str, int]) -> bytes:
+    """Detection rows (``class cx cy w h``), also used by the darknet layout."""
     ann = project.annotation(item)
     rows = []
+    left_out: Counter[str] = Counter()
     for label in ann.labels:
         cid = class_ids.get(label.class_title)
-        box = clipped_box(label.geometry, ann.width, ann.height) if cid is not None else None
+        if cid is None:
+            continue
+        box = clipped_box(label.geometry, ann.width, ann.height)
         if box is not None:
             cx, cy, w, h = normalized_cxcywh(box, ann.width, ann.height)
             rows.append(f"{cid} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n")
+        elif isinstance(label.geometry, PointGeom):
+            left_out["point"] += 1
+    report_left_out(project, item, "YOLO boxes", left_out)
     return "".join(rows).encode()
 
 
-def _yaml_str(s: str) -> str:
+def yaml_str(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)  # a JSON string is a valid YAML double-quoted scalar
 
 
-def data_yaml(names: list[str], split_names: list[str]) -> bytes:
+def data_yaml(names: list[str], split_names: list[str], extra: Sequence[str] = ()) -> bytes:
     """Ultralytics needs ``train`` and ``val``: splits not named val/test train; with no
-    val split the training images are also the validation set (said in a comment)."""
+    val split the training images are also the validation set (said in a comment).
+    ``extra`` lines (e.g. ``kpt_shape``) go at the end."""
     val = [s for s in split_names if s in VAL_NAMES]
     test = [s for s in split_names if s == "test"]
     train = [s for s in split_names if s not in val and s not in test] or val or test
     lines = ["# YOLO (Ultralytics) dataset served by slyfs; paths are relative to this file's folder"]
 
     def key(k: str, dirs: list[str]) -> None:
-        items = [_yaml_str(f"images/{d}") for d in dirs]
+        items = [yaml_str(f"images/{d}") for d in dirs]
         lines.append(f"{k}: {items[0]}" if len(items) == 1 else f"{k}: [{', '.join(items)}]")
 
     key("train", train)
@@ -58,7 +68,8 @@ def data_yaml(names: list[str], split_names: list[str]) -> bytes:
         key("test", test)
     lines.append(f"nc: {len(names)}")
     lines.append("names:")
-    lines.extend(f"  {i}: {_yaml_str(n)}" for i, n in enumerate(names))
+    lines.extend(f"  {i}: {yaml_str(n)}" for i, n in enumerate(names))
+    lines.extend(extra)
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -68,21 +79,35 @@ def image_node(item: Item) -> Node:
     return SourceBytes(item.image)
 
 
-def build(project: Project, options: ViewOptions) -> dict[str, Node]:
-    classes = selected_classes(project, options)
-    class_ids = {c.title: i for i, c in enumerate(classes)}
-    ids_key = tuple(class_ids.items())
+def report_left_out(project: Project, item: Item, view: str, counts: Counter[str]) -> None:
+    """One problem per image and kind of label a view cannot express (the log dedupes re-renders)."""
+    for what, n in sorted(counts.items()):
+        project.report(Problem(item.ann_path or f"{item.dataset}/{item.name}",
+                               f"{n} {what} label(s) cannot be expressed in {view}", "left out", item.name))
+
+
+LabelRender = Callable[[Item], bytes]
+
+
+def ultralytics_tree(project: Project, options: ViewOptions, view: str, names: list[str],
+                     render_label: LabelRender, label_key: Hashable, yaml_extra: Sequence[str] = ()) -> dict[str, Node]:
+    """The layout every Ultralytics task shares: ``data.yaml``, ``images/<split>/``,
+    ``labels/<split>/<stem>.txt``. ``label_key`` is what, besides the item, the rows depend on."""
     by_split = splits(project, options)
-    files: dict[str, Node] = {}
-    if not by_split:
-        return {"data.yaml": Generated(("yolo-data", ids_key), lambda: data_yaml(list(class_ids), ["train"]))}
-    yaml_bytes = data_yaml(list(class_ids), list(by_split))
-    files["data.yaml"] = Generated(("yolo-data", yaml_bytes), lambda: yaml_bytes)
+    split_names = list(by_split) or ["train"]
+    yaml_bytes = data_yaml(names, split_names, yaml_extra)
+    files: dict[str, Node] = {"data.yaml": Generated((f"{view}-data", yaml_bytes), lambda: yaml_bytes)}
     for split, items in by_split.items():
-        names = unique_names([(i.dataset, i.name) for i in items])
-        for item, name in zip(items, names):
+        out_names = unique_names([(i.dataset, i.name) for i in items])
+        for item, name in zip(items, out_names):
             files[f"images/{split}/{name}"] = image_node(item)
             files[f"labels/{split}/{split_ext(name)[0]}.txt"] = Generated(
-                ("yolo-label", ids_key, item.dataset, item.name, item.fingerprint),
-                lambda item=item: label_text(project, item, class_ids))
+                (f"{view}-label", label_key, item.dataset, item.name, item.fingerprint),
+                lambda item=item: render_label(item))
     return files
+
+
+def build(project: Project, options: ViewOptions) -> dict[str, Node]:
+    class_ids = {c.title: i for i, c in enumerate(selected_classes(project, options))}
+    return ultralytics_tree(project, options, "yolo", list(class_ids),
+                            lambda item: label_text(project, item, class_ids), tuple(class_ids.items()))

@@ -263,5 +263,5 @@ def read_project(root: str, report: Report | None = None) -> Project:
     scanner = _Scanner(root, sink)
     datasets = tuple(scanner.dataset(name, d) for name, d in _dataset_dirs(root))
     return Project(root=root, meta=meta, datasets=datasets,
-                   load_annotation=make_annotation_loader(meta, sink),
+                   load_annotation=make_annotation_loader(meta, sink), report=sink,
                    problems=tuple(problems.all()) if problems else ())

@@ -1,0 +1,403 @@
+"""COCO view (the layout CVAT, Datumaro and detectron2 read).
+
+```
+annotations/instances_<split>.json         every object with an area
+annotations/person_keypoints_<split>.json  graph (keypoint) objects; only when a selected class is a graph
+annotations/captions_<split>.json          image tag ``caption``; only when meta.json declares that tag
+images/<split>/<name>                      the source image bytes
+```
+Conventions (the README repeats them):
+- ids: an image's id is its 1-based position in the split's (dataset, name) order, the same in
+  every file of the split; annotation ids count from 1 per file; category id = 1-based position
+  in meta.json order (or ``--classes``), the same in every file.
+- Coordinates are continuous, a pixel (x, y) covering [x, x+1) × [y, y+1). A bbox covers the
+  object's pixels: rectangle (l, t, r, b) → [l, t, r-l+1, b-t+1]. A polygon vertex at pixel
+  index (x, y) is written at the pixel centre (x+0.5, y+0.5), as are keypoints; a rectangle's
+  polygon is its box (an oriented box keeps its fractional corners). All of it is cut to the image.
+- ``area`` is the number of pixels the object covers as Supervisely draws it (boundary
+  included, holes cleared): w*h for a rectangle, the mask's pixel count otherwise. For a
+  keypoint object it is its bbox's w*h.
+- Segmentation: a polygon list for rectangles, hole-free polygons, cuboids (convex hull) and
+  oriented boxes (4 corners); the exact mask as uncompressed column-major RLE for polygons with
+  holes, bitmaps and alpha masks (a pixel with alpha > 0 belongs).
+- Labels bound by one ``instance`` key and of one class are one object: bbox = union of their
+  boxes, shape = the non-rectangle members (a bound rectangle only gives the box).
+- Lines, points, graphs without a template and objects wholly outside the image are not
+  instances: they are counted per class in the file's ``info.slyfs_left_out`` and logged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from formats.geometry import Box, clipped_box
+from formats.model import (Annotation, Cuboid2d, Geometry, Graph, GraphTemplate, Item, Label, Line, Mask,
+                           ObjClass, OrientedBox, Point2, PointGeom, Polygon, Problem, Project, Rectangle, Tag)
+from formats.naming import unique_names
+from formats.nodes import Generated, Node, SourceBytes, Unavailable
+from formats.raster import geometry_mask
+from formats.view import OptionError, ViewOptions, selected_classes, splits
+
+
+AREA_GEOMETRIES = (Rectangle, Polygon, Mask, Cuboid2d, OrientedBox)
+DISABLED_VISIBILITY_OPTION = "coco.disabled_visibility"
+
+
+def _dumps(data: dict) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+# ---------------------------------------------------------------- pure conversions
+
+
+def coco_bbox(box: Box) -> list[float]:
+    """Continuous (x0, y0, x1, y1) → COCO [x, y, w, h]."""
+    x0, y0, x1, y1 = box
+    return [x0, y0, x1 - x0, y1 - y0]
+
+
+def union_box(boxes: Iterable[Box]) -> Box | None:
+    boxes = list(boxes)
+    if len(boxes) <= 1:
+        return boxes[0] if boxes else None
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def outline(geometry: Geometry) -> tuple[Point2, ...] | None:
+    """The continuous outline a polygon segmentation can carry, or None when only a mask
+    is exact (holes, rasters). Vertices at pixel indices go to pixel centres."""
+    if isinstance(geometry, Rectangle):
+        l, t, r, b = geometry.left, geometry.top, geometry.right + 1, geometry.bottom + 1
+        return ((l, t), (r, t), (r, b), (l, b))
+    if isinstance(geometry, Polygon):
+        pts = None if geometry.interiors else geometry.exterior
+    elif isinstance(geometry, Cuboid2d):
+        pts = geometry.hull_polygon()
+    elif isinstance(geometry, OrientedBox):
+        pts = geometry.corners()
+    else:
+        pts = None
+    return None if pts is None else tuple((x + 0.5, y + 0.5) for x, y in pts)
+
+
+def clip_polygon(points: Sequence[Point2], width: float, height: float) -> list[Point2]:
+    """Sutherland–Hodgman clip of a (possibly concave) polygon to [0, width] × [0, height]."""
+
+    def clip(pts: list[Point2], inside, cross) -> list[Point2]:
+        out: list[Point2] = []
+        for i, cur in enumerate(pts):
+            prev = pts[i - 1]
+            if inside(cur):
+                if not inside(prev):
+                    out.append(cross(prev, cur))
+                out.append(cur)
+            elif inside(prev):
+                out.append(cross(prev, cur))
+        return out
+
+    def at_x(x: float):
+        return lambda p, q: (x, p[1] + (q[1] - p[1]) * (x - p[0]) / (q[0] - p[0]))
+
+    def at_y(y: float):
+        return lambda p, q: (p[0] + (q[0] - p[0]) * (y - p[1]) / (q[1] - p[1]), y)
+
+    pts = list(points)
+    for inside, cross in ((lambda p: p[0] >= 0, at_x(0)), (lambda p: p[0] <= width, at_x(width)),
+                          (lambda p: p[1] >= 0, at_y(0)), (lambda p: p[1] <= height, at_y(height))):
+        if not pts:
+            break
+        pts = clip(pts, inside, cross)
+    return pts
+
+
+def _shoelace(pts: Sequence[Point2]) -> float:
+    return abs(sum(pts[i - 1][0] * p[1] - p[0] * pts[i - 1][1] for i, p in enumerate(pts))) / 2
+
+
+def polygon_segmentation(geometry: Geometry, width: int, height: int) -> list[float] | None:
+    """Flat [x1, y1, x2, y2, ...] of the geometry's outline cut to the image, or None when a
+    polygon cannot carry it (holes, rasters, or nothing with an area left inside)."""
+    pts = outline(geometry)
+    if pts is None:
+        return None
+    pts = clip_polygon(pts, width, height)
+    if len(pts) < 3 or _shoelace(pts) == 0:
+        return None
+    return [round(float(c), 3) for p in pts for c in p]
+
+
+def _translated(geometry: Geometry, dx: int, dy: int) -> Geometry:
+    if isinstance(geometry, Rectangle):
+        return Rectangle(geometry.left + dx, geometry.top + dy, geometry.right + dx, geometry.bottom + dy)
+    if isinstance(geometry, Polygon):
+        def move(pts: tuple[Point2, ...]) -> tuple[Point2, ...]:
+            return tuple((x + dx, y + dy) for x, y in pts)
+        return Polygon(move(geometry.exterior), tuple(move(h) for h in geometry.interiors))
+    if isinstance(geometry, Cuboid2d):
+        return Cuboid2d({k: (x + dx, y + dy) for k, (x, y) in geometry.vertices.items()})
+    if isinstance(geometry, OrientedBox):
+        g = geometry
+        return OrientedBox(g.left + dx, g.top + dy, g.right + dx, g.bottom + dy, g.angle)
+    if isinstance(geometry, Mask):
+        return Mask((geometry.origin[0] + dx, geometry.origin[1] + dy), geometry.pixels, geometry.alpha)
+    raise TypeError(f"{type(geometry).__name__} has no area")
+
+
+def pixel_crop(geometry: Geometry, box: Box) -> np.ndarray:
+    """``geometry_mask`` of the image window ``box`` (integer continuous bounds), without
+    drawing the whole image."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    mask = geometry_mask(_translated(geometry, -x0, -y0), x1 - x0, y1 - y0)
+    assert mask is not None
+    return mask
+
+
+def rle(mask: np.ndarray, origin: tuple[int, int] = (0, 0), size: tuple[int, int] | None = None) -> dict:
+    """Uncompressed COCO RLE of a bool mask placed at ``origin`` (x, y) in an image of
+    ``size`` (width, height; default: the mask's own): column-major runs, zeros first."""
+    h_c, w_c = mask.shape
+    width, height = size or (w_c, h_c)
+    x0, y0 = origin
+    padded = np.zeros((h_c + 2, w_c), dtype=np.int8)  # zero rows keep runs inside their column
+    padded[1:-1] = mask
+    edges = np.flatnonzero(np.diff(padded.ravel(order="F"))) + 1
+    if edges.size == 0:
+        return {"size": [height, width], "counts": [width * height]}
+    col, row = np.divmod(edges, h_c + 2)
+    pos = (x0 + col) * height + (y0 + row - 1)  # alternately run starts and run ends in the image
+    starts, ends = pos[0::2], pos[1::2]
+    joined = ends[:-1] == starts[1:]  # a run that goes on at the top of the next column
+    if joined.any():
+        starts = starts[np.concatenate(([True], ~joined))]
+        ends = ends[np.concatenate((~joined, [True]))]
+    bounds = np.empty(2 * len(starts) + 2, dtype=np.int64)
+    bounds[0], bounds[-1] = 0, width * height
+    bounds[1:-1:2], bounds[2:-1:2] = starts, ends
+    counts = np.diff(bounds)
+    if counts.size > 1 and counts[-1] == 0:
+        counts = counts[:-1]
+    return {"size": [height, width], "counts": counts.tolist()}
+
+
+def instance_fields(geometries: Sequence[Geometry], width: int, height: int) -> dict | None:
+    """bbox, area and segmentation of one object made of ``geometries`` (one label, or the
+    labels bound into one object), or None when none of it lies inside the image."""
+    boxed = [(g, b) for g in geometries if (b := clipped_box(g, width, height)) is not None]
+    if not boxed:
+        return None
+    bbox = coco_bbox(union_box(b for _, b in boxed))
+    shaped = [(g, b) for g, b in boxed if not isinstance(g, Rectangle)] or boxed
+    if len(shaped) == 1 and isinstance(shaped[0][0], Rectangle):
+        x0, y0, x1, y1 = shaped[0][1]
+        return {"bbox": bbox, "area": (x1 - x0) * (y1 - y0),
+                "segmentation": [[x0, y0, x1, y0, x1, y1, x0, y1]]}
+    window = union_box(b for _, b in shaped)
+    crop = pixel_crop(shaped[0][0], window)
+    for g, _ in shaped[1:]:
+        crop |= pixel_crop(g, window)
+    area = int(np.count_nonzero(crop))
+    if area == 0:
+        return None
+    polygons = [polygon_segmentation(g, width, height) for g, _ in shaped]
+    segmentation = (polygons if all(p is not None for p in polygons)
+                    else rle(crop, (int(window[0]), int(window[1])), (width, height)))
+    return {"bbox": bbox, "area": area, "segmentation": segmentation}
+
+
+def keypoint_fields(graph: Graph, template: GraphTemplate, width: int, height: int,
+                    disabled_visibility: int) -> dict | None:
+    """keypoints (template order, pixel centres), num_keypoints, bbox and area of a graph;
+    None when no node is visible inside the image. Missing or outside nodes are [0, 0, 0]."""
+    flat: list[float] = []
+    present: list[tuple[float, float]] = []
+    for node_id in template.node_ids:
+        node = graph.nodes.get(node_id)
+        v = 0 if node is None else (disabled_visibility if node.disabled else 2)
+        if v and 0 <= node.x < width and 0 <= node.y < height:
+            flat += [node.x + 0.5, node.y + 0.5, v]
+            present.append((node.x, node.y))
+        else:
+            flat += [0, 0, 0]
+    if not present:
+        return None
+    box = clipped_box(Line(tuple(present)), width, height)
+    assert box is not None
+    x, y, w, h = coco_bbox(box)
+    return {"keypoints": flat, "num_keypoints": len(present), "bbox": [x, y, w, h], "area": w * h}
+
+
+def attributes(tags: Iterable[Tag]) -> dict:
+    """Object tags as COCO ``attributes``; a tag without a value is ``true``. First value wins."""
+    out: dict = {}
+    for t in tags:
+        out.setdefault(t.name, True if t.value is None else t.value)
+    return out
+
+
+def disabled_visibility(options: ViewOptions) -> int:
+    value = options.param(DISABLED_VISIBILITY_OPTION, "1")
+    if value not in ("0", "1", "2"):
+        raise OptionError(f"--opt {DISABLED_VISIBILITY_OPTION}={value!r}: use 0, 1 or 2")
+    return int(value)
+
+
+# ---------------------------------------------------------------- files
+
+
+def _left_out_info(left_out: Counter, kind: str) -> dict:
+    info: dict = {"description": f"COCO {kind} served by slyfs"}
+    if left_out:
+        by_reason: dict[str, dict[str, int]] = {}
+        for (reason, title), n in sorted(left_out.items()):
+            by_reason.setdefault(reason, {})[title] = n
+        info["slyfs_left_out"] = by_reason
+    return info
+
+
+def _report_left_out(project: Project, path: str, left_out: Counter) -> None:
+    if left_out:
+        summary = ", ".join(f"{n} {title!r} ({reason})" for (reason, title), n in sorted(left_out.items()))
+        project.report(Problem(path, f"not exported: {summary}", "counted in the file's info.slyfs_left_out"))
+
+
+class SplitFiles:
+    """One split's items, output names and annotations, shared by its JSON files."""
+
+    def __init__(self, project: Project, split: str, items: list[Item], names: list[str],
+                 classes: tuple[ObjClass, ...]) -> None:
+        self.project, self.split, self.items, self.names = project, split, items, names
+        self.category_ids = {c.title: i + 1 for i, c in enumerate(classes)}
+        self.classes = classes
+
+    def annotated_images(self) -> Iterable[tuple[dict, Annotation]]:
+        """(image record, annotation) per item whose size is known."""
+        for image_id, (item, name) in enumerate(zip(self.items, self.names), start=1):
+            ann = self.project.annotation(item)
+            if ann.width > 0 and ann.height > 0:
+                yield {"id": image_id, "file_name": name, "width": ann.width, "height": ann.height}, ann
+
+    def categories(self, classes: Iterable[ObjClass]) -> list[dict]:
+        return [{"id": self.category_ids[c.title], "name": c.title, "supercategory": ""} for c in classes]
+
+    def instances(self) -> bytes:
+        path = f"annotations/instances_{self.split}.json"
+        images, annotations = [], []
+        left_out: Counter = Counter()
+        for image, ann in self.annotated_images():
+            images.append(image)
+            for title, labels in _objects(ann.labels, self.category_ids, self.classes, left_out):
+                fields = instance_fields([lb.geometry for lb in labels], ann.width, ann.height)
+                if fields is None:
+                    left_out["nothing inside the image", title] += 1
+                    continue
+                annotations.append({"id": len(annotations) + 1, "image_id": image["id"],
+                                    "category_id": self.category_ids[title], **fields, "iscrowd": 0,
+                                    "attributes": attributes(t for lb in labels for t in lb.tags)})
+        _report_left_out(self.project, path, left_out)
+        return _dumps({"info": _left_out_info(left_out, "instances"), "licenses": [], "images": images,
+                       "annotations": annotations, "categories": self.categories(self.classes)})
+
+    def keypoints(self, visibility_of_disabled: int) -> bytes:
+        path = f"annotations/person_keypoints_{self.split}.json"
+        templates = {c.title: c.template for c in self.classes if c.shape == "graph" and c.template}
+        images, annotations = [], []
+        left_out: Counter = Counter()
+        for image, ann in self.annotated_images():
+            images.append(image)
+            for label in ann.labels:
+                template = templates.get(label.class_title)
+                if template is None or not isinstance(label.geometry, Graph):
+                    continue
+                fields = keypoint_fields(label.geometry, template, ann.width, ann.height, visibility_of_disabled)
+                if fields is None:
+                    left_out["no visible keypoint inside the image", label.class_title] += 1
+                    continue
+                annotations.append({"id": len(annotations) + 1, "image_id": image["id"],
+                                    "category_id": self.category_ids[label.class_title], **fields,
+                                    "iscrowd": 0, "attributes": attributes(label.tags)})
+        _report_left_out(self.project, path, left_out)
+        categories = [{**cat, "keypoints": list(templates[cat["name"]].labels),
+                       "skeleton": _skeleton(templates[cat["name"]])}
+                      for cat in self.categories(c for c in self.classes if c.title in templates)]
+        return _dumps({"info": _left_out_info(left_out, "person keypoints"), "licenses": [], "images": images,
+                       "annotations": annotations, "categories": categories})
+
+    def captions(self) -> bytes:
+        images, annotations = [], []
+        for image, ann in self.annotated_images():
+            images.append(image)
+            caption = ann.tag_value("caption")
+            if isinstance(caption, str):
+                annotations.append({"id": len(annotations) + 1, "image_id": image["id"], "caption": caption})
+        return _dumps({"info": {"description": "COCO captions served by slyfs"}, "licenses": [],
+                       "images": images, "annotations": annotations})
+
+
+def _skeleton(template: GraphTemplate) -> list[list[int]]:
+    index = {node_id: i + 1 for i, node_id in enumerate(template.node_ids)}
+    return [[index[a], index[b]] for a, b in template.edges if a in index and b in index]
+
+
+def _objects(labels: Iterable[Label], category_ids: dict[str, int], classes: tuple[ObjClass, ...],
+             left_out: Counter) -> list[tuple[str, list[Label]]]:
+    """Labels with an area, grouped into objects (bound labels of one class together); the
+    rest is counted in ``left_out`` unless the keypoints file carries it."""
+    templated = {c.title for c in classes if c.shape == "graph" and c.template}
+    groups: dict[object, tuple[str, list[Label]]] = {}
+    for label in labels:
+        title, geometry = label.class_title, label.geometry
+        if title not in category_ids:
+            continue
+        if isinstance(geometry, AREA_GEOMETRIES):
+            key = (label.instance, title) if label.instance is not None else id(label)
+            groups.setdefault(key, (title, []))[1].append(label)
+        elif isinstance(geometry, Graph):
+            if title not in templated:
+                left_out["graph without a keypoint template", title] += 1
+        else:
+            kind = "line" if isinstance(geometry, Line) else "point" if isinstance(geometry, PointGeom) else "other"
+            left_out[f"{kind}: no area", title] += 1
+    return list(groups.values())
+
+
+class ItemsKey(tuple):
+    """A split's (dataset, name, fingerprint) list, part of a cache key: hashed once, not per lookup."""
+
+    def __hash__(self) -> int:
+        cached = self.__dict__.get("hash")
+        if cached is None:
+            cached = self.__dict__["hash"] = tuple.__hash__(self)
+        return cached
+
+
+def image_node(item: Item) -> Node:
+    if item.image is None:
+        return Unavailable(f"{item.dataset}/{item.name}: no readable image bytes")
+    return SourceBytes(item.image)
+
+
+def build(project: Project, options: ViewOptions) -> dict[str, Node]:
+    classes = selected_classes(project, options)
+    visibility = disabled_visibility(options)
+    class_key = tuple((c.title, c.shape, c.template) for c in classes)
+    with_keypoints = any(c.shape == "graph" and c.template for c in classes)
+    with_captions = any(t.name == "caption" for t in project.meta.tag_metas)
+    by_split = splits(project, options) or {"train": []}
+    files: dict[str, Node] = {}
+    for split, items in by_split.items():
+        names = unique_names([(i.dataset, i.name) for i in items])
+        for item, name in zip(items, names):
+            files[f"images/{split}/{name}"] = image_node(item)
+        src = SplitFiles(project, split, items, names, classes)
+        key = (options.key(), class_key, split, ItemsKey((i.dataset, i.name, i.fingerprint) for i in items))
+        files[f"annotations/instances_{split}.json"] = Generated(("coco-instances", key), src.instances)
+        if with_keypoints:
+            files[f"annotations/person_keypoints_{split}.json"] = Generated(
+                ("coco-keypoints", key), lambda src=src: src.keypoints(visibility))
+        if with_captions:
+            files[f"annotations/captions_{split}.json"] = Generated(("coco-captions", key), src.captions)
+    return files

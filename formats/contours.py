@@ -1,0 +1,77 @@
+"""Mask → polygons and points → rotated box, with OpenCV (the library Ultralytics itself
+rasterises and fits with), plus the hole "bridge" that lets a hole-less polygon format
+carry holes.
+
+Vertices here are pixel indices (the model's convention): a traced contour runs through the
+centres of the object's border pixels, so ``cv2.fillPoly`` of it gives back the same pixels.
+OpenCV is imported inside the functions: views that never trace a mask do not load it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from formats.model import Point2
+
+Ring = tuple[Point2, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """One 8-connected component of a mask: its outer border and the borders of its holes."""
+
+    exterior: Ring
+    holes: tuple[Ring, ...]
+
+
+def trace_mask(mask: np.ndarray) -> list[Region]:
+    """Every connected component of a bool mask, with its holes (``RETR_CCOMP``: outer
+    borders and hole borders; an island inside a hole is a component of its own).
+    ``CHAIN_APPROX_SIMPLE`` only drops the middle points of straight runs, so nothing
+    is lost. Components come in OpenCV's order (bottom-up scan), holes likewise."""
+    import cv2
+
+    contours, hierarchy = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return []
+    links = hierarchy[0]  # per contour: next, previous, first child, parent
+    rings = [tuple((float(x), float(y)) for x, y in c.reshape(-1, 2)) for c in contours]
+    regions = []
+    for i, (_next, _prev, _child, parent) in enumerate(links):
+        if parent == -1:
+            holes = tuple(rings[j] for j in range(len(rings)) if links[j][3] == i)
+            regions.append(Region(rings[i], holes))
+    return regions
+
+
+def _signed_area(ring: Ring) -> float:
+    return 0.5 * sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(ring, ring[1:] + ring[:1]))
+
+
+def bridge_holes(exterior: Ring, holes: tuple[Ring, ...]) -> Ring:
+    """One ring that fills like ``exterior`` minus ``holes``: each hole is spliced in through
+    a zero-width bridge between the closest pair of vertices (what Ultralytics'
+    ``merge_multi_segment`` does to join COCO polygon parts), and walked in the opposite
+    direction to the exterior so both the even-odd and the non-zero fill rule cut it out."""
+    ring = list(exterior)
+    outer_sign = _signed_area(exterior) >= 0
+    for hole in holes:
+        if len(hole) < 3:
+            continue
+        h = list(hole) if (_signed_area(hole) >= 0) != outer_sign else list(reversed(hole))
+        a = np.asarray(ring, dtype=float)
+        b = np.asarray(h, dtype=float)
+        d = ((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=2)
+        i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+        ring = ring[:i + 1] + h[j:] + h[:j + 1] + ring[i:]
+    return tuple(ring)
+
+
+def min_area_rect(points: np.ndarray) -> np.ndarray:
+    """The four corners (4×2 float) of the smallest rotated rectangle holding ``points``
+    (N×2, continuous coordinates), as ``cv2.minAreaRect`` finds it."""
+    import cv2
+
+    return cv2.boxPoints(cv2.minAreaRect(points.astype(np.float32))).astype(float)

@@ -1,0 +1,412 @@
+"""Pascal VOC view (detection + class/instance segmentation), as the VOC devkit,
+torchvision, mmdet and datumaro read it.
+
+```
+Annotations/<id>.xml                 one per image; boxes in the devkit's 1-based inclusive pixels
+JPEGImages/<id><ext>                 the source image bytes, own extension (``voc.jpeg=1``: <id>.jpg)
+ImageSets/Main/<split>.txt           ids of the split
+ImageSets/Main/<class>_<split>.txt   ``<id>  1`` / ``<id> -1``: does the image hold that class
+ImageSets/Segmentation/<split>.txt   ids of the images with at least one area object
+SegmentationClass/<id>.png           palette PNG, index = class (0 background), VOC colour map
+SegmentationObject/<id>.png          palette PNG, index k = the k-th <object> of the XML
+labelmap.txt                         datumaro's ``name:r,g,b::``, colours = VOC colour map
+```
+``<id>`` is the image's output name without extension, unique over the whole project.
+Every object with an extent in the image is an ``<object>``; only area geometries
+(rectangle, polygon, bitmap, alpha mask, cuboid hull, oriented box) are painted in the
+masks, later objects on top. Points, lines and graphs are objects without pixels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+from lxml import etree
+from PIL import Image
+
+from formats.model import (Annotation, Cuboid2d, ImageRef, Item, Label, Mask, OrientedBox, PixelBox, PointGeom,
+                           Polygon, Project, Rectangle, TagValue)
+from formats.naming import safe_name, split_ext, unique_names
+from formats.nodes import Generated, Node, SourceBytes, Unavailable
+from formats.raster import geometry_mask
+from formats.view import OptionError, ViewOptions, selected_classes, splits
+
+FLAG_TAGS = ("truncated", "difficult", "occluded")
+FALSE_TAG_VALUES = ("0", "false", "no", "")
+MAX_OBJECT_INDEX = 254  # 255 is VOC's "void" index
+JPEG_EXTS = (".jpg", ".jpeg", ".jpe", ".jfif")
+JPEG_QUALITY = 95
+HEADER_PROBE_BYTES = 64 << 10
+AREA_GEOMETRIES = (Rectangle, Polygon, Mask, Cuboid2d, OrientedBox)
+DEPTH_BY_MODE = {"1": 1, "L": 1, "I": 1, "I;16": 1, "F": 1, "LA": 2, "P": 3, "RGB": 3, "YCbCr": 3,
+                 "LAB": 3, "HSV": 3, "RGBA": 4, "CMYK": 4}
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def voc_colormap(n: int = 256) -> list[tuple[int, int, int]]:
+    """The VOC devkit's colour map: the bits of index k spread over r, g, b from the top bit down."""
+    out = []
+    for k in range(n):
+        r = g = b = 0
+        c = k
+        for shift in range(7, -1, -1):
+            r |= (c & 1) << shift
+            g |= ((c >> 1) & 1) << shift
+            b |= ((c >> 2) & 1) << shift
+            c >>= 3
+        out.append((r, g, b))
+    return out
+
+
+PALETTE: list[int] = [v for rgb in voc_colormap() for v in rgb]
+
+
+def voc_box(box: PixelBox, width: int, height: int) -> tuple[int, int, int, int] | None:
+    """Inclusive 0-based pixel box → the devkit's 1-based inclusive ``xmin ymin xmax ymax``,
+    cut to the image; None when nothing of it is inside."""
+    left, top, right, bottom = max(0, box[0]), max(0, box[1]), min(width - 1, box[2]), min(height - 1, box[3])
+    if right < left or bottom < top:
+        return None
+    return (left + 1, top + 1, right + 1, bottom + 1)
+
+
+def object_pixel_box(label: Label) -> PixelBox | None:
+    """The pixels an object spans; a point spans the one pixel it lies in."""
+    g = label.geometry
+    if isinstance(g, PointGeom):
+        x, y = math.floor(g.x), math.floor(g.y)
+        return (x, y, x, y)
+    return g.pixel_box()
+
+
+def _xml_char(ch: str) -> str:
+    code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte kept by surrogateescape
+        return f"%{code - 0xDC00:02X}"
+    if 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF):
+        return "%3F"
+    if code < 0x20 and ch not in "\t\n\r":
+        return f"%{code:02X}"
+    return ch
+
+
+def xml_text(value: str) -> str:
+    """Text lxml accepts: characters XML 1.0 forbids become ``%XX``."""
+    return "".join(_xml_char(c) for c in value)
+
+
+def _percent(chars: str) -> str:
+    return "".join(f"%{ord(c):02X}" for c in chars)
+
+
+def voc_class_name(title: str) -> str:
+    """A class title as one labelmap.txt field and the same XML ``<name>``: ``%``, ``:`` and
+    control characters become ``%XX``, as do leading/trailing blanks and a leading ``#``
+    (datumaro strips lines and skips ``#`` comments)."""
+    out = "".join(f"%{ord(c):02X}" if c in "%:" or ord(c) < 0x20 or ord(c) == 0x7F else c for c in title)
+    out = xml_text(out)
+    core = out.strip()
+    lead = out[:len(out) - len(out.lstrip())]
+    trail = out[len(out.rstrip()):] if core else ""
+    out = _percent(lead) + core + _percent(trail)
+    if out.startswith("#"):
+        out = "%23" + out[1:]
+    return out
+
+
+def voc_split_names(splits_: Iterable[str]) -> dict[str, str]:
+    """VOC split names: ``_`` becomes ``-``, since ``<class>_<split>.txt`` shares the folder and
+    readers take only names without ``_`` for splits; clashes get ``~2``, ``~3``…"""
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for s in splits_:
+        base = s.replace("_", "-")
+        name, k = base, 1
+        while name in used:
+            k += 1
+            name = f"{base}~{k}"
+        used.add(name)
+        out[s] = name
+    return out
+
+
+def tag_flag(value: TagValue) -> str:
+    """A flag tag's VOC value: ``1`` for a tag without value or any value but 0/false/no/empty."""
+    if value is None:
+        return "1"
+    return "0" if str(value).strip().lower() in FALSE_TAG_VALUES or value == 0 else "1"
+
+
+def tag_text(value: TagValue) -> str:
+    return "true" if value is None else xml_text(str(value))
+
+
+@dataclass(frozen=True, slots=True)
+class VocObject:
+    name: str
+    box: tuple[int, int, int, int]  # xmin ymin xmax ymax, devkit convention
+    flags: tuple[tuple[str, str], ...]  # (truncated|difficult|occluded, "0"|"1")
+    attributes: tuple[tuple[str, str], ...]
+
+
+def annotation_xml(filename: str, width: int, height: int, depth: int, segmented: bool,
+                   objects: list[VocObject], notes: list[str]) -> bytes:
+    """The ``Annotations/<id>.xml`` document."""
+    root = etree.Element("annotation")
+    etree.SubElement(root, "folder").text = "VOC"
+    etree.SubElement(root, "filename").text = xml_text(filename)
+    size = etree.SubElement(root, "size")
+    for key, value in (("width", width), ("height", height), ("depth", depth)):
+        etree.SubElement(size, key).text = str(value)
+    etree.SubElement(root, "segmented").text = "1" if segmented else "0"
+    for note in notes:
+        root.append(etree.Comment(" slyfs: " + xml_text(note).replace("--", "- -") + " "))
+    for obj in objects:
+        el = etree.SubElement(root, "object")
+        etree.SubElement(el, "name").text = obj.name
+        etree.SubElement(el, "pose").text = "Unspecified"
+        for key, value in obj.flags:
+            etree.SubElement(el, key).text = value
+        bnd = etree.SubElement(el, "bndbox")
+        for key, value in zip(("xmin", "ymin", "xmax", "ymax"), obj.box):
+            etree.SubElement(bnd, key).text = str(value)
+        if obj.attributes:
+            attrs = etree.SubElement(el, "attributes")
+            for name, value in obj.attributes:
+                a = etree.SubElement(attrs, "attribute")
+                etree.SubElement(a, "name").text = name
+                etree.SubElement(a, "value").text = value
+    return etree.tostring(root, encoding="utf-8", xml_declaration=True, pretty_print=True)
+
+
+def voc_object(label: Label, name: str, box: tuple[int, int, int, int]) -> VocObject:
+    flags = {k: "0" for k in FLAG_TAGS}
+    attributes = []
+    for tag in label.tags:
+        if tag.name in flags:
+            flags[tag.name] = tag_flag(tag.value)
+        else:
+            attributes.append((xml_text(tag.name), tag_text(tag.value)))
+    return VocObject(name, box, tuple(flags.items()), tuple(attributes))
+
+
+def kept_objects(ann: Annotation, class_names: dict[str, str]) -> tuple[list[tuple[Label, VocObject]], int]:
+    """The labels that become ``<object>``s, in order, and how many were left out because
+    nothing of them lies inside the image."""
+    out = []
+    outside = 0
+    for label in ann.labels:
+        name = class_names.get(label.class_title)
+        if name is None:
+            continue
+        pb = object_pixel_box(label)
+        box = voc_box(pb, ann.width, ann.height) if pb is not None else None
+        if box is None:
+            outside += 1
+        else:
+            out.append((label, voc_object(label, name, box)))
+    return out, outside
+
+
+def segmentation_arrays(ann: Annotation, labels: list[Label], class_index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Class and object index images; object k (1-based) is ``labels[k-1]``, painted in order."""
+    cls = np.zeros((ann.height, ann.width), dtype=np.uint8)
+    obj = np.zeros((ann.height, ann.width), dtype=np.uint8)
+    for k, label in enumerate(labels, 1):
+        mask = geometry_mask(label.geometry, ann.width, ann.height)
+        if mask is None:
+            continue
+        cls[mask] = class_index[label.class_title]
+        obj[mask] = k if k <= MAX_OBJECT_INDEX else 0
+    return cls, obj
+
+
+def palette_png(indices: np.ndarray) -> bytes:
+    """A mode-P PNG of an index image with the VOC colour map as palette."""
+    height, width = indices.shape
+    if width == 0 or height == 0:
+        raise ValueError("image size unknown: no mask can be drawn")
+    img = Image.frombytes("P", (width, height), np.ascontiguousarray(indices).tobytes())
+    img.putpalette(PALETTE)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def labelmap_text(background: str, names: list[str]) -> bytes:
+    """datumaro's labelmap.txt; colour k is the VOC colour map's, as in the mask palettes."""
+    colors = voc_colormap(len(names) + 1)
+    lines = ["# label:color_rgb:parts:actions"]
+    lines += [f"{n}:{','.join(map(str, colors[k]))}::" for k, n in enumerate([background, *names])]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def has_area(label: Label) -> bool:
+    """Whether the label paints pixels in the masks (the geometries ``geometry_mask`` draws)."""
+    return isinstance(label.geometry, AREA_GEOMETRIES)
+
+
+# ---------------------------------------------------------------- source access
+
+
+def read_ref(ref: ImageRef, limit: int | None = None) -> bytes:
+    with open(ref.path, "rb") as f:
+        f.seek(ref.offset)
+        return f.read(ref.size if limit is None else min(ref.size, limit))
+
+
+def image_mode(ref: ImageRef | None) -> str | None:
+    """The image's PIL mode from its header (one small read), None if unknown."""
+    if ref is None:
+        return None
+    try:
+        with Image.open(io.BytesIO(read_ref(ref, HEADER_PROBE_BYTES))) as img:
+            return img.mode
+    except Exception:  # not an image, or a header beyond the probe: depth falls back to 3
+        return None
+
+
+def jpeg_bytes(ref: ImageRef) -> bytes:
+    """The image re-encoded as JPEG (quality 95); modes JPEG cannot hold become RGB."""
+    with Image.open(io.BytesIO(read_ref(ref))) as img:
+        img = img if img.mode in ("L", "RGB") else img.convert("RGB")
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=JPEG_QUALITY)
+        return buf.getvalue()
+
+
+# ---------------------------------------------------------------- the view
+
+
+def jpeg_option(options: ViewOptions) -> bool:
+    value = options.param("voc.jpeg", "0")
+    if value not in ("0", "1"):
+        raise OptionError(f"voc.jpeg={value!r}: use 0 (serve images as they are) or 1 (re-encode non-JPEGs)")
+    return value == "1"
+
+
+def background_name(names: Iterable[str]) -> str:
+    taken = set(names)
+    name = "background"
+    while name in taken:
+        name = "_" + name
+    return name
+
+
+def _digest(items: list[Item]) -> str:
+    return hashlib.sha1(repr([(i.dataset, i.name, i.fingerprint) for i in items]).encode(
+        "utf-8", "surrogateescape")).hexdigest()
+
+
+def build(project: Project, options: ViewOptions) -> dict[str, Node]:
+    to_jpeg = jpeg_option(options)
+    classes = selected_classes(project, options)
+    class_names = {c.title: voc_class_name(c.title) for c in classes}
+    class_index = {c.title: k for k, c in enumerate(classes, 1)}
+    class_key = tuple(class_names.items())
+    opt_key = options.key()
+    by_split = splits(project, options)
+    split_names = voc_split_names(by_split)
+
+    labelmap = labelmap_text(background_name(class_names.values()), list(class_names.values()))
+    files: dict[str, Node] = {"labelmap.txt": Generated(("voc-labelmap", labelmap), lambda: labelmap)}
+
+    all_items = [i for items in by_split.values() for i in items]
+    names = unique_names([(i.dataset, i.name) for i in all_items])
+    ids = {(i.dataset, i.name): split_ext(n)[0] for i, n in zip(all_items, names)}
+
+    def objects_of(item: Item) -> tuple[Annotation, list[tuple[Label, VocObject]], int]:
+        ann = project.annotation(item)
+        return (ann, *kept_objects(ann, class_names))
+
+    for item, name in zip(all_items, names):
+        vid = ids[(item.dataset, item.name)]
+        image_name, image_node = _image(item, name, vid, to_jpeg)
+        files[f"JPEGImages/{image_name}"] = image_node
+        base = (item.dataset, item.name, item.fingerprint, opt_key, class_key)
+        files[f"Annotations/{vid}.xml"] = Generated(
+            ("voc-xml", *base, item.image, image_name),
+            lambda item=item, image_name=image_name: _render_xml(objects_of(item), item, image_name, to_jpeg))
+        files[f"SegmentationClass/{vid}.png"] = Generated(
+            ("voc-class-png", *base), lambda item=item: _render_mask(objects_of(item), class_index, 0))
+        files[f"SegmentationObject/{vid}.png"] = Generated(
+            ("voc-object-png", *base), lambda item=item: _render_mask(objects_of(item), class_index, 1))
+
+    presence_memo: dict[str, dict[str, tuple[set[str], bool]]] = {}
+
+    def presence(split: str, digest: str) -> dict[str, tuple[set[str], bool]]:
+        """Per image id of a split: the classes it holds, whether it has an area object.
+        Computed once per split for all its list files."""
+        if digest not in presence_memo:
+            out = {}
+            for item in by_split[split]:
+                objs = objects_of(item)[1]
+                out[ids[(item.dataset, item.name)]] = ({label.class_title for label, _ in objs},
+                                                       any(has_area(label) for label, _ in objs))
+            presence_memo[digest] = out
+        return presence_memo[digest]
+
+    for split, items in by_split.items():
+        voc_split = split_names[split]
+        split_ids = [ids[(i.dataset, i.name)] for i in items]
+        main = "".join(f"{v}\n" for v in split_ids).encode("utf-8")
+        files[f"ImageSets/Main/{safe_name(voc_split + '.txt')}"] = Generated(("voc-main", main), lambda main=main: main)
+        digest = _digest(items)
+        key = (split, digest, opt_key, class_key)
+        files[f"ImageSets/Segmentation/{safe_name(voc_split + '.txt')}"] = Generated(
+            ("voc-seg-list", *key),
+            lambda split=split, digest=digest: "".join(
+                f"{v}\n" for v, (_, area) in presence(split, digest).items() if area).encode("utf-8"))
+        for title, cname in class_names.items():
+            files[f"ImageSets/Main/{safe_name(f'{cname}_{voc_split}.txt')}"] = Generated(
+                ("voc-class-list", title, *key),
+                lambda split=split, digest=digest, title=title: "".join(
+                    f"{v} {1 if title in held else -1:2d}\n"
+                    for v, (held, _) in presence(split, digest).items()).encode("utf-8"))
+    return files
+
+
+def _image(item: Item, name: str, vid: str, to_jpeg: bool) -> tuple[str, Node]:
+    """The JPEGImages entry: the source bytes under their own extension, or (``voc.jpeg=1``)
+    ``<id>.jpg``, re-encoded unless the source already is a JPEG."""
+    if not to_jpeg:
+        return name, _source(item)
+    jpg = f"{vid}.jpg"
+    if item.image is None or item.ext.lower() in JPEG_EXTS:
+        return jpg, _source(item)
+    return jpg, Generated(("voc-jpeg", item.image, JPEG_QUALITY), lambda ref=item.image: jpeg_bytes(ref))
+
+
+def _source(item: Item) -> Node:
+    if item.image is None:
+        return Unavailable(f"{item.dataset}/{item.name}: no readable image bytes")
+    return SourceBytes(item.image)
+
+
+def _render_xml(parsed: tuple[Annotation, list[tuple[Label, VocObject]], int], item: Item,
+                image_name: str, to_jpeg: bool) -> bytes:
+    ann, objs, outside = parsed
+    mode = image_mode(item.image)
+    if to_jpeg and item.ext.lower() not in JPEG_EXTS and mode is not None:
+        mode = "L" if mode == "L" else "RGB"
+    notes = []
+    if outside:
+        notes.append(f"{outside} object(s) lying wholly outside the image left out")
+    if len(objs) > MAX_OBJECT_INDEX:
+        notes.append(f"objects after the {MAX_OBJECT_INDEX}th have no index in SegmentationObject")
+    return annotation_xml(image_name, ann.width, ann.height, DEPTH_BY_MODE.get(mode or "RGB", 3),
+                          any(has_area(label) for label, _ in objs), [o for _, o in objs], notes)
+
+
+def _render_mask(parsed: tuple[Annotation, list[tuple[Label, VocObject]], int],
+                 class_index: dict[str, int], which: int) -> bytes:
+    ann, objs, _ = parsed
+    return palette_png(segmentation_arrays(ann, [label for label, _ in objs], class_index)[which])
+

@@ -1,0 +1,69 @@
+"""Darknet YOLO view: the "YOLO 1.1" layout CVAT and Datumaro export.
+
+```
+obj.names                        one class name per line (class id = line number, from 0)
+obj.data                         classes = N / <split> = data/<split>.txt / names = data/obj.names / backup = backup/
+<split>.txt                      data/obj_<split>_data/<image>, one per line
+obj_<split>_data/<image>         the source image bytes
+obj_<split>_data/<stem>.txt      detection rows, exactly as in the ``yolo`` view
+```
+Paths in obj.data and the lists start with ``data/`` as CVAT writes them (darknet runs with
+the dataset as its ``data/`` folder; Datumaro strips the prefix). A split whose name is not
+one word (``\\w+``), or is one of obj.data's own keys (classes, names, backup), gets
+``_`` in place of the other characters, and a trailing ``_``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from formats.model import Project
+from formats.naming import split_ext, unique_names
+from formats.nodes import Generated, Node
+from formats.view import ViewOptions, selected_classes, splits
+from formats.yolo import image_node, label_text
+
+RESERVED_KEYS = ("classes", "names", "backup")
+
+
+def split_keys(split_names: list[str]) -> dict[str, str]:
+    """Split → obj.data key: one word, not reserved, distinct (``~`` would not parse)."""
+    out: dict[str, str] = {}
+    for name in split_names:
+        key = re.sub(r"\W", "_", name)
+        if key in RESERVED_KEYS or key != name:
+            key += "_"
+        while key in out.values() or key in RESERVED_KEYS:
+            key += "_"
+        out[name] = key
+    return out
+
+
+def obj_data(n_classes: int, keys: list[str]) -> bytes:
+    lines = [f"classes = {n_classes}"] + [f"{k} = data/{k}.txt" for k in keys]
+    lines += ["names = data/obj.names", "backup = backup/"]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def build(project: Project, options: ViewOptions) -> dict[str, Node]:
+    class_ids = {c.title: i for i, c in enumerate(selected_classes(project, options))}
+    names_bytes = "".join(f"{n}\n" for n in class_ids).encode()
+    by_split = splits(project, options)
+    keys = split_keys(list(by_split))
+    data_bytes = obj_data(len(class_ids), list(keys.values()))
+    files: dict[str, Node] = {
+        "obj.names": Generated(("darknet-names", names_bytes), lambda: names_bytes),
+        "obj.data": Generated(("darknet-data", data_bytes), lambda: data_bytes),
+    }
+    label_key = (tuple(class_ids.items()), options.key())
+    for split, items in by_split.items():
+        folder = f"obj_{keys[split]}_data"
+        out_names = unique_names([(i.dataset, i.name) for i in items])
+        list_bytes = "".join(f"data/{folder}/{name}\n" for name in out_names).encode()
+        files[f"{keys[split]}.txt"] = Generated(("darknet-list", list_bytes), lambda b=list_bytes: b)
+        for item, name in zip(items, out_names):
+            files[f"{folder}/{name}"] = image_node(item)
+            files[f"{folder}/{split_ext(name)[0]}.txt"] = Generated(
+                ("darknet-label", label_key, item.dataset, item.name, item.fingerprint),
+                lambda item=item: label_text(project, item, class_ids))
+    return files

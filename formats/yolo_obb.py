@@ -1,0 +1,103 @@
+"""YOLO (Ultralytics) oriented-box view: the ``yolo`` layout, one rotated box per object.
+
+```
+data.yaml                  as ``yolo`` (same class ids)
+images/<split>/<name>      the source image bytes
+labels/<split>/<stem>.txt  ``class x1 y1 x2 y2 x3 y3 x4 y4`` per object, normalised
+```
+Corners are in continuous image coordinates (pixel ``x`` spans ``[x, x+1)``), so a box
+covers whole pixels exactly as in the ``yolo`` detection view: an axis-aligned rectangle
+gives the same width and height there and here.
+
+Geometry → box:
+- rectangle: its 4 corners; oriented box: the corners of its pixel extent turned by its angle.
+- polygon, cuboid, line, graph, bitmap, alpha mask: the minimum-area rotated rectangle
+  (``cv2.minAreaRect``, as Ultralytics' own converters fit it) of the pixels the shape
+  touches (polygon/cuboid/line/graph vertices, the border pixels of a mask), corners included.
+- every corner is then clamped into the image, so all values lie in [0, 1]; a box
+  reaching outside the image becomes the (not necessarily rectangular) quadrilateral of
+  its clamped corners, and one with nothing inside the image is left out.
+- a point has no extent: left out and reported to the problem log.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from formats.contours import min_area_rect, trace_mask
+from formats.geometry import clipped_box
+from formats.model import (Cuboid2d, Geometry, Graph, Item, Line, Mask, OrientedBox, PointGeom, Polygon, Project,
+                           Rectangle)
+from formats.nodes import Node
+from formats.view import ViewOptions, selected_classes
+from formats.yolo import report_left_out, ultralytics_tree
+
+CELL = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=float)
+
+
+def _cells(points: np.ndarray) -> np.ndarray:
+    """The corners of the pixels at the given pixel indices (N×2 → 4N×2)."""
+    return (points[:, None, :] + CELL[None, :, :]).reshape(-1, 2)
+
+
+def _vertices(geometry: Geometry, width: int, height: int) -> np.ndarray | None:
+    if isinstance(geometry, Polygon):
+        return np.asarray(geometry.exterior, dtype=float)
+    if isinstance(geometry, Line):
+        return np.asarray(geometry.points, dtype=float)
+    if isinstance(geometry, Cuboid2d):
+        return np.asarray(list(geometry.vertices.values()), dtype=float)
+    if isinstance(geometry, Graph):
+        return np.asarray([(n.x, n.y) for n in geometry.nodes.values()], dtype=float)
+    if isinstance(geometry, Mask):
+        regions = trace_mask(geometry.full_mask(width, height))
+        pts = [p for r in regions for p in r.exterior]
+        return np.asarray(pts, dtype=float) if pts else None
+    return None
+
+
+def obb_corners(geometry: Geometry, width: int, height: int) -> np.ndarray | None:
+    """4×2 continuous corners of the rotated box of a geometry, clamped to the image;
+    None when the geometry has no extent or nothing of it is inside the image."""
+    if clipped_box(geometry, width, height) is None:
+        return None
+    if isinstance(geometry, Rectangle):
+        corners = np.array([[geometry.left, geometry.top], [geometry.right + 1, geometry.top],
+                            [geometry.right + 1, geometry.bottom + 1], [geometry.left, geometry.bottom + 1]], float)
+    elif isinstance(geometry, OrientedBox):
+        extent = OrientedBox(geometry.left, geometry.top, geometry.right + 1, geometry.bottom + 1, geometry.angle)
+        corners = np.asarray(extent.corners(), dtype=float)
+    else:
+        pts = _vertices(geometry, width, height)
+        if pts is None or len(pts) == 0:
+            return None
+        corners = min_area_rect(_cells(np.floor(pts)))
+    return np.clip(corners, 0, [width, height])
+
+
+def label_text(project: Project, item: Item, class_ids: dict[str, int]) -> bytes:
+    ann = project.annotation(item)
+    rows = []
+    left_out: Counter[str] = Counter()
+    for label in ann.labels:
+        cid = class_ids.get(label.class_title)
+        if cid is None:
+            continue
+        if isinstance(label.geometry, PointGeom):
+            left_out["point"] += 1
+            continue
+        corners = obb_corners(label.geometry, ann.width, ann.height)
+        if corners is not None:
+            norm = corners / [ann.width, ann.height]
+            rows.append(f"{cid} " + " ".join(f"{v:.6f}" for v in norm.reshape(-1)) + "\n")
+    report_left_out(project, item, "YOLO oriented boxes", left_out)
+    return "".join(rows).encode()
+
+
+def build(project: Project, options: ViewOptions) -> dict[str, Node]:
+    class_ids = {c.title: i for i, c in enumerate(selected_classes(project, options))}
+    return ultralytics_tree(project, options, "yolo-obb", list(class_ids),
+                            lambda item: label_text(project, item, class_ids),
+                            (tuple(class_ids.items()), options.key()))

@@ -1,0 +1,96 @@
+"""YOLO (Ultralytics) segmentation view: the ``yolo`` layout, one polygon row per object.
+
+```
+data.yaml                  as ``yolo`` (same class ids)
+images/<split>/<name>      the source image bytes
+labels/<split>/<stem>.txt  ``class x1 y1 ... xn yn`` per region, normalised, n >= 3
+```
+Vertices are pixel *centres*: the model's pixel index ``x`` becomes ``(x + 0.5) / width``.
+Ultralytics rasterises a row with ``polygon2mask`` (``int32`` truncation, then
+``cv2.fillPoly``, which fills the border pixels too), so a centre lands back on its own
+pixel and a traced mask comes back as the same pixels; the values never reach 0 or 1.
+
+Geometry → rows (never a box row, so the file is never a mix):
+- rectangle, oriented box: its 4 corners; cuboid: the convex hull of its 8 vertices;
+  polygon: its exterior, each hole spliced in by a zero-width bridge (Ultralytics rows
+  have no holes; see ``contours.bridge_holes``).
+- bitmap, alpha mask (non-zero pixels): traced with OpenCV, one row per 8-connected
+  component, holes bridged likewise.
+- a shape reaching outside the image is rasterised, cut to the image and traced.
+- line, point, graph: no area; left out and reported to the problem log.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from formats.contours import Region, Ring, bridge_holes, trace_mask
+from formats.model import (Cuboid2d, Geometry, Graph, Item, Line, Mask, OrientedBox, PointGeom, Polygon, Project,
+                           Rectangle)
+from formats.nodes import Node
+from formats.raster import geometry_mask
+from formats.view import ViewOptions, selected_classes
+from formats.yolo import report_left_out, ultralytics_tree
+
+AREA_GEOMETRIES = (Rectangle, Polygon, Cuboid2d, OrientedBox, Mask)
+NO_AREA = {Line: "line", PointGeom: "point", Graph: "graph"}
+
+
+def _inside(ring: Ring, width: int, height: int) -> bool:
+    """All vertices' pixel centres lie in the image, so the ring needs no cutting."""
+    return all(-0.5 <= x <= width - 0.5 and -0.5 <= y <= height - 0.5 for x, y in ring)
+
+
+def geometry_regions(geometry: Geometry, width: int, height: int) -> list[Region]:
+    """The regions (pixel-index vertices) a geometry covers inside the image; [] if none."""
+    if isinstance(geometry, Mask):
+        return trace_mask(geometry.full_mask(width, height))
+    if isinstance(geometry, Rectangle):
+        l, t = max(geometry.left, 0), max(geometry.top, 0)
+        r, b = min(geometry.right, width - 1), min(geometry.bottom, height - 1)
+        return [Region(((l, t), (r, t), (r, b), (l, b)), ())] if l <= r and t <= b else []
+    if isinstance(geometry, Polygon):
+        region = Region(geometry.exterior, geometry.interiors)
+    elif isinstance(geometry, Cuboid2d):
+        region = Region(geometry.hull_polygon(), ())
+    elif isinstance(geometry, OrientedBox):
+        region = Region(geometry.corners(), ())
+    else:
+        return []
+    if all(_inside(ring, width, height) for ring in (region.exterior, *region.holes)):
+        return [region]
+    mask = geometry_mask(geometry, width, height)
+    return trace_mask(mask) if mask is not None else []
+
+
+def polygon_row(class_id: int, ring: Ring, width: int, height: int) -> str:
+    """``class x1 y1 ...`` with vertices at pixel centres; a ring of fewer than 3 vertices (a
+    one- or two-pixel-thin region) repeats its last vertex, which still fills its pixels."""
+    pts = list(ring) + [ring[-1]] * max(0, 3 - len(ring))
+    coords = " ".join(f"{min(max((x + 0.5) / width, 0.0), 1.0):.6f} {min(max((y + 0.5) / height, 0.0), 1.0):.6f}"
+                      for x, y in pts)
+    return f"{class_id} {coords}\n"
+
+
+def label_text(project: Project, item: Item, class_ids: dict[str, int]) -> bytes:
+    ann = project.annotation(item)
+    rows = []
+    left_out: Counter[str] = Counter()
+    for label in ann.labels:
+        cid = class_ids.get(label.class_title)
+        if cid is None:
+            continue
+        if not isinstance(label.geometry, AREA_GEOMETRIES):
+            left_out[NO_AREA[type(label.geometry)]] += 1
+            continue
+        for region in geometry_regions(label.geometry, ann.width, ann.height):
+            rows.append(polygon_row(cid, bridge_holes(region.exterior, region.holes), ann.width, ann.height))
+    report_left_out(project, item, "YOLO segments", left_out)
+    return "".join(rows).encode()
+
+
+def build(project: Project, options: ViewOptions) -> dict[str, Node]:
+    class_ids = {c.title: i for i, c in enumerate(selected_classes(project, options))}
+    return ultralytics_tree(project, options, "yolo-seg", list(class_ids),
+                            lambda item: label_text(project, item, class_ids),
+                            (tuple(class_ids.items()), options.key()))
