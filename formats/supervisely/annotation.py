@@ -76,6 +76,8 @@ def decode_png_payload(data: Any) -> Image.Image:
                 raise GeometryError("bitmap data decompresses beyond the size limit")
         except zlib.error as e:
             raise GeometryError(f"bitmap data is not zlib: {e}") from None
+    if not raw.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise GeometryError("bitmap data is not a PNG image")
     try:
         img = Image.open(io.BytesIO(raw), formats=("PNG",))
         if img.width * img.height > MAX_MASK_PIXELS:
