@@ -16,9 +16,12 @@ mkdir -p "$mnt"
 echo; echo "== slyfs mount $project $mnt --format yolo"
 slyfs mount "$project" "$mnt" --format yolo
 
-echo; echo "== the mounted tree (first lines of: find $mnt)"
-find "$mnt" | sort | head -n 25
-echo "   ... $(find "$mnt" -type f | wc -l) files, $(du -sh --apparent-size "$mnt" | cut -f1) apparent, 0 bytes copied"
+echo; echo "== the mounted tree"
+find "$mnt" -maxdepth 2 | sort
+for d in images/train labels/train; do
+  echo "-- $d: $(ls "$mnt/$d" | wc -l) files, e.g."; ls -l "$mnt/$d" | sed -n 2,4p
+done
+echo "   $(find "$mnt" -type f | wc -l) files, $(du -sh --apparent-size "$mnt" | cut -f1) apparent, 0 bytes copied"
 
 echo; echo "== $mnt/data.yaml"
 cat "$mnt/data.yaml"
