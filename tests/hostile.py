@@ -61,21 +61,25 @@ class BlobImageInfo:
     offset_end: int
 
 
-def _register_sdk_module() -> None:
-    for parent in ("supervisely", "supervisely.api"):  # pickle imports the module by name
-        sys.modules.setdefault(parent, types.ModuleType(parent))
-    mod = sys.modules.get("supervisely.api.image_api") or types.ModuleType("supervisely.api.image_api")
-    mod.BlobImageInfo = BlobImageInfo
-    BlobImageInfo.__module__ = "supervisely.api.image_api"
-    BlobImageInfo.__qualname__ = "BlobImageInfo"
-    sys.modules["supervisely.api.image_api"] = mod
-
-
 def offsets_pickle(entries: list[tuple[str, int, int]]) -> bytes:
+    """Entries pickled as the SDK pickles them; the stand-in SDK modules pickle needs to find
+    the class by name exist only while dumping (other tests assert no ``supervisely`` module)."""
     import pickle
 
-    _register_sdk_module()
-    return pickle.dumps([BlobImageInfo(*e) for e in entries], protocol=4)
+    names = ("supervisely", "supervisely.api", "supervisely.api.image_api")
+    saved = {n: sys.modules.get(n) for n in names}
+    for n in names:
+        sys.modules[n] = types.ModuleType(n)
+    sys.modules[names[-1]].BlobImageInfo = BlobImageInfo
+    BlobImageInfo.__module__, BlobImageInfo.__qualname__ = names[-1], "BlobImageInfo"
+    try:
+        return pickle.dumps([BlobImageInfo(*e) for e in entries], protocol=4)
+    finally:
+        for n, mod in saved.items():
+            if mod is None:
+                sys.modules.pop(n, None)
+            else:
+                sys.modules[n] = mod
 
 
 def blob_project(root: Path, images: dict[str, bytes], anns: dict[str, Any] | None = None,
