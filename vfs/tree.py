@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from cachetools import LRUCache
 
-from formats.model import ImageRef
+from formats.model import ImageRef, file_stamp
 from formats.nodes import Generated, Node, SourceBytes, Tree, Unavailable
 from vfs.errors import BadHandle, IsADirectory, NotADirectory, NotFound, Unreadable
 
@@ -29,21 +29,37 @@ class Attr:
 
 
 class SourceFiles:
-    """One read-only descriptor per source file, shared by all readers (``os.pread`` needs no seek)."""
+    """One read-only descriptor per indexed source file, shared by all readers (``os.pread``
+    needs no seek). Descriptors are keyed by path *and* stamp: a descriptor is only ever
+    opened on the very file the index describes, so a replaced source gives EIO, not
+    another file's bytes (and a deleted one keeps serving the indexed bytes it still holds)."""
 
     def __init__(self) -> None:
-        self._fds: dict[str, int] = {}
+        self._fds: dict[tuple[str, tuple], int] = {}
         self._lock = threading.Lock()
 
-    def _fd(self, path: str) -> int:
-        fd = self._fds.get(path)
+    def _fd(self, ref: ImageRef) -> int:
+        key = (ref.path, ref.stamp)
+        fd = self._fds.get(key)
         if fd is None:
             with self._lock:
-                fd = self._fds.get(path)
+                fd = self._fds.get(key)
                 if fd is None:
-                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                    self._fds[path] = fd
+                    fd = os.open(ref.path, os.O_RDONLY | os.O_CLOEXEC)
+                    if ref.stamp and file_stamp(os.fstat(fd)) != ref.stamp:
+                        os.close(fd)
+                        raise Unreadable(f"{ref.path}: replaced or changed since it was indexed")
+                    self._fds[key] = fd
         return fd
+
+    def verify(self, ref: ImageRef) -> None:
+        """Raise Unreadable unless the indexed file is still there, unchanged (called at open)."""
+        try:
+            fd = self._fd(ref)
+            if ref.stamp and file_stamp(os.fstat(fd)) != ref.stamp:
+                raise Unreadable(f"{ref.path}: changed in place since it was indexed")
+        except OSError as e:
+            raise Unreadable(f"{ref.path}: {e.strerror}") from None
 
     def pread(self, ref: ImageRef, size: int, offset: int) -> bytes:
         """Up to ``size`` bytes at ``offset`` within the file ``ref`` describes."""
@@ -51,7 +67,7 @@ class SourceFiles:
             return b""
         size = min(size, ref.size - offset)
         try:
-            data = os.pread(self._fd(ref.path), size, ref.offset + offset)
+            data = os.pread(self._fd(ref), size, ref.offset + offset)
         except OSError as e:
             raise Unreadable(f"{ref.path}: {e.strerror}") from None
         if len(data) != size:
@@ -171,6 +187,8 @@ class VirtualTree:
         data = self.cache.get(node) if isinstance(node, Generated) else None
         if isinstance(node, Unavailable):
             raise Unreadable(node.reason)
+        if isinstance(node, SourceBytes):
+            self.sources.verify(node.ref)
         fh = next(self._next_fh)
         self._handles[fh] = (node, data)
         return fh

@@ -15,7 +15,7 @@ from typing import Callable
 
 from PIL import Image
 
-from formats.model import Annotation, Dataset, ImageRef, Item, Problem, Project, ProjectMeta
+from formats.model import Annotation, Dataset, ImageRef, Item, Problem, Project, ProjectMeta, file_stamp
 from formats.supervisely.annotation import parse_annotation, parse_size
 from formats.supervisely.meta import MetaError, parse_meta
 from formats.supervisely.offsets import OffsetsError, check_entry, read_offsets
@@ -62,25 +62,39 @@ def _ext(name: str) -> str:
 
 
 def _scandir(path: str) -> list[os.DirEntry]:
+    """Entries of a directory; none when it is missing or unreadable (a file that vanishes
+    or a permission error degrades that directory only)."""
     try:
         with os.scandir(path) as it:
             return list(it)
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:
         return []
 
 
 def _json_files(folder: str) -> dict[str, os.DirEntry]:
-    return {e.name: e for e in _scandir(folder) if e.name.endswith(".json") and e.is_file()}
+    return {e.name: e for e in _scandir(folder) if e.name.endswith(".json") and _is_file(e)}
 
 
-def _dataset_dirs(root: str, prefix: str = "") -> list[tuple[str, str]]:
-    """(full dataset name, directory) for every dataset below ``root``, depth first, sorted."""
+def _dataset_dirs(root: str, prefix: str = "", seen: set | None = None) -> list[tuple[str, str]]:
+    """(full dataset name, directory) for every dataset below ``root``, depth first, sorted.
+    A directory reached twice (a symlink loop) is listed once."""
+    seen = set() if seen is None else seen
     out = []
     for e in sorted(_scandir(root), key=lambda e: e.name):
-        if e.is_dir() and e.name not in RESERVED_DIRS and not e.name.startswith("."):
-            name = f"{prefix}{e.name}"
-            out.append((name, e.path))
-            out.extend(_dataset_dirs(os.path.join(e.path, "datasets"), name + "/"))
+        if e.name in RESERVED_DIRS or e.name.startswith("."):
+            continue
+        try:
+            if not e.is_dir():
+                continue
+            st = e.stat()
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        name = f"{prefix}{e.name}"
+        out.append((name, e.path))
+        out.extend(_dataset_dirs(os.path.join(e.path, "datasets"), name + "/", seen))
     return out
 
 
@@ -88,21 +102,21 @@ class _Scanner:
     def __init__(self, root: str, report: Report) -> None:
         self.root = root
         self.report = report
-        self.tar_sizes: dict[str, int | None] = {}
+        self.tar_stamps: dict[str, tuple | None] = {}
 
-    def tar_size(self, tar: str) -> int | None:
-        if tar not in self.tar_sizes:
+    def tar_stamp(self, tar: str) -> tuple | None:
+        if tar not in self.tar_stamps:
             try:
-                self.tar_sizes[tar] = os.stat(tar).st_size
+                self.tar_stamps[tar] = file_stamp(os.stat(tar))
             except OSError:
-                self.tar_sizes[tar] = None
-        return self.tar_sizes[tar]
+                self.tar_stamps[tar] = None
+        return self.tar_stamps[tar]
 
     def blob_images(self, ds_dir: str, ds_name: str) -> dict[str, ImageRef | None]:
         """Images named by the dataset's offsets files; None for an entry that cannot be served."""
         images: dict[str, ImageRef | None] = {}
         for e in sorted(_scandir(ds_dir), key=lambda e: e.name):
-            if not (e.name.endswith(OFFSETS_SUFFIX) and e.is_file()):
+            if not (e.name.endswith(OFFSETS_SUFFIX) and _is_file(e)):
                 continue
             tar = os.path.join(self.root, "blob", e.name[: -len(OFFSETS_SUFFIX)] + ".tar")
             try:
@@ -110,15 +124,15 @@ class _Scanner:
             except OffsetsError as err:
                 self.report(Problem(e.path, err.reason, "offsets file ignored; its images are not served"))
                 continue
-            tar_size = self.tar_size(tar)
+            tar_stamp = self.tar_stamp(tar)
             for entry in entries:  # the last entry of a name wins, as in the SDK
-                why = "the tar is missing" if tar_size is None else check_entry(entry, tar_size)
+                why = "the tar is missing" if tar_stamp is None else check_entry(entry, tar_stamp[2])
                 if why:
                     self.report(Problem(e.path, f"entry for {tar}: {why}",
                                         "image served as unreadable (EIO)", item=entry.name))
                     images[entry.name] = None
                 else:
-                    images[entry.name] = ImageRef(tar, entry.start, entry.end - entry.start)
+                    images[entry.name] = ImageRef(tar, entry.start, entry.end - entry.start, tar_stamp)
         return images
 
     @staticmethod
@@ -130,16 +144,27 @@ class _Scanner:
             side = files.get(item_name + ".json") or files.get(stem + ".json")
             if side is not None:
                 found.append((folder, side))
-        return tuple((folder, ImageRef(e.path, 0, e.stat().st_size)) for folder, e in found)
+        out = []
+        for folder, e in found:
+            try:
+                st = e.stat()
+            except OSError:  # vanished since listed
+                continue
+            out.append((folder, ImageRef(e.path, 0, st.st_size, file_stamp(st))))
+        return tuple(out)
 
     def dataset(self, name: str, ds_dir: str) -> Dataset:
         images: dict[str, ImageRef | None] = self.blob_images(ds_dir, name)
         for e in _scandir(os.path.join(ds_dir, "img")):
-            if _ext(e.name) in IMAGE_EXTS and e.is_file():
+            if _ext(e.name) in IMAGE_EXTS and _is_file(e):
+                try:
+                    st = e.stat()
+                except OSError:  # vanished since listed
+                    continue
                 if e.name in images:
                     self.report(Problem(e.path, "image is both in img/ and in an offsets file",
                                         "the img/ file is served", item=e.name))
-                images[e.name] = ImageRef(e.path, 0, e.stat().st_size)
+                images[e.name] = ImageRef(e.path, 0, st.st_size, file_stamp(st))
         anns = _json_files(os.path.join(ds_dir, "ann"))
         side_dirs = {folder: _json_files(os.path.join(ds_dir, folder)) for folder in SIDECAR_DIRS}
         used: set[str] = set()
@@ -150,8 +175,11 @@ class _Scanner:
             fingerprint: tuple = ()
             if ann is not None:
                 used.add(ann.name)
-                st = ann.stat()
-                fingerprint = (st.st_mtime_ns, st.st_size, st.st_ino)
+                try:
+                    st = ann.stat()
+                    fingerprint = (st.st_mtime_ns, st.st_size, st.st_ino)
+                except OSError:  # vanished since listed: the loader reports it when read
+                    pass
             items.append(Item(dataset=name, name=item_name, image=images[item_name],
                               ann_path=ann.path if ann else None, fingerprint=fingerprint,
                               sidecars=self.sidecars(item_name, stem, ann, side_dirs)))
@@ -159,13 +187,23 @@ class _Scanner:
             item_name = ann_name[:-5]
             self.report(Problem(anns[ann_name].path, "annotation has no image",
                                 "item kept; its image reads as unreadable (EIO)", item=item_name))
-            ann = anns[ann_name]
-            st = ann.stat()
-            items.append(Item(dataset=name, name=item_name, image=None, ann_path=ann.path,
-                              fingerprint=(st.st_mtime_ns, st.st_size, st.st_ino),
-                              sidecars=self.sidecars(item_name, item_name, ann, side_dirs)))
+            try:
+                st = anns[ann_name].stat()
+                fingerprint = (st.st_mtime_ns, st.st_size, st.st_ino)
+            except OSError:  # vanished since listed
+                fingerprint = ()
+            items.append(Item(dataset=name, name=item_name, image=None, ann_path=anns[ann_name].path,
+                              fingerprint=fingerprint,
+                              sidecars=self.sidecars(item_name, item_name, anns[ann_name], side_dirs)))
         items.sort(key=lambda i: i.name)
         return Dataset(name=name, items=tuple(items))
+
+
+def _is_file(e: os.DirEntry) -> bool:
+    try:
+        return e.is_file()
+    except OSError:
+        return False
 
 
 def read_meta(root: str, report: Report) -> tuple[ProjectMeta, ImageRef, tuple]:
@@ -174,12 +212,14 @@ def read_meta(root: str, report: Report) -> tuple[ProjectMeta, ImageRef, tuple]:
     try:
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
-            ref = ImageRef(path, 0, st.st_size)
+            ref = ImageRef(path, 0, st.st_size, file_stamp(st))
             data = json.load(f)
         warnings: list[str] = []
         meta = parse_meta(data, warnings)
     except FileNotFoundError:
         raise SourceError(f"{root} is not a Supervisely project: no meta.json") from None
+    except RecursionError:
+        raise SourceError(f"{path}: unusable: JSON nested too deeply") from None
     except (OSError, ValueError, MetaError) as e:
         raise SourceError(f"{path}: unusable: {e}") from None
     for w in warnings:
@@ -211,6 +251,9 @@ def make_annotation_loader(meta: ProjectMeta, report: Report) -> Callable[[Item]
                     raise ValueError("file is larger than any annotation should be")
                 with open(item.ann_path, "rb") as f:
                     data = json.load(f)
+            except RecursionError:
+                report(Problem(where, "annotation unreadable: JSON nested too deeply",
+                               "served without labels", item.name))
             except (OSError, ValueError) as e:
                 report(Problem(where, f"annotation unreadable: {e}", "served without labels", item.name))
         size = parse_size(data)
@@ -222,9 +265,16 @@ def make_annotation_loader(meta: ProjectMeta, report: Report) -> Callable[[Item]
             if size is None:
                 return Annotation(0, 0)
         problems: list[str] = []
-        ann = parse_annotation(data if data is not None else {}, meta, size, problems)
-        for p in problems:
-            report(Problem(where, p, "see message", item.name))
+        try:
+            ann = parse_annotation(data if data is not None else {}, meta, size, problems)
+        except Exception as e:  # a shape of JSON the parser does not foresee: a bug, but one item's
+            log.exception("parsing %s", where)
+            report(Problem(where, f"annotation could not be parsed ({type(e).__name__}: {e})",
+                           "served without labels", item.name))
+            return Annotation(*size)
+        for p in problems:  # "<what is wrong>; <what slyfs does>"
+            message, _, action = p.rpartition("; ")
+            report(Problem(where, message or action, action if message else "see message", item.name))
         return ann
 
     return load
