@@ -284,13 +284,16 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One image of a dataset. ``fingerprint`` changes whenever the annotation file does."""
+    """One image of a dataset. ``fingerprint`` changes whenever the annotation file does.
+    ``sidecars`` are the item's own source files besides the image, as (folder, file) with
+    folder ``ann``, ``img_info`` or ``meta``: views that pass the source through serve them."""
 
     dataset: str  # full dataset name, e.g. "train/sub"
     name: str  # item name = image file name, extension included
     image: ImageRef | None
     ann_path: str | None
     fingerprint: tuple = ()
+    sidecars: tuple[tuple[str, ImageRef], ...] = ()
 
     @property
     def stem(self) -> str:
@@ -332,6 +335,8 @@ class Project:
     load_annotation: AnnotationLoader
     problems: tuple[Problem, ...] = ()
     report: Report = _ignore  # where views say what they could not write (the mount's problem log)
+    meta_file: ImageRef | None = None  # meta.json itself, for views that pass the source through
+    meta_fingerprint: tuple = ()  # changes whenever meta.json does
 
     def items(self) -> Iterator[Item]:
         for ds in self.datasets:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from formats import coco, voc, yolo, yolo_darknet, yolo_obb, yolo_pose, yolo_seg
+from formats import coco, supervisely_view, voc, yolo, yolo_darknet, yolo_obb, yolo_pose, yolo_seg
 from formats.model import Project
 from formats.nodes import Node
 from formats.view import ViewOptions
@@ -19,6 +19,7 @@ FORMATS: dict[str, View] = {
     "yolo-obb": yolo_obb.build,
     "yolo-darknet": yolo_darknet.build,
     "voc": voc.build,
+    "supervisely": supervisely_view.build,
 }
 
 

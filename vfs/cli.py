@@ -12,6 +12,7 @@ from formats.registry import FORMATS, UnknownFormat, build_view, parse_formats
 from formats.supervisely import ProblemLog, SourceError, read_project
 from formats.view import OptionError, ViewOptions, parse_split
 from vfs.daemon import MountError, MountSettings, run_mount, unmount
+from vfs.export import ExportError, ProgressBar, export_tree
 from vfs.tree import DEFAULT_CACHE_BYTES, VirtualTree
 
 
@@ -76,6 +77,30 @@ def cmd_mount(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overlap(a: str, b: str) -> bool:
+    a, b = os.path.realpath(a), os.path.realpath(b)
+    return os.path.commonpath([a, b]) in (a, b)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    names = parse_formats(args.format)
+    options = view_options(args)
+    source, dest = os.path.abspath(args.source), os.path.abspath(args.dest)
+    if _overlap(source, dest):
+        raise ExportError(f"{dest} and the source {source} overlap: export to a directory outside the project")
+    tree = VirtualTree(build_view(read_project(source, report=ProblemLog()), names, options))
+    try:
+        result = export_tree(tree, dest, force=args.force, link=not args.copy,
+                             skip_unreadable=args.skip_unreadable, progress=ProgressBar(sys.stderr))
+    finally:
+        tree.close()
+    for skipped in result.skipped:
+        print(f"slyfs: left out (unreadable): {skipped}", file=sys.stderr)
+    print(f"slyfs: exported {result.files} files ({result.bytes / (1 << 20):.1f} MiB) to {dest} as "
+          f"{','.join(names)}: {result.linked} hard-linked, {result.copied} copied, {result.generated} generated")
+    return 0
+
+
 def cmd_umount(args: argparse.Namespace) -> int:
     unmount(os.path.abspath(args.mountpoint))
     return 0
@@ -95,6 +120,18 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--debug", action="store_true", help="log every FUSE call")
     m.set_defaults(func=cmd_mount)
 
+    e = sub.add_parser("export", help="write what a mount would show to DEST as real files")
+    add_view_arguments(e)
+    e.add_argument("dest", help="directory to create (or an empty one)")
+    e.add_argument("--force", action="store_true",
+                   help="write into a non-empty DEST (files at the same paths are replaced, others kept)")
+    e.add_argument("--copy", action="store_true",
+                   help="copy every image; by default whole source files are hard-linked when possible "
+                        "(a hard link IS the source file: editing it edits the source)")
+    e.add_argument("--skip-unreadable", action="store_true",
+                   help="leave out files the source cannot provide instead of stopping")
+    e.set_defaults(func=cmd_export)
+
     u = sub.add_parser("umount", help="unmount a slyfs mount")
     u.add_argument("mountpoint")
     u.set_defaults(func=cmd_umount)
@@ -105,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (MountError, SourceError, OptionError, UnknownFormat) as e:
+    except (MountError, ExportError, SourceError, OptionError, UnknownFormat) as e:
         print(f"slyfs: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

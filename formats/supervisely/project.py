@@ -24,6 +24,7 @@ log = logging.getLogger("slyfs.source")
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".mpo", ".bmp", ".png", ".webp", ".tiff", ".tif", ".nrrd", ".jfif"})
 RESERVED_DIRS = frozenset({"img", "ann", "img_info", "seg", "meta", "datasets", "blob"})
+SIDECAR_DIRS = ("img_info", "meta")  # optional per-item JSON next to ann/, named like it
 OFFSETS_SUFFIX = "_offsets.pkl"
 MAX_ANN_BYTES = 256 << 20
 HEADER_PROBE_BYTES = 1 << 20
@@ -66,6 +67,10 @@ def _scandir(path: str) -> list[os.DirEntry]:
             return list(it)
     except (FileNotFoundError, NotADirectoryError):
         return []
+
+
+def _json_files(folder: str) -> dict[str, os.DirEntry]:
+    return {e.name: e for e in _scandir(folder) if e.name.endswith(".json") and e.is_file()}
 
 
 def _dataset_dirs(root: str, prefix: str = "") -> list[tuple[str, str]]:
@@ -116,6 +121,17 @@ class _Scanner:
                     images[entry.name] = ImageRef(tar, entry.start, entry.end - entry.start)
         return images
 
+    @staticmethod
+    def sidecars(item_name: str, stem: str, ann: os.DirEntry | None,
+                 side_dirs: dict[str, dict[str, os.DirEntry]]) -> tuple[tuple[str, ImageRef], ...]:
+        """The item's ann/img_info/meta files, each ``<item>.json`` or the legacy ``<stem>.json``."""
+        found = [("ann", ann)] if ann is not None else []
+        for folder, files in side_dirs.items():
+            side = files.get(item_name + ".json") or files.get(stem + ".json")
+            if side is not None:
+                found.append((folder, side))
+        return tuple((folder, ImageRef(e.path, 0, e.stat().st_size)) for folder, e in found)
+
     def dataset(self, name: str, ds_dir: str) -> Dataset:
         images: dict[str, ImageRef | None] = self.blob_images(ds_dir, name)
         for e in _scandir(os.path.join(ds_dir, "img")):
@@ -124,7 +140,8 @@ class _Scanner:
                     self.report(Problem(e.path, "image is both in img/ and in an offsets file",
                                         "the img/ file is served", item=e.name))
                 images[e.name] = ImageRef(e.path, 0, e.stat().st_size)
-        anns = {e.name: e for e in _scandir(os.path.join(ds_dir, "ann")) if e.name.endswith(".json")}
+        anns = _json_files(os.path.join(ds_dir, "ann"))
+        side_dirs = {folder: _json_files(os.path.join(ds_dir, folder)) for folder in SIDECAR_DIRS}
         used: set[str] = set()
         items = []
         for item_name in sorted(images):
@@ -136,22 +153,28 @@ class _Scanner:
                 st = ann.stat()
                 fingerprint = (st.st_mtime_ns, st.st_size, st.st_ino)
             items.append(Item(dataset=name, name=item_name, image=images[item_name],
-                              ann_path=ann.path if ann else None, fingerprint=fingerprint))
+                              ann_path=ann.path if ann else None, fingerprint=fingerprint,
+                              sidecars=self.sidecars(item_name, stem, ann, side_dirs)))
         for ann_name in sorted(set(anns) - used):  # labels are never dropped for want of an image
             item_name = ann_name[:-5]
             self.report(Problem(anns[ann_name].path, "annotation has no image",
                                 "item kept; its image reads as unreadable (EIO)", item=item_name))
-            st = anns[ann_name].stat()
-            items.append(Item(dataset=name, name=item_name, image=None, ann_path=anns[ann_name].path,
-                              fingerprint=(st.st_mtime_ns, st.st_size, st.st_ino)))
+            ann = anns[ann_name]
+            st = ann.stat()
+            items.append(Item(dataset=name, name=item_name, image=None, ann_path=ann.path,
+                              fingerprint=(st.st_mtime_ns, st.st_size, st.st_ino),
+                              sidecars=self.sidecars(item_name, item_name, ann, side_dirs)))
         items.sort(key=lambda i: i.name)
         return Dataset(name=name, items=tuple(items))
 
 
-def read_meta(root: str, report: Report) -> ProjectMeta:
+def read_meta(root: str, report: Report) -> tuple[ProjectMeta, ImageRef, tuple]:
+    """The parsed meta.json, where its bytes are, and its fingerprint."""
     path = os.path.join(root, "meta.json")
     try:
         with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            ref = ImageRef(path, 0, st.st_size)
             data = json.load(f)
         warnings: list[str] = []
         meta = parse_meta(data, warnings)
@@ -161,7 +184,7 @@ def read_meta(root: str, report: Report) -> ProjectMeta:
         raise SourceError(f"{path}: unusable: {e}") from None
     for w in warnings:
         report(Problem(path, w, "see message"))
-    return meta
+    return meta, ref, (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 def read_image_size(ref: ImageRef) -> tuple[int, int] | None:
@@ -215,9 +238,10 @@ def read_project(root: str, report: Report | None = None) -> Project:
         raise SourceError(f"{root}: no such directory")
     problems = ProblemLog() if report is None else None
     sink: Report = report or problems  # type: ignore[assignment]
-    meta = read_meta(root, sink)
+    meta, meta_file, meta_fingerprint = read_meta(root, sink)
     scanner = _Scanner(root, sink)
     datasets = tuple(scanner.dataset(name, d) for name, d in _dataset_dirs(root))
     return Project(root=root, meta=meta, datasets=datasets,
                    load_annotation=make_annotation_loader(meta, sink), report=sink,
-                   problems=tuple(problems.all()) if problems else ())
+                   problems=tuple(problems.all()) if problems else (),
+                   meta_file=meta_file, meta_fingerprint=meta_fingerprint)

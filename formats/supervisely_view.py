@@ -1,0 +1,103 @@
+"""Supervisely view: any source (plain, blob or mixed) shown as a PLAIN Supervisely project.
+
+```
+meta.json
+<ds>/img/<item>                       the image bytes (from the tar by offset for blob items)
+<ds>/ann/<item>.json                  the source annotation file, unchanged
+<ds>/img_info/<item>.json             when the source has it, unchanged
+<ds>/meta/<item>.json                 when the source has it, unchanged
+<ds>/datasets/<child>/...             nested datasets, any depth
+```
+Files are the source's own bytes; a legacy ``ann/<stem>.json`` is served as ``ann/<item>.json``,
+and an item without annotation gets an empty one (size from the image), as the SDK expects one
+per image. ``--split`` does not apply (datasets stay datasets). ``--classes`` re-serialises
+``meta.json`` and each annotation with only those classes (in the SDK's JSON style);
+``--no-empty`` leaves out the items without (kept) objects.
+"""
+
+from __future__ import annotations
+
+from formats.model import Item, Project
+from formats.naming import safe_name, split_ext
+from formats.nodes import Generated, Node, SourceBytes, Unavailable
+from formats.supervisely.rewrite import annotation_with_classes, empty_annotation, meta_with_classes
+from formats.view import ViewOptions, has_kept_labels, selected_classes
+
+
+def _unique(name: str, used: set[str]) -> str:
+    """``name`` made a safe component not yet in ``used`` (``~2``, ``~3``… after the stem)."""
+    out = safe_name(name)
+    k = 1
+    while out in used:
+        k += 1
+        stem, ext = split_ext(name)
+        out = safe_name(f"{stem}~{k}{ext}")
+    used.add(out)
+    return out
+
+
+def dataset_folders(project: Project) -> dict[str, str]:
+    """Output folder of each dataset: ``train/sub`` → ``train/datasets/sub``, every part safe and
+    unique among its siblings (datasets are listed parents first, in sorted order)."""
+    folders: dict[str, str] = {}
+    used: dict[str, set[str]] = {}
+
+    def folder(name: str) -> str:
+        if name not in folders:
+            parent, _, short = name.rpartition("/")
+            base = f"{folder(parent)}/datasets/" if parent else ""
+            folders[name] = base + _unique(short, used.setdefault(base, set()))
+        return folders[name]
+
+    for ds in project.datasets:
+        folder(ds.name)
+    return folders
+
+
+def annotation_node(project: Project, item: Item, kept: tuple[str, ...] | None) -> Node:
+    ann = dict(item.sidecars).get("ann")
+    if ann is None:
+        return Generated(("sly-empty-ann", item.dataset, item.name, item.image),
+                         lambda: empty_annotation(*_size(project, item)))
+    if kept is None:
+        return SourceBytes(ann)
+    return Generated(("sly-ann", item.dataset, item.name, item.fingerprint, kept),
+                     lambda: annotation_with_classes(ann.path, kept))
+
+
+def _size(project: Project, item: Item) -> tuple[int, int]:
+    ann = project.annotation(item)
+    return ann.width, ann.height
+
+
+def meta_node(project: Project, kept: tuple[str, ...] | None) -> Node:
+    ref = project.meta_file
+    if ref is None:
+        return Unavailable("the project was not read from a directory: no meta.json to serve")
+    if kept is None:
+        return SourceBytes(ref)
+    return Generated(("sly-meta", ref.path, project.meta_fingerprint, kept),
+                     lambda: meta_with_classes(ref.path, kept))
+
+
+def build(project: Project, options: ViewOptions) -> dict[str, Node]:
+    selected = tuple(c.title for c in selected_classes(project, options))
+    kept = None if options.classes is None else selected
+    kept_set = set(selected)
+    files: dict[str, Node] = {"meta.json": meta_node(project, kept)}
+    folders = dataset_folders(project)
+    for ds in project.datasets:
+        folder = folders[ds.name]
+        used: set[str] = set()
+        for item in ds.items:
+            if not options.include_empty and not has_kept_labels(project, item, kept_set):
+                continue
+            name = _unique(item.name, used)
+            json_name = safe_name(name + ".json")  # shortened again only past 255 bytes
+            files[f"{folder}/img/{name}"] = (SourceBytes(item.image) if item.image is not None else
+                                              Unavailable(f"{item.dataset}/{item.name}: no readable image bytes"))
+            files[f"{folder}/ann/{json_name}"] = annotation_node(project, item, kept)
+            for kind, ref in item.sidecars:
+                if kind != "ann":
+                    files[f"{folder}/{kind}/{json_name}"] = SourceBytes(ref)
+    return files
