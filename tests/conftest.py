@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
@@ -98,3 +99,8 @@ def fixtures_untouched() -> Iterator[None]:
     after = _fixtures_digest()
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert not changed, f"the suite modified the fixtures: {changed[:10]}"
+
+
+# Property tests explore the same examples on every run, so CI cannot pass or fail by luck.
+hypothesis_settings.register_profile("slyfs", derandomize=True, deadline=None)
+hypothesis_settings.load_profile("slyfs")
