@@ -10,6 +10,7 @@ right, bottom)`` of the pixels it covers, so its continuous extent is
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Mapping, Union
 
@@ -261,11 +262,20 @@ class Annotation:
 @dataclass(frozen=True, slots=True)
 class ImageRef:
     """Where an image's bytes are: ``size`` bytes at ``offset`` in the file ``path``
-    (a plain image file with offset 0, or a tar)."""
+    (a plain image file with offset 0, or a tar). ``stamp`` identifies the file as it was
+    indexed, (st_dev, st_ino, st_size, st_mtime_ns); bytes are served only from that very
+    file, so a replaced or rewritten source gives EIO, never another file's bytes.
+    An empty stamp is not checked."""
 
     path: str
     offset: int
     size: int
+    stamp: tuple = ()
+
+
+def file_stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+    """The ``ImageRef.stamp`` of a file from its stat result."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 @dataclass(frozen=True, slots=True)

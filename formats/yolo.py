@@ -17,31 +17,29 @@ from functools import partial
 from typing import Callable, Hashable, Sequence
 
 from formats.geometry import clipped_box, normalized_cxcywh
-from formats.model import Item, PointGeom, Problem, Project
+from formats.model import (Cuboid2d, Geometry, Graph, Item, Line, Mask, OrientedBox, PointGeom, Polygon, Problem,
+                           Project, Rectangle)
 from formats.naming import split_ext, unique_names
 from formats.nodes import Generated, Node, SourceBytes, Unavailable
 from formats.view import ViewOptions, selected_classes, splits
 
 VAL_NAMES = ("val", "validation", "valid")
+BOXES_TITLE = "YOLO boxes"
+
+
+def box_rows(class_id: int, geometry: Geometry, width: int, height: int) -> list[str] | None:
+    """``class cx cy w h`` of the pixels a geometry covers cut to the image (no row when none
+    is inside); None for a point, which has no extent."""
+    box = clipped_box(geometry, width, height)
+    if box is not None:
+        cx, cy, w, h = normalized_cxcywh(box, width, height)
+        return [f"{class_id} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n"]
+    return None if isinstance(geometry, PointGeom) else []
 
 
 def label_text(project: Project, item: Item, class_ids: dict[str, int]) -> bytes:
-    """Detection rows (``class cx cy w h``), also used by the darknet layout."""
-    ann = project.annotation(item)
-    rows = []
-    left_out: Counter[str] = Counter()
-    for label in ann.labels:
-        cid = class_ids.get(label.class_title)
-        if cid is None:
-            continue
-        box = clipped_box(label.geometry, ann.width, ann.height)
-        if box is not None:
-            cx, cy, w, h = normalized_cxcywh(box, ann.width, ann.height)
-            rows.append(f"{cid} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n")
-        elif isinstance(label.geometry, PointGeom):
-            left_out["point"] += 1
-    report_left_out(project, item, "YOLO boxes", left_out)
-    return "".join(rows).encode()
+    """Detection rows, also used by the darknet layout."""
+    return label_file(project, item, class_ids, BOXES_TITLE, box_rows)
 
 
 def yaml_str(s: str) -> str:
@@ -87,6 +85,38 @@ def report_left_out(project: Project, item: Item, view: str, counts: Counter[str
                                f"{n} {what} label(s) cannot be expressed in {view}", "left out", item.name))
 
 
+RowsOf = Callable[[int, Geometry, int, int], list[str] | None]
+"""``(class_id, geometry, width, height)`` → a view's rows for one label, or None when
+the view cannot express that geometry (then counted and reported as left out)."""
+
+GEOMETRY_NAMES = {Rectangle: "rectangle", Polygon: "polygon", Line: "line", PointGeom: "point", Mask: "mask",
+                  Graph: "graph", Cuboid2d: "cuboid", OrientedBox: "oriented box"}
+
+
+def label_file(project: Project, item: Item, class_ids: dict[str, int], view_title: str, rows_of: RowsOf) -> bytes:
+    """One label file: the rows of every label of a kept class; what ``rows_of`` cannot
+    express is counted by geometry and reported once per image and kind."""
+    ann = project.annotation(item)
+    rows: list[str] = []
+    left_out: Counter[str] = Counter()
+    for label in ann.labels:
+        cid = class_ids.get(label.class_title)
+        if cid is None:
+            continue
+        label_rows = rows_of(cid, label.geometry, ann.width, ann.height)
+        if label_rows is None:
+            left_out[GEOMETRY_NAMES[type(label.geometry)]] += 1
+        else:
+            rows.extend(label_rows)
+    report_left_out(project, item, view_title, left_out)
+    return "".join(rows).encode()
+
+
+def class_ids_of(project: Project, options: ViewOptions) -> dict[str, int]:
+    """Class title → YOLO class id, in meta.json (or ``--classes``) order."""
+    return {c.title: i for i, c in enumerate(selected_classes(project, options))}
+
+
 LabelRender = Callable[[Item], bytes]
 
 
@@ -108,7 +138,13 @@ def ultralytics_tree(project: Project, options: ViewOptions, view: str, names: l
     return files
 
 
+def class_view(project: Project, options: ViewOptions, view: str, view_title: str, rows_of: RowsOf) -> dict[str, Node]:
+    """An Ultralytics task view whose labels are ``rows_of`` each label of the kept classes."""
+    class_ids = class_ids_of(project, options)
+    return ultralytics_tree(project, options, view, list(class_ids),
+                            lambda item: label_file(project, item, class_ids, view_title, rows_of),
+                            (tuple(class_ids.items()), options.key()))
+
+
 def build(project: Project, options: ViewOptions) -> dict[str, Node]:
-    class_ids = {c.title: i for i, c in enumerate(selected_classes(project, options))}
-    return ultralytics_tree(project, options, "yolo", list(class_ids),
-                            lambda item: label_text(project, item, class_ids), tuple(class_ids.items()))
+    return class_view(project, options, "yolo", BOXES_TITLE, box_rows)

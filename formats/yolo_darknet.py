@@ -20,8 +20,8 @@ import re
 from formats.model import Project
 from formats.naming import split_ext, unique_names
 from formats.nodes import Generated, Node
-from formats.view import ViewOptions, selected_classes, splits
-from formats.yolo import image_node, label_text
+from formats.view import ViewOptions, splits
+from formats.yolo import class_ids_of, image_node, label_text
 
 RESERVED_KEYS = ("classes", "names", "backup")
 
@@ -46,7 +46,7 @@ def obj_data(n_classes: int, keys: list[str]) -> bytes:
 
 
 def build(project: Project, options: ViewOptions) -> dict[str, Node]:
-    class_ids = {c.title: i for i, c in enumerate(selected_classes(project, options))}
+    class_ids = class_ids_of(project, options)
     names_bytes = "".join(f"{n}\n" for n in class_ids).encode()
     by_split = splits(project, options)
     keys = split_keys(list(by_split))

@@ -22,17 +22,15 @@ Geometry → box:
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 
 from formats.contours import min_area_rect, trace_mask
 from formats.geometry import clipped_box
-from formats.model import (Cuboid2d, Geometry, Graph, Item, Line, Mask, OrientedBox, PointGeom, Polygon, Project,
+from formats.model import (Cuboid2d, Geometry, Graph, Line, Mask, OrientedBox, PointGeom, Polygon, Project,
                            Rectangle)
 from formats.nodes import Node
-from formats.view import ViewOptions, selected_classes
-from formats.yolo import report_left_out, ultralytics_tree
+from formats.view import ViewOptions
+from formats.yolo import class_view
 
 CELL = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=float)
 
@@ -77,27 +75,16 @@ def obb_corners(geometry: Geometry, width: int, height: int) -> np.ndarray | Non
     return np.clip(corners, 0, [width, height])
 
 
-def label_text(project: Project, item: Item, class_ids: dict[str, int]) -> bytes:
-    ann = project.annotation(item)
-    rows = []
-    left_out: Counter[str] = Counter()
-    for label in ann.labels:
-        cid = class_ids.get(label.class_title)
-        if cid is None:
-            continue
-        if isinstance(label.geometry, PointGeom):
-            left_out["point"] += 1
-            continue
-        corners = obb_corners(label.geometry, ann.width, ann.height)
-        if corners is not None:
-            norm = corners / [ann.width, ann.height]
-            rows.append(f"{cid} " + " ".join(f"{v:.6f}" for v in norm.reshape(-1)) + "\n")
-    report_left_out(project, item, "YOLO oriented boxes", left_out)
-    return "".join(rows).encode()
+def obb_rows(class_id: int, geometry: Geometry, width: int, height: int) -> list[str] | None:
+    """``class x1 y1 ... x4 y4`` of the rotated box; None for a point (no extent)."""
+    if isinstance(geometry, PointGeom):
+        return None
+    corners = obb_corners(geometry, width, height)
+    if corners is None:
+        return []
+    norm = corners / [width, height]
+    return [f"{class_id} " + " ".join(f"{v:.6f}" for v in norm.reshape(-1)) + "\n"]
 
 
 def build(project: Project, options: ViewOptions) -> dict[str, Node]:
-    class_ids = {c.title: i for i, c in enumerate(selected_classes(project, options))}
-    return ultralytics_tree(project, options, "yolo-obb", list(class_ids),
-                            lambda item: label_text(project, item, class_ids),
-                            (tuple(class_ids.items()), options.key()))
+    return class_view(project, options, "yolo-obb", "YOLO oriented boxes", obb_rows)

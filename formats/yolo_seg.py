@@ -22,18 +22,14 @@ Geometry → rows (never a box row, so the file is never a mix):
 
 from __future__ import annotations
 
-from collections import Counter
-
 from formats.contours import Region, Ring, bridge_holes, trace_mask
-from formats.model import (Cuboid2d, Geometry, Graph, Item, Line, Mask, OrientedBox, PointGeom, Polygon, Project,
-                           Rectangle)
+from formats.model import Cuboid2d, Geometry, Mask, OrientedBox, Polygon, Project, Rectangle
 from formats.nodes import Node
 from formats.raster import geometry_mask
-from formats.view import ViewOptions, selected_classes
-from formats.yolo import report_left_out, ultralytics_tree
+from formats.view import ViewOptions
+from formats.yolo import class_view
 
 AREA_GEOMETRIES = (Rectangle, Polygon, Cuboid2d, OrientedBox, Mask)
-NO_AREA = {Line: "line", PointGeom: "point", Graph: "graph"}
 
 
 def _inside(ring: Ring, width: int, height: int) -> bool:
@@ -72,25 +68,13 @@ def polygon_row(class_id: int, ring: Ring, width: int, height: int) -> str:
     return f"{class_id} {coords}\n"
 
 
-def label_text(project: Project, item: Item, class_ids: dict[str, int]) -> bytes:
-    ann = project.annotation(item)
-    rows = []
-    left_out: Counter[str] = Counter()
-    for label in ann.labels:
-        cid = class_ids.get(label.class_title)
-        if cid is None:
-            continue
-        if not isinstance(label.geometry, AREA_GEOMETRIES):
-            left_out[NO_AREA[type(label.geometry)]] += 1
-            continue
-        for region in geometry_regions(label.geometry, ann.width, ann.height):
-            rows.append(polygon_row(cid, bridge_holes(region.exterior, region.holes), ann.width, ann.height))
-    report_left_out(project, item, "YOLO segments", left_out)
-    return "".join(rows).encode()
+def segment_rows(class_id: int, geometry: Geometry, width: int, height: int) -> list[str] | None:
+    """One polygon row per region; None for a geometry without area."""
+    if not isinstance(geometry, AREA_GEOMETRIES):
+        return None
+    return [polygon_row(class_id, bridge_holes(region.exterior, region.holes), width, height)
+            for region in geometry_regions(geometry, width, height)]
 
 
 def build(project: Project, options: ViewOptions) -> dict[str, Node]:
-    class_ids = {c.title: i for i, c in enumerate(selected_classes(project, options))}
-    return ultralytics_tree(project, options, "yolo-seg", list(class_ids),
-                            lambda item: label_text(project, item, class_ids),
-                            (tuple(class_ids.items()), options.key()))
+    return class_view(project, options, "yolo-seg", "YOLO segments", segment_rows)

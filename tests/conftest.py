@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
@@ -74,3 +75,32 @@ def read_tree(root: Path) -> dict[str, bytes]:
             p = Path(dirpath) / name
             out[str(p.relative_to(root))] = p.read_bytes()
     return out
+
+
+def _fixtures_digest() -> dict[str, str]:
+    """sha256 and mode of every file under the shared fixtures, by relative path."""
+    import hashlib
+
+    out = {}
+    for dirpath, dirs, files in os.walk(FIXTURES):
+        dirs.sort()
+        for name in sorted(files):
+            p = Path(dirpath) / name
+            out[str(p.relative_to(FIXTURES))] = f"{hashlib.sha256(p.read_bytes()).hexdigest()} {p.lstat().st_mode:o}"
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fixtures_untouched() -> Iterator[None]:
+    """Nothing in the suite may change a source: the fixtures are byte-identical afterwards."""
+    before = _fixtures_digest()
+    assert before, f"no fixtures found under {FIXTURES}"
+    yield
+    after = _fixtures_digest()
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"the suite modified the fixtures: {changed[:10]}"
+
+
+# Property tests explore the same examples on every run, so CI cannot pass or fail by luck.
+hypothesis_settings.register_profile("slyfs", derandomize=True, deadline=None)
+hypothesis_settings.load_profile("slyfs")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import sys
 from pathlib import Path
 
 from formats.registry import FORMATS, UnknownFormat, build_view, parse_formats
 from formats.supervisely import ProblemLog, SourceError, read_project
+from formats.supervisely.check import check_project, report_json, report_text
 from formats.supervisely.project import read_meta
 from formats.view import OptionError, ViewOptions, parse_split
 from vfs.daemon import MountError, MountSettings, run_mount, unmount
@@ -68,6 +70,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
     log_file = args.log_file
     if log_file is None and not args.foreground:
         log_file = str(cache_dir() / "logs" / (hashlib.sha1(mountpoint.encode()).hexdigest()[:12] + ".log"))
+    log_file = usable_log_file(log_file)
     if not os.path.isdir(source):  # fail early, in the terminal, on what cannot be mounted
         raise SourceError(f"{source}: no such directory")
     read_meta(source, ProblemLog())
@@ -118,6 +121,40 @@ def cmd_export(args: argparse.Namespace) -> int:
           f"{','.join(names)}: {result.linked} hard-linked, {result.copied} copied, {result.generated} generated")
     return 0
 
+def usable_log_file(path: str | None) -> str | None:
+    """The log file if it can be created and written; otherwise None and one line saying so
+    (a read-only or full cache directory must not stop a mount)."""
+    if path is None:
+        return None
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a"):
+            pass
+    except OSError as e:
+        print(f"slyfs: cannot write the log {path} ({e.strerror}); mounting without a log "
+              f"(slyfs check SOURCE lists the source's problems)", file=sys.stderr)
+        return None
+    return path
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Exit 0: nothing wrong; 1: problems (each served as well as it can be); 2: not mountable."""
+    root = os.path.abspath(args.source)
+    try:
+        problems = check_project(root)
+    except SourceError as e:
+        if args.json:
+            print(json.dumps({"source": root, "mountable": False, "error": str(e), "problems": []}))
+        else:
+            print(f"slyfs: {e}; cannot be mounted", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"source": root, "mountable": True, "problems": report_json(problems, root)},
+                         ensure_ascii=True, indent=1))
+    else:
+        sys.stdout.write(report_text(problems, root))
+    return 1 if problems else 0
+
 
 def cmd_umount(args: argparse.Namespace) -> int:
     unmount(os.path.abspath(args.mountpoint))
@@ -157,6 +194,11 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--skip-unreadable", action="store_true",
                    help="leave out files the source cannot provide instead of stopping")
     e.set_defaults(func=cmd_export)
+
+    c = sub.add_parser("check", help="validate a source without mounting it; exit 1 if anything is wrong")
+    c.add_argument("source", help="Supervisely project directory")
+    c.add_argument("--json", action="store_true", help="machine-readable report")
+    c.set_defaults(func=cmd_check)
 
     u = sub.add_parser("umount", help="unmount a slyfs mount")
     u.add_argument("mountpoint")

@@ -1,19 +1,17 @@
 """The persistent index of a source project: what a remount need not read again.
 
 Stored in one sqlite file per source (``<cache dir>/index/<hash of the source path>.sqlite``),
-never pickled. Two kinds of records, each valid while the thing it came from is unchanged:
+never pickled: each offsets file's entries, keyed by the file's (size, mtime, ctime, inode) and
+re-parsed only when one of them changes (rewriting or replacing the file changes them all).
+Parsing offsets is the costly part of a scan (~10 s per 10^6 entries through the restricted
+unpickler); loading them from here takes well under a second.
 
-- an offsets file's entries, keyed by the file's (size, mtime, ctime, inode): re-parsed only
-  when one of them changes (rewriting or replacing the file changes them all);
-- an ``ann/`` (or ``img_info/``, ``meta/``) folder's ``*.json`` names with their fingerprints, keyed by the folder's
-  (mtime, ctime, inode): adding, removing or renaming a file changes them, so the names are
-  re-listed then (and only new names are stat'ed).
-
-What the index deliberately does not re-check: an annotation edited *in place* while nothing
-was mounted keeps its stored fingerprint. That is safe because fingerprints only key the
-in-memory render cache, which starts empty at every mount; while mounted, the watcher reports
-every edit (``refresh``). Tar sizes, ``meta.json``, dataset folders and plain ``img/`` files
-are always read again: they are few or cheap, and image sizes must be exact.
+Annotation (and img_info/meta) fingerprints are kept in memory only, per folder, for the
+rebuilds of one mount: every mount stats each JSON file once, because an edit in place while
+nothing was mounted changes no folder, and the fingerprint doubles as the file's ImageRef stamp
+(size and identity must be exact). While mounted, a folder is re-listed only when it changed
+(then only new names are stat'ed) and the watcher reports edits in place (``refresh``).
+Tar sizes, ``meta.json``, dataset folders and plain ``img/`` files are always read again.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ from formats.supervisely.project import Fingerprint, fingerprint
 
 log = logging.getLogger("slyfs.index")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 Key = tuple[int, ...]
 
 
@@ -45,18 +43,10 @@ def _dir_key(st: os.stat_result) -> Key:
     return (st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
-def _ints(values: list[int]) -> bytes:
-    return array("q", values).tobytes()
-
-
 def _array(blob: bytes) -> array:
     a = array("q")
     a.frombytes(blob)
     return a
-
-
-def _from_ints(blob: bytes) -> list[int]:
-    return _array(blob).tolist()
 
 
 def index_path(cache_dir: Path, source: str) -> Path:
@@ -73,7 +63,7 @@ class SourceIndex:
         # offsets kept compact (names, starts, ends): 24 bytes an entry instead of ~120 as objects
         self._offsets: dict[str, tuple[Key, list[str], array, array]] = {}
         self._anns: dict[str, tuple[Key, dict[str, Fingerprint]]] = {}
-        self._dirty: set[tuple[str, str]] = set()
+        self._dirty: set[str] = set()  # offsets files not yet saved
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         if path is not None:
@@ -95,22 +85,21 @@ class SourceIndex:
             PRAGMA user_version = {SCHEMA_VERSION};
             PRAGMA journal_mode = WAL;
             CREATE TABLE IF NOT EXISTS offsets (path TEXT PRIMARY KEY, key TEXT, names TEXT, starts BLOB, ends BLOB);
-            CREATE TABLE IF NOT EXISTS ann_dirs (path TEXT PRIMARY KEY, key TEXT, names TEXT, fps BLOB);
         """)
 
-    def _stored(self, table: str, path: str, key: Key | None) -> tuple | None:
-        """The stored record of ``path`` if its key is ``key`` (any key when None)."""
+    def _stored(self, path: str, key: Key) -> tuple | None:
+        """The stored (names, starts, ends) of the offsets file ``path`` if its key is ``key``."""
         if self._db is None:
             return None
         try:
-            row = self._db.execute(f"SELECT key, names, {'starts, ends' if table == 'offsets' else 'fps'} "
-                                   f"FROM {table} WHERE path = ?", (path,)).fetchone()
+            row = self._db.execute("SELECT key, names, starts, ends FROM offsets WHERE path = ?",
+                                   (path,)).fetchone()
         except sqlite3.Error as e:
             log.warning("index read failed: %s", e)
             return None
-        if row is None or (key is not None and json.loads(row[0]) != list(key)):
+        if row is None or json.loads(row[0]) != list(key):
             return None
-        return row if key is None else row[1:]
+        return row[1:]
 
     # -- ScanCache
 
@@ -119,20 +108,20 @@ class SourceIndex:
         with self._lock:
             hit = self._offsets.get(path)
             if hit is None or hit[0] != key:
-                row = self._stored("offsets", path, key)
+                row = self._stored(path, key)
                 if row is not None:
                     hit = (key, json.loads(row[0]), _array(row[1]), _array(row[2]))
                 else:
                     entries = load()
                     hit = (key, [e.name for e in entries], array("q", [e.start for e in entries]),
                            array("q", [e.end for e in entries]))
-                    self._dirty.add(("offsets", path))
+                    self._dirty.add(path)
                 self._offsets[path] = hit
             _, names, starts, ends = hit
             return [BlobEntry(n, s, e) for n, s, e in zip(names, starts, ends)]
 
     def json_files(self, directory: str, scan: Callable[[dict[str, Fingerprint]], dict[str, Fingerprint]]
-                  ) -> dict[str, Fingerprint]:
+                   ) -> dict[str, Fingerprint]:
         try:
             key = _dir_key(os.stat(directory))
         except OSError:
@@ -141,18 +130,8 @@ class SourceIndex:
             hit = self._anns.get(directory)
             if hit is not None and hit[0] == key:
                 return hit[1]
-            known = hit[1] if hit is not None else {}
-            if hit is None:
-                row = self._stored("ann_dirs", directory, None)
-                if row is not None:
-                    names, ints = json.loads(row[1]), _from_ints(row[2])
-                    known = {n: tuple(ints[3 * i:3 * i + 3]) for i, n in enumerate(names)}
-                    if json.loads(row[0]) == list(key):
-                        self._anns[directory] = (key, known)
-                        return known
-            files = scan(known)
+            files = scan(hit[1] if hit is not None else {})
             self._anns[directory] = (key, files)
-            self._dirty.add(("ann_dirs", directory))
             return files
 
     # -- live updates
@@ -168,7 +147,6 @@ class SourceIndex:
                 hit[1][name] = fingerprint(os.stat(ann_path))
             except OSError:
                 hit[1].pop(name, None)
-            self._dirty.add(("ann_dirs", directory))
 
     def save(self) -> None:
         """Write what changed since the last save (one transaction)."""
@@ -178,16 +156,11 @@ class SourceIndex:
             dirty, self._dirty = self._dirty, set()
             try:
                 with self._db:
-                    for table, path in dirty:
-                        if table == "offsets" and path in self._offsets:
+                    for path in dirty:
+                        if path in self._offsets:
                             key, names, starts, ends = self._offsets[path]
                             self._db.execute("REPLACE INTO offsets VALUES (?, ?, ?, ?, ?)", (
                                 path, json.dumps(key), json.dumps(names), starts.tobytes(), ends.tobytes()))
-                        elif table == "ann_dirs" and path in self._anns:
-                            key, files = self._anns[path]
-                            self._db.execute("REPLACE INTO ann_dirs VALUES (?, ?, ?, ?)", (
-                                path, json.dumps(key), json.dumps(list(files)),
-                                _ints([v for fp in files.values() for v in fp])))
             except (sqlite3.Error, UnicodeEncodeError) as e:
                 log.warning("index not saved: %s", e)
 

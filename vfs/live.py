@@ -211,12 +211,11 @@ class Watcher:
         return sig
 
     def _apply(self, paths: list[str]) -> None:
-        """Tell the index and the open sources what changed, then rebuild once."""
+        """Tell the index what changed, then rebuild once (a rewritten tar or image gets a new
+        stamp in its ImageRefs, so the sources open it afresh)."""
         for p in set(paths):
             if p.endswith(".json") and os.path.basename(os.path.dirname(p)) in ("ann", "img_info", "meta"):
                 self.view.index.refresh(p)
-            else:
-                self.tree.sources.forget(p)  # a tar or plain image rewritten in place
         started = time.monotonic()
         try:
             files = self.view.build()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from cachetools import LRUCache
 
-from formats.model import ImageRef
+from formats.model import ImageRef, file_stamp
 from formats.nodes import Generated, Node, SourceBytes, Tree, Unavailable
 from vfs.errors import BadHandle, IsADirectory, NotADirectory, NotFound, Unreadable
 
@@ -29,23 +29,38 @@ class Attr:
 
 
 class SourceFiles:
-    """One read-only descriptor per source file, shared by all readers (``os.pread`` needs no seek)."""
+    """One read-only descriptor per indexed source file, shared by all readers (``os.pread``
+    needs no seek). Descriptors are keyed by path *and* stamp: a descriptor is only ever
+    opened on the very file the index describes, so a replaced source gives EIO, not
+    another file's bytes (and a deleted one keeps serving the indexed bytes it still holds)."""
 
     def __init__(self) -> None:
-        self._fds: dict[str, int] = {}
+        self._fds: dict[tuple[str, tuple], int] = {}
         self._mtimes: dict[str, float] = {}
-        self._retired: list[int] = []
         self._lock = threading.Lock()
 
-    def _fd(self, path: str) -> int:
-        fd = self._fds.get(path)
+    def _fd(self, ref: ImageRef) -> int:
+        key = (ref.path, ref.stamp)
+        fd = self._fds.get(key)
         if fd is None:
             with self._lock:
-                fd = self._fds.get(path)
+                fd = self._fds.get(key)
                 if fd is None:
-                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                    self._fds[path] = fd
+                    fd = os.open(ref.path, os.O_RDONLY | os.O_CLOEXEC)
+                    if ref.stamp and file_stamp(os.fstat(fd)) != ref.stamp:
+                        os.close(fd)
+                        raise Unreadable(f"{ref.path}: replaced or changed since it was indexed")
+                    self._fds[key] = fd
         return fd
+
+    def verify(self, ref: ImageRef) -> None:
+        """Raise Unreadable unless the indexed file is still there, unchanged (called at open)."""
+        try:
+            fd = self._fd(ref)
+            if ref.stamp and file_stamp(os.fstat(fd)) != ref.stamp:
+                raise Unreadable(f"{ref.path}: changed in place since it was indexed")
+        except OSError as e:
+            raise Unreadable(f"{ref.path}: {e.strerror}") from None
 
     def pread(self, ref: ImageRef, size: int, offset: int) -> bytes:
         """Up to ``size`` bytes at ``offset`` within the file ``ref`` describes."""
@@ -53,39 +68,31 @@ class SourceFiles:
             return b""
         size = min(size, ref.size - offset)
         try:
-            data = os.pread(self._fd(ref.path), size, ref.offset + offset)
+            data = os.pread(self._fd(ref), size, ref.offset + offset)
         except OSError as e:
             raise Unreadable(f"{ref.path}: {e.strerror}") from None
         if len(data) != size:
             raise Unreadable(f"{ref.path}: file is shorter than its index says")
         return data
 
-    def mtime(self, path: str) -> float:
-        """Modification time of a source file, as of its first use (or last ``forget``)."""
-        t = self._mtimes.get(path)
+    def mtime(self, ref: ImageRef) -> float:
+        """Modification time of the source file as indexed (its stamp), else as first seen."""
+        if ref.stamp:
+            return ref.stamp[3] / 1e9
+        t = self._mtimes.get(ref.path)
         if t is None:
             try:
-                t = os.fstat(self._fd(path)).st_mtime
+                t = os.stat(ref.path).st_mtime
             except OSError:
                 t = 0.0
-            self._mtimes[path] = t
+            self._mtimes[ref.path] = t
         return t
-
-    def forget(self, path: str) -> None:
-        """The file changed or was replaced: reopen it on next use. The old descriptor is
-        closed only at ``close()``: a read in flight may still hold its number."""
-        with self._lock:
-            fd = self._fds.pop(path, None)
-            self._mtimes.pop(path, None)
-            if fd is not None:
-                self._retired.append(fd)
 
     def close(self) -> None:
         with self._lock:
-            for fd in [*self._fds.values(), *self._retired]:
+            for fd in self._fds.values():
                 os.close(fd)
             self._fds.clear()
-            self._retired.clear()
             self._mtimes.clear()
 
 
@@ -188,7 +195,7 @@ class VirtualTree:
         if node is None:
             return Attr(True, 0, mtime)
         if isinstance(node, SourceBytes):  # the source file's mtime: the kernel drops cached pages when it moves
-            return Attr(False, node.ref.size, self.sources.mtime(node.ref.path))
+            return Attr(False, node.ref.size, self.sources.mtime(node.ref))
         if isinstance(node, Generated):
             return Attr(False, len(self.cache.get(node)), mtime)
         return Attr(False, 0, mtime)
@@ -216,6 +223,8 @@ class VirtualTree:
         data = self.cache.get(node) if isinstance(node, Generated) else None
         if isinstance(node, Unavailable):
             raise Unreadable(node.reason)
+        if isinstance(node, SourceBytes):
+            self.sources.verify(node.ref)
         fh = next(self._next_fh)
         self._handles[fh] = (node, data)
         return fh

@@ -14,13 +14,14 @@ import zlib
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from formats.model import (Annotation, Cuboid2d, Geometry, Graph, GraphNode, Label, Line, Mask,
                            OrientedBox, PointGeom, Polygon, ProjectMeta, Rectangle, Tag)
 
 MAX_COORD = 1e7  # beyond this a coordinate is corrupt, not merely outside the image
 MAX_SIDE = 1_000_000  # image side, pixels
+MAX_IMAGE_PIXELS = 1 << 30  # a declared size beyond this would make raster views allocate gigabytes
 MAX_MASK_BYTES = 64 << 20  # decompressed bitmap PNG
 MAX_MASK_PIXELS = 100_000_000
 
@@ -75,13 +76,19 @@ def decode_png_payload(data: Any) -> Image.Image:
                 raise GeometryError("bitmap data decompresses beyond the size limit")
         except zlib.error as e:
             raise GeometryError(f"bitmap data is not zlib: {e}") from None
+    if not raw.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise GeometryError("bitmap data is not a PNG image")
     try:
-        img = Image.open(io.BytesIO(raw))
+        img = Image.open(io.BytesIO(raw), formats=("PNG",))
         if img.width * img.height > MAX_MASK_PIXELS:
             raise GeometryError(f"bitmap of {img.width}x{img.height} is too large")
         img.load()
     except GeometryError:
         raise
+    except UnidentifiedImageError:
+        raise GeometryError("bitmap data is not a PNG image") from None
+    except Image.DecompressionBombError:
+        raise GeometryError("bitmap is too large (decompression bomb)") from None
     except Exception as e:  # PIL raises many types on corrupt data
         raise GeometryError(f"bitmap data is not a readable PNG: {e}") from None
     return img
@@ -100,7 +107,7 @@ def _mask(obj: dict, alpha: bool) -> Mask:
         pixels = np.asarray(img.convert("RGBA"))[:, :, 3] != 0
     else:
         pixels = np.asarray(img.convert("L")) != 0
-    return Mask(origin=(int(ox), int(oy)), pixels=np.ascontiguousarray(pixels), alpha=alpha)
+    return Mask(origin=(math.floor(ox), math.floor(oy)), pixels=np.ascontiguousarray(pixels), alpha=alpha)
 
 
 def _nodes(obj: dict, key: str) -> dict[str, dict]:
@@ -116,7 +123,8 @@ def parse_geometry(obj: dict) -> Geometry:
     if kind == "rectangle":
         ext, _ = _exterior(obj)
         (x0, y0), (x1, y1) = _points(ext, 2)[:2]
-        return Rectangle(int(min(x0, x1)), int(min(y0, y1)), int(max(x0, x1)), int(max(y0, y1)))
+        return Rectangle(math.floor(min(x0, x1)), math.floor(min(y0, y1)),
+                         math.floor(max(x0, x1)), math.floor(max(y0, y1)))
     if kind == "polygon":
         ext, holes = _exterior(obj)
         if not isinstance(holes, list):
@@ -187,6 +195,8 @@ def parse_size(data: Any) -> tuple[int, int] | None:
     w, h = size.get("width"), size.get("height")
     if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_SIDE for v in (w, h)):
         return None
+    if w * h > MAX_IMAGE_PIXELS:
+        return None
     return (w, h)
 
 
@@ -208,16 +218,16 @@ def parse_annotation(data: Any, meta: ProjectMeta, size: tuple[int, int],
     for i, obj in enumerate(objects):
         where = f"object #{i}"
         if not isinstance(obj, dict):
-            problems.append(f"{where} is not an object; left out")
+            problems.append(f"{where} is not an object; object left out")
             continue
         title = obj.get("classTitle")
-        if title not in known:
-            problems.append(f"{where}: class {title!r} is not in meta.json; left out")
+        if not isinstance(title, str) or title not in known:
+            problems.append(f"{where}: class {title!r} is not in meta.json; object left out")
             continue
         try:
             geometry = parse_geometry(obj)
         except GeometryError as e:
-            problems.append(f"{where} ({title}): {e}; left out")
+            problems.append(f"{where} ({title}): {e}; object left out")
             continue
         instance = obj.get("instance")
         labels.append(Label(class_title=title, geometry=geometry,

@@ -31,7 +31,8 @@ def _template(config: Any) -> GraphTemplate | None:
     ids = tuple(str(k) for k in nodes)
     labels = tuple(str(v.get("label", k)) if isinstance(v, dict) else str(k) for k, v in nodes.items())
     edges = []
-    for e in config.get("edges") or ():
+    edge_list = config.get("edges")
+    for e in edge_list if isinstance(edge_list, list) else ():
         if isinstance(e, dict) and str(e.get("src")) in nodes and str(e.get("dst")) in nodes:
             edges.append((str(e["src"]), str(e["dst"])))
     return GraphTemplate(node_ids=ids, labels=labels, edges=tuple(edges))

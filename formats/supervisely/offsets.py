@@ -4,6 +4,13 @@ An offsets file is several pickles concatenated, each a list of the SDK's
 ``BlobImageInfo(name, offset_start, offset_end)``. A pickle can call anything it names,
 so the unpickler here admits exactly one global, that class name, and maps it to
 :class:`BlobRecord`; every other global is refused before anything is called.
+
+A pickle can also exhaust memory without calling anything (a 10-byte ``LONG_BINPUT 2**27``
+makes CPython's unpickler allocate and zero a 2 GB memo table). So before anything is
+unpickled, :func:`prescan` walks the opcodes and refuses every opcode an offsets file does
+not need, memo indices that skip ahead, strings longer than a name, integers beyond 63
+bits and nesting deeper than a few levels. Work and memory are then linear in the file
+size, which is itself bounded.
 """
 
 from __future__ import annotations
@@ -11,11 +18,28 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import pickletools
 from dataclasses import dataclass
 
 ALLOWED_GLOBAL = ("supervisely.api.image_api", "BlobImageInfo")
-MAX_OFFSETS_FILE = 1 << 30  # 1 GiB of pickle is ~10^7 entries; more is not an offsets file
+MAX_OFFSETS_FILE = 256 << 20  # ~4·10^6 entries; more is not an offsets file
+MAX_ENTRIES = 5_000_000
 MAX_NAME_BYTES = 4096
+MAX_OFFSET = (1 << 63) - 1
+MAX_MARK_DEPTH = 8  # list > record > state dict needs 2
+MAX_STACK = 100_000  # the SDK's pickler pushes at most 1000 records (3 items each) at a time
+
+# Everything the SDK's pickles use (protocols 2-5), plus the harmless scalars of protocol 0.
+ALLOWED_OPS = frozenset({
+    "PROTO", "FRAME", "STOP", "MARK", "POP", "POP_MARK",
+    "EMPTY_LIST", "LIST", "APPEND", "APPENDS", "EMPTY_TUPLE", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3",
+    "EMPTY_DICT", "DICT", "SETITEM", "SETITEMS", "NONE", "NEWTRUE", "NEWFALSE",
+    "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
+    "UNICODE", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8",
+    "PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE", "GET", "BINGET", "LONG_BINGET",
+    "GLOBAL", "STACK_GLOBAL", "REDUCE", "NEWOBJ", "BUILD",
+})
+_PUT_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 
 
 class OffsetsError(ValueError):
@@ -74,9 +98,58 @@ def _entry(rec: object, index: int) -> BlobEntry:
     if not isinstance(name, str) or not name or len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
         raise OffsetsError(f"entry #{index} has no usable name")
     for v in (start, end):
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise OffsetsError(f"entry #{index} ({name!r}) has a non-integer offset")
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_OFFSET:
+            raise OffsetsError(f"entry #{index} ({name!r}) has an offset that is not an integer in 0..2**63")
     return BlobEntry(name, start, end)
+
+
+def _stack_effect(op: pickletools.OpcodeInfo) -> tuple[int, int, bool]:
+    """(items popped below the mark or from the top, items pushed, pops back to a mark)."""
+    before = op.stack_before
+    if pickletools.markobject in before:
+        return before.index(pickletools.markobject), len(op.stack_after), True
+    return len(before), len(op.stack_after), False
+
+
+_EFFECTS = {op.name: _stack_effect(op) for op in pickletools.opcodes}
+
+
+def prescan(stream: io.BytesIO) -> None:
+    """Walk one pickle's opcodes up to STOP without building anything; raise OffsetsError
+    at the first one an offsets file has no use for or that would cost more than its size."""
+    height, marks, memo = 0, [], 0
+    try:
+        for op, arg, pos in pickletools.genops(stream):
+            name = op.name
+            if name not in ALLOWED_OPS:
+                raise OffsetsError(f"refused opcode {name} at byte {pos}")
+            if name in _PUT_OPS or name == "MEMOIZE":
+                if name != "MEMOIZE" and not 0 <= arg <= memo:
+                    raise OffsetsError(f"memo index {arg} at byte {pos} skips ahead (next is {memo})")
+                memo += 1
+            elif isinstance(arg, str) and len(arg) > MAX_NAME_BYTES and name not in ("GLOBAL",):
+                raise OffsetsError(f"string of {len(arg)} characters at byte {pos}")
+            elif isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > MAX_OFFSET:
+                raise OffsetsError(f"integer of {arg.bit_length()} bits at byte {pos}")
+            popped, pushed, to_mark = _EFFECTS[name]
+            if name == "MARK":
+                if len(marks) >= MAX_MARK_DEPTH:
+                    raise OffsetsError(f"nesting deeper than {MAX_MARK_DEPTH} at byte {pos}")
+                marks.append(height)
+                continue
+            if to_mark:
+                if not marks:
+                    raise OffsetsError(f"{name} without MARK at byte {pos}")
+                height = marks.pop()
+            if popped > height:
+                raise OffsetsError(f"{name} on a stack too short at byte {pos}")
+            height += pushed - popped
+            if height > MAX_STACK:
+                raise OffsetsError(f"more than {MAX_STACK} values on the stack at byte {pos}")
+    except ValueError as e:  # genops: truncated or malformed argument
+        if isinstance(e, OffsetsError):
+            raise
+        raise OffsetsError(f"not a valid pickle ({e})") from None
 
 
 def read_offsets(path: str) -> list[BlobEntry]:
@@ -94,9 +167,14 @@ def read_offsets(path: str) -> list[BlobEntry]:
     entries: list[BlobEntry] = []
     try:
         while stream.tell() < len(data):
+            start = stream.tell()
+            prescan(stream)
+            stream.seek(start)
             chunk = _RestrictedUnpickler(stream).load()
             if not isinstance(chunk, list):
                 raise OffsetsError(f"a pickle holds {type(chunk).__name__}, not a list")
+            if len(entries) + len(chunk) > MAX_ENTRIES:
+                raise OffsetsError(f"more than {MAX_ENTRIES} entries")
             entries.extend(_entry(rec, len(entries) + i) for i, rec in enumerate(chunk))
     except OffsetsError as e:
         raise OffsetsError(e.reason, path) from None

@@ -15,7 +15,7 @@ from typing import Callable, Protocol
 
 from PIL import Image
 
-from formats.model import Annotation, Dataset, ImageRef, Item, Problem, Project, ProjectMeta
+from formats.model import Annotation, Dataset, ImageRef, Item, Problem, Project, ProjectMeta, file_stamp
 from formats.supervisely.annotation import parse_annotation, parse_size
 from formats.supervisely.meta import MetaError, parse_meta
 from formats.supervisely.offsets import BlobEntry, OffsetsError, check_entry, read_offsets
@@ -30,7 +30,7 @@ MAX_ANN_BYTES = 256 << 20
 HEADER_PROBE_BYTES = 1 << 20
 
 Report = Callable[[Problem], None]
-Fingerprint = tuple  # (st_mtime_ns, st_size, st_ino) of an annotation file
+Fingerprint = tuple  # file_stamp of a JSON file: (st_dev, st_ino, st_size, st_mtime_ns)
 
 
 class ScanCache(Protocol):
@@ -73,16 +73,18 @@ def _ext(name: str) -> str:
 
 
 def _scandir(path: str) -> list[os.DirEntry]:
+    """Entries of a directory; none when it is missing or unreadable (a file that vanishes
+    or a permission error degrades that directory only)."""
     try:
         with os.scandir(path) as it:
             return list(it)
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:
         return []
 
 
 def fingerprint(st: os.stat_result) -> Fingerprint:
-    """Changes whenever the file does; its size is ``[1]``."""
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
+    """Changes whenever the file does: its ``file_stamp`` (so ``[2]`` is its size)."""
+    return file_stamp(st)
 
 
 def scan_json_files(directory: str, known: dict[str, Fingerprint]) -> dict[str, Fingerprint]:
@@ -90,7 +92,7 @@ def scan_json_files(directory: str, known: dict[str, Fingerprint]) -> dict[str, 
     theirs (a file edited in place is reported by the watcher, not found by listing)."""
     out: dict[str, Fingerprint] = {}
     for e in _scandir(directory):
-        if e.name.endswith(".json") and e.is_file():
+        if e.name.endswith(".json") and _is_file(e):
             fp = known.get(e.name)
             if fp is None:
                 try:
@@ -101,14 +103,26 @@ def scan_json_files(directory: str, known: dict[str, Fingerprint]) -> dict[str, 
     return out
 
 
-def _dataset_dirs(root: str, prefix: str = "") -> list[tuple[str, str]]:
-    """(full dataset name, directory) for every dataset below ``root``, depth first, sorted."""
+def _dataset_dirs(root: str, prefix: str = "", seen: set | None = None) -> list[tuple[str, str]]:
+    """(full dataset name, directory) for every dataset below ``root``, depth first, sorted.
+    A directory reached twice (a symlink loop) is listed once."""
+    seen = set() if seen is None else seen
     out = []
     for e in sorted(_scandir(root), key=lambda e: e.name):
-        if e.is_dir() and e.name not in RESERVED_DIRS and not e.name.startswith("."):
-            name = f"{prefix}{e.name}"
-            out.append((name, e.path))
-            out.extend(_dataset_dirs(os.path.join(e.path, "datasets"), name + "/"))
+        if e.name in RESERVED_DIRS or e.name.startswith("."):
+            continue
+        try:
+            if not e.is_dir():
+                continue
+            st = e.stat()
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        name = f"{prefix}{e.name}"
+        out.append((name, e.path))
+        out.extend(_dataset_dirs(os.path.join(e.path, "datasets"), name + "/", seen))
     return out
 
 
@@ -117,21 +131,21 @@ class _Scanner:
         self.root = root
         self.report = report
         self.cache = cache
-        self.tar_sizes: dict[str, int | None] = {}
+        self.tar_stamps: dict[str, tuple | None] = {}
 
-    def tar_size(self, tar: str) -> int | None:
-        if tar not in self.tar_sizes:
+    def tar_stamp(self, tar: str) -> tuple | None:
+        if tar not in self.tar_stamps:
             try:
-                self.tar_sizes[tar] = os.stat(tar).st_size
+                self.tar_stamps[tar] = file_stamp(os.stat(tar))
             except OSError:
-                self.tar_sizes[tar] = None
-        return self.tar_sizes[tar]
+                self.tar_stamps[tar] = None
+        return self.tar_stamps[tar]
 
     def blob_images(self, ds_dir: str, ds_name: str) -> dict[str, ImageRef | None]:
         """Images named by the dataset's offsets files; None for an entry that cannot be served."""
         images: dict[str, ImageRef | None] = {}
         for e in sorted(_scandir(ds_dir), key=lambda e: e.name):
-            if not (e.name.endswith(OFFSETS_SUFFIX) and e.is_file()):
+            if not (e.name.endswith(OFFSETS_SUFFIX) and _is_file(e)):
                 continue
             tar = os.path.join(self.root, "blob", e.name[: -len(OFFSETS_SUFFIX)] + ".tar")
             try:
@@ -140,15 +154,15 @@ class _Scanner:
             except OffsetsError as err:
                 self.report(Problem(e.path, err.reason, "offsets file ignored; its images are not served"))
                 continue
-            tar_size = self.tar_size(tar)
+            tar_stamp = self.tar_stamp(tar)
             for entry in entries:  # the last entry of a name wins, as in the SDK
-                why = "the tar is missing" if tar_size is None else check_entry(entry, tar_size)
+                why = "the tar is missing" if tar_stamp is None else check_entry(entry, tar_stamp[2])
                 if why:
                     self.report(Problem(e.path, f"entry for {tar}: {why}",
                                         "image served as unreadable (EIO)", item=entry.name))
                     images[entry.name] = None
                 else:
-                    images[entry.name] = ImageRef(tar, entry.start, entry.end - entry.start)
+                    images[entry.name] = ImageRef(tar, entry.start, entry.end - entry.start, tar_stamp)
         return images
 
     def json_files(self, folder: str) -> dict[str, Fingerprint]:
@@ -166,17 +180,21 @@ class _Scanner:
             fp = files.get(name)
             if fp is not None:  # the item's ann_path string is shared, not copied (10^6 items)
                 path = ann_path if folder == "ann" and ann_path else os.path.join(ds_dir, folder, name)
-                found.append((folder, ImageRef(path, 0, fp[1])))
+                found.append((folder, ImageRef(path, 0, fp[2], fp)))
         return tuple(found)
 
     def dataset(self, name: str, ds_dir: str) -> Dataset:
         images: dict[str, ImageRef | None] = self.blob_images(ds_dir, name)
         for e in _scandir(os.path.join(ds_dir, "img")):
-            if _ext(e.name) in IMAGE_EXTS and e.is_file():
+            if _ext(e.name) in IMAGE_EXTS and _is_file(e):
+                try:
+                    st = e.stat()
+                except OSError:  # vanished since listed
+                    continue
                 if e.name in images:
                     self.report(Problem(e.path, "image is both in img/ and in an offsets file",
                                         "the img/ file is served", item=e.name))
-                images[e.name] = ImageRef(e.path, 0, e.stat().st_size)
+                images[e.name] = ImageRef(e.path, 0, st.st_size, file_stamp(st))
         ann_dir = os.path.join(ds_dir, "ann")
         anns = self.json_files(ann_dir)
         side_dirs = {"ann": anns, **{folder: self.json_files(os.path.join(ds_dir, folder)) for folder in SIDECAR_DIRS}}
@@ -204,18 +222,27 @@ class _Scanner:
         return Dataset(name=name, items=tuple(items))
 
 
+def _is_file(e: os.DirEntry) -> bool:
+    try:
+        return e.is_file()
+    except OSError:
+        return False
+
+
 def read_meta(root: str, report: Report) -> tuple[ProjectMeta, ImageRef, tuple]:
     """The parsed meta.json, where its bytes are, and its fingerprint."""
     path = os.path.join(root, "meta.json")
     try:
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
-            ref = ImageRef(path, 0, st.st_size)
+            ref = ImageRef(path, 0, st.st_size, file_stamp(st))
             data = json.load(f)
         warnings: list[str] = []
         meta = parse_meta(data, warnings)
     except FileNotFoundError:
         raise SourceError(f"{root} is not a Supervisely project: no meta.json") from None
+    except RecursionError:
+        raise SourceError(f"{path}: unusable: JSON nested too deeply") from None
     except (OSError, ValueError, MetaError) as e:
         raise SourceError(f"{path}: unusable: {e}") from None
     for w in warnings:
@@ -247,6 +274,9 @@ def make_annotation_loader(meta: ProjectMeta, report: Report) -> Callable[[Item]
                     raise ValueError("file is larger than any annotation should be")
                 with open(item.ann_path, "rb") as f:
                     data = json.load(f)
+            except RecursionError:
+                report(Problem(where, "annotation unreadable: JSON nested too deeply",
+                               "served without labels", item.name))
             except (OSError, ValueError) as e:
                 report(Problem(where, f"annotation unreadable: {e}", "served without labels", item.name))
         size = parse_size(data)
@@ -258,9 +288,16 @@ def make_annotation_loader(meta: ProjectMeta, report: Report) -> Callable[[Item]
             if size is None:
                 return Annotation(0, 0)
         problems: list[str] = []
-        ann = parse_annotation(data if data is not None else {}, meta, size, problems)
-        for p in problems:
-            report(Problem(where, p, "see message", item.name))
+        try:
+            ann = parse_annotation(data if data is not None else {}, meta, size, problems)
+        except Exception as e:  # a shape of JSON the parser does not foresee: a bug, but one item's
+            log.exception("parsing %s", where)
+            report(Problem(where, f"annotation could not be parsed ({type(e).__name__}: {e})",
+                           "served without labels", item.name))
+            return Annotation(*size)
+        for p in problems:  # "<what is wrong>; <what slyfs does>"
+            message, _, action = p.rpartition("; ")
+            report(Problem(where, message or action, action if message else "see message", item.name))
         return ann
 
     return load

@@ -1,0 +1,103 @@
+"""``slyfs check``: everything the mount would find wrong with a source, found up front.
+
+A check is the mount's own reading, done eagerly: scan (meta.json, offsets files against
+their tars), parse every annotation, and probe every image (all its bytes present, a
+header an image decoder accepts, the size the annotation declares, an end marker where
+the format has one). Every problem comes from the same :class:`Problem` reports the
+mount writes to its log, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import asdict
+
+from PIL import Image
+
+from formats.model import Annotation, Item, Problem
+from formats.supervisely.project import ProblemLog, Report, SourceError, read_project
+
+SERVED_AS_IS = "served byte for byte as it is"
+
+
+def _trailer_problem(data: bytes, fmt: str | None) -> str | None:
+    """A cheap truncation test: PNG ends with its IEND chunk, JPEG with the EOI marker
+    (zero padding after it is common and allowed)."""
+    if fmt == "PNG" and not data.endswith(b"IEND\xaeB`\x82"):
+        return "PNG does not end with an IEND chunk (truncated?)"
+    if fmt in ("JPEG", "MPO") and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        return "JPEG does not end with an end-of-image marker (truncated?)"
+    return None
+
+
+def probe_image(item: Item, ann: Annotation, report: Report) -> None:
+    """Report an image whose bytes are missing, undecodable, or disagree with its annotation."""
+    ref = item.image
+    if ref is None:  # already reported by the scan (bad offsets entry, annotation without image)
+        return
+    try:
+        with open(ref.path, "rb") as f:
+            f.seek(ref.offset)
+            data = f.read(ref.size)
+    except OSError as e:
+        report(Problem(ref.path, f"image unreadable: {e.strerror}", "reading it gives EIO", item.name))
+        return
+    if len(data) != ref.size:
+        report(Problem(ref.path, f"only {len(data)} of the image's {ref.size} bytes are present",
+                       "reading past them gives EIO", item.name))
+        return
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            size, fmt = img.size, img.format
+    except Exception as e:  # PIL raises many types on corrupt data
+        report(Problem(ref.path, f"not a decodable image ({type(e).__name__})",
+                       f"{SERVED_AS_IS}; its labels cannot be sized from it", item.name))
+        return
+    why = _trailer_problem(data, fmt)
+    if why:
+        report(Problem(ref.path, why, SERVED_AS_IS, item.name))
+    if ann.width and (ann.width, ann.height) != size:
+        report(Problem(item.ann_path or ref.path,
+                       f"annotation size {ann.width}x{ann.height} differs from the image's {size[0]}x{size[1]}",
+                       "the annotation's size is used (boxes are cut to it)", item.name))
+
+
+def check_project(root: str) -> list[Problem]:
+    """Every problem of the project at ``root``, sorted by file and item. Raises SourceError
+    when it cannot be mounted at all."""
+    problems = ProblemLog()
+    project = read_project(root, report=problems)
+    for item in project.items():
+        probe_image(item, project.annotation(item), problems)
+    return sorted(problems.all(), key=lambda p: (p.path, p.item or "", p.message))
+
+
+def _relative(path: str, root: str) -> str:
+    return os.path.relpath(path, root) if path.startswith(root + os.sep) else path
+
+
+def printable(text: str) -> str:
+    """Text safe to print on a terminal: control characters and undecodable bytes of a
+    hostile name are shown as escapes, never sent raw."""
+    return "".join(c if c.isprintable() else
+                   (f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c.encode("unicode_escape").decode())
+                   for c in text)
+
+
+def report_text(problems: list[Problem], root: str) -> str:
+    """One block per problem: where, what is wrong, what slyfs does; then a count."""
+    lines = []
+    for p in problems:
+        where = _relative(p.path, root) + (f" [{p.item}]" if p.item else "")
+        lines += [printable(where), f"  problem: {printable(p.message)}", f"  slyfs:   {printable(p.action)}"]
+    files = len({p.path for p in problems})
+    lines.append(f"{len(problems)} problem(s) in {files} file(s)" if problems else "no problems found")
+    return "\n".join(lines) + "\n"
+
+
+def report_json(problems: list[Problem], root: str) -> list[dict]:
+    return [{**asdict(p), "path": _relative(p.path, root)} for p in problems]
+
+
+__all__ = ["SourceError", "check_project", "probe_image", "report_json", "report_text"]

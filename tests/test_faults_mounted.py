@@ -1,0 +1,173 @@
+"""Faults while mounted, through the kernel: sources deleted or replaced under the daemon,
+an unwritable log, SIGKILL (stale mount) and SIGTERM (clean unmount)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from hostile import ann, blob_project, offsets_pickle, plain_project, png, rect  # noqa: E402
+
+from conftest import is_mounted, slyfs  # noqa: E402
+
+
+def _read_errno(path: Path) -> int | None:
+    try:
+        path.read_bytes()
+    except OSError as e:
+        return e.errno
+    return None
+
+
+def daemon_pid(mnt: Path) -> int:
+    """The slyfs daemon serving ``mnt`` (the only process whose command line names it)."""
+    me = os.getpid()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(pid) != me and b"vfs.cli" in cmd and os.fsencode(str(mnt)) in cmd:
+            return int(pid)
+    raise AssertionError(f"no daemon found for {mnt}")
+
+
+def _wait(cond, seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+def test_unavailable_bytes_give_eio_for_that_file_only(mount, tmp_path: Path) -> None:
+    root, entries = blob_project(tmp_path / "p", {"a.png": png(), "b.png": png(color=(1, 2, 3))},
+                                 {"a.png": ann(rect(1, 1, 4, 4)), "b.png": ann()})
+    tar_size = (root / "blob" / "1001.tar").stat().st_size
+    (root / "ds" / "1001_offsets.pkl").write_bytes(
+        offsets_pickle([entries[0], (entries[1][0], entries[1][1], tar_size + 1)]))
+    with mount(root) as mnt:
+        assert _read_errno(mnt / "images/ds/b.png") == errno.EIO
+        assert (mnt / "images/ds/a.png").read_bytes() == png()
+        assert (mnt / "labels/ds/a.txt").read_bytes() == b"0 0.300000 0.300000 0.400000 0.400000\n"
+
+
+def test_source_deleted_or_replaced_under_the_daemon(mount, tmp_path: Path) -> None:
+    images = {"a.png": png(), "b.png": png(color=(9, 9, 9)), "c.png": png(color=(7, 7, 7))}
+    root = plain_project(tmp_path / "p", {n: ann() for n in images}, images=images)
+    blob_root, _ = blob_project(tmp_path / "b", {"x.png": png(), "y.png": png(color=(5, 5, 5))})
+    with mount(root) as mnt, mount(blob_root) as bmnt:
+        assert (mnt / "images/ds/a.png").read_bytes() == images["a.png"]  # opened and cached before the fault
+        (root / "ds/img/a.png").unlink()
+        (root / "ds/img/b.png").unlink()
+        replacement = png(color=(1, 1, 1))[:-1] + b"!"  # same size, other bytes
+        tmp = root / "ds/img/.c.tmp"
+        tmp.write_bytes(replacement)
+        os.replace(tmp, root / "ds/img/c.png")
+        # deleted after first use: the daemon still holds the very file it indexed
+        got_a = _read_errno(mnt / "images/ds/a.png")
+        assert got_a is None and (mnt / "images/ds/a.png").read_bytes() == images["a.png"]
+        assert _read_errno(mnt / "images/ds/b.png") == errno.EIO  # deleted before first use
+        assert _read_errno(mnt / "images/ds/c.png") == errno.EIO  # replaced: never the new file's bytes
+        assert (mnt / "labels/ds/a.txt").read_bytes() == b""  # labels still served
+
+        # a tar replaced by another with different content at the same offsets: EIO, not wrong bytes
+        tar = blob_root / "blob/1001.tar"
+        data = bytearray(tar.read_bytes())
+        data[600:700] = b"\xee" * 100
+        tmp = tar.with_suffix(".tmp")
+        tmp.write_bytes(bytes(data))
+        os.replace(tmp, tar)
+        assert _read_errno(bmnt / "images/ds/x.png") == errno.EIO
+        # a tar truncated in place
+        with open(tar, "r+b") as f:
+            f.truncate(100)
+        assert _read_errno(bmnt / "images/ds/y.png") == errno.EIO
+        assert (bmnt / "data.yaml").read_bytes().startswith(b"# YOLO")  # the rest of the mount lives
+
+
+def test_unwritable_log_does_not_stop_a_mount(tmp_path: Path, mount) -> None:
+    root = plain_project(tmp_path / "p", {"a.png": b"{"})
+    mnt = Path(tempfile.mkdtemp(prefix="slyfs-mnt-"))
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("")
+    try:
+        # the default log lives under XDG_CACHE_HOME: make that impossible to create
+        env_cache = str(blocker / "cache")
+        r = _slyfs_env({"XDG_CACHE_HOME": env_cache}, "mount", str(root), str(mnt))
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.startswith(f"slyfs: cannot write the log {env_cache}/slyfs/logs/")
+        assert "mounting without a log" in r.stderr
+        assert (mnt / "labels/ds/a.txt").read_bytes() == b""
+    finally:
+        slyfs("umount", str(mnt), check=False)
+        assert _wait(lambda: not is_mounted(mnt))
+        mnt.rmdir()
+    # a full disk: every log write fails (ENOSPC), the daemon serves on
+    with mount(root, "--log-file", "/dev/full") as mnt:
+        assert (mnt / "labels/ds/a.txt").read_bytes() == b""
+        assert (mnt / "images/ds/a.png").read_bytes() == png()
+
+
+def _slyfs_env(extra: dict[str, str], *args: str):
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, **extra, "PYTHONPATH": str(repo)}
+    return subprocess.run([sys.executable, "-m", "vfs.cli", *args], capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+def test_sigkill_leaves_a_stale_mount_that_the_next_mount_recovers(tmp_path: Path) -> None:
+    root = plain_project(tmp_path / "p", {"a.png": ann(rect(1, 1, 4, 4))})
+    mnt = Path(tempfile.mkdtemp(prefix="slyfs-mnt-"))
+    try:
+        assert slyfs("mount", str(root), str(mnt), check=False).returncode == 0
+        os.kill(daemon_pid(mnt), signal.SIGKILL)
+        assert _wait(lambda: _stat_errno(mnt) == errno.ENOTCONN)
+        r = slyfs("mount", str(root), str(mnt), check=False)
+        assert r.returncode == 0, r.stderr
+        assert r.stderr == f"slyfs: {mnt}: stale mount of a daemon that died; unmounting it\n"
+        assert (mnt / "labels/ds/a.txt").read_bytes() == b"0 0.300000 0.300000 0.400000 0.400000\n"
+    finally:
+        slyfs("umount", str(mnt), check=False)
+        _wait(lambda: not is_mounted(mnt))
+        if is_mounted(mnt):
+            os.system(f"fusermount3 -u -z '{mnt}' 2>/dev/null || fusermount -u -z '{mnt}'")
+        assert not is_mounted(mnt)
+        mnt.rmdir()
+
+
+def _stat_errno(path: Path) -> int | None:
+    try:
+        os.stat(path)
+    except OSError as e:
+        return e.errno
+    return None
+
+
+def test_sigterm_unmounts_cleanly(tmp_path: Path) -> None:
+    root = plain_project(tmp_path / "p", {"a.png": ann()})
+    mnt = Path(tempfile.mkdtemp(prefix="slyfs-mnt-"))
+    try:
+        assert slyfs("mount", str(root), str(mnt), check=False).returncode == 0
+        pid = daemon_pid(mnt)
+        os.kill(pid, signal.SIGTERM)
+        assert _wait(lambda: not is_mounted(mnt))
+        assert _wait(lambda: not Path(f"/proc/{pid}").exists() or
+                     Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z")
+        assert os.listdir(mnt) == []
+    finally:
+        if is_mounted(mnt):
+            slyfs("umount", str(mnt), check=False)
+        mnt.rmdir()
