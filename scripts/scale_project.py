@@ -15,7 +15,6 @@ import io
 import json
 import os
 import sys
-import tarfile
 from pathlib import Path
 
 from PIL import Image

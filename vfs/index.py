@@ -148,6 +148,11 @@ class SourceIndex:
             except OSError:
                 hit[1].pop(name, None)
 
+    def forget_json_files(self) -> None:
+        """Edits may have gone unreported (inotify queue overflow): stat every JSON file again."""
+        with self._lock:
+            self._anns.clear()
+
     def save(self) -> None:
         """Write what changed since the last save (one transaction)."""
         if self._db is None:

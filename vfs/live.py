@@ -62,11 +62,12 @@ class ViewSource:
         self.formats = formats
         self.options = options
         self.index = index
+        self.problems = ProblemLog()  # shared by rebuilds: each problem is logged once per mount
         self.project: Project | None = None
 
     def build(self) -> Tree:
         with no_gc():
-            self.project = read_project(self.source, report=ProblemLog(), cache=self.index)
+            self.project = read_project(self.source, report=self.problems, cache=self.index)
             return build_view(self.project, self.formats, self.options)
 
     def watched_dirs(self) -> list[str]:
@@ -81,7 +82,7 @@ class ViewSource:
 
 # ---------------------------------------------------------------- inotify through ctypes
 
-IN_MODIFY, IN_ATTRIB, IN_CLOSE_WRITE = 0x2, 0x4, 0x8
+IN_ATTRIB, IN_CLOSE_WRITE = 0x4, 0x8
 IN_MOVED_FROM, IN_MOVED_TO, IN_CREATE, IN_DELETE = 0x40, 0x80, 0x100, 0x200
 IN_DELETE_SELF, IN_MOVE_SELF, IN_Q_OVERFLOW, IN_IGNORED = 0x400, 0x800, 0x4000, 0x8000
 IN_ONLYDIR, IN_NONBLOCK, IN_CLOEXEC = 0x01000000, 0o4000, 0o2000000
@@ -188,6 +189,8 @@ class Watcher:
                     break
                 select.select([ino.fd], [], [], QUIET_SECONDS / 4)
             if changed:
+                if any(mask & IN_Q_OVERFLOW for _, mask in changed):  # events were lost: re-stat all
+                    self.view.index.forget_json_files()
                 self._apply([p for p, _ in changed])
                 self._rewatch(ino)
 
