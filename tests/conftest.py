@@ -67,6 +67,16 @@ def mount() -> Callable[..., contextlib.AbstractContextManager[Path]]:
     return mounted
 
 
+@pytest.fixture
+def plain_copy(tmp_path: Path) -> Path:
+    """A writable copy of the SDK's plain project, on the same file system as tmp_path."""
+    import shutil
+
+    copy = tmp_path / "project"
+    shutil.copytree(PLAIN, copy)
+    return copy
+
+
 def read_tree(root: Path) -> dict[str, bytes]:
     """Every file below ``root`` (read through whatever serves it), by relative path."""
     out = {}

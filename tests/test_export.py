@@ -71,14 +71,6 @@ def test_refuses_dest_inside_the_source(tmp_path: Path) -> None:
     assert checksums(source) == before
 
 
-@pytest.fixture
-def plain_copy(tmp_path: Path) -> Path:
-    """A plain project on the same file system as the export (so hard links are possible)."""
-    copy = tmp_path / "project"
-    shutil.copytree(PLAIN, copy)
-    return copy
-
-
 @pytest.mark.parametrize("fmt", ["yolo", "supervisely"])
 def test_hard_links_for_plain_images_and_copies_with_copy(plain_copy: Path, tmp_path: Path, fmt: str) -> None:
     before = checksums(plain_copy)

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from hostile import ann, blob_project, offsets_pickle, plain_project, png, rect  # noqa: E402

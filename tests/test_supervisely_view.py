@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -45,13 +44,6 @@ def test_mounted_blob_project_is_the_plain_project_and_reads_back(mount) -> None
     with mount(BLOB, "--format", "supervisely") as mnt:
         assert read_tree(mnt) == read_tree(PLAIN)
         assert summary(read_project(str(mnt))) == summary(read_project(str(PLAIN)))
-
-
-@pytest.fixture
-def plain_copy(tmp_path: Path) -> Path:
-    copy = tmp_path / "project"
-    shutil.copytree(PLAIN, copy)
-    return copy
 
 
 def test_legacy_stem_annotation_is_served_under_the_item_name(plain_copy: Path) -> None:

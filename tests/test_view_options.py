@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from conftest import BLOB, PLAIN, read_tree
-from formats.nodes import Generated, SourceBytes
+from formats.nodes import SourceBytes
 from formats.registry import FORMATS, build_view, parse_formats
 from formats.supervisely import read_project
 from formats.view import OptionError, ViewOptions, splits
@@ -79,28 +79,21 @@ def test_all_formats_on_one_mount_each_in_its_folder(source: Path, mount) -> Non
 # ---------------------------------------------------------------- --split
 
 
-@pytest.fixture
-def project_copy(tmp_path: Path) -> Path:
-    copy = tmp_path / "project"
-    shutil.copytree(PLAIN, copy)
-    return copy
-
-
 def split_of_items(root: Path, spec: str) -> dict[tuple[str, str], str]:
     by_split = splits(read_project(str(root)), ViewOptions(split=spec))
     return {(i.dataset, i.name): s for s, items in by_split.items() for i in items}
 
 
 @pytest.mark.parametrize("spec", ["ratio:0.5", "ratio:0.7,0.2"])
-def test_ratio_split_is_stable_when_images_are_added(project_copy: Path, spec: str) -> None:
-    before = split_of_items(project_copy, spec)
+def test_ratio_split_is_stable_when_images_are_added(plain_copy: Path, spec: str) -> None:
+    before = split_of_items(plain_copy, spec)
     for ds, new in (("train", "added.jpg"), ("train/datasets/sub", "zz_added.jpg"), ("val", "a.jpg")):
-        shutil.copy(project_copy / ds / "img" / "dup.jpg", project_copy / ds / "img" / new)
-        shutil.copy(project_copy / ds / "ann" / "dup.jpg.json", project_copy / ds / "ann" / f"{new}.json")
-    after = split_of_items(project_copy, spec)
+        shutil.copy(plain_copy / ds / "img" / "dup.jpg", plain_copy / ds / "img" / new)
+        shutil.copy(plain_copy / ds / "ann" / "dup.jpg.json", plain_copy / ds / "ann" / f"{new}.json")
+    after = split_of_items(plain_copy, spec)
     assert len(after) == len(before) + 3
     assert {k: after[k] for k in before} == before
-    assert split_of_items(project_copy, spec) == after  # and the same on every scan
+    assert split_of_items(plain_copy, spec) == after  # and the same on every scan
 
 
 @pytest.mark.parametrize("spec, only", [("ratio:1", "train"), ("ratio:0,1", "val"), ("ratio:0,0", "test")])
@@ -108,14 +101,14 @@ def test_ratio_extremes_put_everything_in_one_split(spec: str, only: str) -> Non
     assert set(split_of_items(PLAIN, spec).values()) == {only}
 
 
-def test_ratio_split_moves_yolo_images_with_their_split(project_copy: Path) -> None:
+def test_ratio_split_moves_yolo_images_with_their_split(plain_copy: Path) -> None:
     """Adding an image never moves another one in the served YOLO tree either."""
     def image_splits() -> dict[str, str]:
-        files, view = served(project_copy, ["yolo"], ViewOptions(split="ratio:0.5"))
+        files, view = served(plain_copy, ["yolo"], ViewOptions(split="ratio:0.5"))
         return {sha(files[p]): p.split("/")[1] for p, n in view.items() if isinstance(n, SourceBytes)}
 
     before = image_splits()
-    val = project_copy / "val"
+    val = plain_copy / "val"
     (val / "img" / "new.png").write_bytes((val / "img" / "dup.png").read_bytes() + b"\0")  # distinct bytes
     shutil.copy(val / "ann" / "dup.png.json", val / "ann" / "new.png.json")
     after = image_splits()
