@@ -117,3 +117,19 @@ def test_replace_marks_moved_source_bytes_once(tmp_path: Path) -> None:
     assert tree.take_moved("i/moved") and not tree.take_moved("i/moved")
     assert not tree.take_moved("i/same")
     assert tree.take_moved("/i/new")
+
+
+def test_replace_reports_stale_paths_and_folders() -> None:
+    def gen(key: str) -> Generated:
+        return Generated(key, lambda: key.encode())
+
+    tree = VirtualTree({"a/same.txt": gen("s"), "a/edited.txt": gen("e1"), "a/gone.txt": gen("g"),
+                        "old/x/deep.txt": gen("d"), "top.txt": gen("t")})
+    told: list[list[str]] = []
+    tree.on_stale = told.append
+    stale = tree.replace({"a/same.txt": gen("s"), "a/edited.txt": gen("e2"), "a/added.txt": gen("n"),
+                          "new/f.txt": gen("f"), "top.txt": gen("t")})
+    # changed or vanished nodes (down into removed folders), and folders whose entries changed
+    assert sorted(stale) == ["", "a", "a/edited.txt", "a/gone.txt", "old", "old/x", "old/x/deep.txt"]
+    assert told == [stale]
+    assert tree.replace({"a/same.txt": gen("s")}) != [] and tree.replace({"a/same.txt": gen("s")}) == []

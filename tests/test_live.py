@@ -37,6 +37,14 @@ def read(path: Path) -> bytes:
         return f.read()
 
 
+@pytest.fixture(params=["3", "2"], ids=["libfuse3", "libfuse2"])
+def libfuse(request: pytest.FixtureRequest) -> str:
+    """Both backends: libfuse 3 invalidates stale paths under long timeouts, libfuse 2 relies on 1 s ones."""
+    if request.param == "3":
+        pytest.importorskip("mfusepy")
+    return request.param
+
+
 @pytest.fixture
 def source(tmp_path: Path) -> Path:
     """A private copy of the SDK blob project: tests edit it."""
@@ -63,8 +71,8 @@ def find_rect_item(src: Path, mnt: Path) -> tuple[Path, Path]:
     raise AssertionError("fixture has no suitable item")
 
 
-def test_edited_annotation_shows_and_open_handle_keeps_old_version(source: Path, mount) -> None:
-    with mount(source, "--format", "yolo", "--no-index") as mnt:
+def test_edited_annotation_shows_and_open_handle_keeps_old_version(source: Path, mount, libfuse: str) -> None:
+    with mount(source, "--format", "yolo", "--no-index", "--libfuse", libfuse) as mnt:
         ann, label = find_rect_item(source, mnt)
         before = read(label)
         assert before
@@ -72,7 +80,7 @@ def test_edited_annotation_shows_and_open_handle_keeps_old_version(source: Path,
         try:
             edit_boxes(ann, 5)
             # Content first (generated files bypass the page cache), then the kernel's cached size
-            # (it expires after --timeout; libfuse 2 cannot invalidate it sooner).
+            # (libfuse 3: invalidated at the rebuild; libfuse 2: expires after the 1 s timeout).
             wait_for(lambda: len(read(label).splitlines()) == 5 and label.stat().st_size == len(read(label)),
                      "edited annotation in the label file and its size", mnt)
             after = read(label)
@@ -85,10 +93,10 @@ def test_edited_annotation_shows_and_open_handle_keeps_old_version(source: Path,
                  "second edit", mnt)
 
 
-def test_added_image_removed_dataset_and_changed_meta(source: Path, mount) -> None:
+def test_added_image_removed_dataset_and_changed_meta(source: Path, mount, libfuse: str) -> None:
     # A plain image added to a dataset next to the blob images.
     donor = sorted(PLAIN.glob("train/img/*.jpg"))[0]
-    with mount(source, "--format", "yolo", "--no-index") as mnt:
+    with mount(source, "--format", "yolo", "--no-index", "--libfuse", libfuse) as mnt:
         datasets = sorted(p.name for p in (mnt / "images").iterdir())
         assert len(datasets) >= 2
         img_dir = source / datasets[0] / "img"
@@ -100,8 +108,10 @@ def test_added_image_removed_dataset_and_changed_meta(source: Path, mount) -> No
 
         # A whole dataset removed.
         gone = datasets[-1]
+        inside = sorted((mnt / "labels" / gone).iterdir())[0]  # the kernel now caches it
+        assert inside.stat().st_size == len(read(inside))
         shutil.rmtree(source / gone)
-        wait_for(lambda: not (mnt / "images" / gone).exists(), "removed dataset", mnt)
+        wait_for(lambda: not (mnt / "images" / gone).exists() and not inside.exists(), "removed dataset", mnt)
         assert gone not in [p.name for p in (mnt / "labels").iterdir()]
 
         # A class renamed in meta.json: data.yaml follows.

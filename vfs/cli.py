@@ -21,7 +21,6 @@ from vfs.live import ViewSource, Watcher, no_gc
 from vfs.tree import DEFAULT_CACHE_BYTES, VirtualTree
 
 
-LIVE_TIMEOUT = 1.0  # a source change shows within the watcher's rebuild + this
 NO_WATCH_TIMEOUT = 3600.0  # nothing changes: let the kernel answer lookups and stat() itself
 
 
@@ -88,9 +87,9 @@ def cmd_mount(args: argparse.Namespace) -> int:
             Watcher(view, tree).start()
 
     run_mount(make_tree, MountSettings(mountpoint=mountpoint, foreground=args.foreground, log_file=log_file,
-                                       debug=args.debug, threads=args.threads,
+                                       debug=args.debug, threads=args.threads, libfuse=args.libfuse,
                                        timeout=args.timeout if args.timeout is not None else
-                                       (NO_WATCH_TIMEOUT if args.no_watch else LIVE_TIMEOUT)),
+                                       (NO_WATCH_TIMEOUT if args.no_watch else None)),
               when_ready)
     if not args.foreground:
         print(f"slyfs: {source} mounted on {mountpoint} as {','.join(names)} "
@@ -175,8 +174,11 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--no-index", action="store_true", help="keep no persistent index (rescan all at mount)")
     m.add_argument("--no-watch", action="store_true", help="do not follow source changes (a frozen snapshot)")
     m.add_argument("--timeout", type=float,
-                   help="seconds the kernel caches names and attributes (default 1, or 3600 with --no-watch; "
-                        "longer is faster for stat-heavy readers but delays live changes by as much)")
+                   help="seconds the kernel caches names and attributes (default 3600 on libfuse 3, which "
+                        "invalidates what changes; 1 on libfuse 2, where a longer one delays live changes "
+                        "by as much)")
+    m.add_argument("--libfuse", choices=("auto", "3", "2"), default="auto",
+                   help="libfuse 3 through mfusepy, or 2 through fusepy (default: 3 when available)")
     m.add_argument("--threads", action="store_true",
                    help="multithreaded FUSE loop (measured slower with Python; for experiments)")
     m.add_argument("--log-file", help="daemon log (default: ~/.cache/slyfs/logs/<mountpoint hash>.log)")

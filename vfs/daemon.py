@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import logging
 import os
@@ -10,6 +11,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 from vfs.tree import VirtualTree
@@ -28,13 +30,31 @@ class MountSettings:
     debug: bool = False
     fuse_options: dict[str, object] = field(default_factory=dict)
     threads: bool = False  # libfuse's multithreaded loop; measured slower (README, performance)
-    timeout: float = 1.0  # attr/entry/negative cache of the kernel, seconds
+    timeout: float | None = None  # attr/entry/negative cache of the kernel, seconds; None: per backend
+    libfuse: str = "auto"  # "3" (mfusepy), "2" (fusepy), or "auto": 3 when available
 
 
-def default_fuse_options(timeout: float = 1.0) -> dict[str, object]:
-    """Options chosen from measurements (README, section performance). libfuse 2's high-level
-    API cannot invalidate one path, so the kernel's attribute/entry cache lasts ``timeout``:
-    that is how long a source change may take to show, on top of the watcher's rebuild."""
+LIVE_TIMEOUT = 1.0  # without invalidation: how long a source change may take to show, after the rebuild
+INVALIDATED_TIMEOUT = 3600.0  # with invalidation: stale entries are dropped when they change
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The Python binding in use and the libfuse it drives."""
+
+    fuse: ModuleType
+    libfuse: int  # major version
+
+    @property
+    def invalidates(self) -> bool:
+        """libfuse 3's high-level API can drop one path's cached attributes and pages."""
+        return self.libfuse == 3
+
+
+def default_fuse_options(timeout: float = LIVE_TIMEOUT, negative_timeout: float | None = None) -> dict[str, object]:
+    """Options chosen from measurements (README, section performance). Without invalidation the
+    kernel's attribute/entry cache lasts ``timeout``: that is how long a source change may take
+    to show, on top of the watcher's rebuild."""
     return {
         "ro": True,
         "default_permissions": True,
@@ -45,7 +65,7 @@ def default_fuse_options(timeout: float = 1.0) -> dict[str, object]:
 
         "attr_timeout": timeout,
         "entry_timeout": timeout,
-        "negative_timeout": timeout,
+        "negative_timeout": timeout if negative_timeout is None else negative_timeout,
         "max_read": 131072,
     }
 
@@ -104,22 +124,73 @@ def check_mountpoint(mountpoint: str) -> None:
                          "(load the fuse module, or run the container with --device /dev/fuse)")
 
 
-def _load_fuse():
-    try:
-        import fuse
-    except (ImportError, OSError, EnvironmentError) as e:
-        raise MountError(f"libfuse is not usable ({e}); install the Debian package libfuse2") from None
-    return fuse
+def _load_fuse(libfuse: str = "auto") -> Backend:
+    """mfusepy on libfuse 3 (path invalidation), else fusepy on libfuse 2."""
+    errors = []
+    if libfuse in ("auto", "3"):
+        os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")  # mfusepy reads it at import
+        try:
+            import mfusepy
+            if mfusepy.fuse_version_major == 3:
+                return Backend(mfusepy, 3)
+            errors.append(f"mfusepy loaded libfuse {mfusepy.fuse_version_major}")
+        except (ImportError, OSError, AttributeError) as e:
+            errors.append(f"mfusepy: {e}")
+    if libfuse in ("auto", "2"):
+        try:
+            import fuse
+            return Backend(fuse, 2)
+        except (ImportError, OSError, EnvironmentError) as e:
+            errors.append(f"fusepy: {e}")
+    raise MountError(f"libfuse is not usable ({'; '.join(errors)}); install mfusepy and the Debian "
+                     "package fuse3 (or fusepy and libfuse2)")
+
+
+class PathInvalidator:
+    """Calls libfuse 3's ``fuse_invalidate_path`` for each stale path. Called from the watcher
+    thread, never from a FUSE callback (the kernel may wait on the loop it would block); ctypes
+    releases the GIL during the call, so the loop keeps serving meanwhile."""
+
+    def __init__(self, libfuse: ctypes.CDLL, fuse_ptr: int) -> None:
+        self._call = libfuse.fuse_invalidate_path
+        self._call.argtypes = (ctypes.c_void_p, ctypes.c_char_p)
+        self._call.restype = ctypes.c_int
+        self._fuse = ctypes.c_void_p(fuse_ptr)
+
+    def __call__(self, paths: list[str]) -> None:
+        # -ENOENT: the kernel never looked the path up, so it caches nothing about it
+        done = sum(self._call(self._fuse, os.fsencode("/" + p)) == 0 for p in paths)
+        log.debug("invalidated %d of %d stale paths in the kernel", done, len(paths))
 
 
 def _serve(tree: VirtualTree, settings: MountSettings, on_ready: Callable[[], None]) -> None:
-    fuse = _load_fuse()
-    from vfs.fuse_ops import SlyfsOperations
+    backend = _load_fuse(settings.libfuse)
+    from vfs.fuse_ops import Fuse2Operations, SlyfsOperations
 
-    options = {**default_fuse_options(settings.timeout), **settings.fuse_options}
-    options = {k: v for k, v in options.items() if v is not False}
-    fuse.FUSE(SlyfsOperations(tree, on_ready), settings.mountpoint, raw_fi=True,
-              foreground=True, nothreads=not settings.threads, debug=settings.debug, **options)
+    if settings.timeout is not None:
+        options = default_fuse_options(settings.timeout)
+    elif backend.invalidates:
+        # New names cannot be invalidated (that needs the parent's inode number, which the
+        # high-level API keeps to itself): missing names are cached as briefly as without.
+        options = default_fuse_options(INVALIDATED_TIMEOUT, negative_timeout=LIVE_TIMEOUT)
+    else:
+        options = default_fuse_options(LIVE_TIMEOUT)
+    if backend.libfuse == 3:
+        # libfuse 3 refuses a max_read that init() does not repeat; its default is already
+        # the kernel's 128 KiB (32 pages)
+        del options["max_read"]
+    options = {k: v for k, v in {**options, **settings.fuse_options}.items() if v is not False}
+
+    def ready() -> None:
+        if backend.invalidates:  # in a callback, so the context names this mount's struct fuse
+            libfuse = backend.fuse._libfuse  # the very handle mfusepy loaded
+            tree.on_stale = PathInvalidator(libfuse, libfuse.fuse_get_context().contents.fuse)
+        on_ready()
+
+    operations = (SlyfsOperations if backend.libfuse == 3 else Fuse2Operations)(tree, ready)
+    log.info("serving through %s on libfuse %d", backend.fuse.__name__, backend.libfuse)
+    backend.fuse.FUSE(operations, settings.mountpoint, raw_fi=True,
+                      foreground=True, nothreads=not settings.threads, debug=settings.debug, **options)
 
 
 def _setup_logging(log_file: str | None, debug: bool) -> None:
@@ -135,7 +206,7 @@ def run_mount(make_tree: Callable[[], VirtualTree], settings: MountSettings,
     """Mount, and return once the mount is ready (background) or unmounted (foreground).
     ``when_ready(tree)`` runs in the daemon once the kernel accepted the mount (start the watcher)."""
     check_mountpoint(settings.mountpoint)
-    _load_fuse()
+    _load_fuse(settings.libfuse)
     if settings.foreground:
         _setup_logging(settings.log_file, settings.debug)
         tree = make_tree()

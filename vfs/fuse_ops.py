@@ -2,6 +2,9 @@
 
 Only the callbacks defined here are registered with libfuse (this class deliberately does
 not inherit fusepy's ``Operations``, whose no-op callbacks would each cost a round trip).
+Runs on both bindings: mfusepy (libfuse 3) calls the methods directly, fusepy (libfuse 2)
+through ``__call__``; both turn an ``OSError`` into its errno, so errors are translated
+per method and this module imports neither.
 """
 
 from __future__ import annotations
@@ -9,10 +12,9 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import functools
 import stat
-from typing import Any, Callable
-
-from fuse import FuseOSError
+from typing import Any, Callable, TypeVar
 
 from formats.nodes import SourceBytes
 from vfs.errors import TreeError
@@ -24,24 +26,40 @@ DIR_MODE = stat.S_IFDIR | 0o555
 FILE_MODE = stat.S_IFREG | 0o444
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class FuseError(OSError):
+    """An errno chosen for the kernel (both bindings return an OSError's errno)."""
+
+
+def fuse_errno(errnum: int) -> FuseError:
+    return FuseError(errnum, os.strerror(errnum))
+
+
+def translated(op: F) -> F:
+    """Tree errors become their errno; anything unexpected is logged and becomes EIO."""
+    @functools.wraps(op)
+    def wrapper(self: Any, *args: Any) -> Any:
+        try:
+            return op(self, *args)
+        except TreeError as e:
+            raise fuse_errno(e.errno) from None
+        except FuseError:
+            raise
+        except Exception:
+            log.exception("%s%r failed", op.__name__, args[:1])
+            raise fuse_errno(errno.EIO) from None
+    return wrapper  # type: ignore[return-value]
+
+
 class SlyfsOperations:
-    use_ns = True  # fusepy: times in nanoseconds
+    use_ns = True  # times in nanoseconds
 
     def __init__(self, tree: VirtualTree, on_ready: Callable[[], None] | None = None) -> None:
         self.tree = tree
         self.on_ready = on_ready
         self.uid, self.gid = os.getuid(), os.getgid()
-
-    def __call__(self, op: str, *args: Any) -> Any:
-        try:
-            return getattr(self, op)(*args)
-        except TreeError as e:
-            raise FuseOSError(e.errno) from None
-        except FuseOSError:
-            raise
-        except Exception:
-            log.exception("%s%r failed", op, args[:1])
-            raise FuseOSError(errno.EIO) from None
 
     # -- lifecycle
 
@@ -54,6 +72,7 @@ class SlyfsOperations:
 
     # -- reading
 
+    @translated
     def getattr(self, path: str, fh: Any = None) -> dict[str, int]:
         a = self.tree.attr(path)
         t = int(a.mtime * 1e9)
@@ -67,12 +86,14 @@ class SlyfsOperations:
             "st_mtime": t, "st_ctime": t, "st_atime": t,
         }
 
+    @translated
     def readdir(self, path: str, fh: Any) -> list[str]:
         return [".", "..", *self.tree.listdir(path)]
 
+    @translated
     def open(self, path: str, fi: Any) -> int:
         if fi.flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND):
-            raise FuseOSError(errno.EROFS)
+            raise fuse_errno(errno.EROFS)
         fi.fh = self.tree.open(path)
         if isinstance(self.tree.handle_node(fi.fh), SourceBytes):
             # Source bytes rarely change under a name: the kernel keeps their pages across opens,
@@ -85,9 +106,11 @@ class SlyfsOperations:
             fi.direct_io = 1
         return 0
 
+    @translated
     def read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
         return self.tree.read(fi.fh, size, offset)
 
+    @translated
     def release(self, path: str, fi: Any) -> None:
         self.tree.release(fi.fh)
 
@@ -98,7 +121,14 @@ class SlyfsOperations:
     # -- everything that would write
 
     def _read_only(self, *args: Any) -> None:
-        raise FuseOSError(errno.EROFS)
+        raise fuse_errno(errno.EROFS)
 
     write = create = mkdir = mknod = unlink = rmdir = rename = link = symlink = _read_only
     truncate = chmod = chown = utimens = setxattr = removexattr = _read_only
+
+
+class Fuse2Operations(SlyfsOperations):
+    """fusepy dispatches every callback through the operations object's ``__call__``."""
+
+    def __call__(self, op: str, *args: Any) -> Any:
+        return getattr(self, op)(*args)

@@ -11,6 +11,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from cachetools import LRUCache
 
@@ -167,6 +168,9 @@ class VirtualTree:
         self._moved: set[str] = set()
         self._moved_lock = threading.Lock()
         self._next_fh = itertools.count(1)
+        # Told what replace() made stale, after the swap (the FUSE daemon sets it when its
+        # libfuse can invalidate the kernel's caches path by path).
+        self.on_stale: Callable[[list[str]], None] | None = None
 
     # -- lookups
 
@@ -256,17 +260,31 @@ class VirtualTree:
 
     # -- lifecycle
 
-    def replace(self, files: Tree) -> None:
-        """Serve a new version. Source files whose bytes moved are remembered until their next
-        open, which then must not keep the kernel's cached pages (libfuse 2 cannot invalidate)."""
+    def replace(self, files: Tree) -> list[str]:
+        """Serve a new version; return what the kernel may hold stale: every path whose node
+        changed or disappeared, and every folder whose entries changed. Source files whose bytes
+        moved are also remembered until their next open, which then must not keep the kernel's
+        cached pages (libfuse 2 cannot invalidate)."""
         old, new = self._index, _Index(files, time.time())
         empty: dict[str, Node | None] = {}
-        moved = {f"{d}/{n}" if d else n
-                 for d, entries in new.dirs.items() for n, node in entries.items()
-                 if isinstance(node, SourceBytes) and old.dirs.get(d, empty).get(n) != node}
+        stale: list[str] = []
+        moved: set[str] = set()
+        for d in old.dirs.keys() | new.dirs.keys():
+            before, after = old.dirs.get(d, empty), new.dirs.get(d, empty)
+            if before == after:
+                continue
+            prefix = f"{d}/" if d else ""
+            stale += [prefix + n for n, node in before.items() if n not in after or after[n] != node]
+            moved |= {prefix + n for n, node in after.items()
+                      if isinstance(node, SourceBytes) and before.get(n) != node}
+            if before.keys() != after.keys() and d in old.dirs and d in new.dirs:
+                stale.append(d)
         self._index = new
         with self._moved_lock:
             self._moved |= moved
+        if self.on_stale is not None and stale:
+            self.on_stale(stale)
+        return stale
 
     def take_moved(self, path: str) -> bool:
         """Whether ``path``'s source bytes changed since the kernel may have cached them (asked once per change)."""
