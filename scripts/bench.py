@@ -405,6 +405,8 @@ def main() -> None:
     ap.add_argument("--no-ratarmount", action="store_true")
     ap.add_argument("--variants", action="store_true",
                     help="also slyfs --threads and --timeout 3600 (the tuning comparison)")
+    ap.add_argument("--libfuse2", action="store_true",
+                    help="also slyfs on fusepy/libfuse 2: live (1 s timeouts) and --timeout 3600")
     ap.add_argument("--scale", help="comma-separated project sizes: mount/remount/RSS growth instead")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -416,6 +418,9 @@ def main() -> None:
     systems = [("slyfs", "slyfs", ())]
     if args.variants:
         systems += [("slyfs threads", "slyfs", ("--threads",)), ("slyfs t=3600", "slyfs", ("--timeout", "3600"))]
+    if args.libfuse2:
+        systems += [("slyfs libfuse2", "slyfs", ("--libfuse", "2")),
+                    ("slyfs libfuse2 t=3600", "slyfs", ("--libfuse", "2", "--timeout", "3600"))]
     if not args.no_ratarmount and shutil.which("ratarmount"):
         systems.append(("ratarmount", "ratarmount", ()))
     table = Table(["tar pread", "files", *[c for c, _, _ in systems]], base="tar pread")

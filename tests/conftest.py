@@ -36,7 +36,8 @@ def is_mounted(path: Path) -> bool:
 
 def fuse_usable() -> bool:
     return os.path.exists("/dev/fuse") and any(
-        os.path.exists(os.path.join(d, "libfuse.so.2")) for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib"))
+        os.path.exists(os.path.join(d, lib)) for lib in ("libfuse3.so.3", "libfuse.so.2")
+        for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib"))
 
 
 @contextlib.contextmanager
@@ -63,7 +64,7 @@ def mounted(source: Path, *options: str) -> Iterator[Path]:
 @pytest.fixture
 def mount() -> Callable[..., contextlib.AbstractContextManager[Path]]:
     if not fuse_usable():
-        pytest.fail("FUSE is not usable here (/dev/fuse and libfuse2 are required for the end-to-end tests)")
+        pytest.fail("FUSE is not usable here (/dev/fuse and libfuse 3 or 2 are required for the end-to-end tests)")
     return mounted
 
 

@@ -10,9 +10,9 @@ per method and this module imports neither.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
-import functools
 import stat
 from typing import Any, Callable, TypeVar
 

@@ -225,10 +225,11 @@ class Watcher:
         except Exception:
             log.exception("rebuild after a source change failed; still serving the previous version")
             return
-        self.tree.replace(files)
+        stale = self.tree.replace(files)
         del files
         self.view.index.save()
         took = time.monotonic() - started
-        log.info("source changed (%d paths): view rebuilt in %.2f s", len(set(paths)), took)
+        log.info("source changed (%d paths): view rebuilt in %.2f s, %d paths stale",
+                 len(set(paths)), took, len(stale))
         if self.on_rebuilt is not None:
             self.on_rebuilt(took)
