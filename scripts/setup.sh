@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what slyfs needs on a fresh Debian/Ubuntu machine (run as root): the FUSE
-# packages (fuse3 for fusermount3, libfuse2 for fusepy) and slyfs itself, editable.
+# packages (fuse3 for fusermount3 and libfuse 3, libfuse2 for the fusepy fallback) and slyfs itself, editable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
