@@ -389,6 +389,42 @@ def bench_scale(sizes: list[int], work: Path) -> str:
     return "\n".join(rows)
 
 
+def bench_views(images: int, work: Path) -> str:
+    """Time to read every annotation file of each view (everything but the images) on a fresh
+    mount, against reading and parsing the source annotations themselves."""
+    from make_sample_project import make_project
+
+    project = work / f"views-{images}"
+    if not (project / ".complete").exists():
+        shutil.rmtree(project, ignore_errors=True)
+        make_project(project, images, form="blob", seed=0, image_kind="small")
+        (project / ".complete").write_text("")
+    started = time.perf_counter()
+    for ann in project.rglob("ann/*.json"):
+        json.loads(ann.read_bytes())
+    baseline = time.perf_counter() - started
+    rows = ["| view | annotation files | MB | list + first read (s) | x source JSON parse |", "|---|---|---|---|---|",
+            f"| source `ann/*.json` (read + json.loads) | {images:,} | - | {baseline:.2f} | 1.00 |"]
+    image_exts = (".jpg", ".jpeg", ".png")
+    for fmt in FORMATS:
+        cache = tempfile.mkdtemp(prefix="bench-cache-", dir=work)
+        mnt = tempfile.mkdtemp(prefix="bench-mnt-", dir=work)
+        try:
+            with Mount("slyfs", str(project), mnt, cache, ("--format", fmt)):
+                started = time.perf_counter()  # listing stats every file, which renders it
+                paths = [os.path.join(d, f) for d, _, files in os.walk(mnt) for f in files
+                         if not f.lower().endswith(image_exts)]
+                size = _read_paths(paths)
+                took = time.perf_counter() - started
+        finally:
+            unmount(mnt)
+            os.rmdir(mnt)
+            shutil.rmtree(cache, ignore_errors=True)
+        rows.append(f"| {fmt} | {len(paths):,} | {size / 1e6:.1f} | {took:.2f} | {took / baseline:.1f} |")
+        print(rows[-1], file=sys.stderr)
+    return "\n".join(rows)
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -408,11 +444,16 @@ def main() -> None:
     ap.add_argument("--libfuse2", action="store_true",
                     help="also slyfs on fusepy/libfuse 2: live (1 s timeouts) and --timeout 3600")
     ap.add_argument("--scale", help="comma-separated project sizes: mount/remount/RSS growth instead")
+    ap.add_argument("--views", type=int, metavar="N",
+                    help="instead: time to read every annotation file of each view of an N-image project")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"machine: {machine()}")
     if args.scale:
         print(bench_scale([int(x) for x in args.scale.split(",")], args.workdir))
+        return
+    if args.views:
+        print(bench_views(args.views, args.workdir))
         return
     cold = os.geteuid() == 0 and drop_caches()
     systems = [("slyfs", "slyfs", ())]

@@ -6,6 +6,7 @@ import ctypes
 import errno
 import logging
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -58,7 +59,6 @@ def default_fuse_options(timeout: float = LIVE_TIMEOUT, negative_timeout: float 
     return {
         "ro": True,
         "default_permissions": True,
-        "allow_other": os.getuid() == 0,
         "fsname": "slyfs",
         "subtype": "slyfs",
         "kernel_cache": False,  # per-file keep_cache is set in open() for source images only
@@ -187,6 +187,9 @@ def _serve(tree: VirtualTree, settings: MountSettings, on_ready: Callable[[], No
             tree.on_stale = PathInvalidator(libfuse, libfuse.fuse_get_context().contents.fuse)
         on_ready()
 
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # every open file holds a descriptor
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     operations = (SlyfsOperations if backend.libfuse == 3 else Fuse2Operations)(tree, ready)
     log.info("serving through %s on libfuse %d", backend.fuse.__name__, backend.libfuse)
     backend.fuse.FUSE(operations, settings.mountpoint, raw_fi=True,
