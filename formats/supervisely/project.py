@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import threading
+from functools import lru_cache
 from typing import Callable, Protocol
 
 from PIL import Image
@@ -28,6 +29,7 @@ SIDECAR_DIRS = ("img_info", "meta")  # optional per-item JSON next to ann/, name
 OFFSETS_SUFFIX = "_offsets.pkl"
 MAX_ANN_BYTES = 256 << 20
 HEADER_PROBE_BYTES = 1 << 20
+ANNOTATION_CACHE_ITEMS = 256  # parsed annotations kept: the files of one image (VOC: 3) share a parse
 
 Report = Callable[[Problem], None]
 Fingerprint = tuple  # file_stamp of a JSON file: (st_dev, st_ino, st_size, st_mtime_ns)
@@ -265,6 +267,10 @@ def read_image_size(ref: ImageRef) -> tuple[int, int] | None:
 
 
 def make_annotation_loader(meta: ProjectMeta, report: Report) -> Callable[[Item], Annotation]:
+    """Parses an item's annotation; the last ``ANNOTATION_CACHE_ITEMS`` are kept, since several
+    files of a view render from one annotation. An edited file is a new Item (new fingerprint): a miss."""
+
+    @lru_cache(maxsize=ANNOTATION_CACHE_ITEMS)
     def load(item: Item) -> Annotation:
         where = item.ann_path or f"{item.dataset}/{item.name}"
         data = None
