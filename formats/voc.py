@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -42,6 +43,7 @@ MAX_OBJECT_INDEX = 254  # 255 is VOC's "void" index
 JPEG_EXTS = (".jpg", ".jpeg", ".jpe", ".jfif")
 JPEG_QUALITY = 95
 HEADER_PROBE_BYTES = 64 << 10
+MASKS_KEPT = 4  # items whose index images are kept for their other PNG (2 x width x height bytes each)
 AREA_GEOMETRIES = (Rectangle, Polygon, Mask, Cuboid2d, OrientedBox)
 DEPTH_BY_MODE = {"1": 1, "L": 1, "I": 1, "I;16": 1, "F": 1, "LA": 2, "P": 3, "RGB": 3, "YCbCr": 3,
                  "LAB": 3, "HSV": 3, "RGBA": 4, "CMYK": 4}
@@ -326,6 +328,12 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
         ann = project.annotation(item)
         return (ann, *kept_objects(ann, class_names))
 
+    @lru_cache(maxsize=MASKS_KEPT)
+    def masks_of(item: Item) -> tuple[np.ndarray, np.ndarray]:
+        """Both index images of an item: its two PNGs are usually read one after the other."""
+        ann, objs, _ = objects_of(item)
+        return segmentation_arrays(ann, [label for label, _ in objs], class_index)
+
     for item, name in zip(all_items, names):
         vid = ids[(item.dataset, item.name)]
         image_name, image_node = _image(item, name, vid, to_jpeg)
@@ -335,9 +343,9 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
             ("voc-xml", *base, item.image, image_name),
             lambda item=item, image_name=image_name: _render_xml(objects_of(item), item, image_name, to_jpeg))
         files[f"SegmentationClass/{vid}.png"] = Generated(
-            ("voc-class-png", *base), lambda item=item: _render_mask(objects_of(item), class_index, 0))
+            ("voc-class-png", *base), lambda item=item: palette_png(masks_of(item)[0]))
         files[f"SegmentationObject/{vid}.png"] = Generated(
-            ("voc-object-png", *base), lambda item=item: _render_mask(objects_of(item), class_index, 1))
+            ("voc-object-png", *base), lambda item=item: palette_png(masks_of(item)[1]))
 
     presence_memo: dict[str, dict[str, tuple[set[str], bool]]] = {}
 
@@ -403,10 +411,4 @@ def _render_xml(parsed: tuple[Annotation, list[tuple[Label, VocObject]], int], i
         notes.append(f"objects after the {MAX_OBJECT_INDEX}th have no index in SegmentationObject")
     return annotation_xml(image_name, ann.width, ann.height, DEPTH_BY_MODE.get(mode or "RGB", 3),
                           any(has_area(label) for label, _ in objs), [o for _, o in objs], notes)
-
-
-def _render_mask(parsed: tuple[Annotation, list[tuple[Label, VocObject]], int],
-                 class_index: dict[str, int], which: int) -> bytes:
-    ann, objs, _ = parsed
-    return palette_png(segmentation_arrays(ann, [label for label, _ in objs], class_index)[which])
 
