@@ -380,6 +380,9 @@ def image_node(item: Item) -> Node:
     return SourceBytes(item.image)
 
 
+OPTIONS = {DISABLED_VISIBILITY_OPTION: "v of a disabled keypoint: 1 (default), 2, or 0 (written as 0,0,0)"}
+
+
 def build(project: Project, options: ViewOptions) -> dict[str, Node]:
     classes = selected_classes(project, options)
     visibility = disabled_visibility(options)

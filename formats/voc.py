@@ -307,6 +307,9 @@ def _digest(items: list[Item]) -> str:
         "utf-8", "surrogateescape")).hexdigest()
 
 
+OPTIONS = {"voc.jpeg": "1: every image as <id>.jpg, non-JPEGs re-encoded; 0 (default): images as they are"}
+
+
 def build(project: Project, options: ViewOptions) -> dict[str, Node]:
     to_jpeg = jpeg_option(options)
     classes = selected_classes(project, options)
