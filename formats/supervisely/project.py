@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from functools import lru_cache
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 from PIL import Image
 
@@ -266,6 +266,14 @@ def read_image_size(ref: ImageRef) -> tuple[int, int] | None:
         return None
 
 
+def load_json_file(path: str) -> Any:
+    """A source annotation file's JSON; raises ValueError past ``MAX_ANN_BYTES`` (checked before reading)."""
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size > MAX_ANN_BYTES:
+            raise ValueError("file is larger than any annotation should be")
+        return json.load(f)
+
+
 def make_annotation_loader(meta: ProjectMeta, report: Report) -> Callable[[Item], Annotation]:
     """Parses an item's annotation; the last ``ANNOTATION_CACHE_ITEMS`` are kept, since several
     files of a view render from one annotation. An edited file is a new Item (new fingerprint): a miss."""
@@ -276,10 +284,7 @@ def make_annotation_loader(meta: ProjectMeta, report: Report) -> Callable[[Item]
         data = None
         if item.ann_path is not None:
             try:
-                if os.path.getsize(item.ann_path) > MAX_ANN_BYTES:
-                    raise ValueError("file is larger than any annotation should be")
-                with open(item.ann_path, "rb") as f:
-                    data = json.load(f)
+                data = load_json_file(item.ann_path)
             except RecursionError:
                 report(Problem(where, "annotation unreadable: JSON nested too deeply",
                                "served without labels", item.name))
