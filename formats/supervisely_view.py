@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from formats.model import Item, Problem, Project
 from formats.naming import safe_name, split_ext
-from formats.nodes import Generated, Node, SourceBytes, Unavailable
+from formats.nodes import Generated, Node, SourceBytes, Unavailable, image_node
 from formats.supervisely.rewrite import annotation_with_classes, empty_annotation, meta_with_classes
 from formats.view import ViewOptions, has_kept_labels, selected_classes
 
@@ -104,8 +104,7 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
                 continue
             name = _unique(item.name, used)
             json_name = safe_name(name + ".json")  # shortened again only past 255 bytes
-            files[f"{folder}/img/{name}"] = (SourceBytes(item.image) if item.image is not None else
-                                              Unavailable(f"{item.dataset}/{item.name}: no readable image bytes"))
+            files[f"{folder}/img/{name}"] = image_node(item)
             files[f"{folder}/ann/{json_name}"] = annotation_node(project, item, kept)
             for kind, ref in item.sidecars:
                 if kind != "ann":

@@ -22,8 +22,8 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable
 
 import numpy as np
@@ -33,7 +33,7 @@ from PIL import Image
 from formats.model import (Annotation, Cuboid2d, ImageRef, Item, Label, Mask, OrientedBox, PixelBox, PointGeom,
                            Polygon, Project, Rectangle, TagValue)
 from formats.naming import safe_name, split_ext, unique_names
-from formats.nodes import Generated, Node, SourceBytes, Unavailable
+from formats.nodes import Generated, Node, image_node
 from formats.raster import geometry_mask
 from formats.view import OptionError, ViewOptions, selected_classes, splits
 
@@ -339,8 +339,8 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
 
     for item, name in zip(all_items, names):
         vid = ids[(item.dataset, item.name)]
-        image_name, image_node = _image(item, name, vid, to_jpeg)
-        files[f"JPEGImages/{image_name}"] = image_node
+        image_name, image = _image(item, name, vid, to_jpeg)
+        files[f"JPEGImages/{image_name}"] = image
         base = (item.dataset, item.name, item.fingerprint, opt_key, class_key)
         files[f"Annotations/{vid}.xml"] = Generated(
             ("voc-xml", *base, item.image, image_name),
@@ -388,17 +388,11 @@ def _image(item: Item, name: str, vid: str, to_jpeg: bool) -> tuple[str, Node]:
     """The JPEGImages entry: the source bytes under their own extension, or (``voc.jpeg=1``)
     ``<id>.jpg``, re-encoded unless the source already is a JPEG."""
     if not to_jpeg:
-        return name, _source(item)
+        return name, image_node(item)
     jpg = f"{vid}.jpg"
     if item.image is None or item.ext.lower() in JPEG_EXTS:
-        return jpg, _source(item)
+        return jpg, image_node(item)
     return jpg, Generated(("voc-jpeg", item.image, JPEG_QUALITY), lambda ref=item.image: jpeg_bytes(ref))
-
-
-def _source(item: Item) -> Node:
-    if item.image is None:
-        return Unavailable(f"{item.dataset}/{item.name}: no readable image bytes")
-    return SourceBytes(item.image)
 
 
 def _render_xml(parsed: tuple[Annotation, list[tuple[Label, VocObject]], int], item: Item,
