@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from formats.model import Item, ObjClass, Project
+from formats.model import Item, ObjClass, Project, ProjectMeta
 from formats.naming import safe_name
 
 SPLIT_TAGS = ("train", "val", "test")
@@ -75,15 +75,20 @@ def split_order(name: str) -> tuple:
     return (SPLIT_TAGS.index(name) if name in SPLIT_TAGS else len(SPLIT_TAGS), name)
 
 
-def selected_classes(project: Project, options: ViewOptions) -> tuple[ObjClass, ...]:
-    classes = project.meta.classes
-    if options.classes is None:
+def kept_classes(meta: ProjectMeta, wanted: tuple[str, ...] | None) -> tuple[ObjClass, ...]:
+    """The classes a view keeps, in meta.json order; OptionError names any unknown one."""
+    classes = meta.classes
+    if wanted is None:
         return classes
-    missing = set(options.classes) - {c.title for c in classes}
+    missing = set(wanted) - {c.title for c in classes}
     if missing:
         raise OptionError(f"unknown class(es) {', '.join(sorted(missing))}; meta.json has "
                           f"{', '.join(c.title for c in classes)}")
-    return tuple(c for c in classes if c.title in options.classes)
+    return tuple(c for c in classes if c.title in wanted)
+
+
+def selected_classes(project: Project, options: ViewOptions) -> tuple[ObjClass, ...]:
+    return kept_classes(project.meta, options.classes)
 
 
 def has_kept_labels(project: Project, item: Item, kept: set[str]) -> bool:

@@ -17,5 +17,19 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 [ -e /dev/fuse ] || echo "setup: warning: /dev/fuse is missing; mounting will not work here" >&2
 
-python3 -m pip install -q --disable-pip-version-check -e ".${SLYFS_EXTRAS:-}" 2>&1 | grep -v -E '^WARNING: (Running pip as|Location)' || true
-python3 -c "import vfs.cli" || { echo "setup: slyfs did not install" >&2; exit 1; }
+if ! python3 -m pip --version >/dev/null 2>&1; then
+  echo "setup: installing python3-pip with apt-get" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null
+fi
+# A Debian system Python refuses pip installs (PEP 668) unless told; this script runs as root on a
+# machine set up for slyfs, so it says so. Python from pyenv or a venv ignores the variable.
+export PIP_BREAK_SYSTEM_PACKAGES=1
+log=$(mktemp)
+if ! python3 -m pip install --disable-pip-version-check -e ".${SLYFS_EXTRAS:-}" >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "setup: pip could not install slyfs (output above)" >&2
+  exit 1
+fi
+rm -f "$log"
+(cd / && command -v slyfs >/dev/null && python3 -c "import vfs.cli, fuse") \
+  || { echo "setup: slyfs is not usable after installing (is pip's bin directory on PATH?)" >&2; exit 1; }

@@ -19,6 +19,7 @@ FIXTURES = REPO.parent / "shared" / "fixtures"
 PLAIN = FIXTURES / "sdk_project_plain"
 BLOB = FIXTURES / "sdk_project_blob"
 SDK_REFERENCE = FIXTURES / "sdk_reference"
+sys.path.insert(0, str(REPO / "scripts"))  # the sample-project generator is importable by tests
 
 
 def slyfs(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:

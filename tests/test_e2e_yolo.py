@@ -53,7 +53,7 @@ def test_mount_read_everything_and_load_with_ultralytics(root: Path, mount) -> N
 
 
 def test_mount_refuses_bad_arguments(tmp_path: Path) -> None:
-    from conftest import slyfs
+    from conftest import is_mounted, slyfs
 
     r = slyfs("mount", str(tmp_path / "nope"), str(tmp_path), check=False)
     assert r.returncode != 0 and "no such directory" in r.stderr and len(r.stderr.strip().splitlines()) == 1
@@ -66,6 +66,11 @@ def test_mount_refuses_bad_arguments(tmp_path: Path) -> None:
     assert r.returncode != 0 and "does not exist" in r.stderr
     r = slyfs("mount", str(BLOB), str(tmp_path), "--format", "nonsense", check=False)
     assert r.returncode != 0 and "unknown format" in r.stderr
+    r = slyfs("mount", str(BLOB), str(tmp_path), "--classes", "car,nosuch", check=False)
+    assert r.returncode != 0 and r.stderr.startswith("slyfs: unknown class(es) nosuch;")
+    assert len(r.stderr.strip().splitlines()) == 1 and not is_mounted(tmp_path)
+    r = slyfs("mount", str(BLOB), str(tmp_path), "--cache-size", "infM", check=False)
+    assert r.returncode != 0 and "not a size" in r.stderr
 
 
 def test_sigterm_unmounts_cleanly(mount, tmp_path: Path) -> None:

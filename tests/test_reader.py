@@ -15,7 +15,7 @@ from conftest import BLOB, PLAIN, SDK_REFERENCE
 from formats.model import Mask
 from formats.supervisely import ProblemLog, read_project
 from formats.supervisely.offsets import OffsetsError, read_offsets
-from vfs.tree import SourceFiles
+from vfs.tree import read_whole
 
 # Geometries each SDK exporter writes (SDK_NOTES §4, §5); the rest it drops.
 SDK_COCO_KINDS = {"rectangle", "polygon", "bitmap", "graph"}
@@ -127,13 +127,10 @@ def test_bitmap_decodes_to_the_png_alpha() -> None:
 def test_blob_bytes_equal_plain_bytes() -> None:
     plain = {(i.dataset, i.name): i for i in read_project(str(PLAIN)).items()}
     blob = read_project(str(BLOB))
-    files = SourceFiles()
     kinds = set()
     for item in blob.items():
-        ref = item.image
-        kinds.add(ref.path.endswith(".tar"))
-        assert files.pread(ref, ref.size, 0) == Path(plain[(item.dataset, item.name)].image.path).read_bytes()
-    files.close()
+        kinds.add(item.image.path.endswith(".tar"))
+        assert read_whole(item.image) == Path(plain[(item.dataset, item.name)].image.path).read_bytes()
     assert kinds == {True, False}  # both tar members and the mixed-in img/ file
 
 

@@ -13,7 +13,7 @@ from formats.registry import FORMATS, UnknownFormat, build_view, parse_formats
 from formats.supervisely import ProblemLog, SourceError, read_project
 from formats.supervisely.check import check_project, report_json, report_text
 from formats.supervisely.project import read_meta
-from formats.view import OptionError, ViewOptions, parse_split
+from formats.view import OptionError, ViewOptions, kept_classes, parse_split
 from vfs.daemon import MountError, MountSettings, run_mount, unmount
 from vfs.export import ExportError, ProgressBar, export_tree
 from vfs.index import SourceIndex, index_path
@@ -35,9 +35,12 @@ def parse_size(text: str) -> int:
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
     t = text.strip().upper().removesuffix("B")
     try:
-        return int(float(t[:-1]) * units[t[-1]]) if t and t[-1] in units else int(t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 512M)") from None
+        size = int(float(t[:-1]) * units[t[-1]]) if t and t[-1] in units else int(t)
+    except (ValueError, OverflowError):
+        size = 0
+    if size <= 0:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 512M)")
+    return size
 
 
 def view_options(args: argparse.Namespace) -> ViewOptions:
@@ -73,22 +76,27 @@ def cmd_mount(args: argparse.Namespace) -> int:
     log_file = usable_log_file(log_file)
     if not os.path.isdir(source):  # fail early, in the terminal, on what cannot be mounted
         raise SourceError(f"{source}: no such directory")
-    read_meta(source, ProblemLog())
+    meta, _, _ = read_meta(source, ProblemLog())
+    kept_classes(meta, options.classes)
     cache_root = Path(args.cache_dir) if args.cache_dir else cache_dir()
-    view = ViewSource(source, names, options, SourceIndex(None if args.no_index else index_path(cache_root, source)))
+    views: list[ViewSource] = []
 
     def make_tree() -> VirtualTree:
+        # The index (a sqlite connection) is opened here, in the daemon, never across the fork.
+        index = SourceIndex(None if args.no_index else index_path(cache_root, source))
+        views.append(ViewSource(source, names, options, index))
         with no_gc():
-            return VirtualTree(view.build(), cache_bytes=args.cache_size)
+            return VirtualTree(views[0].build(), cache_bytes=args.cache_size)
 
     def when_ready(tree: VirtualTree) -> None:
         if args.no_watch:
-            view.index.save()
+            views[0].index.save()
         else:
-            Watcher(view, tree).start()
+            Watcher(views[0], tree).start()
 
     run_mount(make_tree, MountSettings(mountpoint=mountpoint, foreground=args.foreground, log_file=log_file,
                                        debug=args.debug, threads=args.threads,
+                                       fuse_options={"allow_other": True} if args.allow_other else {},
                                        timeout=args.timeout if args.timeout is not None else
                                        (NO_WATCH_TIMEOUT if args.no_watch else LIVE_TIMEOUT)),
               when_ready)
@@ -180,6 +188,9 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--threads", action="store_true",
                    help="multithreaded FUSE loop (measured slower with Python; for experiments)")
     m.add_argument("--log-file", help="daemon log (default: ~/.cache/slyfs/logs/<mountpoint hash>.log)")
+    m.add_argument("--allow-other", action="store_true",
+                   help="let every local user read the mount (FUSE allow_other); off by default, since "
+                        "the daemon reads the source with your rights")
     m.add_argument("--debug", action="store_true", help="log every FUSE call")
     m.set_defaults(func=cmd_mount)
 

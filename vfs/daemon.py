@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -38,7 +39,6 @@ def default_fuse_options(timeout: float = 1.0) -> dict[str, object]:
     return {
         "ro": True,
         "default_permissions": True,
-        "allow_other": os.getuid() == 0,
         "fsname": "slyfs",
         "subtype": "slyfs",
         "kernel_cache": False,  # per-file keep_cache is set in open() for source images only
@@ -118,6 +118,9 @@ def _serve(tree: VirtualTree, settings: MountSettings, on_ready: Callable[[], No
 
     options = {**default_fuse_options(settings.timeout), **settings.fuse_options}
     options = {k: v for k, v in options.items() if v is not False}
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # every open file holds a descriptor
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     fuse.FUSE(SlyfsOperations(tree, on_ready), settings.mountpoint, raw_fi=True,
               foreground=True, nothreads=not settings.threads, debug=settings.debug, **options)
 
