@@ -38,7 +38,7 @@ from formats.geometry import Box, clipped_box
 from formats.model import (Annotation, Cuboid2d, Geometry, Graph, GraphTemplate, Item, Label, Line, Mask,
                            ObjClass, OrientedBox, Point2, PointGeom, Polygon, Problem, Project, Rectangle, Tag)
 from formats.naming import unique_names
-from formats.nodes import Generated, Node, SourceBytes, Unavailable
+from formats.nodes import Generated, Node, image_node
 from formats.raster import geometry_mask
 from formats.view import OptionError, ViewOptions, selected_classes, splits
 
@@ -374,10 +374,7 @@ class ItemsKey(tuple):
         return cached
 
 
-def image_node(item: Item) -> Node:
-    if item.image is None:
-        return Unavailable(f"{item.dataset}/{item.name}: no readable image bytes")
-    return SourceBytes(item.image)
+OPTIONS = {DISABLED_VISIBILITY_OPTION: "v of a disabled keypoint: 1 (default), 2, or 0 (written as 0,0,0)"}
 
 
 def build(project: Project, options: ViewOptions) -> dict[str, Node]:

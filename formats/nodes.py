@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Hashable, Mapping, Union
 
-from formats.model import ImageRef
+from formats.model import ImageRef, Item
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,3 +32,10 @@ class Generated:
 
 Node = Union[SourceBytes, Unavailable, Generated]
 Tree = Mapping[str, Node]  # "a/b/c.txt" (no leading slash) -> node; directories are implied
+
+
+def image_node(item: Item) -> SourceBytes | Unavailable:
+    """An item's image as every view serves it: the source bytes, or EIO when it has none readable."""
+    if item.image is None:
+        return Unavailable(f"{item.dataset}/{item.name}: no readable image bytes")
+    return SourceBytes(item.image)

@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from types import ModuleType
+from typing import Callable, Mapping
 
 from formats import coco, supervisely_view, voc, yolo, yolo_darknet, yolo_obb, yolo_pose, yolo_seg
 from formats.model import Project
 from formats.nodes import Node
-from formats.view import ViewOptions
+from formats.view import OptionError, ViewOptions
 
 View = Callable[[Project, ViewOptions], dict[str, Node]]
 
-FORMATS: dict[str, View] = {
-    "coco": coco.build,
-    "yolo": yolo.build,
-    "yolo-seg": yolo_seg.build,
-    "yolo-pose": yolo_pose.build,
-    "yolo-obb": yolo_obb.build,
-    "yolo-darknet": yolo_darknet.build,
-    "voc": voc.build,
-    "supervisely": supervisely_view.build,
+# Each module has ``build`` (its View) and, when it takes ``--opt`` settings, ``OPTIONS``: key → one-line help.
+MODULES: dict[str, ModuleType] = {
+    "coco": coco,
+    "yolo": yolo,
+    "yolo-seg": yolo_seg,
+    "yolo-pose": yolo_pose,
+    "yolo-obb": yolo_obb,
+    "yolo-darknet": yolo_darknet,
+    "voc": voc,
+    "supervisely": supervisely_view,
 }
+FORMATS: dict[str, View] = {name: module.build for name, module in MODULES.items()}
+FORMAT_OPTIONS: dict[str, dict[str, str]] = {name: getattr(module, "OPTIONS", {}) for name, module in MODULES.items()}
 
 
 class UnknownFormat(ValueError):
@@ -34,6 +38,16 @@ def parse_formats(spec: str) -> list[str]:
     if unknown or not names:
         raise UnknownFormat(f"unknown format {', '.join(unknown) or spec!r}; choose from {', '.join(FORMATS)} or all")
     return names
+
+
+def check_params(names: list[str], params: Mapping[str, str]) -> None:
+    """Refuses an ``--opt`` key none of the chosen formats reads: a typo would otherwise mount
+    silently without its effect."""
+    valid = {key: text for name in names for key, text in FORMAT_OPTIONS[name].items()}
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        accepted = "; ".join(f"{key} ({text})" for key, text in sorted(valid.items())) or "none"
+        raise OptionError(f"unknown --opt {', '.join(unknown)} for {', '.join(names)}; valid: {accepted}")
 
 
 def build_view(project: Project, names: list[str], options: ViewOptions) -> dict[str, Node]:

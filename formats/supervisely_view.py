@@ -17,9 +17,9 @@ per image. ``--split`` does not apply (datasets stay datasets). ``--classes`` re
 
 from __future__ import annotations
 
-from formats.model import Item, Project
+from formats.model import Item, Problem, Project
 from formats.naming import safe_name, split_ext
-from formats.nodes import Generated, Node, SourceBytes, Unavailable
+from formats.nodes import Generated, Node, SourceBytes, Unavailable, image_node
 from formats.supervisely.rewrite import annotation_with_classes, empty_annotation, meta_with_classes
 from formats.view import ViewOptions, has_kept_labels, selected_classes
 
@@ -62,7 +62,17 @@ def annotation_node(project: Project, item: Item, kept: tuple[str, ...] | None) 
     if kept is None:
         return SourceBytes(ann)
     return Generated(("sly-ann", item.dataset, item.name, item.fingerprint, kept),
-                     lambda: annotation_with_classes(ann.path, kept))
+                     lambda: _with_classes(project, item, ann.path, kept))
+
+
+def _with_classes(project: Project, item: Item, path: str, kept: tuple[str, ...]) -> bytes:
+    """The annotation with only the kept classes; one that cannot be read or parsed is served
+    without labels (as every other view serves it), since its classes cannot be filtered."""
+    try:
+        return annotation_with_classes(path, kept)
+    except (OSError, ValueError, RecursionError) as e:
+        project.report(Problem(path, f"annotation unreadable: {e}", "served without labels", item.name))
+        return empty_annotation(*_size(project, item))
 
 
 def _size(project: Project, item: Item) -> tuple[int, int]:
@@ -94,8 +104,7 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
                 continue
             name = _unique(item.name, used)
             json_name = safe_name(name + ".json")  # shortened again only past 255 bytes
-            files[f"{folder}/img/{name}"] = (SourceBytes(item.image) if item.image is not None else
-                                              Unavailable(f"{item.dataset}/{item.name}: no readable image bytes"))
+            files[f"{folder}/img/{name}"] = image_node(item)
             files[f"{folder}/ann/{json_name}"] = annotation_node(project, item, kept)
             for kind, ref in item.sidecars:
                 if kind != "ann":

@@ -23,6 +23,7 @@ import hashlib
 import io
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable
 
 import numpy as np
@@ -32,7 +33,7 @@ from PIL import Image
 from formats.model import (Annotation, Cuboid2d, ImageRef, Item, Label, Mask, OrientedBox, PixelBox, PointGeom,
                            Polygon, Project, Rectangle, TagValue)
 from formats.naming import safe_name, split_ext, unique_names
-from formats.nodes import Generated, Node, SourceBytes, Unavailable
+from formats.nodes import Generated, Node, image_node
 from formats.raster import geometry_mask
 from formats.view import OptionError, ViewOptions, selected_classes, splits
 
@@ -42,6 +43,7 @@ MAX_OBJECT_INDEX = 254  # 255 is VOC's "void" index
 JPEG_EXTS = (".jpg", ".jpeg", ".jpe", ".jfif")
 JPEG_QUALITY = 95
 HEADER_PROBE_BYTES = 64 << 10
+MASKS_KEPT = 4  # items whose index images are kept for their other PNG (2 x width x height bytes each)
 AREA_GEOMETRIES = (Rectangle, Polygon, Mask, Cuboid2d, OrientedBox)
 DEPTH_BY_MODE = {"1": 1, "L": 1, "I": 1, "I;16": 1, "F": 1, "LA": 2, "P": 3, "RGB": 3, "YCbCr": 3,
                  "LAB": 3, "HSV": 3, "RGBA": 4, "CMYK": 4}
@@ -305,6 +307,9 @@ def _digest(items: list[Item]) -> str:
         "utf-8", "surrogateescape")).hexdigest()
 
 
+OPTIONS = {"voc.jpeg": "1: every image as <id>.jpg, non-JPEGs re-encoded; 0 (default): images as they are"}
+
+
 def build(project: Project, options: ViewOptions) -> dict[str, Node]:
     to_jpeg = jpeg_option(options)
     classes = selected_classes(project, options)
@@ -326,18 +331,24 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
         ann = project.annotation(item)
         return (ann, *kept_objects(ann, class_names))
 
+    @lru_cache(maxsize=MASKS_KEPT)
+    def masks_of(item: Item) -> tuple[np.ndarray, np.ndarray]:
+        """Both index images of an item: its two PNGs are usually read one after the other."""
+        ann, objs, _ = objects_of(item)
+        return segmentation_arrays(ann, [label for label, _ in objs], class_index)
+
     for item, name in zip(all_items, names):
         vid = ids[(item.dataset, item.name)]
-        image_name, image_node = _image(item, name, vid, to_jpeg)
-        files[f"JPEGImages/{image_name}"] = image_node
+        image_name, image = _image(item, name, vid, to_jpeg)
+        files[f"JPEGImages/{image_name}"] = image
         base = (item.dataset, item.name, item.fingerprint, opt_key, class_key)
         files[f"Annotations/{vid}.xml"] = Generated(
             ("voc-xml", *base, item.image, image_name),
             lambda item=item, image_name=image_name: _render_xml(objects_of(item), item, image_name, to_jpeg))
         files[f"SegmentationClass/{vid}.png"] = Generated(
-            ("voc-class-png", *base), lambda item=item: _render_mask(objects_of(item), class_index, 0))
+            ("voc-class-png", *base), lambda item=item: palette_png(masks_of(item)[0]))
         files[f"SegmentationObject/{vid}.png"] = Generated(
-            ("voc-object-png", *base), lambda item=item: _render_mask(objects_of(item), class_index, 1))
+            ("voc-object-png", *base), lambda item=item: palette_png(masks_of(item)[1]))
 
     presence_memo: dict[str, dict[str, tuple[set[str], bool]]] = {}
 
@@ -377,17 +388,11 @@ def _image(item: Item, name: str, vid: str, to_jpeg: bool) -> tuple[str, Node]:
     """The JPEGImages entry: the source bytes under their own extension, or (``voc.jpeg=1``)
     ``<id>.jpg``, re-encoded unless the source already is a JPEG."""
     if not to_jpeg:
-        return name, _source(item)
+        return name, image_node(item)
     jpg = f"{vid}.jpg"
     if item.image is None or item.ext.lower() in JPEG_EXTS:
-        return jpg, _source(item)
+        return jpg, image_node(item)
     return jpg, Generated(("voc-jpeg", item.image, JPEG_QUALITY), lambda ref=item.image: jpeg_bytes(ref))
-
-
-def _source(item: Item) -> Node:
-    if item.image is None:
-        return Unavailable(f"{item.dataset}/{item.name}: no readable image bytes")
-    return SourceBytes(item.image)
 
 
 def _render_xml(parsed: tuple[Annotation, list[tuple[Label, VocObject]], int], item: Item,
@@ -403,10 +408,4 @@ def _render_xml(parsed: tuple[Annotation, list[tuple[Label, VocObject]], int], i
         notes.append(f"objects after the {MAX_OBJECT_INDEX}th have no index in SegmentationObject")
     return annotation_xml(image_name, ann.width, ann.height, DEPTH_BY_MODE.get(mode or "RGB", 3),
                           any(has_area(label) for label, _ in objs), [o for _, o in objs], notes)
-
-
-def _render_mask(parsed: tuple[Annotation, list[tuple[Label, VocObject]], int],
-                 class_index: dict[str, int], which: int) -> bytes:
-    ann, objs, _ = parsed
-    return palette_png(segmentation_arrays(ann, [label for label, _ in objs], class_index)[which])
 

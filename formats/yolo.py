@@ -20,7 +20,7 @@ from formats.geometry import clipped_box, normalized_cxcywh
 from formats.model import (Cuboid2d, Geometry, Graph, Item, Line, Mask, OrientedBox, PointGeom, Polygon, Problem,
                            Project, Rectangle)
 from formats.naming import split_ext, unique_names
-from formats.nodes import Generated, Node, SourceBytes, Unavailable
+from formats.nodes import Generated, Node, image_node
 from formats.view import ViewOptions, selected_classes, splits
 
 VAL_NAMES = ("val", "validation", "valid")
@@ -70,12 +70,6 @@ def data_yaml(names: list[str], split_names: list[str], extra: Sequence[str] = (
     lines.extend(f"  {i}: {yaml_str(n)}" for i, n in enumerate(names))
     lines.extend(extra)
     return ("\n".join(lines) + "\n").encode()
-
-
-def image_node(item: Item) -> Node:
-    if item.image is None:
-        return Unavailable(f"{item.dataset}/{item.name}: no readable image bytes")
-    return SourceBytes(item.image)
 
 
 def report_left_out(project: Project, item: Item, view: str, counts: Counter[str]) -> None:

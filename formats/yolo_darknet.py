@@ -19,9 +19,9 @@ import re
 
 from formats.model import Project
 from formats.naming import split_ext, unique_names
-from formats.nodes import Generated, Node
+from formats.nodes import Generated, Node, image_node
 from formats.view import ViewOptions, splits
-from formats.yolo import class_ids_of, image_node, label_text
+from formats.yolo import class_ids_of, label_text
 
 RESERVED_KEYS = ("classes", "names", "backup")
 

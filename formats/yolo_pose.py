@@ -106,6 +106,10 @@ def label_text(project: Project, item: Item, pose: ObjClass, write_disabled: boo
     return "".join(rows).encode()
 
 
+OPTIONS = {"pose.class": "the graph class whose keypoints are written (default: the first one)",
+           "pose.disabled": "1 (default): disabled nodes get v=1; 0: written as 0 0 0"}
+
+
 def build(project: Project, options: ViewOptions) -> dict[str, Node]:
     pose, candidates = pose_class(project, options)
     if pose is None or pose.template is None:

@@ -6,6 +6,7 @@ with a generous timeout.
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 import time
@@ -15,6 +16,10 @@ from typing import Callable
 import pytest
 
 from conftest import BLOB, PLAIN
+from formats.registry import FORMATS
+from formats.view import ViewOptions
+from vfs.index import SourceIndex
+from vfs.live import ViewSource
 
 WAIT_SECONDS = 10.0
 
@@ -124,3 +129,12 @@ def test_added_image_removed_dataset_and_changed_meta(source: Path, mount, libfu
             ann.write_text(text)
         wait_for(lambda: b"renamed_live" in read(mnt / "data.yaml"), "meta.json change", mnt)
         assert old_name.encode() not in read(mnt / "data.yaml")
+
+
+def test_rebuilds_freeze_no_garbage() -> None:
+    view = ViewSource(str(BLOB), list(FORMATS), ViewOptions(), SourceIndex(None))
+    frozen = []
+    for _ in range(8):
+        view.build()
+        frozen.append(gc.get_freeze_count())
+    assert frozen[-1] <= frozen[1], frozen  # each rebuild's garbage is collected, not kept frozen

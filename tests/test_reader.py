@@ -197,3 +197,22 @@ def test_offsets_beyond_the_tar_are_refused(tmp_path: Path) -> None:
     assert items[("val", "val_001.jpg")].image is None
     assert items[("val", "dup.jpg")].image is not None
     assert any("beyond the tar" in p.message and p.item == "val_001.jpg" for p in log.all())
+
+
+def test_an_annotation_is_parsed_once_until_its_file_changes(plain_copy: Path, monkeypatch) -> None:
+    from formats.supervisely import project as reader
+
+    parses = []
+    real_parse = reader.parse_annotation
+    monkeypatch.setattr(reader, "parse_annotation", lambda *a: parses.append(1) or real_parse(*a))
+    project = read_project(str(plain_copy))
+    item = next(i for i in project.items() if i.ann_path)
+    first = project.annotation(item)
+    assert project.annotation(item) == first and len(parses) == 1
+
+    data = json.loads(Path(item.ann_path).read_bytes())
+    data["objects"] = []
+    Path(item.ann_path).write_text(json.dumps(data))
+    changed = next(i for i in read_project(str(plain_copy)).items() if i.ann_path == item.ann_path)
+    assert changed != item
+    assert project.annotation(changed).labels == () != first.labels and len(parses) == 2

@@ -106,3 +106,22 @@ def test_hostile_names_stay_inside_and_do_not_collide(tmp_path: Path) -> None:
         path.encode("utf-8")  # valid UTF-8
     assert {p.split("/")[0] for p in files} == {"meta.json", "%2E%2E", "ok"}
     assert len({p for p in files if p.startswith("%2E%2E/datasets/datasets/img/")}) == len(names)
+
+
+def test_unreadable_annotation_with_classes_is_served_without_labels_and_reported(plain_copy: Path) -> None:
+    from formats.supervisely import ProblemLog
+    from formats.supervisely.project import MAX_ANN_BYTES
+
+    ann = plain_copy / "train" / "ann"
+    (ann / "img_001.jpg.json").write_bytes(b'{"size": {"width": 1, "objects": [')
+    with open(ann / "img_006.png.json", "r+b") as f:
+        f.truncate(MAX_ANN_BYTES + 1)  # sparse: valid JSON start, too large to be read at all
+    log = ProblemLog()
+    tree = VirtualTree(build_view(read_project(str(plain_copy), report=log), ["supervisely"],
+                                  ViewOptions(classes=("car",))))
+    for name in ("img_001.jpg", "img_006.png"):
+        data = json.loads(tree.read_file(f"train/ann/{name}.json"))
+        with Image.open(plain_copy / "train" / "img" / name) as img:
+            assert (data["size"]["width"], data["size"]["height"]) == img.size
+        assert data["objects"] == []
+        assert any(p.item == name and "annotation unreadable" in p.message for p in log.all())

@@ -15,7 +15,7 @@ import yaml
 
 from conftest import BLOB, PLAIN, read_tree
 from formats.nodes import SourceBytes
-from formats.registry import FORMATS, build_view, parse_formats
+from formats.registry import FORMAT_OPTIONS, FORMATS, build_view, check_params, parse_formats
 from formats.supervisely import read_project
 from formats.view import OptionError, ViewOptions, splits
 from test_yolo import expected_box
@@ -64,6 +64,24 @@ def test_parse_formats_all_and_lists() -> None:
     names = list(FORMATS)
     assert parse_formats(",".join(reversed(names))) == list(reversed(names))
 
+
+
+def test_an_opt_key_no_chosen_format_reads_is_refused_with_the_valid_ones() -> None:
+    with pytest.raises(OptionError, match=r"voc\.jpg\b.*valid: voc\.jpeg"):
+        check_params(["voc"], {"voc.jpg": "1"})
+    with pytest.raises(OptionError, match=r"pose\.class.*valid: none"):
+        check_params(["yolo"], {"pose.class": "person_kp"})
+    check_params(["voc"], {"voc.jpeg": "1"})
+    check_params(["coco", "yolo-pose"], {"pose.class": "person_kp", "coco.disabled_visibility": "0"})
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_each_format_declares_every_opt_key_it_reads(fmt: str, monkeypatch) -> None:
+    asked = set()
+    real = ViewOptions.param
+    monkeypatch.setattr(ViewOptions, "param", lambda self, key, default: asked.add(key) or real(self, key, default))
+    FORMATS[fmt](read_project(str(BLOB)), ViewOptions())
+    assert asked == set(FORMAT_OPTIONS[fmt])
 
 @pytest.mark.parametrize("source", SDK_PROJECTS.values(), ids=SDK_PROJECTS.keys())
 def test_all_formats_on_one_mount_each_in_its_folder(source: Path, mount) -> None:

@@ -256,6 +256,15 @@ def test_build_reads_no_annotation():
     assert calls == [] and "labelmap.txt" in files
 
 
+def test_both_masks_of_an_image_come_from_one_painting(monkeypatch):
+    paintings = []
+    real = voc.segmentation_arrays
+    monkeypatch.setattr(voc, "segmentation_arrays", lambda *a: paintings.append(1) or real(*a))
+    files = voc.build(read_project(str(BLOB)), ViewOptions())
+    vid = next(p for p in files if p.startswith("SegmentationClass/"))[len("SegmentationClass/"):]
+    cls, obj = files[f"SegmentationClass/{vid}"].render(), files[f"SegmentationObject/{vid}"].render()
+    assert len(paintings) == 1 and cls.startswith(b"\x89PNG") and obj.startswith(b"\x89PNG")
+
 def test_generated_keys_are_distinct_and_images_are_source_bytes():
     files = voc.build(read_project(str(BLOB)), ViewOptions())
     keys = [n.key for n in files.values() if isinstance(n, Generated)]

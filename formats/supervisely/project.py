@@ -11,7 +11,8 @@ import json
 import logging
 import os
 import threading
-from typing import Callable, Protocol
+from functools import lru_cache
+from typing import Any, Callable, Protocol
 
 from PIL import Image
 
@@ -28,6 +29,7 @@ SIDECAR_DIRS = ("img_info", "meta")  # optional per-item JSON next to ann/, name
 OFFSETS_SUFFIX = "_offsets.pkl"
 MAX_ANN_BYTES = 256 << 20
 HEADER_PROBE_BYTES = 1 << 20
+ANNOTATION_CACHE_ITEMS = 256  # parsed annotations kept: the files of one image (VOC: 3) share a parse
 
 Report = Callable[[Problem], None]
 Fingerprint = tuple  # file_stamp of a JSON file: (st_dev, st_ino, st_size, st_mtime_ns)
@@ -264,16 +266,25 @@ def read_image_size(ref: ImageRef) -> tuple[int, int] | None:
         return None
 
 
+def load_json_file(path: str) -> Any:
+    """A source annotation file's JSON; raises ValueError past ``MAX_ANN_BYTES`` (checked before reading)."""
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size > MAX_ANN_BYTES:
+            raise ValueError("file is larger than any annotation should be")
+        return json.load(f)
+
+
 def make_annotation_loader(meta: ProjectMeta, report: Report) -> Callable[[Item], Annotation]:
+    """Parses an item's annotation; the last ``ANNOTATION_CACHE_ITEMS`` are kept, since several
+    files of a view render from one annotation. An edited file is a new Item (new fingerprint): a miss."""
+
+    @lru_cache(maxsize=ANNOTATION_CACHE_ITEMS)
     def load(item: Item) -> Annotation:
         where = item.ann_path or f"{item.dataset}/{item.name}"
         data = None
         if item.ann_path is not None:
             try:
-                if os.path.getsize(item.ann_path) > MAX_ANN_BYTES:
-                    raise ValueError("file is larger than any annotation should be")
-                with open(item.ann_path, "rb") as f:
-                    data = json.load(f)
+                data = load_json_file(item.ann_path)
             except RecursionError:
                 report(Problem(where, "annotation unreadable: JSON nested too deeply",
                                "served without labels", item.name))

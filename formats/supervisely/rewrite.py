@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any, Collection
 
+from formats.supervisely.project import load_json_file
+
 
 def dumps(data: Any) -> bytes:
     """As the SDK writes its JSON: ``indent=4``, ASCII only, no final newline."""
@@ -13,8 +15,7 @@ def dumps(data: Any) -> bytes:
 
 
 def _load_object(path: str) -> dict:
-    with open(path, "rb") as f:
-        data = json.load(f)
+    data = load_json_file(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not a JSON object")
     return data
