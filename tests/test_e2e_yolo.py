@@ -69,6 +69,12 @@ def test_mount_refuses_bad_arguments(tmp_path: Path) -> None:
     r = slyfs("mount", str(BLOB), str(tmp_path), "--classes", "car,nosuch", check=False)
     assert r.returncode != 0 and r.stderr.startswith("slyfs: unknown class(es) nosuch;")
     assert len(r.stderr.strip().splitlines()) == 1 and not is_mounted(tmp_path)
+    r = slyfs("mount", str(BLOB), str(tmp_path), "--format", "voc", "--opt", "voc.jpg=1", check=False)
+    assert r.returncode != 0 and r.stderr.startswith("slyfs: unknown --opt voc.jpg for voc; valid: voc.jpeg")
+    r = slyfs("mount", str(BLOB), str(tmp_path), "--format", "coco", "--opt", "coco.disabled_visibility=7",
+              check=False)
+    assert r.returncode != 0 and r.stderr.startswith("slyfs: ") and "OptionError" not in r.stderr
+    assert not is_mounted(tmp_path)
     r = slyfs("mount", str(BLOB), str(tmp_path), "--cache-size", "infM", check=False)
     assert r.returncode != 0 and "not a size" in r.stderr
 

@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from formats.registry import FORMATS, UnknownFormat, build_view, parse_formats
+from formats.registry import FORMATS, UnknownFormat, build_view, check_params, parse_formats
 from formats.supervisely import ProblemLog, SourceError, read_project
 from formats.supervisely.check import check_project, report_json, report_text
 from formats.supervisely.project import read_meta
@@ -42,7 +42,8 @@ def parse_size(text: str) -> int:
     return size
 
 
-def view_options(args: argparse.Namespace) -> ViewOptions:
+def view_options(args: argparse.Namespace, names: list[str]) -> ViewOptions:
+    """The view options of the command line, checked before anything is mounted or written."""
     parse_split(args.split)
     params = {}
     for kv in args.opt or []:
@@ -50,6 +51,7 @@ def view_options(args: argparse.Namespace) -> ViewOptions:
         if not sep:
             raise OptionError(f"--opt {kv!r}: expected key=value")
         params[key] = value
+    check_params(names, params)
     classes = tuple(c.strip() for c in args.classes.split(",") if c.strip()) if args.classes else None
     return ViewOptions(split=args.split, classes=classes, include_empty=not args.no_empty, params=params)
 
@@ -66,7 +68,7 @@ def add_view_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_mount(args: argparse.Namespace) -> int:
     names = parse_formats(args.format)
-    options = view_options(args)
+    options = view_options(args, names)
     source = os.path.abspath(args.source)
     mountpoint = os.path.abspath(args.mountpoint)
     log_file = args.log_file
@@ -112,7 +114,7 @@ def _overlap(a: str, b: str) -> bool:
 
 def cmd_export(args: argparse.Namespace) -> int:
     names = parse_formats(args.format)
-    options = view_options(args)
+    options = view_options(args, names)
     source, dest = os.path.abspath(args.source), os.path.abspath(args.dest)
     if _overlap(source, dest):
         raise ExportError(f"{dest} and the source {source} overlap: export to a directory outside the project")

@@ -15,12 +15,17 @@ from pathlib import Path
 from types import ModuleType
 from typing import Callable
 
+from formats.supervisely import SourceError
+from formats.view import OptionError
 from vfs.tree import VirtualTree
 
 log = logging.getLogger("slyfs")
 
 class MountError(Exception):
     """A mount cannot be started; the message is the one line the user sees."""
+
+
+USER_ERRORS = (MountError, OptionError, SourceError)  # said as they are, without a class name
 
 
 @dataclass
@@ -245,7 +250,7 @@ def run_mount(make_tree: Callable[[], VirtualTree], settings: MountSettings,
             _serve(tree, settings, on_ready=ready)
             code = 0
         except BaseException as e:  # report any failure through the pipe, then exit
-            msg = str(e) if isinstance(e, MountError) else f"{type(e).__name__}: {e}"
+            msg = str(e) if isinstance(e, USER_ERRORS) else f"{type(e).__name__}: {e}"
             log.exception("mount failed")
             try:
                 os.write(write_end, f"error {msg}\n".encode())
