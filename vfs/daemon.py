@@ -265,6 +265,9 @@ def run_mount(make_tree: Callable[[], VirtualTree], settings: MountSettings,
         os.waitpid(pid, 0)
         where = f" (log: {settings.log_file})" if settings.log_file else ""
         raise MountError((reply.removeprefix("error ") or "the daemon exited before the mount was ready") + where)
+    if not is_mounted(settings.mountpoint):  # "ready" comes from libfuse's init: make sure the mount is there
+        where = f" (log: {settings.log_file})" if settings.log_file else ""
+        raise MountError(f"the daemon reported ready but {settings.mountpoint} is not mounted{where}")
     return 0
 
 
