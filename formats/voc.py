@@ -35,6 +35,7 @@ from formats.model import (Annotation, Cuboid2d, ImageRef, Item, Label, Mask, Or
 from formats.naming import safe_name, split_ext, unique_names
 from formats.nodes import Generated, Node, image_node
 from formats.raster import geometry_mask
+from formats.source_bytes import read_bytes
 from formats.view import OptionError, ViewOptions, selected_classes, splits
 
 FLAG_TAGS = ("truncated", "difficult", "occluded")
@@ -258,18 +259,12 @@ def has_area(label: Label) -> bool:
 # ---------------------------------------------------------------- source access
 
 
-def read_ref(ref: ImageRef, limit: int | None = None) -> bytes:
-    with open(ref.path, "rb") as f:
-        f.seek(ref.offset)
-        return f.read(ref.size if limit is None else min(ref.size, limit))
-
-
 def image_mode(ref: ImageRef | None) -> str | None:
     """The image's PIL mode from its header (one small read), None if unknown."""
     if ref is None:
         return None
     try:
-        with Image.open(io.BytesIO(read_ref(ref, HEADER_PROBE_BYTES))) as img:
+        with Image.open(io.BytesIO(read_bytes(ref, HEADER_PROBE_BYTES))) as img:
             return img.mode
     except Exception:  # not an image, or a header beyond the probe: depth falls back to 3
         return None
@@ -277,7 +272,7 @@ def image_mode(ref: ImageRef | None) -> str | None:
 
 def jpeg_bytes(ref: ImageRef) -> bytes:
     """The image re-encoded as JPEG (quality 95); modes JPEG cannot hold become RGB."""
-    with Image.open(io.BytesIO(read_ref(ref))) as img:
+    with Image.open(io.BytesIO(read_bytes(ref))) as img:
         img = img if img.mode in ("L", "RGB") else img.convert("RGB")
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=JPEG_QUALITY)

@@ -15,7 +15,7 @@ from conftest import BLOB, PLAIN, SDK_REFERENCE
 from formats.model import Mask
 from formats.supervisely import ProblemLog, read_project
 from formats.supervisely.offsets import OffsetsError, read_offsets
-from vfs.tree import read_whole
+from formats.source_bytes import read_bytes
 
 # Geometries each SDK exporter writes (SDK_NOTES §4, §5); the rest it drops.
 SDK_COCO_KINDS = {"rectangle", "polygon", "bitmap", "graph"}
@@ -130,7 +130,7 @@ def test_blob_bytes_equal_plain_bytes() -> None:
     kinds = set()
     for item in blob.items():
         kinds.add(item.image.path.endswith(".tar"))
-        assert read_whole(item.image) == Path(plain[(item.dataset, item.name)].image.path).read_bytes()
+        assert read_bytes(item.image) == Path(plain[(item.dataset, item.name)].image.path).read_bytes()
     assert kinds == {True, False}  # both tar members and the mixed-in img/ file
 
 

@@ -109,6 +109,8 @@ def check_mountpoint(mountpoint: str) -> None:
     """Refuse what cannot work, in one clear line; clean up a stale mount of a dead daemon."""
     try:
         os.stat(mountpoint)
+        if is_mounted(mountpoint):  # statfs always reaches the daemon; stat may be answered from the kernel's cache
+            os.statvfs(mountpoint)
     except OSError as e:
         if e.errno == errno.ENOTCONN:
             print(f"slyfs: {mountpoint}: stale mount of a daemon that died; unmounting it", file=sys.stderr)

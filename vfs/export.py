@@ -19,8 +19,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, TextIO
 
-from formats.model import ImageRef
+from formats.model import ImageRef, file_stamp
 from formats.nodes import SourceBytes, Unavailable
+from formats.source_bytes import SourceUnreadable, open_source
 from vfs.tree import VirtualTree
 
 CHUNK = 1 << 20
@@ -53,11 +54,10 @@ def check_dest(dest: str, force: bool) -> None:
 
 
 class _Writer:
-    """Writes one file of the tree into the staging folder; keeps one descriptor per source file."""
+    """Writes one file of the tree into the staging folder."""
 
     def __init__(self, tree: VirtualTree, root: str, link: bool, result: ExportResult) -> None:
         self.tree, self.root, self.link, self.result = tree, root, link, result
-        self._sources: dict[str, int] = {}
         self._dirs: set[str] = set()
 
     def write(self, path: str) -> int:
@@ -82,9 +82,11 @@ class _Writer:
 
     @staticmethod
     def _hard_link(ref: ImageRef, target: str) -> bool:
-        """Link when ``ref`` is a whole file; False when it is not or the file system refuses."""
+        """Link when ``ref`` is a whole file, unchanged since it was indexed; False when it is
+        not or the file system refuses (then it is copied, through the stamp check)."""
         try:
-            if ref.offset != 0 or os.stat(ref.path).st_size != ref.size:
+            st = os.stat(ref.path)
+            if ref.offset != 0 or st.st_size != ref.size or (ref.stamp and file_stamp(st) != ref.stamp):
                 return False
             os.link(ref.path, target)
             return True
@@ -93,13 +95,11 @@ class _Writer:
                 return False
             raise
 
-    def _source(self, path: str) -> int:
-        if path not in self._sources:
-            self._sources[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        return self._sources[path]
-
     def _copy(self, ref: ImageRef, target: str) -> None:
-        src = self._source(ref.path)
+        try:
+            src = open_source(ref)
+        except SourceUnreadable as e:
+            raise ExportError(str(e)) from None
         dst = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         try:
             done = 0
@@ -125,11 +125,7 @@ class _Writer:
                 done += n
         finally:
             os.close(dst)
-
-    def close(self) -> None:
-        for fd in self._sources.values():
-            os.close(fd)
-        self._sources.clear()
+            os.close(src)
 
 
 def _umask() -> int:
@@ -186,8 +182,6 @@ def export_tree(tree: VirtualTree, dest: str, *, force: bool = False, link: bool
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)  # unlinks our links only, never a source file's data
         raise
-    finally:
-        writer.close()
     try:
         _move_into(staging, dest, paths)
     except OSError as e:

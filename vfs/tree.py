@@ -15,7 +15,7 @@ from typing import Callable
 
 from cachetools import LRUCache
 
-from formats.model import ImageRef, file_stamp
+from formats.source_bytes import SourceUnreadable, open_source, read_bytes, read_source
 from formats.nodes import Generated, Node, SourceBytes, Tree, Unavailable
 from vfs.errors import BadHandle, IsADirectory, NotADirectory, NotFound, Unreadable
 
@@ -27,48 +27,6 @@ class Attr:
     is_dir: bool
     size: int
     mtime: float
-
-
-def open_source(ref: ImageRef) -> int:
-    """A descriptor on the very file the index describes: a source replaced or changed in
-    place since it was indexed (its stamp differs) gives EIO, never another file's bytes.
-    Each open file handle owns its descriptor, so the daemon holds no more descriptors
-    than there are open files, however many source files the project has."""
-    try:
-        fd = os.open(ref.path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as e:
-        raise Unreadable(f"{ref.path}: {e.strerror}") from None
-    if ref.stamp:
-        try:
-            same = file_stamp(os.fstat(fd)) == ref.stamp
-        except OSError:
-            same = False
-        if not same:
-            os.close(fd)
-            raise Unreadable(f"{ref.path}: replaced or changed since it was indexed")
-    return fd
-
-
-def read_source(fd: int, ref: ImageRef, size: int, offset: int) -> bytes:
-    """Up to ``size`` bytes at ``offset`` within the bytes ``ref`` describes, from ``fd``."""
-    if offset >= ref.size or size <= 0:
-        return b""
-    size = min(size, ref.size - offset)
-    try:
-        data = os.pread(fd, size, ref.offset + offset)
-    except OSError as e:
-        raise Unreadable(f"{ref.path}: {e.strerror}") from None
-    if len(data) != size:
-        raise Unreadable(f"{ref.path}: file is shorter than its index says")
-    return data
-
-
-def read_whole(ref: ImageRef) -> bytes:
-    fd = open_source(ref)
-    try:
-        return read_source(fd, ref, ref.size, 0)
-    finally:
-        os.close(fd)
 
 
 class RenderCache:
@@ -163,7 +121,10 @@ class VirtualTree:
         if isinstance(node, Generated):
             return self.cache.get(node)
         if isinstance(node, SourceBytes):
-            return read_whole(node.ref)
+            try:
+                return read_bytes(node.ref)
+            except SourceUnreadable as e:
+                raise Unreadable(str(e)) from None
         raise Unreadable(node.reason)
 
     def attr(self, path: str) -> Attr:
@@ -199,7 +160,10 @@ class VirtualTree:
             raise IsADirectory(path)
         if isinstance(node, Unavailable):
             raise Unreadable(node.reason)
-        held = self.cache.get(node) if isinstance(node, Generated) else open_source(node.ref)
+        try:
+            held = self.cache.get(node) if isinstance(node, Generated) else open_source(node.ref)
+        except SourceUnreadable as e:
+            raise Unreadable(str(e)) from None
         fh = next(self._next_fh)
         self._handles[fh] = (node, held)
         return fh
@@ -212,7 +176,10 @@ class VirtualTree:
         if isinstance(held, bytes):
             return held[offset:offset + size]
         assert isinstance(node, SourceBytes)
-        return read_source(held, node.ref, size, offset)
+        try:
+            return read_source(held, node.ref, size, offset)
+        except SourceUnreadable as e:
+            raise Unreadable(str(e)) from None
 
     def handle_node(self, fh: int) -> Node:
         try:

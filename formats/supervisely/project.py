@@ -19,6 +19,7 @@ from PIL import Image
 from formats.model import Annotation, Dataset, ImageRef, Item, Problem, Project, ProjectMeta, file_stamp
 from formats.supervisely.annotation import parse_annotation, parse_size
 from formats.supervisely.meta import MetaError, parse_meta
+from formats.source_bytes import read_bytes
 from formats.supervisely.offsets import BlobEntry, OffsetsError, check_entry, read_offsets
 
 log = logging.getLogger("slyfs.source")
@@ -255,12 +256,7 @@ def read_meta(root: str, report: Report) -> tuple[ProjectMeta, ImageRef, tuple]:
 def read_image_size(ref: ImageRef) -> tuple[int, int] | None:
     """Width and height from the image header, or None when the bytes are not an image."""
     try:
-        fd = os.open(ref.path, os.O_RDONLY)
-        try:
-            head = os.pread(fd, min(ref.size, HEADER_PROBE_BYTES), ref.offset)
-        finally:
-            os.close(fd)
-        with Image.open(io.BytesIO(head)) as img:
+        with Image.open(io.BytesIO(read_bytes(ref, HEADER_PROBE_BYTES))) as img:
             return img.size
     except Exception:  # any unreadable or non-image content
         return None
