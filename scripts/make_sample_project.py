@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -501,27 +501,25 @@ RANDOM_OBJECTS = {
 }
 
 
+GeometryMaker = Callable[[random.Random, int, int], dict]
+
+# One random geometry of each shape inside a w x h image (flags drawn before the shape, as always).
+GEOMETRIES: dict[str, GeometryMaker] = {
+    "rectangle": geo_rectangle,
+    "polygon": lambda rng, w, h: geo_polygon(rng, w, h, hole=rng.random() < 0.3),
+    "bitmap": geo_bitmap,
+    "line": geo_line,
+    "point": geo_point,
+    "graph": lambda rng, w, h: geo_graph(rng, w, h, disable=rng.random() < 0.2, drop=rng.random() < 0.1),
+    "alpha_mask": geo_alpha_mask,
+    "cuboid_2d": geo_cuboid,
+    "oriented_bbox": geo_oriented_bbox,
+}
+
+
 def make_geometry(rng: random.Random, shape: str, w: int, h: int) -> dict:
     """A random geometry of one shape inside a w x h image."""
-    if shape == "rectangle":
-        return geo_rectangle(rng, w, h)
-    if shape == "polygon":
-        return geo_polygon(rng, w, h, hole=rng.random() < 0.3)
-    if shape == "bitmap":
-        return geo_bitmap(rng, w, h)
-    if shape == "line":
-        return geo_line(rng, w, h)
-    if shape == "point":
-        return geo_point(rng, w, h)
-    if shape == "graph":
-        return geo_graph(rng, w, h, disable=rng.random() < 0.2, drop=rng.random() < 0.1)
-    if shape == "alpha_mask":
-        return geo_alpha_mask(rng, w, h)
-    if shape == "cuboid_2d":
-        return geo_cuboid(rng, w, h)
-    if shape == "oriented_bbox":
-        return geo_oriented_bbox(rng, w, h)
-    raise ValueError(shape)
+    return GEOMETRIES[shape](rng, w, h)
 
 
 def vehicle_labels(rng: random.Random, w: int, h: int, bind: str | None) -> list[dict]:
