@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+
+from vfs.daemon import is_mounted
 from hypothesis import settings as hypothesis_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,12 +29,6 @@ def slyfs(*args: str, check: bool = True, timeout: float = 300) -> subprocess.Co
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.run([sys.executable, "-m", "vfs.cli", *args], capture_output=True, text=True,
                           check=check, timeout=timeout, env=env)
-
-
-def is_mounted(path: Path) -> bool:
-    real = os.path.realpath(path)
-    with open("/proc/self/mounts", encoding="utf-8", errors="replace") as f:
-        return any(line.split()[1].replace("\\040", " ") == real for line in f if len(line.split()) > 1)
 
 
 def fuse_usable() -> bool:

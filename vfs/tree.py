@@ -6,12 +6,13 @@ Used by the FUSE operations, by ``slyfs export`` and directly from Python
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 from cachetools import LRUCache
 
@@ -84,6 +85,15 @@ class _Index:
         return names
 
 
+@contextlib.contextmanager
+def _unreadable_on_source_error() -> Iterator[None]:
+    """Source bytes that cannot be read as indexed are the tree's EIO."""
+    try:
+        yield
+    except SourceUnreadable as e:
+        raise Unreadable(str(e)) from None
+
+
 def _norm(path: str) -> str:
     return path.strip("/")
 
@@ -121,10 +131,8 @@ class VirtualTree:
         if isinstance(node, Generated):
             return self.cache.get(node)
         if isinstance(node, SourceBytes):
-            try:
+            with _unreadable_on_source_error():
                 return read_bytes(node.ref)
-            except SourceUnreadable as e:
-                raise Unreadable(str(e)) from None
         raise Unreadable(node.reason)
 
     def attr(self, path: str) -> Attr:
@@ -160,10 +168,8 @@ class VirtualTree:
             raise IsADirectory(path)
         if isinstance(node, Unavailable):
             raise Unreadable(node.reason)
-        try:
+        with _unreadable_on_source_error():
             held = self.cache.get(node) if isinstance(node, Generated) else open_source(node.ref)
-        except SourceUnreadable as e:
-            raise Unreadable(str(e)) from None
         fh = next(self._next_fh)
         self._handles[fh] = (node, held)
         return fh
@@ -176,10 +182,8 @@ class VirtualTree:
         if isinstance(held, bytes):
             return held[offset:offset + size]
         assert isinstance(node, SourceBytes)
-        try:
+        with _unreadable_on_source_error():
             return read_source(held, node.ref, size, offset)
-        except SourceUnreadable as e:
-            raise Unreadable(str(e)) from None
 
     def handle_node(self, fh: int) -> Node:
         try:
