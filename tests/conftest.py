@@ -17,7 +17,7 @@ from vfs.daemon import is_mounted
 from hypothesis import settings as hypothesis_settings
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures"  # copied from the project's shared material; see its README.md
 PLAIN = FIXTURES / "sdk_project_plain"
 BLOB = FIXTURES / "sdk_project_blob"
 SDK_REFERENCE = FIXTURES / "sdk_reference"

@@ -28,7 +28,7 @@ from pycocotools import mask as mask_utils  # noqa: E402
 from pycocotools.coco import COCO  # noqa: E402
 from pycocotools.cocoeval import COCOeval  # noqa: E402
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PROJECTS = {"plain": FIXTURES / "sdk_project_plain", "blob": FIXTURES / "sdk_project_blob"}
 SDK_COCO = FIXTURES / "sdk_reference" / "coco"
 AREA_TYPES = (Rectangle, Polygon, Mask, OrientedBox, Cuboid2d)
