@@ -78,12 +78,21 @@ def test_rectangle_bbox_area_and_polygon_cover_its_pixels() -> None:
     assert coco.instance_fields([Rectangle(100, 100, 120, 120)], 96, 64) is None
 
 
-def test_polygon_vertices_go_to_pixel_centres_and_are_clipped() -> None:
-    assert coco.polygon_segmentation(Polygon(((5, 5), (35, 5), (20, 35))), 40, 40) == [5.5, 5.5, 35.5, 5.5, 20.5, 35.5]
-    seg = coco.polygon_segmentation(Polygon(((-10, 0), (20, 0), (20, 20), (-10, 20))), 40, 40)
-    assert min(seg[0::2]) == 0 and max(seg[0::2]) == 20.5
-    assert coco.polygon_segmentation(Polygon(((0, 0), (10, 0), (10, 10)), ((((2, 1), (8, 1), (8, 7)),))), 20, 20) is None
-    assert coco.clip_polygon([(-5, -5), (-1, -5), (-1, -1)], 10, 10) == []
+def test_polygons_are_written_along_pixel_edges_and_clipped() -> None:
+    triangle = Polygon(((5, 5), (35, 5), (20, 35)))
+    seg = coco.instance_fields([triangle], 40, 40)["segmentation"]
+    assert len(seg) == 1 and all(isinstance(c, int) for c in seg[0])
+    assert np.array_equal(_decoded(seg, 40, 40), geometry_mask(triangle, 40, 40))
+    assert (min(seg[0][0::2]), max(seg[0][0::2]), min(seg[0][1::2]), max(seg[0][1::2])) == (5, 36, 5, 36)
+    square = Polygon(((-10, 0), (20, 0), (20, 20), (-10, 20)))
+    assert coco.instance_fields([square], 40, 40)["segmentation"] == [[0, 0, 0, 21, 21, 21, 21, 0]]
+    holed = Polygon(((0, 0), (10, 0), (10, 10)), (((2, 1), (8, 1), (8, 7)),))
+    assert isinstance(coco.instance_fields([holed], 20, 20)["segmentation"], dict)
+
+
+def _decoded(segmentation: list | dict, height: int, width: int) -> np.ndarray:
+    rles = mask_utils.frPyObjects(segmentation, height, width)
+    return mask_utils.decode(mask_utils.merge(rles) if isinstance(rles, list) else rles).astype(bool)
 
 
 def test_holes_become_exact_rle() -> None:
@@ -99,7 +108,7 @@ def test_bound_rectangle_gives_the_box_and_the_polygon_the_shape() -> None:
     rect, poly = Rectangle(5, 5, 35, 25), Polygon(((8, 8), (30, 8), (30, 22), (8, 22)))
     fields = coco.instance_fields([rect, poly], 70, 50)
     assert fields["bbox"] == [5, 5, 31, 21]
-    assert fields["segmentation"] == [[8.5, 8.5, 30.5, 8.5, 30.5, 22.5, 8.5, 22.5]]
+    assert fields["segmentation"] == [[8, 8, 8, 23, 31, 23, 31, 8]]
     assert fields["area"] == int(geometry_mask(poly, 70, 50).sum())
 
 
@@ -163,16 +172,6 @@ def expected_objects(project: Project, split_items) -> dict[tuple[str, str], lis
     return out
 
 
-def near_boundary(truth: np.ndarray, band: int) -> np.ndarray:
-    """Pixels within ``band`` pixels of the edge of ``truth``."""
-    p = np.pad(truth, band, mode="edge")
-    edge = np.zeros_like(truth)
-    for dy in range(-band, band + 1):
-        for dx in range(-band, band + 1):
-            edge |= p[band + dy:band + dy + truth.shape[0], band + dx:band + dx + truth.shape[1]] != truth
-    return edge
-
-
 @pytest.fixture(params=sorted(PROJECTS), scope="module")
 def fixture_view(request):
     project = read_project(str(PROJECTS[request.param]))
@@ -205,12 +204,7 @@ def test_masks_areas_and_counts_match_the_source(fixture_view) -> None:
             assert 0 <= x and 0 <= y and x + w <= img["width"] and y + h <= img["height"]
             ys, xs = np.nonzero(truth)
             assert x <= xs.min() and y <= ys.min() and xs.max() + 1 <= x + w and ys.max() + 1 <= y + h
-            if isinstance(a["segmentation"], dict) or _is_box(a):
-                assert np.array_equal(got, truth)
-            else:  # a polygon through pixel centres: only boundary pixels may differ; the
-                # rasteriser draws a fractional (oriented box) outline at rounded vertices: 2 px
-                band = 2 if cats[a["category_id"]] == "rotated" else 1
-                assert not ((got ^ truth) & ~near_boundary(truth, band)).any()
+            assert np.array_equal(got, truth)
 
 
 def test_rle_objects_are_exact(fixture_view) -> None:
@@ -312,7 +306,7 @@ def test_left_out_items_and_captions_are_reported(fixture_view) -> None:
 
 def test_same_objects_as_the_sdk_export_with_documented_differences() -> None:
     """Every object the SDK exports is ours too, with: bbox w/h +1 (the SDK leaves out the
-    last pixel row/column), polygon vertices +0.5 (pixel centres), holes kept (RLE instead of
+    last pixel row/column), polygons along the edges of the SDK polygon's pixels, holes kept (RLE instead of
     the SDK's hole-less polygon), rectangles with a box polygon (SDK: none), keypoints +0.5
     with disabled nodes v=1 (SDK: 2) and in person_keypoints_*.json. Ours also has the alpha
     masks, cuboids and oriented boxes the SDK drops."""
@@ -360,8 +354,10 @@ def test_same_objects_as_the_sdk_export_with_documented_differences() -> None:
                 truth = geometry_mask(Polygon(tuple(zip(exterior[0::2], exterior[1::2])), holes), w_, h_)
                 assert holes and np.array_equal(mask_utils.decode(mask_utils.frPyObjects(a["segmentation"], h_, w_))
                                                  .astype(bool), truth)
-            else:
-                assert a["segmentation"] == [[v + 0.5 for v in part] for part in s["segmentation"]]
+            else:  # polygon: the SDK's outline, written along the edges of its pixels
+                truth = geometry_mask(Polygon(tuple(zip(s["segmentation"][0][0::2], s["segmentation"][0][1::2]))),
+                                      img["width"], img["height"])
+                assert len(s["segmentation"]) == 1 and np.array_equal(_decoded(a["segmentation"], *truth.shape), truth)
     extra = Counter(a["class"] for objs in ours.values() for a in objs if id(a) not in matched)
     assert extra == Counter({"smoke": 2, "box3d": 1, "rotated": 1})
 
