@@ -23,6 +23,10 @@ Conventions (the README repeats them):
   an outline through the vertices' pixel centres would lose the border (a 1-px sliver whole).
   The exact mask as uncompressed column-major RLE for polygons with holes, bitmaps, alpha
   masks (a pixel with alpha > 0 belongs), and shapes whose pixels enclose a hole.
+- Object tags → ``attributes`` (a valueless tag is ``true``), except CVAT's and Datumaro's two
+  fields: ``score`` → the annotation's top-level ``"score"`` (float), ``is_crowd``/``iscrowd``
+  (valueless, or 1/true/yes; 0/false/no: not a crowd) → ``"iscrowd": 1`` with an RLE
+  segmentation. A value neither reads as stays in ``attributes`` and is logged.
 - Labels bound by one ``instance`` key and of one class are one object: bbox = union of their
   boxes, shape = the non-rectangle members (a bound rectangle only gives the box).
 - Lines, points, graphs without a template and objects wholly outside the image are not
@@ -32,7 +36,9 @@ Conventions (the README repeats them):
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -40,7 +46,8 @@ import numpy as np
 from formats.contours import pixel_edge_outlines
 from formats.geometry import Box, clipped_box
 from formats.model import (Annotation, Cuboid2d, Geometry, Graph, GraphTemplate, Item, Label, Line, Mask,
-                           ObjClass, OrientedBox, Point2, PointGeom, Polygon, Problem, Project, Rectangle, Tag)
+                           ObjClass, OrientedBox, Point2, PointGeom, Polygon, Problem, Project, Rectangle, Tag,
+                           TagValue)
 from formats.naming import unique_names
 from formats.nodes import Generated, Node, image_node
 from formats.raster import geometry_mask
@@ -142,16 +149,16 @@ def mask_segmentation(crop: np.ndarray, origin: tuple[int, int], size: tuple[int
     return [(outline + origin).ravel().tolist() for outline in outlines]
 
 
-def instance_fields(geometries: Sequence[Geometry], width: int, height: int) -> dict | None:
+def instance_fields(geometries: Sequence[Geometry], width: int, height: int, crowd: bool = False) -> dict | None:
     """bbox, area and segmentation of one object made of ``geometries`` (one label, or the
     labels bound into one object), or None when none of it lies inside the image. A lone
-    rectangle keeps its box polygon (exact as it is)."""
+    rectangle keeps its box polygon (exact as it is); a ``crowd`` object is RLE, as COCO wants."""
     boxed = [(g, b) for g in geometries if (b := clipped_box(g, width, height)) is not None]
     if not boxed:
         return None
     bbox = coco_bbox(union_box(b for _, b in boxed))
     shaped = [(g, b) for g, b in boxed if not isinstance(g, Rectangle)] or boxed
-    if len(shaped) == 1 and isinstance(shaped[0][0], Rectangle):
+    if len(shaped) == 1 and isinstance(shaped[0][0], Rectangle) and not crowd:
         x0, y0, x1, y1 = shaped[0][1]
         return {"bbox": bbox, "area": (x1 - x0) * (y1 - y0),
                 "segmentation": [[x0, y0, x1, y0, x1, y1, x0, y1]]}
@@ -160,7 +167,7 @@ def instance_fields(geometries: Sequence[Geometry], width: int, height: int) -> 
     area = int(np.count_nonzero(crop))
     if area == 0:
         return None
-    as_polygons = all(polygonal(g) for g, _ in shaped)
+    as_polygons = not crowd and all(polygonal(g) for g, _ in shaped)
     segmentation = mask_segmentation(crop, (int(window[0]), int(window[1])), (width, height), as_polygons)
     return {"bbox": bbox, "area": area, "segmentation": segmentation}
 
@@ -193,6 +200,67 @@ def attributes(tags: Iterable[Tag]) -> dict:
     for t in tags:
         out.setdefault(t.name, True if t.value is None else t.value)
     return out
+
+
+SCORE_TAG = "score"
+CROWD_TAGS = ("is_crowd", "iscrowd")
+_YES, _NO = ("1", "true", "yes"), ("0", "false", "no")
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectTags:
+    """An object's tags as CVAT and Datumaro carry them in COCO: ``score`` as the annotation's
+    top-level float, ``is_crowd``/``iscrowd`` as ``iscrowd``, every other tag in ``attributes``."""
+
+    attributes: dict
+    score: float | None = None
+    crowd: bool = False
+    problems: tuple[str, ...] = ()
+
+    def fields(self) -> dict:
+        """The annotation's ``iscrowd``, ``score`` (when there is one) and ``attributes``."""
+        score = {} if self.score is None else {"score": self.score}
+        return {"iscrowd": int(self.crowd), **score, "attributes": self.attributes}
+
+
+def _score(value: TagValue) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]  # None is refused here too
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _crowd(value: TagValue) -> bool | None:
+    if value is None:
+        return True
+    word = str(int(value) if isinstance(value, float) and value.is_integer() else value).strip().lower()
+    return True if word in _YES else False if word in _NO else None
+
+
+def object_tags(tags: Iterable[Tag]) -> ObjectTags:
+    """Split an object's tags (the first ``score`` and the first crowd tag count). A value
+    neither reads as stays in ``attributes`` and is named in ``problems``."""
+    rest: list[Tag] = []
+    score: float | None = None
+    crowd: bool | None = None
+    problems: list[str] = []
+    seen: set[str] = set()
+    for tag in tags:
+        kind = SCORE_TAG if tag.name == SCORE_TAG else "crowd" if tag.name in CROWD_TAGS else None
+        if kind is None:
+            rest.append(tag)
+            continue
+        if kind in seen:  # the first one counts, as in ``attributes``
+            continue
+        seen.add(kind)
+        if kind == SCORE_TAG and (score := _score(tag.value)) is None:
+            problems.append(f"tag {tag.name!r} value {tag.value!r} is not a finite number")
+            rest.append(tag)
+        elif kind == "crowd" and (crowd := _crowd(tag.value)) is None:
+            problems.append(f"tag {tag.name!r} value {tag.value!r} is not one of {', '.join(_YES + _NO)}")
+            rest.append(tag)
+    return ObjectTags(attributes(rest), score, bool(crowd), tuple(problems))
 
 
 def disabled_visibility(options: ViewOptions) -> int:
@@ -237,6 +305,13 @@ class SplitFiles:
             if ann.width > 0 and ann.height > 0:
                 yield {"id": image_id, "file_name": name, "width": ann.width, "height": ann.height}, ann
 
+    def object_tags(self, path: str, image: dict, title: str, tags: Iterable[Tag]) -> ObjectTags:
+        """``object_tags``, with a tag value it cannot read reported against the image."""
+        split = object_tags(tags)
+        for problem in split.problems:
+            self.project.report(Problem(path, f"{title!r} object: {problem}", "kept in attributes", image["file_name"]))
+        return split
+
     def categories(self, classes: Iterable[ObjClass]) -> list[dict]:
         return [{"id": self.category_ids[c.title], "name": c.title, "supercategory": ""} for c in classes]
 
@@ -247,13 +322,13 @@ class SplitFiles:
         for image, ann in self.annotated_images():
             images.append(image)
             for title, labels in _objects(ann.labels, self.category_ids, self.classes, left_out):
-                fields = instance_fields([lb.geometry for lb in labels], ann.width, ann.height)
+                tags = self.object_tags(path, image, title, (t for lb in labels for t in lb.tags))
+                fields = instance_fields([lb.geometry for lb in labels], ann.width, ann.height, tags.crowd)
                 if fields is None:
                     left_out["nothing inside the image", title] += 1
                     continue
                 annotations.append({"id": len(annotations) + 1, "image_id": image["id"],
-                                    "category_id": self.category_ids[title], **fields, "iscrowd": 0,
-                                    "attributes": attributes(t for lb in labels for t in lb.tags)})
+                                    "category_id": self.category_ids[title], **fields, **tags.fields()})
         _report_left_out(self.project, path, left_out)
         return _dumps({"info": _left_out_info(left_out, "instances"), "licenses": [], "images": images,
                        "annotations": annotations, "categories": self.categories(self.classes)})
@@ -273,9 +348,9 @@ class SplitFiles:
                 if fields is None:
                     left_out["no visible keypoint inside the image", label.class_title] += 1
                     continue
+                tags = self.object_tags(path, image, label.class_title, label.tags)
                 annotations.append({"id": len(annotations) + 1, "image_id": image["id"],
-                                    "category_id": self.category_ids[label.class_title], **fields,
-                                    "iscrowd": 0, "attributes": attributes(label.tags)})
+                                    "category_id": self.category_ids[label.class_title], **fields, **tags.fields()})
         _report_left_out(self.project, path, left_out)
         categories = [{**cat, "keypoints": list(templates[cat["name"]].labels),
                        "skeleton": _skeleton(templates[cat["name"]])}

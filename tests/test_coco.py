@@ -389,3 +389,86 @@ def test_mounted_blob_project_reads_with_pycocotools_and_datumaro(mount) -> None
         assert masks_and_boxes == want
         captions = [a.caption for item in ds for a in item.annotations if a.type.name == "caption"]
         assert captions == ["a car near a building"]
+
+
+# ---------------------------------------------------------------- score and crowd (CVAT/Datumaro conventions)
+
+
+def test_score_and_crowd_tags_leave_the_attributes() -> None:
+    split = coco.object_tags([Tag("score", 0.75), Tag("is_crowd"), Tag("reviewed"), Tag("score", 0.1),
+                              Tag("iscrowd", "0")])
+    assert (split.score, split.crowd, split.attributes, split.problems) == (0.75, True, {"reviewed": True}, ())
+    assert split.fields() == {"iscrowd": 1, "score": 0.75, "attributes": {"reviewed": True}}
+    assert coco.object_tags([Tag("iscrowd", "No"), Tag("score", "0.5")]).fields() == \
+        {"iscrowd": 0, "score": 0.5, "attributes": {}}
+    assert coco.object_tags([Tag("iscrowd", 1.0)]).crowd and not coco.object_tags([Tag("comment", "x")]).crowd
+    bad = coco.object_tags([Tag("score", "high"), Tag("is_crowd", "maybe"), Tag("score", 0.3)])
+    assert bad.fields() == {"iscrowd": 0, "attributes": {"score": "high", "is_crowd": "maybe"}}
+    assert bad.problems == ("tag 'score' value 'high' is not a finite number",
+                            "tag 'is_crowd' value 'maybe' is not one of 1, true, yes, 0, false, no")
+    assert coco.object_tags([Tag("score", "nan")]).score is None
+
+
+def test_a_crowd_object_is_exact_rle_even_as_a_rectangle() -> None:
+    for geometry in (Rectangle(3, 2, 9, 5), Polygon(((1, 1), (12, 1), (6, 8)))):
+        fields = coco.instance_fields([geometry], 16, 10, crowd=True)
+        assert isinstance(fields["segmentation"], dict)
+        assert np.array_equal(_decoded(fields["segmentation"], 10, 16), geometry_mask(geometry, 16, 10))
+
+
+def _tag_objects(root: Path) -> None:
+    """Give img_001's objects CVAT's score/crowd tags, one of them unreadable."""
+    path = root / "train" / "ann" / "img_001.jpg.json"
+    data = json.loads(path.read_text())
+    extra = {"car": [{"name": "score", "value": 0.9}, {"name": "is_crowd"}],
+             "building": [{"name": "iscrowd", "value": "1"}, {"name": "score", "value": "0.25"}],
+             "road": [{"name": "score", "value": "high"}],
+             "person_kp": [{"name": "score", "value": 0.5}]}
+    for obj in data["objects"]:
+        obj["tags"] += extra.get(obj["classTitle"], [])
+    path.write_text(json.dumps(data))
+
+
+def test_mounted_score_and_crowd_read_back_with_pycocotools_and_datumaro(plain_copy: Path, mount) -> None:
+    _tag_objects(plain_copy)
+    project = read_project(str(plain_copy))
+    item = next(i for i in project.items() if i.name == "img_001.jpg")
+    truth = {lb.class_title: geometry_mask(lb.geometry, 96, 64) for lb in project.annotation(item).labels
+             if lb.class_title in ("car", "building")}
+    with mount(plain_copy, "--format", "coco") as mnt:
+        gt = coco_load(mnt / "annotations" / "instances_train.json")
+        image_id = next(i for i, img in gt.imgs.items() if img["file_name"] == "img_001.jpg")
+        cats = {c["id"]: c["name"] for c in gt.dataset["categories"]}
+        anns = {cats[a["category_id"]]: a for a in gt.imgToAnns[image_id]}
+        car, building, road = anns["car"], anns["building"], anns["road"]
+        assert (car["score"], car["iscrowd"], car["attributes"]) == (0.9, 1, {"confidence": 0.87})
+        assert (building["score"], building["iscrowd"], building["attributes"]) == (0.25, 1, {"comment": "has courtyard"})
+        assert "score" not in road and road["iscrowd"] == 0 and road["attributes"] == {"score": "high"}
+        for name in ("car", "building"):
+            assert isinstance(anns[name]["segmentation"], dict)
+            assert np.array_equal(gt.annToMask(anns[name]).astype(bool), truth[name])
+        assert sum(a["iscrowd"] for a in gt.anns.values()) == 2
+        kp = coco_load(mnt / "annotations" / "person_keypoints_train.json")
+        person = next(a for a in kp.anns.values() if a["image_id"] == image_id)
+        assert (person["score"], person["iscrowd"], person["attributes"]) == (0.5, 0, {})
+        log = mnt.with_suffix(".log").read_text()
+        assert "'road' object: tag 'score' value 'high' is not a finite number -> kept in attributes" in log
+
+        require("datumaro")
+        from datumaro.components.annotation import AnnotationType
+
+        skipped = [r"was skipped, could't match this file"]  # the other tasks' files, by design
+        ds = datumaro_import(mnt, "coco_instances", allowed_warnings=skipped)
+        dm_item = next(i for i in ds if i.id.endswith("img_001") and i.subset == "train")
+        labels = ds.categories()[AnnotationType.label].items
+        by_class = {}
+        for a in dm_item.annotations:
+            by_class.setdefault(labels[a.label].name, {})[a.type.name] = a.attributes
+        assert by_class["car"]["mask"] == {"confidence": 0.87, "score": 0.9, "is_crowd": True}
+        assert by_class["building"]["mask"] == {"comment": "has courtyard", "score": 0.25, "is_crowd": True}
+        assert by_class["road"]["mask"] == {"score": "high", "is_crowd": False}
+        # a keypoint annotation carries no segmentation, which datumaro mentions
+        dm_kp = datumaro_import(mnt, "coco_person_keypoints", allowed_warnings=[*skipped, "field 'segmentation'"])
+        points = [a for i in dm_kp if i.id.endswith("img_001") for a in i.annotations if a.type.name == "points"]
+        assert [p.attributes["score"] for p in points] == [0.5]
+
