@@ -11,15 +11,22 @@ Conventions (the README repeats them):
   every file of the split; annotation ids count from 1 per file; category id = 1-based position
   in meta.json order (or ``--classes``), the same in every file.
 - Coordinates are continuous, a pixel (x, y) covering [x, x+1) × [y, y+1). A bbox covers the
-  object's pixels: rectangle (l, t, r, b) → [l, t, r-l+1, b-t+1]. A polygon vertex at pixel
-  index (x, y) is written at the pixel centre (x+0.5, y+0.5), as are keypoints; a rectangle's
-  polygon is its box (an oriented box keeps its fractional corners). All of it is cut to the image.
+  object's pixels: rectangle (l, t, r, b) → [l, t, r-l+1, b-t+1]. Keypoints are written at the
+  pixel centre (x+0.5, y+0.5). All of it is cut to the image.
 - ``area`` is the number of pixels the object covers as Supervisely draws it (boundary
   included, holes cleared): w*h for a rectangle, the mask's pixel count otherwise. For a
   keypoint object it is its bbox's w*h.
-- Segmentation: a polygon list for rectangles, hole-free polygons, cuboids (convex hull) and
-  oriented boxes (4 corners); the exact mask as uncompressed column-major RLE for polygons with
-  holes, bitmaps and alpha masks (a pixel with alpha > 0 belongs).
+- Segmentation: a lone rectangle → the polygon of its box. Hole-free polygons, cuboids (convex
+  hull), oriented boxes and bound groups of them → the outline of the object's pixels (as cut
+  to the image) along the pixels' outer edges, one polygon per connected part, vertices at
+  pixel corners: pycocotools samples pixel centres, so its mask is exactly those pixels, where
+  an outline through the vertices' pixel centres would lose the border (a 1-px sliver whole).
+  The exact mask as uncompressed column-major RLE for polygons with holes, bitmaps, alpha
+  masks (a pixel with alpha > 0 belongs), and shapes whose pixels enclose a hole.
+- Object tags → ``attributes`` (a valueless tag is ``true``), except CVAT's and Datumaro's two
+  fields: ``score`` → the annotation's top-level ``"score"`` (float), ``is_crowd``/``iscrowd``
+  (valueless, or 1/true/yes; 0/false/no: not a crowd) → ``"iscrowd": 1`` with an RLE
+  segmentation. A value neither reads as stays in ``attributes`` and is logged.
 - Labels bound by one ``instance`` key and of one class are one object: bbox = union of their
   boxes, shape = the non-rectangle members (a bound rectangle only gives the box).
 - Lines, points, graphs without a template and objects wholly outside the image are not
@@ -29,14 +36,18 @@ Conventions (the README repeats them):
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from formats.contours import pixel_edge_outlines
 from formats.geometry import Box, clipped_box
 from formats.model import (Annotation, Cuboid2d, Geometry, Graph, GraphTemplate, Item, Label, Line, Mask,
-                           ObjClass, OrientedBox, Point2, PointGeom, Polygon, Problem, Project, Rectangle, Tag)
+                           ObjClass, OrientedBox, Point2, PointGeom, Polygon, Problem, Project, Rectangle, Tag,
+                           TagValue)
 from formats.naming import unique_names
 from formats.nodes import Generated, Node, image_node
 from formats.raster import geometry_mask
@@ -65,69 +76,6 @@ def union_box(boxes: Iterable[Box]) -> Box | None:
     if len(boxes) <= 1:
         return boxes[0] if boxes else None
     return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
-
-
-def outline(geometry: Geometry) -> tuple[Point2, ...] | None:
-    """The continuous outline a polygon segmentation can carry, or None when only a mask
-    is exact (holes, rasters). Vertices at pixel indices go to pixel centres."""
-    if isinstance(geometry, Rectangle):
-        l, t, r, b = geometry.left, geometry.top, geometry.right + 1, geometry.bottom + 1
-        return ((l, t), (r, t), (r, b), (l, b))
-    if isinstance(geometry, Polygon):
-        pts = None if geometry.interiors else geometry.exterior
-    elif isinstance(geometry, Cuboid2d):
-        pts = geometry.hull_polygon()
-    elif isinstance(geometry, OrientedBox):
-        pts = geometry.corners()
-    else:
-        pts = None
-    return None if pts is None else tuple((x + 0.5, y + 0.5) for x, y in pts)
-
-
-def clip_polygon(points: Sequence[Point2], width: float, height: float) -> list[Point2]:
-    """Sutherland–Hodgman clip of a (possibly concave) polygon to [0, width] × [0, height]."""
-
-    def clip(pts: list[Point2], inside, cross) -> list[Point2]:
-        out: list[Point2] = []
-        for i, cur in enumerate(pts):
-            prev = pts[i - 1]
-            if inside(cur):
-                if not inside(prev):
-                    out.append(cross(prev, cur))
-                out.append(cur)
-            elif inside(prev):
-                out.append(cross(prev, cur))
-        return out
-
-    def at_x(x: float):
-        return lambda p, q: (x, p[1] + (q[1] - p[1]) * (x - p[0]) / (q[0] - p[0]))
-
-    def at_y(y: float):
-        return lambda p, q: (p[0] + (q[0] - p[0]) * (y - p[1]) / (q[1] - p[1]), y)
-
-    pts = list(points)
-    for inside, cross in ((lambda p: p[0] >= 0, at_x(0)), (lambda p: p[0] <= width, at_x(width)),
-                          (lambda p: p[1] >= 0, at_y(0)), (lambda p: p[1] <= height, at_y(height))):
-        if not pts:
-            break
-        pts = clip(pts, inside, cross)
-    return pts
-
-
-def _shoelace(pts: Sequence[Point2]) -> float:
-    return abs(sum(pts[i - 1][0] * p[1] - p[0] * pts[i - 1][1] for i, p in enumerate(pts))) / 2
-
-
-def polygon_segmentation(geometry: Geometry, width: int, height: int) -> list[float] | None:
-    """Flat [x1, y1, x2, y2, ...] of the geometry's outline cut to the image, or None when a
-    polygon cannot carry it (holes, rasters, or nothing with an area left inside)."""
-    pts = outline(geometry)
-    if pts is None:
-        return None
-    pts = clip_polygon(pts, width, height)
-    if len(pts) < 3 or _shoelace(pts) == 0:
-        return None
-    return [round(float(c), 3) for p in pts for c in p]
 
 
 def _translated(geometry: Geometry, dx: int, dy: int) -> Geometry:
@@ -183,28 +131,44 @@ def rle(mask: np.ndarray, origin: tuple[int, int] = (0, 0), size: tuple[int, int
     return {"size": [height, width], "counts": counts.tolist()}
 
 
-def instance_fields(geometries: Sequence[Geometry], width: int, height: int) -> dict | None:
+def polygonal(geometry: Geometry) -> bool:
+    """Whether a polygon segmentation can carry the geometry's pixels (no holes, no raster)."""
+    return isinstance(geometry, (Rectangle, Cuboid2d, OrientedBox)) or (
+        isinstance(geometry, Polygon) and not geometry.interiors)
+
+
+def mask_segmentation(crop: np.ndarray, origin: tuple[int, int], size: tuple[int, int],
+                      as_polygons: bool) -> list[list[int]] | dict:
+    """The segmentation of a bool mask placed at ``origin`` in an image of ``size``: with
+    ``as_polygons``, one polygon per connected part along its pixels' outer edges (pycocotools
+    samples pixel centres, so it gives back exactly these pixels, even of a 1-px sliver); the
+    exact RLE when that is not wanted or a part has a hole, which a COCO polygon cannot cut out."""
+    outlines = pixel_edge_outlines(crop) if as_polygons else None
+    if outlines is None:
+        return rle(crop, origin, size)
+    return [(outline + origin).ravel().tolist() for outline in outlines]
+
+
+def instance_fields(geometries: Sequence[Geometry], width: int, height: int, crowd: bool = False) -> dict | None:
     """bbox, area and segmentation of one object made of ``geometries`` (one label, or the
-    labels bound into one object), or None when none of it lies inside the image."""
+    labels bound into one object), or None when none of it lies inside the image. A lone
+    rectangle keeps its box polygon (exact as it is); a ``crowd`` object is RLE, as COCO wants."""
     boxed = [(g, b) for g in geometries if (b := clipped_box(g, width, height)) is not None]
     if not boxed:
         return None
     bbox = coco_bbox(union_box(b for _, b in boxed))
     shaped = [(g, b) for g, b in boxed if not isinstance(g, Rectangle)] or boxed
-    if len(shaped) == 1 and isinstance(shaped[0][0], Rectangle):
+    if len(shaped) == 1 and isinstance(shaped[0][0], Rectangle) and not crowd:
         x0, y0, x1, y1 = shaped[0][1]
         return {"bbox": bbox, "area": (x1 - x0) * (y1 - y0),
                 "segmentation": [[x0, y0, x1, y0, x1, y1, x0, y1]]}
     window = union_box(b for _, b in shaped)
-    crop = pixel_crop(shaped[0][0], window)
-    for g, _ in shaped[1:]:
-        crop |= pixel_crop(g, window)
+    crop = np.logical_or.reduce([pixel_crop(g, window) for g, _ in shaped])  # a new array: rasters are read-only
     area = int(np.count_nonzero(crop))
     if area == 0:
         return None
-    polygons = [polygon_segmentation(g, width, height) for g, _ in shaped]
-    segmentation = (polygons if all(p is not None for p in polygons)
-                    else rle(crop, (int(window[0]), int(window[1])), (width, height)))
+    as_polygons = not crowd and all(polygonal(g) for g, _ in shaped)
+    segmentation = mask_segmentation(crop, (int(window[0]), int(window[1])), (width, height), as_polygons)
     return {"bbox": bbox, "area": area, "segmentation": segmentation}
 
 
@@ -236,6 +200,67 @@ def attributes(tags: Iterable[Tag]) -> dict:
     for t in tags:
         out.setdefault(t.name, True if t.value is None else t.value)
     return out
+
+
+SCORE_TAG = "score"
+CROWD_TAGS = ("is_crowd", "iscrowd")
+_YES, _NO = ("1", "true", "yes"), ("0", "false", "no")
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectTags:
+    """An object's tags as CVAT and Datumaro carry them in COCO: ``score`` as the annotation's
+    top-level float, ``is_crowd``/``iscrowd`` as ``iscrowd``, every other tag in ``attributes``."""
+
+    attributes: dict
+    score: float | None = None
+    crowd: bool = False
+    problems: tuple[str, ...] = ()
+
+    def fields(self) -> dict:
+        """The annotation's ``iscrowd``, ``score`` (when there is one) and ``attributes``."""
+        score = {} if self.score is None else {"score": self.score}
+        return {"iscrowd": int(self.crowd), **score, "attributes": self.attributes}
+
+
+def _score(value: TagValue) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]  # None is refused here too
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _crowd(value: TagValue) -> bool | None:
+    if value is None:
+        return True
+    word = str(int(value) if isinstance(value, float) and value.is_integer() else value).strip().lower()
+    return True if word in _YES else False if word in _NO else None
+
+
+def object_tags(tags: Iterable[Tag]) -> ObjectTags:
+    """Split an object's tags (the first ``score`` and the first crowd tag count). A value
+    neither reads as stays in ``attributes`` and is named in ``problems``."""
+    rest: list[Tag] = []
+    score: float | None = None
+    crowd: bool | None = None
+    problems: list[str] = []
+    seen: set[str] = set()
+    for tag in tags:
+        kind = SCORE_TAG if tag.name == SCORE_TAG else "crowd" if tag.name in CROWD_TAGS else None
+        if kind is None:
+            rest.append(tag)
+            continue
+        if kind in seen:  # the first one counts, as in ``attributes``
+            continue
+        seen.add(kind)
+        if kind == SCORE_TAG and (score := _score(tag.value)) is None:
+            problems.append(f"tag {tag.name!r} value {tag.value!r} is not a finite number")
+            rest.append(tag)
+        elif kind == "crowd" and (crowd := _crowd(tag.value)) is None:
+            problems.append(f"tag {tag.name!r} value {tag.value!r} is not one of {', '.join(_YES + _NO)}")
+            rest.append(tag)
+    return ObjectTags(attributes(rest), score, bool(crowd), tuple(problems))
 
 
 def disabled_visibility(options: ViewOptions) -> int:
@@ -280,6 +305,13 @@ class SplitFiles:
             if ann.width > 0 and ann.height > 0:
                 yield {"id": image_id, "file_name": name, "width": ann.width, "height": ann.height}, ann
 
+    def object_tags(self, path: str, image: dict, title: str, tags: Iterable[Tag]) -> ObjectTags:
+        """``object_tags``, with a tag value it cannot read reported against the image."""
+        split = object_tags(tags)
+        for problem in split.problems:
+            self.project.report(Problem(path, f"{title!r} object: {problem}", "kept in attributes", image["file_name"]))
+        return split
+
     def categories(self, classes: Iterable[ObjClass]) -> list[dict]:
         return [{"id": self.category_ids[c.title], "name": c.title, "supercategory": ""} for c in classes]
 
@@ -290,13 +322,13 @@ class SplitFiles:
         for image, ann in self.annotated_images():
             images.append(image)
             for title, labels in _objects(ann.labels, self.category_ids, self.classes, left_out):
-                fields = instance_fields([lb.geometry for lb in labels], ann.width, ann.height)
+                tags = self.object_tags(path, image, title, (t for lb in labels for t in lb.tags))
+                fields = instance_fields([lb.geometry for lb in labels], ann.width, ann.height, tags.crowd)
                 if fields is None:
                     left_out["nothing inside the image", title] += 1
                     continue
                 annotations.append({"id": len(annotations) + 1, "image_id": image["id"],
-                                    "category_id": self.category_ids[title], **fields, "iscrowd": 0,
-                                    "attributes": attributes(t for lb in labels for t in lb.tags)})
+                                    "category_id": self.category_ids[title], **fields, **tags.fields()})
         _report_left_out(self.project, path, left_out)
         return _dumps({"info": _left_out_info(left_out, "instances"), "licenses": [], "images": images,
                        "annotations": annotations, "categories": self.categories(self.classes)})
@@ -316,9 +348,9 @@ class SplitFiles:
                 if fields is None:
                     left_out["no visible keypoint inside the image", label.class_title] += 1
                     continue
+                tags = self.object_tags(path, image, label.class_title, label.tags)
                 annotations.append({"id": len(annotations) + 1, "image_id": image["id"],
-                                    "category_id": self.category_ids[label.class_title], **fields,
-                                    "iscrowd": 0, "attributes": attributes(label.tags)})
+                                    "category_id": self.category_ids[label.class_title], **fields, **tags.fields()})
         _report_left_out(self.project, path, left_out)
         categories = [{**cat, "keypoints": list(templates[cat["name"]].labels),
                        "skeleton": _skeleton(templates[cat["name"]])}

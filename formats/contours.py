@@ -4,6 +4,8 @@ carry holes.
 
 Vertices here are pixel indices (the model's convention): a traced contour runs through the
 centres of the object's border pixels, so ``cv2.fillPoly`` of it gives back the same pixels.
+``pixel_edge_outlines`` is the exception: its rings run along the pixels' edges instead (vertices at
+pixel corners), the outline a centre-sampling rasteriser such as pycocotools' gives back exactly.
 OpenCV is imported inside the functions: views that never trace a mask do not load it.
 """
 
@@ -44,6 +46,31 @@ def trace_mask(mask: np.ndarray) -> list[Region]:
             holes = tuple(rings[j] for j in range(len(rings)) if links[j][3] == i)
             regions.append(Region(rings[i], holes))
     return regions
+
+
+def pixel_edge_outlines(mask: np.ndarray) -> list[np.ndarray] | None:
+    """The outline of each 8-connected component of a bool mask along the outer edges of its
+    border pixels (int N×2, vertices at pixel corners, continuous coordinates), enclosing
+    exactly the component's pixels: no pixel centre lies on it, however thin the component.
+    None when a component has a hole, which a hole-less outline cannot cut out.
+
+    The mask is traced at twice its size, where each pixel is a 2×2 block: a border sub-pixel
+    at an even index is on the left/top side of its pixel, at an odd one on the right/bottom
+    side, so ``(s + 1) // 2`` moves it onto that pixel edge; a diagonal step between two blocks
+    that touch at a corner becomes that corner."""
+    import cv2
+
+    doubled = np.repeat(np.repeat(mask.astype(np.uint8), 2, axis=0), 2, axis=1)
+    contours, hierarchy = cv2.findContours(doubled, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return []
+    if (hierarchy[0][:, 3] != -1).any():
+        return None
+    outlines = []
+    for contour in contours:
+        corners = (contour.reshape(-1, 2) + 1) // 2
+        outlines.append(corners[(corners != np.roll(corners, 1, axis=0)).any(axis=1)])
+    return outlines
 
 
 def _signed_area(ring: Ring) -> float:

@@ -4,7 +4,8 @@
 The output follows the layout the Supervisely SDK writes (see SDK_NOTES.md): ``meta.json``,
 datasets with ``img/`` and ``ann/<item>.json``, nested datasets under ``<ds>/datasets/``, and in
 blob form ``blob/<id>.tar`` plus ``<ds>/<id>_offsets.pkl``. Every geometry type, all four tag
-value types, split tags and deliberate name collisions are present. Same arguments give a
+value types, split tags, deliberate name collisions and thin shapes (slivers, 1-px lines drawn as
+polygons, diagonal strips, a 1-px oriented box) are present. Same arguments give a
 byte-identical tree. Only the standard library, numpy and pillow are used; never the SDK.
 
     python scripts/make_sample_project.py /tmp/proj --images 1000 --form blob --seed 0
@@ -564,7 +565,30 @@ def showcase_objects(rng: random.Random, w: int, h: int) -> list[dict]:
     objects += vehicle_labels(rng, w, h, bind="bind-1")
     for shape in ("rectangle", "polygon", "bitmap"):
         objects.append(_label("vehicle", shape, make_geometry(rng, shape, w, h), []))
-    return objects
+    return objects + thin_objects(w, h)
+
+
+def thin_objects(w: int, h: int) -> list[dict]:
+    """Shapes whose outline through their vertices' pixel centres encloses few or no pixel
+    centres, though Supervisely draws them pixels (boundary included): a 3x2-px sliver, 1-px
+    lines drawn as polygons (horizontal, vertical, diagonal: all vertices on one line), a 1-px
+    diagonal strip, and an oriented box one pixel tall. Fixed positions, inside any image kind."""
+
+    def polygon(points: list[list[int]]) -> dict:
+        return _label("building", "polygon", {"points": {"exterior": points, "interior": []}}, [])
+
+    x, y = w // 8, h - 3
+    d = min(w, h) // 2
+    sx, sy, k = w // 3, h // 2, min(w // 4, h // 3)
+    ox, oy = w // 4, h * 3 // 4
+    return [
+        polygon([[x + 1, y], [x + 3, y], [x + 1, y + 1], [x, y]]),
+        polygon([[2, h // 8], [w - 3, h // 8], [w // 2, h // 8]]),
+        polygon([[w - 2, 1], [w - 2, h - 2], [w - 2, h // 2]]),
+        polygon([[w // 4, h // 4], [w // 4 + d, h // 4 + d], [w // 4 + d // 2, h // 4 + d // 2]]),
+        polygon([[sx, sy], [sx + 2 * k, sy + k], [sx + 2 * k + 1, sy + k], [sx + 1, sy]]),
+        _label("rotated", "oriented_bbox", {"points": [[ox, oy], [ox + w // 3, oy]], "angle": 0.6}, []),
+    ]
 
 
 def make_annotation(item: ItemSpec, rng: random.Random, w: int, h: int) -> dict:

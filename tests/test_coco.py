@@ -78,12 +78,21 @@ def test_rectangle_bbox_area_and_polygon_cover_its_pixels() -> None:
     assert coco.instance_fields([Rectangle(100, 100, 120, 120)], 96, 64) is None
 
 
-def test_polygon_vertices_go_to_pixel_centres_and_are_clipped() -> None:
-    assert coco.polygon_segmentation(Polygon(((5, 5), (35, 5), (20, 35))), 40, 40) == [5.5, 5.5, 35.5, 5.5, 20.5, 35.5]
-    seg = coco.polygon_segmentation(Polygon(((-10, 0), (20, 0), (20, 20), (-10, 20))), 40, 40)
-    assert min(seg[0::2]) == 0 and max(seg[0::2]) == 20.5
-    assert coco.polygon_segmentation(Polygon(((0, 0), (10, 0), (10, 10)), ((((2, 1), (8, 1), (8, 7)),))), 20, 20) is None
-    assert coco.clip_polygon([(-5, -5), (-1, -5), (-1, -1)], 10, 10) == []
+def test_polygons_are_written_along_pixel_edges_and_clipped() -> None:
+    triangle = Polygon(((5, 5), (35, 5), (20, 35)))
+    seg = coco.instance_fields([triangle], 40, 40)["segmentation"]
+    assert len(seg) == 1 and all(isinstance(c, int) for c in seg[0])
+    assert np.array_equal(_decoded(seg, 40, 40), geometry_mask(triangle, 40, 40))
+    assert (min(seg[0][0::2]), max(seg[0][0::2]), min(seg[0][1::2]), max(seg[0][1::2])) == (5, 36, 5, 36)
+    square = Polygon(((-10, 0), (20, 0), (20, 20), (-10, 20)))
+    assert coco.instance_fields([square], 40, 40)["segmentation"] == [[0, 0, 0, 21, 21, 21, 21, 0]]
+    holed = Polygon(((0, 0), (10, 0), (10, 10)), (((2, 1), (8, 1), (8, 7)),))
+    assert isinstance(coco.instance_fields([holed], 20, 20)["segmentation"], dict)
+
+
+def _decoded(segmentation: list | dict, height: int, width: int) -> np.ndarray:
+    rles = mask_utils.frPyObjects(segmentation, height, width)
+    return mask_utils.decode(mask_utils.merge(rles) if isinstance(rles, list) else rles).astype(bool)
 
 
 def test_holes_become_exact_rle() -> None:
@@ -99,7 +108,7 @@ def test_bound_rectangle_gives_the_box_and_the_polygon_the_shape() -> None:
     rect, poly = Rectangle(5, 5, 35, 25), Polygon(((8, 8), (30, 8), (30, 22), (8, 22)))
     fields = coco.instance_fields([rect, poly], 70, 50)
     assert fields["bbox"] == [5, 5, 31, 21]
-    assert fields["segmentation"] == [[8.5, 8.5, 30.5, 8.5, 30.5, 22.5, 8.5, 22.5]]
+    assert fields["segmentation"] == [[8, 8, 8, 23, 31, 23, 31, 8]]
     assert fields["area"] == int(geometry_mask(poly, 70, 50).sum())
 
 
@@ -163,16 +172,6 @@ def expected_objects(project: Project, split_items) -> dict[tuple[str, str], lis
     return out
 
 
-def near_boundary(truth: np.ndarray, band: int) -> np.ndarray:
-    """Pixels within ``band`` pixels of the edge of ``truth``."""
-    p = np.pad(truth, band, mode="edge")
-    edge = np.zeros_like(truth)
-    for dy in range(-band, band + 1):
-        for dx in range(-band, band + 1):
-            edge |= p[band + dy:band + dy + truth.shape[0], band + dx:band + dx + truth.shape[1]] != truth
-    return edge
-
-
 @pytest.fixture(params=sorted(PROJECTS), scope="module")
 def fixture_view(request):
     project = read_project(str(PROJECTS[request.param]))
@@ -205,12 +204,7 @@ def test_masks_areas_and_counts_match_the_source(fixture_view) -> None:
             assert 0 <= x and 0 <= y and x + w <= img["width"] and y + h <= img["height"]
             ys, xs = np.nonzero(truth)
             assert x <= xs.min() and y <= ys.min() and xs.max() + 1 <= x + w and ys.max() + 1 <= y + h
-            if isinstance(a["segmentation"], dict) or _is_box(a):
-                assert np.array_equal(got, truth)
-            else:  # a polygon through pixel centres: only boundary pixels may differ; the
-                # rasteriser draws a fractional (oriented box) outline at rounded vertices: 2 px
-                band = 2 if cats[a["category_id"]] == "rotated" else 1
-                assert not ((got ^ truth) & ~near_boundary(truth, band)).any()
+            assert np.array_equal(got, truth)
 
 
 def test_rle_objects_are_exact(fixture_view) -> None:
@@ -312,7 +306,7 @@ def test_left_out_items_and_captions_are_reported(fixture_view) -> None:
 
 def test_same_objects_as_the_sdk_export_with_documented_differences() -> None:
     """Every object the SDK exports is ours too, with: bbox w/h +1 (the SDK leaves out the
-    last pixel row/column), polygon vertices +0.5 (pixel centres), holes kept (RLE instead of
+    last pixel row/column), polygons along the edges of the SDK polygon's pixels, holes kept (RLE instead of
     the SDK's hole-less polygon), rectangles with a box polygon (SDK: none), keypoints +0.5
     with disabled nodes v=1 (SDK: 2) and in person_keypoints_*.json. Ours also has the alpha
     masks, cuboids and oriented boxes the SDK drops."""
@@ -360,8 +354,10 @@ def test_same_objects_as_the_sdk_export_with_documented_differences() -> None:
                 truth = geometry_mask(Polygon(tuple(zip(exterior[0::2], exterior[1::2])), holes), w_, h_)
                 assert holes and np.array_equal(mask_utils.decode(mask_utils.frPyObjects(a["segmentation"], h_, w_))
                                                  .astype(bool), truth)
-            else:
-                assert a["segmentation"] == [[v + 0.5 for v in part] for part in s["segmentation"]]
+            else:  # polygon: the SDK's outline, written along the edges of its pixels
+                truth = geometry_mask(Polygon(tuple(zip(s["segmentation"][0][0::2], s["segmentation"][0][1::2]))),
+                                      img["width"], img["height"])
+                assert len(s["segmentation"]) == 1 and np.array_equal(_decoded(a["segmentation"], *truth.shape), truth)
     extra = Counter(a["class"] for objs in ours.values() for a in objs if id(a) not in matched)
     assert extra == Counter({"smoke": 2, "box3d": 1, "rotated": 1})
 
@@ -393,3 +389,86 @@ def test_mounted_blob_project_reads_with_pycocotools_and_datumaro(mount) -> None
         assert masks_and_boxes == want
         captions = [a.caption for item in ds for a in item.annotations if a.type.name == "caption"]
         assert captions == ["a car near a building"]
+
+
+# ---------------------------------------------------------------- score and crowd (CVAT/Datumaro conventions)
+
+
+def test_score_and_crowd_tags_leave_the_attributes() -> None:
+    split = coco.object_tags([Tag("score", 0.75), Tag("is_crowd"), Tag("reviewed"), Tag("score", 0.1),
+                              Tag("iscrowd", "0")])
+    assert (split.score, split.crowd, split.attributes, split.problems) == (0.75, True, {"reviewed": True}, ())
+    assert split.fields() == {"iscrowd": 1, "score": 0.75, "attributes": {"reviewed": True}}
+    assert coco.object_tags([Tag("iscrowd", "No"), Tag("score", "0.5")]).fields() == \
+        {"iscrowd": 0, "score": 0.5, "attributes": {}}
+    assert coco.object_tags([Tag("iscrowd", 1.0)]).crowd and not coco.object_tags([Tag("comment", "x")]).crowd
+    bad = coco.object_tags([Tag("score", "high"), Tag("is_crowd", "maybe"), Tag("score", 0.3)])
+    assert bad.fields() == {"iscrowd": 0, "attributes": {"score": "high", "is_crowd": "maybe"}}
+    assert bad.problems == ("tag 'score' value 'high' is not a finite number",
+                            "tag 'is_crowd' value 'maybe' is not one of 1, true, yes, 0, false, no")
+    assert coco.object_tags([Tag("score", "nan")]).score is None
+
+
+def test_a_crowd_object_is_exact_rle_even_as_a_rectangle() -> None:
+    for geometry in (Rectangle(3, 2, 9, 5), Polygon(((1, 1), (12, 1), (6, 8)))):
+        fields = coco.instance_fields([geometry], 16, 10, crowd=True)
+        assert isinstance(fields["segmentation"], dict)
+        assert np.array_equal(_decoded(fields["segmentation"], 10, 16), geometry_mask(geometry, 16, 10))
+
+
+def _tag_objects(root: Path) -> None:
+    """Give img_001's objects CVAT's score/crowd tags, one of them unreadable."""
+    path = root / "train" / "ann" / "img_001.jpg.json"
+    data = json.loads(path.read_text())
+    extra = {"car": [{"name": "score", "value": 0.9}, {"name": "is_crowd"}],
+             "building": [{"name": "iscrowd", "value": "1"}, {"name": "score", "value": "0.25"}],
+             "road": [{"name": "score", "value": "high"}],
+             "person_kp": [{"name": "score", "value": 0.5}]}
+    for obj in data["objects"]:
+        obj["tags"] += extra.get(obj["classTitle"], [])
+    path.write_text(json.dumps(data))
+
+
+def test_mounted_score_and_crowd_read_back_with_pycocotools_and_datumaro(plain_copy: Path, mount) -> None:
+    _tag_objects(plain_copy)
+    project = read_project(str(plain_copy))
+    item = next(i for i in project.items() if i.name == "img_001.jpg")
+    truth = {lb.class_title: geometry_mask(lb.geometry, 96, 64) for lb in project.annotation(item).labels
+             if lb.class_title in ("car", "building")}
+    with mount(plain_copy, "--format", "coco") as mnt:
+        gt = coco_load(mnt / "annotations" / "instances_train.json")
+        image_id = next(i for i, img in gt.imgs.items() if img["file_name"] == "img_001.jpg")
+        cats = {c["id"]: c["name"] for c in gt.dataset["categories"]}
+        anns = {cats[a["category_id"]]: a for a in gt.imgToAnns[image_id]}
+        car, building, road = anns["car"], anns["building"], anns["road"]
+        assert (car["score"], car["iscrowd"], car["attributes"]) == (0.9, 1, {"confidence": 0.87})
+        assert (building["score"], building["iscrowd"], building["attributes"]) == (0.25, 1, {"comment": "has courtyard"})
+        assert "score" not in road and road["iscrowd"] == 0 and road["attributes"] == {"score": "high"}
+        for name in ("car", "building"):
+            assert isinstance(anns[name]["segmentation"], dict)
+            assert np.array_equal(gt.annToMask(anns[name]).astype(bool), truth[name])
+        assert sum(a["iscrowd"] for a in gt.anns.values()) == 2
+        kp = coco_load(mnt / "annotations" / "person_keypoints_train.json")
+        person = next(a for a in kp.anns.values() if a["image_id"] == image_id)
+        assert (person["score"], person["iscrowd"], person["attributes"]) == (0.5, 0, {})
+        log = mnt.with_suffix(".log").read_text()
+        assert "'road' object: tag 'score' value 'high' is not a finite number -> kept in attributes" in log
+
+        require("datumaro")
+        from datumaro.components.annotation import AnnotationType
+
+        skipped = [r"was skipped, could't match this file"]  # the other tasks' files, by design
+        ds = datumaro_import(mnt, "coco_instances", allowed_warnings=skipped)
+        dm_item = next(i for i in ds if i.id.endswith("img_001") and i.subset == "train")
+        labels = ds.categories()[AnnotationType.label].items
+        by_class = {}
+        for a in dm_item.annotations:
+            by_class.setdefault(labels[a.label].name, {})[a.type.name] = a.attributes
+        assert by_class["car"]["mask"] == {"confidence": 0.87, "score": 0.9, "is_crowd": True}
+        assert by_class["building"]["mask"] == {"comment": "has courtyard", "score": 0.25, "is_crowd": True}
+        assert by_class["road"]["mask"] == {"score": "high", "is_crowd": False}
+        # a keypoint annotation carries no segmentation, which datumaro mentions
+        dm_kp = datumaro_import(mnt, "coco_person_keypoints", allowed_warnings=[*skipped, "field 'segmentation'"])
+        points = [a for i in dm_kp if i.id.endswith("img_001") for a in i.annotations if a.type.name == "points"]
+        assert [p.attributes["score"] for p in points] == [0.5]
+

@@ -154,6 +154,27 @@ def test_geometries_and_tags(projects: dict[str, Path]) -> None:
     assert {"difficult", "truncated", "occluded"} <= object_tags
 
 
+def test_showcase_has_thin_shapes(projects: dict[str, Path]) -> None:
+    """Slivers, 1-px lines drawn as polygons (all vertices on one line) in three directions, a
+    diagonal strip one pixel wide and an oriented box one pixel tall, whatever the image size."""
+    for root in projects.values():
+        ann = json.loads((root / "train/ann/showcase_0001.jpg.json").read_text())
+        lines, slivers, strips = set(), 0, 0
+        for obj in ann["objects"]:
+            if obj["geometryType"] != "polygon" or obj["points"]["interior"]:
+                continue
+            pts = obj["points"]["exterior"]
+            (x0, y0), (x1, y1) = pts[0], pts[1]
+            twice_area = abs(sum(p[0] * q[1] - q[0] * p[1] for p, q in zip(pts, pts[1:] + pts[:1])))
+            if twice_area == 0:
+                lines.add("horizontal" if y0 == y1 else "vertical" if x0 == x1 else "diagonal")
+            slivers += twice_area > 0 and max(p[1] for p in pts) - min(p[1] for p in pts) == 1
+            strips += twice_area > 0 and len(pts) == 4 and abs(pts[2][0] - pts[1][0]) == 1 and y0 != y1
+        assert lines == {"horizontal", "vertical", "diagonal"} and slivers and strips
+        assert any(o["geometryType"] == "oriented_bbox" and o["points"][0][1] == o["points"][1][1] and o["angle"]
+                   for o in ann["objects"])
+
+
 def _points(obj: dict, shape: str) -> list[list[int]]:
     if shape in ("rectangle", "line", "point"):
         return obj["points"]["exterior"]
