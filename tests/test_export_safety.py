@@ -190,3 +190,20 @@ def test_an_export_running_into_the_same_dest_is_not_disturbed(tmp_path: Path) -
         os.close(fd)
     assert r.returncode == 1 and f"another slyfs export is writing into {tmp_path / 'dest'}" in r.stderr
     assert running.is_dir() and not (tmp_path / "dest").exists()
+
+
+@pytest.mark.parametrize(("at", "found", "wanted"), [("images", "file", "folder"), ("data.yaml", "folder", "file")])
+def test_force_refuses_a_file_where_a_folder_goes_before_writing(tmp_path: Path, at: str, found: str,
+                                                                  wanted: str) -> None:
+    dest = tmp_path / "dest"
+    (dest / "labels").mkdir(parents=True)
+    if found == "folder":
+        (dest / at).mkdir()
+    else:
+        (dest / at).write_text("mine")
+    r = export(PLAIN, dest, "--format", "yolo", "--force", check=False)
+    assert r.returncode == 1
+    assert f"{dest / at} is a {found} where the export puts a {wanted}: move it away; {dest} was left as it was" \
+        in r.stderr
+    assert sorted(os.listdir(dest)) == sorted({at, "labels"}) and os.listdir(dest / "labels") == []
+    assert staging_folders(dest, tmp_path) == []

@@ -325,6 +325,35 @@ def _start_staging(dest: str, parent_fd: int, dest_fd: int | None, notice: Notic
     return staging
 
 
+def _check_kinds(dest: str, paths: list[str]) -> None:
+    """Refuse before anything is written when DEST holds a file where the export puts a folder, or
+    a folder where it puts a file (a symlink there is fine: it is replaced, and nothing below it is
+    looked at)."""
+    is_folder: dict[str, bool] = {}
+    for path in paths:
+        is_folder[path] = False
+        parent = os.path.dirname(path)
+        while parent and parent not in is_folder:
+            is_folder[parent] = True
+            parent = os.path.dirname(parent)
+    new: set[str] = set()  # absent or a symlink: created by the export, with everything below it
+    for rel in sorted(is_folder, key=lambda p: p.count("/")):  # parents first
+        if os.path.dirname(rel) in new:
+            new.add(rel)
+            continue
+        try:
+            st = os.lstat(os.path.join(dest, rel))
+        except FileNotFoundError:
+            new.add(rel)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            new.add(rel)
+        elif stat.S_ISDIR(st.st_mode) != is_folder[rel]:
+            found, wanted = ("file", "folder") if is_folder[rel] else ("folder", "file")
+            raise ExportError(f"{os.path.join(dest, rel)} is a {found} where the export puts a {wanted}: "
+                              f"move it away; {dest} was left as it was")
+
+
 def _move_into(staged: _Dirs, dest_fd: int, dest: str, paths: list[str],
                result: ExportResult) -> None:
     """Rename every staged file onto its path in DEST; a symlink there is replaced itself."""
@@ -333,10 +362,13 @@ def _move_into(staged: _Dirs, dest_fd: int, dest: str, paths: list[str],
         for path in paths:
             parent, name = os.path.split(path)
             dst_fd = dest_dirs.fd(parent)
-            with contextlib.suppress(FileNotFoundError):
-                if stat.S_ISLNK(os.stat(name, dir_fd=dst_fd, follow_symlinks=False).st_mode):
-                    result.replaced_links.append(path)
-            os.replace(name, name, src_dir_fd=staged.fd(parent), dst_dir_fd=dst_fd)
+            try:
+                with contextlib.suppress(FileNotFoundError):
+                    if stat.S_ISLNK(os.stat(name, dir_fd=dst_fd, follow_symlinks=False).st_mode):
+                        result.replaced_links.append(path)
+                os.replace(name, name, src_dir_fd=staged.fd(parent), dst_dir_fd=dst_fd)
+            except OSError as e:
+                raise ExportError(f"{os.path.join(dest, path)}: {e.strerror or e}") from None
     finally:
         dest_dirs.close()
 
@@ -374,6 +406,8 @@ def export_tree(tree: VirtualTree, dest: str, *, source: str, force: bool = Fals
         if dest_fd is not None:
             _remove_leftovers(dest_fd, dest, STAGING_MARK, source_root, dest, notice)
         check_dest(dest, force)
+        if dest_fd is not None:
+            _check_kinds(dest, paths)
         staging = _start_staging(dest, parent_fd, dest_fd, notice)
         try:
             _export_via(staging, tree, paths, dest, dest_fd, source_root, link, generated_mode, progress, result)
