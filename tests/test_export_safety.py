@@ -163,10 +163,12 @@ def test_a_killed_export_is_cleaned_up_by_the_next_run(sample_project: Path, tmp
     assert read_tree(dest) == {**read_tree(tmp_path / "fresh"), "keep.txt": b"mine"}
 
 
-def test_sigterm_removes_the_staging_folder(sample_project: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["TERM", "INT"])
+def test_a_stopped_export_removes_its_staging_folder(sample_project: Path, tmp_path: Path, sig: signal.Signals,
+                                                     status: int) -> None:
     proc = start_export(sample_project, tmp_path / "dest")
-    stop_midway(proc, tmp_path, signal.SIGTERM)
-    assert proc.returncode == 128 + signal.SIGTERM
+    stop_midway(proc, tmp_path, sig)
+    assert proc.returncode == status
     assert os.listdir(tmp_path) == []  # neither DEST nor a staging folder
 
 
