@@ -15,7 +15,7 @@ from formats.supervisely.check import check_project, report_json, report_text
 from formats.supervisely.project import read_meta
 from formats.view import OptionError, ViewOptions, kept_classes, parse_split
 from vfs.daemon import MountError, MountSettings, run_mount, unmount
-from vfs.export import ExportError, ProgressBar, exit_on_termination, export_tree, generated_mode_for
+from vfs.export import ExportError, ProgressBar, check_overlap, exit_on_termination, export_tree, generated_mode_for
 from vfs.index import SourceIndex, index_path
 from vfs.live import ViewSource, Watcher, no_gc
 from vfs.tree import DEFAULT_CACHE_BYTES, VirtualTree
@@ -110,7 +110,9 @@ def cmd_mount(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     names = parse_formats(args.format)
     options = view_options(args, names)
-    project = read_project(os.path.abspath(args.source), report=ProblemLog())
+    source = os.path.abspath(args.source)
+    check_overlap(source, args.dest)  # before the scan: refused at once
+    project = read_project(source, report=ProblemLog())
     tree = VirtualTree(build_view(project, names, options))
     try:
         with exit_on_termination():

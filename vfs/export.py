@@ -81,6 +81,14 @@ def _overlap(a: str, b: str) -> bool:
     return _inside(a, b) or _inside(b, a)
 
 
+def check_overlap(source: str, dest: str) -> tuple[str, str]:
+    """Both paths resolved; refused when one contains the other (an export would read what it writes)."""
+    source, dest = os.path.realpath(source), os.path.realpath(dest)
+    if _overlap(source, dest):
+        raise ExportError(f"{dest} and the source {source} overlap: export to a directory outside the project")
+    return source, dest
+
+
 def check_dest(dest: str, force: bool) -> None:
     if os.path.isdir(dest) and os.listdir(dest) and not force:
         raise ExportError(f"{dest} is not empty: refusing to export into it (--force writes into it anyway: "
@@ -379,9 +387,7 @@ def export_tree(tree: VirtualTree, dest: str, *, source: str, force: bool = Fals
     """Write every file of ``tree`` (a view of the project at ``source``) below ``dest``. Refuses a
     ``dest`` overlapping the source, a non-empty ``dest`` unless ``force``, and unreadable files
     (the mount would answer EIO) unless ``skip_unreadable``."""
-    source_root, dest = os.path.realpath(source), os.path.realpath(dest)
-    if _overlap(source_root, dest):
-        raise ExportError(f"{dest} and the source {source_root} overlap: export to a directory outside the project")
+    source_root, dest = check_overlap(source, dest)
     if os.path.exists(dest) and not os.path.isdir(dest):
         raise ExportError(f"{dest} exists and is not a directory")
     result = ExportResult(dest=dest)
