@@ -461,11 +461,13 @@ def _export_via(staging: _Staging, tree: VirtualTree, paths: list[str], dest: st
 @contextlib.contextmanager
 def exit_on_termination() -> Iterator[None]:
     """SIGTERM and SIGHUP end the process through ``SystemExit`` (status 128 + signal), so the
-    export's cleanup runs instead of leaving a staging folder behind."""
+    export's cleanup runs instead of leaving a staging folder behind. A signal set to be ignored
+    (``nohup``) stays ignored."""
     def leave(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
 
-    previous = {s: signal.signal(s, leave) for s in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {s: signal.signal(s, leave) for s in (signal.SIGTERM, signal.SIGHUP)
+                if signal.getsignal(s) == signal.SIG_DFL}
     try:
         yield
     finally:
