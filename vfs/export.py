@@ -90,6 +90,7 @@ def check_overlap(source: str, dest: str) -> tuple[str, str]:
 
 
 def check_dest(dest: str, force: bool) -> None:
+    """A non-empty DEST only with ``force``: files of the user's there are never silently mixed in."""
     if os.path.isdir(dest) and os.listdir(dest) and not force:
         raise ExportError(f"{dest} is not empty: refusing to export into it (--force writes into it anyway: "
                           f"files at the same paths are replaced, other files are left alone)")
