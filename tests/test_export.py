@@ -107,7 +107,7 @@ def test_a_failure_midway_leaves_dest_as_it_was(tmp_path: Path) -> None:
         os.truncate(tar, 1024)
     dest = tmp_path / "out"
     with pytest.raises(ExportError, match="export stopped at images/.*left as it was"):
-        export_tree(tree, str(dest))
+        export_tree(tree, str(dest), source=str(source))
     assert not dest.exists()
     assert sorted(os.listdir(tmp_path)) == ["blob"]  # no staging folder left behind
 
@@ -127,7 +127,7 @@ def test_unreadable_files_stop_the_export_unless_skipped(tmp_path: Path) -> None
 def test_progress_reports_every_file_and_byte(tmp_path: Path) -> None:
     calls = []
     tree = VirtualTree(build_view(read_project(str(PLAIN)), ["yolo"], ViewOptions()))
-    result = export_tree(tree, str(tmp_path / "out"), progress=lambda *a: calls.append(a))
+    result = export_tree(tree, str(tmp_path / "out"), source=str(PLAIN), progress=lambda *a: calls.append(a))
     files = read_tree(tmp_path / "out")
     assert [c[0] for c in calls] == list(range(1, len(files) + 1)) and {c[1] for c in calls} == {len(files)}
     assert calls[-1][2] == result.bytes == sum(len(d) for d in files.values())

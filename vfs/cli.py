@@ -15,7 +15,7 @@ from formats.supervisely.check import check_project, report_json, report_text
 from formats.supervisely.project import read_meta
 from formats.view import OptionError, ViewOptions, kept_classes, parse_split
 from vfs.daemon import MountError, MountSettings, run_mount, unmount
-from vfs.export import ExportError, ProgressBar, export_tree
+from vfs.export import ExportError, ProgressBar, check_overlap, exit_on_termination, export_tree, generated_mode_for
 from vfs.index import SourceIndex, index_path
 from vfs.live import ViewSource, Watcher, no_gc
 from vfs.tree import DEFAULT_CACHE_BYTES, VirtualTree
@@ -107,26 +107,26 @@ def cmd_mount(args: argparse.Namespace) -> int:
     return 0
 
 
-def _overlap(a: str, b: str) -> bool:
-    a, b = os.path.realpath(a), os.path.realpath(b)
-    return os.path.commonpath([a, b]) in (a, b)
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     names = parse_formats(args.format)
     options = view_options(args, names)
-    source, dest = os.path.abspath(args.source), os.path.abspath(args.dest)
-    if _overlap(source, dest):
-        raise ExportError(f"{dest} and the source {source} overlap: export to a directory outside the project")
-    tree = VirtualTree(build_view(read_project(source, report=ProblemLog()), names, options))
+    source = os.path.abspath(args.source)
+    check_overlap(source, args.dest)  # before the scan: refused at once
+    project = read_project(source, report=ProblemLog())
+    tree = VirtualTree(build_view(project, names, options))
     try:
-        result = export_tree(tree, dest, force=args.force, link=not args.copy,
-                             skip_unreadable=args.skip_unreadable, progress=ProgressBar(sys.stderr))
+        with exit_on_termination():
+            result = export_tree(tree, args.dest, source=project.root, force=args.force, link=not args.copy,
+                                 skip_unreadable=args.skip_unreadable, generated_mode=generated_mode_for(project),
+                                 progress=ProgressBar(sys.stderr))
     finally:
         tree.close()
     for skipped in result.skipped:
         print(f"slyfs: left out (unreadable): {skipped}", file=sys.stderr)
-    print(f"slyfs: exported {result.files} files ({result.bytes / (1 << 20):.1f} MiB) to {dest} as "
+    if result.replaced_links:
+        print(f"slyfs: replaced {len(result.replaced_links)} symlink(s) in the destination by the exported files and "
+              f"folders (their targets were not touched), first {result.replaced_links[0]}", file=sys.stderr)
+    print(f"slyfs: exported {result.files} files ({result.bytes / (1 << 20):.1f} MiB) to {result.dest} as "
           f"{','.join(names)}: {result.linked} hard-linked, {result.copied} copied, {result.generated} generated")
     return 0
 
@@ -202,7 +202,8 @@ def parser() -> argparse.ArgumentParser:
     add_view_arguments(e)
     e.add_argument("dest", help="directory to create (or an empty one)")
     e.add_argument("--force", action="store_true",
-                   help="write into a non-empty DEST (files at the same paths are replaced, others kept)")
+                   help="write into a non-empty DEST (files at the same paths are replaced, others kept; "
+                        "a symlink at such a path is replaced itself, never written through)")
     e.add_argument("--copy", action="store_true",
                    help="copy every image; by default whole source files are hard-linked when possible "
                         "(a hard link IS the source file: editing it edits the source)")
