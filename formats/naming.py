@@ -11,8 +11,8 @@ Rules (the README repeats them):
   ``~3``… after the stem, in sorted (dataset, name) order. Item stems are at most 251 bytes,
   so ``<stem>.txt`` / ``.xml`` / ``.png`` / ``.jpg`` fit in 255.
 - A string that must stay one field of a text file (:func:`text_field`) gets ``%XX`` (its
-  UTF-8 bytes) for every character its reader would split or strip at, and ``%25`` for a
-  ``%`` that is followed by two hex digits, so distinct strings stay distinct.
+  UTF-8 bytes) for every character its reader would split or strip at; names that then
+  collide get ``~<8 hex>`` of their source's hash (:func:`distinct_texts`).
 - Text from the source's JSON holding unpaired surrogates (valid JSON, not valid Unicode)
   is made encodable once, by the reader (:func:`encodable_text`); every view sees the result.
 """
@@ -28,7 +28,6 @@ MAX_NAME_BYTES = 255
 SUFFIX_BYTES = 4  # ".txt", ".xml", ".png", ".jpg": what views put after an item's stem
 MAX_STEM_BYTES = MAX_NAME_BYTES - SUFFIX_BYTES
 MAX_EXT_BYTES = 32  # a longer "extension" is part of the stem
-HEX = frozenset("0123456789abcdefABCDEF")  # one character each; "" is not in it
 SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -112,25 +111,28 @@ def is_surrogate(ch: str) -> bool:
 
 def text_field(text: str, unsafe: Callable[[str], bool] = line_unsafe, strip: bool = True) -> str:
     """``text`` as one field of a text file: each character ``unsafe`` names and (``strip``)
-    leading and trailing whitespace become ``%XX`` of their UTF-8 bytes; a ``%`` before two
-    hex digits becomes ``%25``. Injective, and the identity for text without any of these."""
+    leading and trailing whitespace become ``%XX`` of their UTF-8 bytes; other text is unchanged.
+    Texts that collide after this are told apart by :func:`distinct_texts`."""
     core_start = len(text) - len(text.lstrip()) if strip else 0
     core_end = len(text.rstrip()) if strip else len(text)
-    out = []
-    for i, c in enumerate(text):
-        if unsafe(c) or not core_start <= i < core_end:
-            out.append(percent_bytes(c))
-        elif c == "%" and text[i + 1:i + 2] in HEX and text[i + 2:i + 3] in HEX:
-            out.append("%25")
-        else:
-            out.append(c)
-    return "".join(out)
+    return "".join(percent_bytes(c) if unsafe(c) or not core_start <= i < core_end else c for i, c in enumerate(text))
+
+
+def distinct_texts(texts: Sequence[str], escape: Callable[[str], str], max_bytes: int = MAX_NAME_BYTES) -> list[str]:
+    """``escape`` of each of the distinct ``texts``, kept distinct: an escaped text equal to another's
+    gets ``~<8 hex of the hash of its source text>`` when escaping changed it (cut to ``max_bytes``),
+    so ``a:b`` → ``a%3Ab~…`` next to a literal ``a%3Ab``. Unchanged texts keep their form."""
+    escaped = [escape(t) for t in texts]
+    count = Counter(escaped)
+    return [e if count[e] == 1 or e == t else _cut(e, max_bytes - 9) + _hash_tag(t) for t, e in zip(texts, escaped)]
 
 
 def encodable_text(text: str) -> str:
     """Source JSON text made encodable: a string with unpaired surrogates gets ``%XX`` for
-    them (and ``%25`` for an ambiguous ``%``); every other string is returned as it is."""
-    return text_field(text, is_surrogate, strip=False) if SURROGATE.search(text) else text
+    them; every other string is returned as it is."""
+    if text.isascii() or not SURROGATE.search(text):
+        return text
+    return text_field(text, is_surrogate, strip=False)
 
 
 def _with_stem_suffix(name: str, suffix: str) -> str:

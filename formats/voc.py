@@ -33,8 +33,8 @@ from PIL import Image
 
 from formats.model import (Annotation, Cuboid2d, ImageRef, Item, Label, Mask, OrientedBox, PixelBox, PointGeom,
                            Polygon, Project, Rectangle, TagValue)
-from formats.naming import (MAX_NAME_BYTES, escape_component, line_unsafe, percent_bytes, shorten, split_ext,
-                            text_field, unique_names)
+from formats.naming import (MAX_NAME_BYTES, distinct_texts, escape_component, line_unsafe, percent_bytes, shorten,
+                            split_ext, text_field, unique_names)
 from formats.nodes import Generated, Node, image_node
 from formats.raster import geometry_mask
 from formats.source_bytes import read_bytes
@@ -113,13 +113,18 @@ def _class_unsafe(ch: str) -> bool:
 def voc_class_name(title: str) -> str:
     """A class title as one labelmap.txt field, the same XML ``<name>`` and the ``<class>`` of
     ``<class>_<split>.txt``: ``:``, ``/`` and control characters become ``%XX``, as do leading/trailing
-    blanks and a leading ``#`` (datumaro strips lines and skips ``#`` comments), and a ``%`` before
-    two hex digits ``%25`` (distinct titles stay distinct). At most ``MAX_CLASS_BYTES``, so that
-    ``<class>_<split>.txt`` is one path component."""
+    blanks and a leading ``#`` (datumaro strips lines and skips ``#`` comments). At most
+    ``MAX_CLASS_BYTES``, so that ``<class>_<split>.txt`` is one path component. :func:`voc_class_names`
+    keeps the names of distinct titles distinct."""
     out = text_field(title, _class_unsafe)
     if out.startswith("#"):
         out = "%23" + out[1:]
     return shorten(out, MAX_CLASS_BYTES)
+
+
+def voc_class_names(titles: list[str]) -> list[str]:
+    """:func:`voc_class_name` of each title, distinct for distinct titles."""
+    return distinct_texts(titles, voc_class_name, MAX_CLASS_BYTES)
 
 
 def voc_escape(name: str) -> str:
@@ -314,7 +319,7 @@ OPTIONS = {"voc.jpeg": "1: every image as <id>.jpg, non-JPEGs re-encoded; 0 (def
 def build(project: Project, options: ViewOptions) -> dict[str, Node]:
     to_jpeg = jpeg_option(options)
     classes = selected_classes(project, options)
-    class_names = {c.title: voc_class_name(c.title) for c in classes}
+    class_names = dict(zip([c.title for c in classes], voc_class_names([c.title for c in classes])))
     class_index = {c.title: k for k, c in enumerate(classes, 1)}
     class_key = tuple(class_names.items())
     opt_key = options.key()
