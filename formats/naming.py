@@ -176,3 +176,13 @@ def unique_names(entries: Sequence[tuple[str, str]], escape: Callable[[str], str
         used.add(stem)
         out[i] = name
     return out
+
+
+def printable(text: str) -> str:
+    """Text safe to print on a terminal or into a log: control and format characters and
+    undecodable bytes of a hostile name are shown as escapes (``\\x1b``, ``\\u202e``), never sent raw."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else
+                   (f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c.encode("unicode_escape").decode())
+                   for c in text)

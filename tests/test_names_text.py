@@ -280,3 +280,30 @@ def test_voc_ids_are_whitespace_free_unique_and_fit(entries: list[tuple[str, str
     assert len(set(ids)) == len(ids)
     for i in ids:
         assert i.split() == [i] and "/" not in i and len((i + ".xml").encode()) <= MAX_NAME_BYTES
+
+
+# ---------------------------------------------------------------- item 11: check prints names escaped
+
+
+CONTROLS = {chr(c) for c in range(0x20) if chr(c) != "\n"} | {"\x7f", "\u202e"}
+
+
+def test_check_prints_hostile_names_escaped(tmp_path: Path):
+    from conftest import slyfs
+
+    root = plain_project(tmp_path / "p", {"a\x1b[31mred\x07.png": ann(rect(0, 0, 3, 3, "nope")), "b\u202eg.png": b"{"},
+                         dataset="d\x1b]0;title\x07s")
+    r = slyfs("check", str(root), check=False)
+    assert r.returncode == 1
+    for out in (r.stdout, r.stderr):
+        assert not CONTROLS & set(out), out
+    assert "d\\x1b]0;title\\x07s/ann/a\\x1b[31mred\\x07.png.json [a\\x1b[31mred\\x07.png]\n" in r.stdout
+    assert "d\\x1b]0;title\\x07s/ann/b\\u202eg.png.json [b\\u202eg.png]\n" in r.stdout
+    assert "2 problem(s) in 2 file(s)" in r.stdout
+    assert json.loads(slyfs("check", str(root), "--json", check=False).stdout)["problems"][0]["item"] == \
+        "a\x1b[31mred\x07.png"  # JSON escapes them itself
+    bad = tmp_path / "q\x1b[2J"
+    bad.mkdir()
+    (bad / "meta.json").write_text("[")
+    r = slyfs("check", str(bad), check=False)
+    assert r.returncode == 2 and not CONTROLS & set(r.stdout + r.stderr) and "q\\x1b[2J" in r.stderr
