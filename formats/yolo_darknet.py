@@ -21,7 +21,15 @@ from __future__ import annotations
 import re
 
 from formats.model import Project
-from formats.naming import distinct_texts, escape_component, percent_bytes, shorten, split_ext, text_field, unique_names
+from formats.naming import (
+    distinct_texts,
+    escape_component,
+    percent_bytes,
+    shorten,
+    split_ext,
+    text_field,
+    unique_names,
+)
 from formats.nodes import Generated, Node, image_node
 from formats.view import ViewOptions, splits
 from formats.yolo import class_ids_of, label_text

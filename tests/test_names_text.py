@@ -50,8 +50,11 @@ def image_sets(files: dict[str, bytes]) -> dict[str, list[str]]:
 # ---------------------------------------------------------------- item 2: VOC ids and split names
 
 
-def test_voc_lists_split_into_exactly_their_ids(tmp_path: Path):
-    files = render(whitespace_project(tmp_path / "p"))
+def test_voc_lists_split_into_exactly_their_ids(tmp_path: Path, mount):
+    from conftest import read_tree
+
+    with mount(whitespace_project(tmp_path / "p"), "--format", "voc") as mnt:
+        files = read_tree(mnt)
     ids = sorted(p[len("Annotations/"):-len(".xml")] for p in files if p.startswith("Annotations/"))
     assert ids == sorted(["img%20with%20space", "tab%09here", "nb%C2%A0sp", "%20lead", "ds%20b__frame_000",
                           "ds%20a__frame_000", "other"])
