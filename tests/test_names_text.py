@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+from conftest import read_tree, slyfs
 from hostile import ann, meta, plain_project, png, rect
 from hypothesis import given
 from hypothesis import strategies as st
@@ -25,8 +27,9 @@ from vfs.tree import VirtualTree
 NON_POSE = "yolo,yolo-seg,yolo-obb,yolo-darknet,coco,voc,supervisely"  # these projects have no keypoint class
 
 
-def render(root: Path, fmt_build=voc.build, **params: str) -> dict[str, bytes]:
-    tree = VirtualTree(fmt_build(read_project(str(root)), ViewOptions(params=params)))
+def render(root: Path, build: Callable[..., dict] = voc.build) -> dict[str, bytes]:
+    """Every file of a view of ``root``, rendered in-process."""
+    tree = VirtualTree(build(read_project(str(root)), ViewOptions()))
     return {p: tree.read_file(p) for p in tree.walk_files()}
 
 
@@ -51,8 +54,6 @@ def image_sets(files: dict[str, bytes]) -> dict[str, list[str]]:
 
 
 def test_voc_lists_split_into_exactly_their_ids(tmp_path: Path, mount):
-    from conftest import read_tree
-
     with mount(whitespace_project(tmp_path / "p"), "--format", "voc") as mnt:
         files = read_tree(mnt)
     ids = sorted(p[len("Annotations/"):-len(".xml")] for p in files if p.startswith("Annotations/"))
@@ -192,8 +193,6 @@ def surrogate_project(root: Path) -> Path:
 
 
 def test_unpaired_surrogates_are_escaped_in_every_view(tmp_path: Path, mount):
-    from conftest import read_tree
-
     root = surrogate_project(tmp_path / "p")
     with mount(root, "--format", NON_POSE) as mnt:
         files = read_tree(mnt)  # nothing reads EIO
@@ -212,8 +211,6 @@ def test_unpaired_surrogates_are_escaped_in_every_view(tmp_path: Path, mount):
 
 
 def test_check_reports_unpaired_surrogates(tmp_path: Path):
-    from conftest import slyfs
-
     r = slyfs("check", str(surrogate_project(tmp_path / "p")), check=False)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "class title 'x\\ud800' holds unpaired surrogates (not valid Unicode): named 'x%ED%A0%80'" in r.stdout
@@ -292,8 +289,6 @@ CONTROLS = {chr(c) for c in range(0x20) if chr(c) != "\n"} | {"\x7f", "\u202e"}
 
 
 def test_check_prints_hostile_names_escaped(tmp_path: Path):
-    from conftest import slyfs
-
     root = plain_project(tmp_path / "p", {"a\x1b[31mred\x07.png": ann(rect(0, 0, 3, 3, "nope")), "b\u202eg.png": b"{"},
                          dataset="d\x1b]0;title\x07s")
     r = slyfs("check", str(root), check=False)
