@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Iterable
@@ -32,7 +33,8 @@ from PIL import Image
 
 from formats.model import (Annotation, Cuboid2d, ImageRef, Item, Label, Mask, OrientedBox, PixelBox, PointGeom,
                            Polygon, Project, Rectangle, TagValue)
-from formats.naming import safe_name, split_ext, unique_names
+from formats.naming import (MAX_NAME_BYTES, distinct_texts, escape_component, line_unsafe, percent_bytes, shorten,
+                            split_ext, text_field, unique_names)
 from formats.nodes import Generated, Node, image_node
 from formats.raster import geometry_mask
 from formats.source_bytes import read_bytes
@@ -46,6 +48,9 @@ JPEG_QUALITY = 95
 HEADER_PROBE_BYTES = 64 << 10
 MASKS_KEPT = 4  # items whose index images are kept for their other PNG (2 x width x height bytes each)
 AREA_GEOMETRIES = (Rectangle, Polygon, Mask, Cuboid2d, OrientedBox)
+WHITESPACE = re.compile(r"\s")  # what str.split() splits at (textread's %s: the ASCII part)
+MAX_SPLIT_BYTES = 64
+MAX_CLASS_BYTES = MAX_NAME_BYTES - len("_.txt") - MAX_SPLIT_BYTES  # <class>_<split>.txt fits in 255 bytes
 DEPTH_BY_MODE = {"1": 1, "L": 1, "I": 1, "I;16": 1, "F": 1, "LA": 2, "P": 3, "RGB": 3, "YCbCr": 3,
                  "LAB": 3, "HSV": 3, "RGBA": 4, "CMYK": 4}
 
@@ -89,52 +94,58 @@ def object_pixel_box(label: Label) -> PixelBox | None:
     return g.pixel_box()
 
 
-def _xml_char(ch: str) -> str:
+def _xml_unsafe(ch: str) -> bool:
     code = ord(ch)
-    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte kept by surrogateescape
-        return f"%{code - 0xDC00:02X}"
-    if 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF):
-        return "%3F"
-    if code < 0x20 and ch not in "\t\n\r":
-        return f"%{code:02X}"
-    return ch
+    return code < 0x20 and ch not in "\t\n\r" or 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF)
 
 
 def xml_text(value: str) -> str:
-    """Text lxml accepts: characters XML 1.0 forbids become ``%XX``."""
-    return "".join(_xml_char(c) for c in value)
+    """Text lxml accepts: characters XML 1.0 forbids become ``%XX`` (each its own UTF-8 bytes)."""
+    if value.isprintable():
+        return value
+    return "".join(percent_bytes(c) if _xml_unsafe(c) else c for c in value)
 
 
-def _percent(chars: str) -> str:
-    return "".join(f"%{ord(c):02X}" for c in chars)
+def _class_unsafe(ch: str) -> bool:
+    return line_unsafe(ch) or ch in ":/"
 
 
 def voc_class_name(title: str) -> str:
-    """A class title as one labelmap.txt field and the same XML ``<name>``: ``%``, ``:`` and
-    control characters become ``%XX``, as do leading/trailing blanks and a leading ``#``
-    (datumaro strips lines and skips ``#`` comments)."""
-    out = "".join(f"%{ord(c):02X}" if c in "%:" or ord(c) < 0x20 or ord(c) == 0x7F else c for c in title)
-    out = xml_text(out)
-    core = out.strip()
-    lead = out[:len(out) - len(out.lstrip())]
-    trail = out[len(out.rstrip()):] if core else ""
-    out = _percent(lead) + core + _percent(trail)
+    """A class title as one labelmap.txt field, the same XML ``<name>`` and the ``<class>`` of
+    ``<class>_<split>.txt``: ``:``, ``/`` and control characters become ``%XX``, as do leading/trailing
+    blanks and a leading ``#`` (datumaro strips lines and skips ``#`` comments). At most
+    ``MAX_CLASS_BYTES``, so that ``<class>_<split>.txt`` is one path component. :func:`voc_class_names`
+    keeps the names of distinct titles distinct."""
+    out = text_field(title, _class_unsafe)
     if out.startswith("#"):
         out = "%23" + out[1:]
-    return out
+    return shorten(out, MAX_CLASS_BYTES)
+
+
+def voc_class_names(titles: list[str]) -> list[str]:
+    """:func:`voc_class_name` of each title, distinct for distinct titles."""
+    return distinct_texts(titles, voc_class_name, MAX_CLASS_BYTES)
+
+
+def voc_escape(name: str) -> str:
+    """A name (or dataset name) made one path component that whitespace-separated lists keep
+    whole: ``escape_component``, then every whitespace character ``%XX``."""
+    out = escape_component(name)
+    return WHITESPACE.sub(lambda m: percent_bytes(m.group()), out) if WHITESPACE.search(out) else out
 
 
 def voc_split_names(splits_: Iterable[str]) -> dict[str, str]:
     """VOC split names: ``_`` becomes ``-``, since ``<class>_<split>.txt`` shares the folder and
-    readers take only names without ``_`` for splits; clashes get ``~2``, ``~3``…"""
+    readers take only names without ``_`` for splits; whitespace becomes ``%XX``; at most
+    ``MAX_SPLIT_BYTES``; clashes get ``~2``, ``~3``…"""
     out: dict[str, str] = {}
     used: set[str] = set()
     for s in splits_:
-        base = s.replace("_", "-")
-        name, k = base, 1
+        base = voc_escape(s.replace("_", "-"))
+        name, k = shorten(base, MAX_SPLIT_BYTES), 1
         while name in used:
             k += 1
-            name = f"{base}~{k}"
+            name = shorten(base, MAX_SPLIT_BYTES - len(f"~{k}")) + f"~{k}"
         used.add(name)
         out[s] = name
     return out
@@ -308,7 +319,7 @@ OPTIONS = {"voc.jpeg": "1: every image as <id>.jpg, non-JPEGs re-encoded; 0 (def
 def build(project: Project, options: ViewOptions) -> dict[str, Node]:
     to_jpeg = jpeg_option(options)
     classes = selected_classes(project, options)
-    class_names = {c.title: voc_class_name(c.title) for c in classes}
+    class_names = dict(zip([c.title for c in classes], voc_class_names([c.title for c in classes])))
     class_index = {c.title: k for k, c in enumerate(classes, 1)}
     class_key = tuple(class_names.items())
     opt_key = options.key()
@@ -319,7 +330,7 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
     files: dict[str, Node] = {"labelmap.txt": Generated(("voc-labelmap", labelmap), lambda: labelmap)}
 
     all_items = [i for items in by_split.values() for i in items]
-    names = unique_names([(i.dataset, i.name) for i in all_items])
+    names = unique_names([(i.dataset, i.name) for i in all_items], voc_escape)
     ids = {(i.dataset, i.name): split_ext(n)[0] for i, n in zip(all_items, names)}
 
     def objects_of(item: Item) -> tuple[Annotation, list[tuple[Label, VocObject]], int]:
@@ -363,15 +374,15 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
         voc_split = split_names[split]
         split_ids = [ids[(i.dataset, i.name)] for i in items]
         main = "".join(f"{v}\n" for v in split_ids).encode("utf-8")
-        files[f"ImageSets/Main/{safe_name(voc_split + '.txt')}"] = Generated(("voc-main", main), lambda main=main: main)
+        files[f"ImageSets/Main/{voc_split}.txt"] = Generated(("voc-main", main), lambda main=main: main)
         digest = _digest(items)
         key = (split, digest, opt_key, class_key)
-        files[f"ImageSets/Segmentation/{safe_name(voc_split + '.txt')}"] = Generated(
+        files[f"ImageSets/Segmentation/{voc_split}.txt"] = Generated(
             ("voc-seg-list", *key),
             lambda split=split, digest=digest: "".join(
                 f"{v}\n" for v, (_, area) in presence(split, digest).items() if area).encode("utf-8"))
         for title, cname in class_names.items():
-            files[f"ImageSets/Main/{safe_name(f'{cname}_{voc_split}.txt')}"] = Generated(
+            files[f"ImageSets/Main/{cname}_{voc_split}.txt"] = Generated(
                 ("voc-class-list", title, *key),
                 lambda split=split, digest=digest, title=title: "".join(
                     f"{v} {1 if title in held else -1:2d}\n"

@@ -42,8 +42,17 @@ def label_text(project: Project, item: Item, class_ids: dict[str, int]) -> bytes
     return label_file(project, item, class_ids, BOXES_TITLE, box_rows)
 
 
+def _yaml_escape(ch: str) -> str:
+    code = ord(ch)
+    return ch if ch.isprintable() else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
 def yaml_str(s: str) -> str:
-    return json.dumps(s, ensure_ascii=False)  # a JSON string is a valid YAML double-quoted scalar
+    """A YAML double-quoted scalar that reads back as ``s``: a JSON string (valid YAML), with every
+    character that is not printable (C1 controls, U+2028, U+FFFE, unpaired surrogates…, which YAML
+    readers refuse, fold or cannot encode) written as a ``\\u``/``\\U`` escape."""
+    out = json.dumps(s, ensure_ascii=False)
+    return out if out.isprintable() else "".join(_yaml_escape(c) for c in out)
 
 
 def data_yaml(names: list[str], split_names: list[str], extra: Sequence[str] = ()) -> bytes:

@@ -10,7 +10,10 @@ obj_<split>_data/<stem>.txt      detection rows, exactly as in the ``yolo`` view
 Paths in obj.data and the lists start with ``data/`` as CVAT writes them (darknet runs with
 the dataset as its ``data/`` folder; Datumaro strips the prefix). A split whose name is not
 one word (``\\w+``), or is one of obj.data's own keys (classes, names, backup), gets
-``_`` in place of the other characters, and a trailing ``_``.
+``_`` in place of the other characters, and a trailing ``_``; it is cut to 64 bytes (hash-tagged).
+Readers strip each line of obj.names and of the lists: a class title is written as one line
+field (:func:`formats.naming.text_field`, kept distinct); an image name ending in whitespace
+gets ``%XX`` for it.
 """
 
 from __future__ import annotations
@@ -18,12 +21,28 @@ from __future__ import annotations
 import re
 
 from formats.model import Project
-from formats.naming import split_ext, unique_names
+from formats.naming import (
+    distinct_texts,
+    escape_component,
+    percent_bytes,
+    shorten,
+    split_ext,
+    text_field,
+    unique_names,
+)
 from formats.nodes import Generated, Node, image_node
 from formats.view import ViewOptions, splits
 from formats.yolo import class_ids_of, label_text
 
 RESERVED_KEYS = ("classes", "names", "backup")
+MAX_KEY_BYTES = 64  # obj_<key>_data and <key>.txt stay far below 255 bytes
+
+
+def list_safe(name: str) -> str:
+    """An image name as a list line's tail keeps it: safe, with trailing whitespace ``%XX``."""
+    out = escape_component(name)
+    core = out.rstrip()
+    return out if core == out else core + "".join(percent_bytes(c) for c in out[len(core):])
 
 
 def split_keys(split_names: list[str]) -> dict[str, str]:
@@ -33,6 +52,7 @@ def split_keys(split_names: list[str]) -> dict[str, str]:
         key = re.sub(r"\W", "_", name)
         if key in RESERVED_KEYS or key != name:
             key += "_"
+        key = shorten(key, MAX_KEY_BYTES).replace("~", "_")
         while key in out.values() or key in RESERVED_KEYS:
             key += "_"
         out[name] = key
@@ -47,7 +67,7 @@ def obj_data(n_classes: int, keys: list[str]) -> bytes:
 
 def build(project: Project, options: ViewOptions) -> dict[str, Node]:
     class_ids = class_ids_of(project, options)
-    names_bytes = "".join(f"{n}\n" for n in class_ids).encode()
+    names_bytes = "".join(f"{n}\n" for n in distinct_texts(list(class_ids), text_field)).encode()
     by_split = splits(project, options)
     keys = split_keys(list(by_split))
     data_bytes = obj_data(len(class_ids), list(keys.values()))
@@ -58,7 +78,7 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
     label_key = (tuple(class_ids.items()), options.key())
     for split, items in by_split.items():
         folder = f"obj_{keys[split]}_data"
-        out_names = unique_names([(i.dataset, i.name) for i in items])
+        out_names = unique_names([(i.dataset, i.name) for i in items], list_safe)
         list_bytes = "".join(f"data/{folder}/{name}\n" for name in out_names).encode()
         files[f"{keys[split]}.txt"] = Generated(("darknet-list", list_bytes), lambda b=list_bytes: b)
         for item, name in zip(items, out_names):

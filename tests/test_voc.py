@@ -198,10 +198,12 @@ def test_colormap_is_the_devkit_one():
 
 def test_class_names_fit_labelmap_and_xml():
     assert voc.voc_class_name("traffic sign") == "traffic sign"
-    assert voc.voc_class_name("a:b%c") == "a%3Ab%25c"
+    assert voc.voc_class_name("a:b%c") == "a%3Ab%c"
+    a, b = voc.voc_class_names(["a:b", "a%3Ab"])  # the second looks like the first's escape: kept apart
+    assert b == "a%3Ab" and a.startswith("a%3Ab~") and len(a) == len("a%3Ab~12345678")
     assert voc.voc_class_name(" #x\n") == "%20#x%0A"
     assert voc.voc_class_name("#x") == "%23x"
-    assert voc.voc_class_name("bad\udcffbyte") == "bad%FFbyte"
+    assert voc.voc_class_name("bad\udcffbyte") == "bad%ED%B3%BFbyte"
     assert voc.background_name(["car", "background"]) == "_background"
 
 

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from formats.naming import printable
 from formats.registry import FORMATS, UnknownFormat, build_view, check_params, parse_formats
 from formats.supervisely import ProblemLog, SourceError, read_project
 from formats.supervisely.check import check_project, report_json, report_text
@@ -155,7 +156,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"source": root, "mountable": False, "error": str(e), "problems": []}))
         else:
-            print(f"slyfs: {e}; cannot be mounted", file=sys.stderr)
+            print(f"slyfs: {printable(str(e))}; cannot be mounted", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps({"source": root, "mountable": True, "problems": report_json(problems, root)},

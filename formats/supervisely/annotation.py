@@ -1,7 +1,8 @@
 """``ann/<item>.json`` → :class:`formats.model.Annotation`.
 
 Parsing degrades per object: an object that cannot be understood is left out and
-described in the returned messages; the rest of the annotation is kept.
+described in the returned messages; the rest of the annotation is kept. Class titles and
+tag text are made encodable as in meta.json (:func:`formats.naming.encodable_text`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from formats.model import (Annotation, Cuboid2d, Geometry, Graph, GraphNode, Label, Line, Mask,
                            OrientedBox, PointGeom, Polygon, ProjectMeta, Rectangle, Tag)
+from formats.naming import encodable_text
 
 MAX_COORD = 1e7  # beyond this a coordinate is corrupt, not merely outside the image
 MAX_SIDE = 1_000_000  # image side, pixels
@@ -183,7 +185,12 @@ def parse_tags(raw: Any, problems: list[str], where: str) -> tuple[Tag, ...]:
         value = t.get("value")
         if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
             value = str(value)
-        tags.append(Tag(t["name"], value))
+        name = encodable_text(t["name"])
+        text = encodable_text(value) if isinstance(value, str) else value
+        if name != t["name"] or text != value:
+            problems.append(f"{where}: tag {t['name']!r} = {value!r} holds unpaired surrogates (not valid Unicode); "
+                            f"written as {name!r} = {text!r}")
+        tags.append(Tag(name, text))
     return tuple(tags)
 
 
@@ -221,6 +228,8 @@ def parse_annotation(data: Any, meta: ProjectMeta, size: tuple[int, int],
             problems.append(f"{where} is not an object; object left out")
             continue
         title = obj.get("classTitle")
+        if isinstance(title, str):
+            title = encodable_text(title)
         if not isinstance(title, str) or title not in known:
             problems.append(f"{where}: class {title!r} is not in meta.json; object left out")
             continue

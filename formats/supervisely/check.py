@@ -16,6 +16,7 @@ from dataclasses import asdict
 from PIL import Image
 
 from formats.model import Annotation, Item, Problem
+from formats.naming import printable
 from formats.supervisely.project import ProblemLog, Report, SourceError, read_project
 
 SERVED_AS_IS = "served byte for byte as it is"
@@ -75,14 +76,6 @@ def check_project(root: str) -> list[Problem]:
 
 def _relative(path: str, root: str) -> str:
     return os.path.relpath(path, root) if path.startswith(root + os.sep) else path
-
-
-def printable(text: str) -> str:
-    """Text safe to print on a terminal: control characters and undecodable bytes of a
-    hostile name are shown as escapes, never sent raw."""
-    return "".join(c if c.isprintable() else
-                   (f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c.encode("unicode_escape").decode())
-                   for c in text)
 
 
 def report_text(problems: list[Problem], root: str) -> str:

@@ -1,10 +1,15 @@
-"""``meta.json``: classes (shape, colour, keypoint template) and tag metas."""
+"""``meta.json``: classes (shape, colour, keypoint template) and tag metas.
+
+Text is made encodable here, once for every view (:func:`formats.naming.encodable_text`):
+a title, tag name or value, or node label holding unpaired surrogates (valid JSON, not
+valid Unicode) gets ``%XX`` for them, and a class title that changes so is reported."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from formats.model import GraphTemplate, ObjClass, ProjectMeta, TagMeta
+from formats.naming import encodable_text
 
 SHAPES = frozenset({"rectangle", "polygon", "bitmap", "line", "point", "graph", "alpha_mask",
                     "cuboid_2d", "oriented_bbox", "any"})
@@ -29,7 +34,7 @@ def _template(config: Any) -> GraphTemplate | None:
         return None
     nodes = config["nodes"]
     ids = tuple(str(k) for k in nodes)
-    labels = tuple(str(v.get("label", k)) if isinstance(v, dict) else str(k) for k, v in nodes.items())
+    labels = tuple(encodable_text(str(v.get("label", k)) if isinstance(v, dict) else str(k)) for k, v in nodes.items())
     edges = []
     edge_list = config.get("edges")
     for e in edge_list if isinstance(edge_list, list) else ():
@@ -50,6 +55,11 @@ def parse_meta(data: Any, warn: list[str]) -> ProjectMeta:
         if not isinstance(title, str) or not title:
             warn.append(f"class #{i} has no title: skipped")
             continue
+        clean = encodable_text(title)
+        if clean != title:
+            warn.append(f"class title {title!r} holds unpaired surrogates (not valid Unicode): "
+                        f"named {clean!r} in every view")
+            title = clean
         if title in seen:
             warn.append(f"class {title!r} is declared twice: the first declaration is used")
             continue
@@ -65,6 +75,6 @@ def parse_meta(data: Any, warn: list[str]) -> ProjectMeta:
     for t in data.get("tags", []) if isinstance(data.get("tags", []), list) else []:
         if isinstance(t, dict) and isinstance(t.get("name"), str):
             values = t.get("values") if isinstance(t.get("values"), list) else []
-            tag_metas.append(TagMeta(name=t["name"], value_type=str(t.get("value_type", "none")),
-                                     values=tuple(str(v) for v in values)))
+            tag_metas.append(TagMeta(name=encodable_text(t["name"]), value_type=str(t.get("value_type", "none")),
+                                     values=tuple(encodable_text(str(v)) for v in values)))
     return ProjectMeta(classes=tuple(classes), tag_metas=tuple(tag_metas))

@@ -17,6 +17,7 @@ from typing import Any, Callable, Protocol
 from PIL import Image
 
 from formats.model import Annotation, Dataset, ImageRef, Item, Problem, Project, ProjectMeta, file_stamp
+from formats.naming import printable
 from formats.supervisely.annotation import parse_annotation, parse_size
 from formats.supervisely.meta import MetaError, parse_meta
 from formats.source_bytes import read_bytes
@@ -63,7 +64,7 @@ class ProblemLog:
             if key in self._seen:
                 return
             self._seen[key] = problem
-        log.warning("%s", problem)
+        log.warning("%s", printable(str(problem)))  # names from the source may hold terminal controls
 
     def all(self) -> list[Problem]:
         with self._lock:

@@ -6,12 +6,18 @@ from __future__ import annotations
 import json
 from typing import Any, Collection
 
+from formats.naming import encodable_text
 from formats.supervisely.project import load_json_file
 
 
 def dumps(data: Any) -> bytes:
     """As the SDK writes its JSON: ``indent=4``, ASCII only, no final newline."""
     return json.dumps(data, indent=4, ensure_ascii=True).encode("ascii")
+
+
+def _kept(title: Any, kept: Collection[str]) -> bool:
+    """Whether a source title is one of the ``kept`` (model) titles, which the reader made encodable."""
+    return isinstance(title, str) and encodable_text(title) in kept
 
 
 def _load_object(path: str) -> dict:
@@ -26,7 +32,7 @@ def annotation_with_classes(path: str, kept: Collection[str]) -> bytes:
     data = _load_object(path)
     objects = data.get("objects")
     if isinstance(objects, list):
-        data["objects"] = [o for o in objects if isinstance(o, dict) and o.get("classTitle") in kept]
+        data["objects"] = [o for o in objects if isinstance(o, dict) and _kept(o.get("classTitle"), kept)]
     return dumps(data)
 
 
@@ -35,10 +41,10 @@ def meta_with_classes(path: str, kept: Collection[str]) -> bytes:
     classes list only kept ones. Everything else (tags, settings) is unchanged."""
     data = _load_object(path)
     if isinstance(data.get("classes"), list):
-        data["classes"] = [c for c in data["classes"] if isinstance(c, dict) and c.get("title") in kept]
+        data["classes"] = [c for c in data["classes"] if isinstance(c, dict) and _kept(c.get("title"), kept)]
     for tag in data.get("tags") or ():
         if isinstance(tag, dict) and isinstance(tag.get("classes"), list):
-            tag["classes"] = [t for t in tag["classes"] if t in kept]
+            tag["classes"] = [t for t in tag["classes"] if _kept(t, kept)]
     return dumps(data)
 
 
