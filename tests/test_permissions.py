@@ -207,3 +207,17 @@ def test_blob_links_leaving_the_project(tmp_path: Path) -> None:
     project = read_project(str(source), report=log)
     assert [p.path for p in log.all() if "symbolic link" in p.message] == [str(source / "blob")]
     assert not [i for i in project.items() if i.image and i.image.path.endswith(".tar")]
+
+
+def test_a_meta_json_linking_outside_is_not_mountable(tmp_path: Path, plain_copy: Path, mount) -> None:
+    outside = tmp_path / "meta.json"
+    (plain_copy / "meta.json").rename(outside)
+    (plain_copy / "meta.json").symlink_to(outside)
+    r = slyfs("check", str(plain_copy), check=False)
+    assert r.returncode == 2
+    assert r.stderr == (f"slyfs: {plain_copy}/meta.json: symbolic link to {outside}, outside the project "
+                        "(--follow-external-links follows it); cannot be mounted\n")
+    (tmp_path / "mnt").mkdir()
+    m = slyfs("mount", str(plain_copy), str(tmp_path / "mnt"), check=False)
+    assert m.returncode == 1 and f"symbolic link to {outside}, outside the project" in m.stderr
+    assert slyfs("check", str(plain_copy), "--follow-external-links", check=False).returncode in (0, 1)

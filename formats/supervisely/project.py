@@ -81,11 +81,16 @@ class LinkGuard:
         self.report = report
         self.follow = follow
 
-    def _leaves(self, path: str, is_link: bool, action: str, item: str | None) -> bool:
+    def outside(self, path: str, is_link: bool) -> str | None:
+        """The target of ``path`` if it is a link that leads outside the root and is not followed."""
         if self.follow or not is_link:
-            return False
+            return None
         target = os.path.realpath(path)
-        if os.path.commonpath([self.root, target]) == self.root:
+        return None if os.path.commonpath([self.root, target]) == self.root else target
+
+    def _leaves(self, path: str, is_link: bool, action: str, item: str | None) -> bool:
+        target = self.outside(path, is_link)
+        if target is None:
             return False
         self.report(Problem(path, f"symbolic link to {target}, outside the project",
                             f"not followed: {action} (--follow-external-links follows it)", item))
@@ -383,8 +388,11 @@ def read_project(root: str, report: Report | None = None, cache: ScanCache | Non
     problems = ProblemLog() if report is None else None
     sink: Report = report or problems  # type: ignore[assignment]
     links = LinkGuard(root, sink, follow_external_links)
-    if links.path(os.path.join(root, "meta.json"), "the project cannot be mounted"):
-        raise SourceError(f"{root}/meta.json links outside the project (--follow-external-links follows it)")
+    meta_path = os.path.join(root, "meta.json")
+    meta_target = links.outside(meta_path, os.path.islink(meta_path))
+    if meta_target is not None:
+        raise SourceError(f"{meta_path}: symbolic link to {meta_target}, outside the project "
+                          "(--follow-external-links follows it)")
     meta, meta_file, meta_fingerprint = read_meta(root, sink)
     scanner = _Scanner(root, sink, cache, links)
     datasets = tuple(scanner.dataset(name, d) for name, d in _dataset_dirs(root, links))
