@@ -8,12 +8,12 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
-
 from conftest import BLOB, read_tree
+
 from formats.supervisely import read_project
 from vfs.index import SourceIndex, index_path, validated_row
 

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from conftest import BLOB, slyfs
+
 from formats.registry import build_view
 from formats.supervisely import ProblemLog, read_project
 from formats.view import ViewOptions
