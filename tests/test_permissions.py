@@ -20,7 +20,8 @@ from conftest import BLOB, slyfs
 from formats.registry import build_view
 from formats.supervisely import ProblemLog, read_project
 from formats.view import ViewOptions
-from vfs.tree import VirtualTree, most_restrictive
+from vfs.permissions import most_restrictive
+from vfs.tree import VirtualTree
 
 NOBODY = 65534
 # the test's own interpreter may live where uid 65534 cannot reach (/root/.pyenv); the reader needs only the stdlib
