@@ -32,7 +32,7 @@ from array import array
 from pathlib import Path
 from typing import Callable
 
-from formats.supervisely.offsets import MAX_ENTRIES, MAX_NAME_BYTES, BlobEntry
+from formats.supervisely.offsets import BlobEntry
 from formats.supervisely.project import Fingerprint, fingerprint
 
 log = logging.getLogger("slyfs.index")
@@ -62,9 +62,10 @@ class IndexDamaged(Exception):
 Entries = tuple[list[str], array, array]  # names, starts, ends
 
 
-def validated_row(row: tuple, key: Key) -> Entries | None:
+def validated_row(row: tuple, key: tuple[int, ...]) -> Entries | None:
     """The entries of a stored ``(key, names, starts, ends)`` row; None when it is for another
-    version of the file (``key`` differs); IndexDamaged when it is not what ``save`` writes."""
+    version of the file (``key`` differs, or is of an older layout); IndexDamaged when it is not
+    what ``save`` writes."""
     stored_key, names_json, starts_blob, ends_blob = row
     if not (isinstance(stored_key, str) and isinstance(names_json, str)
             and isinstance(starts_blob, bytes) and isinstance(ends_blob, bytes)):
@@ -73,16 +74,16 @@ def validated_row(row: tuple, key: Key) -> Entries | None:
         old_key, names = json.loads(stored_key), json.loads(names_json)
     except (ValueError, RecursionError):
         raise IndexDamaged("a value that is not valid JSON") from None
-    if not (isinstance(old_key, list) and len(old_key) == len(key) and all(type(v) is int for v in old_key)):
-        raise IndexDamaged("a file key that is not four integers")
+    if not (isinstance(old_key, list) and old_key and all(type(v) is int for v in old_key)):
+        raise IndexDamaged("a file key that is not a list of integers")
     if old_key != list(key):
         return None
-    if not (isinstance(names, list) and all(type(n) is str and 0 < len(n) <= MAX_NAME_BYTES for n in names)):
+    if not (isinstance(names, list) and all(type(n) is str and n for n in names)):
         raise IndexDamaged("image names that are not a list of names")
     if len(starts_blob) % 8 or len(ends_blob) % 8:
         raise IndexDamaged("offsets that are not whole 64-bit integers")
     starts, ends = _array(starts_blob), _array(ends_blob)
-    if not len(names) == len(starts) == len(ends) <= MAX_ENTRIES:
+    if not len(names) == len(starts) == len(ends):
         raise IndexDamaged(f"{len(names)} names for {len(starts)} starts and {len(ends)} ends")
     if names and min(min(starts), min(ends)) < 0:
         raise IndexDamaged("a negative offset")
@@ -165,12 +166,11 @@ class SourceIndex:
             CREATE TABLE IF NOT EXISTS offsets (path TEXT PRIMARY KEY, key TEXT, names TEXT, starts BLOB, ends BLOB);
         """)
 
-    def _stored(self, path: str, key: Key) -> Entries | None:
-        """The stored (names, starts, ends) of the offsets file ``path`` if its key is ``key``;
-        a damaged file is discarded (then None: the caller reads the source)."""
+    def _stored(self, path: str, key: Key) -> tuple | None:
+        """The stored (names, starts, ends) of the offsets file ``path`` if its key is ``key``."""
         if self._db is None:
             return None
-        try:
+        try:  # a damaged file is discarded; then None: the caller reads the source
             row = self._db.execute("SELECT key, names, starts, ends FROM offsets WHERE path = ?",
                                    (path,)).fetchone()
             return None if row is None else validated_row(row, key)
