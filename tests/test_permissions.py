@@ -130,7 +130,7 @@ def test_most_restrictive_grants_only_what_every_source_grants() -> None:
 
 
 def linked_project(tmp_path: Path, plain_copy: Path) -> tuple[Path, Path, dict[str, Path]]:
-    """plain_copy with links to files and a folder outside it, and one link within it."""
+    """plain_copy with links to files and folders outside it, and links within it."""
     outside = tmp_path / "outside"
     outside.mkdir()
     secret = outside / "secret.jpg"
@@ -146,7 +146,13 @@ def linked_project(tmp_path: Path, plain_copy: Path) -> tuple[Path, Path, dict[s
     links["dataset"].symlink_to(outside / "other_ds")
     links["annotation"].unlink()
     links["annotation"].symlink_to(outside / "ann.json")
+    shutil.move(plain_copy / "val" / "meta", outside / "meta")
+    links["folder"] = plain_copy / "val" / "meta"
+    links["folder"].symlink_to(outside / "meta")
     (plain_copy / "val" / "img" / "inside.jpg").symlink_to("../../train/img/img_001.jpg")
+    sub = plain_copy / "train" / "datasets" / "sub"
+    shutil.move(sub / "img", plain_copy / ".sub_images")  # a folder linked within the root
+    (sub / "img").symlink_to("../../../.sub_images")
     return plain_copy, outside, links
 
 
@@ -164,6 +170,7 @@ def test_links_leaving_the_project_are_not_followed(tmp_path: Path, plain_copy: 
         assert (mnt / "labels" / "train" / "img_006.txt").read_bytes() == b""  # without the linked labels
         inside = mnt / "images" / "val" / "inside.jpg"
         assert inside.read_bytes() == (source / "train" / "img" / "img_001.jpg").read_bytes()
+        assert (served / "sub_001.jpg").read_bytes() == (source / ".sub_images" / "sub_001.jpg").read_bytes()
         log = mnt.with_suffix(".log").read_text()
         for link in links.values():
             assert f"{link}" in log and f"symbolic link to {os.path.realpath(link)}, outside the project" in log

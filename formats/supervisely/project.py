@@ -157,13 +157,13 @@ def _dataset_dirs(root: str, links: LinkGuard, prefix: str = "", seen: set | Non
     for e in sorted(_scandir(root), key=lambda e: e.name):
         if e.name in RESERVED_DIRS or e.name.startswith("."):
             continue
-        if links.entry(e, "dataset left out"):
-            continue
         try:
             if not e.is_dir():
                 continue
             st = e.stat()
         except OSError:
+            continue
+        if links.entry(e, "dataset left out"):
             continue
         if (st.st_dev, st.st_ino) in seen:
             continue
