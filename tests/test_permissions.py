@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import BLOB, slyfs
 
 from formats.registry import build_view
@@ -54,13 +55,14 @@ def read_as_nobody(*paths: Path) -> dict[Path, bytes | int]:
     return {p: bytes.fromhex(got[str(p)]) if isinstance(got[str(p)], str) else got[str(p)] for p in paths}
 
 
-def test_allow_other_serves_the_sources_read_bits_and_owner(plain_copy: Path, mount) -> None:
+@pytest.mark.parametrize("libfuse", ["3", "2"])
+def test_allow_other_serves_the_sources_read_bits_and_owner(libfuse: str, plain_copy: Path, mount) -> None:
     img = plain_copy / "train" / "img"
     (img / "img_001.jpg").chmod(0o600)  # root's only: nobody may not read it
     (img / "img 002 space.png").chmod(0o640)
     os.chown(img / "straße_ü.jpg", NOBODY, NOBODY)
     (img / "straße_ü.jpg").chmod(0o600)  # nobody's own: nobody reads it
-    with mount(plain_copy, "--allow-other", "--no-index") as mnt:
+    with mount(plain_copy, "--allow-other", "--no-index", "--libfuse", libfuse) as mnt:
         images = mnt / "images" / "train"
         private, group, own, public = (images / n for n in ("img_001.jpg", "img 002 space.png",
                                                                     "straße_ü.jpg", "empty_001.jpg"))
@@ -178,6 +180,18 @@ def test_links_leaving_the_project_are_not_followed(tmp_path: Path, plain_copy: 
         assert (mnt / "images" / "train" / "stolen.jpg").read_bytes() == (outside / "secret.jpg").read_bytes()
         assert (mnt / "images" / "elsewhere").is_dir()
         assert (mnt / "labels" / "train" / "img_006.txt").read_bytes() != b""
+
+
+def test_export_follows_external_links_only_when_told(tmp_path: Path, plain_copy: Path) -> None:
+    source, outside, _ = linked_project(tmp_path, plain_copy)
+    kept = tmp_path / "kept"
+    slyfs("export", str(source), str(kept), "--skip-unreadable")
+    assert not (kept / "images" / "train" / "stolen.jpg").exists()
+    assert not (kept / "images" / "elsewhere").exists()
+    followed = tmp_path / "followed"
+    slyfs("export", str(source), str(followed), "--copy", "--follow-external-links")
+    assert (followed / "images" / "train" / "stolen.jpg").read_bytes() == (outside / "secret.jpg").read_bytes()
+    assert (followed / "images" / "elsewhere").is_dir()
 
 
 def test_check_names_each_external_link_and_its_target(tmp_path: Path, plain_copy: Path) -> None:
