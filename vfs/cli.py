@@ -57,6 +57,12 @@ def view_options(args: argparse.Namespace, names: list[str]) -> ViewOptions:
     return ViewOptions(split=args.split, classes=classes, include_empty=not args.no_empty, params=params)
 
 
+def add_follow_links_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--follow-external-links", action="store_true",
+                   help="follow symbolic links that lead outside the project (by default they are reported "
+                        "and not followed: a mount could otherwise show other users what they name)")
+
+
 def add_view_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="Supervisely project directory (plain, blob or mixed)")
     p.add_argument("--format", default="yolo",
@@ -65,6 +71,7 @@ def add_view_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classes", help="keep only these classes, comma-separated")
     p.add_argument("--no-empty", action="store_true", help="leave out images without objects")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="format-specific option")
+    add_follow_links_argument(p)
 
 
 def cmd_mount(args: argparse.Namespace) -> int:
@@ -86,9 +93,9 @@ def cmd_mount(args: argparse.Namespace) -> int:
     def make_tree() -> VirtualTree:
         # The index (a sqlite connection) is opened here, in the daemon, never across the fork.
         index = SourceIndex(None if args.no_index else index_path(cache_root, source))
-        views.append(ViewSource(source, names, options, index))
+        views.append(ViewSource(source, names, options, index, args.follow_external_links))
         with no_gc():
-            return VirtualTree(views[0].build(), cache_bytes=args.cache_size)
+            return VirtualTree(views[0].build(), cache_bytes=args.cache_size, source_root=source)
 
     def when_ready(tree: VirtualTree) -> None:
         if args.no_watch:
@@ -113,7 +120,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     options = view_options(args, names)
     source = os.path.abspath(args.source)
     check_overlap(source, args.dest)  # before the scan: refused at once
-    project = read_project(source, report=ProblemLog())
+    project = read_project(source, report=ProblemLog(), follow_external_links=args.follow_external_links)
     tree = VirtualTree(build_view(project, names, options))
     try:
         with exit_on_termination():
@@ -151,7 +158,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Exit 0: nothing wrong; 1: problems (each served as well as it can be); 2: not mountable."""
     root = os.path.abspath(args.source)
     try:
-        problems = check_project(root)
+        problems = check_project(root, args.follow_external_links)
     except SourceError as e:
         if args.json:
             print(json.dumps({"source": root, "mountable": False, "error": str(e), "problems": []}))
@@ -194,8 +201,8 @@ def parser() -> argparse.ArgumentParser:
                    help="multithreaded FUSE loop (measured slower with Python; for experiments)")
     m.add_argument("--log-file", help="daemon log (default: ~/.cache/slyfs/logs/<mountpoint hash>.log)")
     m.add_argument("--allow-other", action="store_true",
-                   help="let every local user read the mount (FUSE allow_other); off by default, since "
-                        "the daemon reads the source with your rights")
+                   help="let other local users read the mount (FUSE allow_other); each file keeps its "
+                        "source's read bits and owner, which the kernel enforces; off by default")
     m.add_argument("--debug", action="store_true", help="log every FUSE call")
     m.set_defaults(func=cmd_mount)
 
@@ -215,6 +222,7 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="validate a source without mounting it; exit 1 if anything is wrong")
     c.add_argument("source", help="Supervisely project directory")
     c.add_argument("--json", action="store_true", help="machine-readable report")
+    add_follow_links_argument(c)
     c.set_defaults(func=cmd_check)
 
     u = sub.add_parser("umount", help="unmount a slyfs mount")

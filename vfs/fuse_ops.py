@@ -22,9 +22,6 @@ from vfs.tree import VirtualTree
 
 log = logging.getLogger("slyfs.fuse")
 
-DIR_MODE = stat.S_IFDIR | 0o555
-FILE_MODE = stat.S_IFREG | 0o444
-
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,7 +56,6 @@ class SlyfsOperations:
     def __init__(self, tree: VirtualTree, on_ready: Callable[[], None] | None = None) -> None:
         self.tree = tree
         self.on_ready = on_ready
-        self.uid, self.gid = os.getuid(), os.getgid()
 
     # -- lifecycle
 
@@ -74,15 +70,17 @@ class SlyfsOperations:
 
     @translated
     def getattr(self, path: str, fh: Any = None) -> dict[str, int]:
+        """Mode bits and owner are the source's (see SourceOwners): the kernel checks them
+        (``default_permissions``), which matters once ``allow_other`` lets other users in."""
         a = self.tree.attr(path)
         t = int(a.mtime * 1e9)
         return {
-            "st_mode": DIR_MODE if a.is_dir else FILE_MODE,
+            "st_mode": (stat.S_IFDIR if a.is_dir else stat.S_IFREG) | a.mode,
             "st_nlink": 2 if a.is_dir else 1,
             "st_size": a.size,
             "st_blocks": (a.size + 511) // 512,
-            "st_uid": self.uid,
-            "st_gid": self.gid,
+            "st_uid": a.uid,
+            "st_gid": a.gid,
             "st_mtime": t, "st_ctime": t, "st_atime": t,
         }
 

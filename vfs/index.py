@@ -12,10 +12,16 @@ nothing was mounted changes no folder, and the fingerprint doubles as the file's
 (size and identity must be exact). While mounted, a folder is re-listed only when it changed
 (then only new names are stat'ed) and the watcher reports edits in place (``refresh``).
 Tar sizes, ``meta.json``, dataset folders and plain ``img/`` files are always read again.
+
+The file is a cache, so nothing read from it is trusted: every row is checked against what
+``save`` can have written (types, key shape, one start and one end per name, offsets in range).
+A damaged row, a sqlite error or a file that is not a database makes the whole file be discarded
+(one log line) and rebuilt from the source; the mount goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -49,6 +55,51 @@ def _array(blob: bytes) -> array:
     return a
 
 
+class IndexDamaged(Exception):
+    """A row of the index file that ``save`` cannot have written."""
+
+
+Entries = tuple[list[str], array, array]  # names, starts, ends
+
+
+def validated_row(row: tuple, key: tuple[int, ...]) -> Entries | None:
+    """The entries of a stored ``(key, names, starts, ends)`` row; None when it is for another
+    version of the file (``key`` differs, or is of an older layout); IndexDamaged when it is not
+    what ``save`` writes."""
+    stored_key, names_json, starts_blob, ends_blob = row
+    if not (isinstance(stored_key, str) and isinstance(names_json, str)
+            and isinstance(starts_blob, bytes) and isinstance(ends_blob, bytes)):
+        raise IndexDamaged("a value of the wrong type")
+    try:
+        old_key, names = json.loads(stored_key), json.loads(names_json)
+    except (ValueError, RecursionError):
+        raise IndexDamaged("a value that is not valid JSON") from None
+    if not (isinstance(old_key, list) and old_key and all(type(v) is int for v in old_key)):
+        raise IndexDamaged("a file key that is not a list of integers")
+    if old_key != list(key):
+        return None
+    if not (isinstance(names, list) and all(type(n) is str and n for n in names)):
+        raise IndexDamaged("image names that are not a list of names")
+    if len(starts_blob) % 8 or len(ends_blob) % 8:
+        raise IndexDamaged("offsets that are not whole 64-bit integers")
+    starts, ends = _array(starts_blob), _array(ends_blob)
+    if not len(names) == len(starts) == len(ends):
+        raise IndexDamaged(f"{len(names)} names for {len(starts)} starts and {len(ends)} ends")
+    if names and min(min(starts), min(ends)) < 0:
+        raise IndexDamaged("a negative offset")
+    return names, starts, ends
+
+
+# what sqlite says of a file that is not (or no longer) what this module wrote; other errors (busy,
+# locked, read-only, disk full) are the machine's, not the file's, and do not discard it
+DAMAGE_CODES = frozenset({sqlite3.SQLITE_ERROR, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB,
+                          sqlite3.SQLITE_FORMAT, sqlite3.SQLITE_MISMATCH, sqlite3.SQLITE_SCHEMA})
+
+
+def _damaged(e: sqlite3.Error) -> bool:
+    return (getattr(e, "sqlite_errorcode", -1) & 0xFF) in DAMAGE_CODES
+
+
 def index_path(cache_dir: Path, source: str) -> Path:
     digest = hashlib.sha1(os.path.abspath(source).encode("utf-8", "surrogatepass")).hexdigest()[:16]
     return cache_dir / "index" / f"{digest}.sqlite"
@@ -65,19 +116,47 @@ class SourceIndex:
         self._anns: dict[str, tuple[Key, dict[str, Fingerprint]]] = {}
         self._dirty: set[str] = set()  # offsets files not yet saved
         self._lock = threading.RLock()
+        self._path = path
         self._db: sqlite3.Connection | None = None
         if path is not None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(str(path), check_same_thread=False)
-                self._init_db()
+                self._db = self._connect(path)
             except (OSError, sqlite3.Error) as e:
-                log.warning("index %s unusable (%s); working without a persistent index", path, e)
-                self._db = None
+                if isinstance(e, sqlite3.Error) and _damaged(e):
+                    self._discard(f"sqlite: {e}")
+                else:
+                    log.warning("index %s unusable (%s); working without a persistent index", path, e)
 
-    def _init_db(self) -> None:
-        assert self._db is not None
-        db = self._db
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(str(path), check_same_thread=False)
+        try:
+            SourceIndex._init_db(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _discard(self, why: str) -> None:
+        """The file is damaged: delete it and start an empty one. What this mount already holds
+        was validated, so it is written to the new file at the next save."""
+        assert self._path is not None
+        log.warning("index %s damaged (%s): discarded, rebuilding it from the source", self._path, why)
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        try:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{self._path}{suffix}")
+            self._db = self._connect(self._path)
+        except (OSError, sqlite3.Error) as e:
+            log.warning("index %s cannot be recreated (%s); working without a persistent index", self._path, e)
+        self._dirty |= self._offsets.keys()
+
+    @staticmethod
+    def _init_db(db: sqlite3.Connection) -> None:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version != SCHEMA_VERSION:
             db.executescript("DROP TABLE IF EXISTS offsets; DROP TABLE IF EXISTS ann_dirs;")
@@ -91,15 +170,18 @@ class SourceIndex:
         """The stored (names, starts, ends) of the offsets file ``path`` if its key is ``key``."""
         if self._db is None:
             return None
-        try:
+        try:  # a damaged file is discarded; then None: the caller reads the source
             row = self._db.execute("SELECT key, names, starts, ends FROM offsets WHERE path = ?",
                                    (path,)).fetchone()
+            return None if row is None else validated_row(row, key)
         except sqlite3.Error as e:
-            log.warning("index read failed: %s", e)
-            return None
-        if row is None or json.loads(row[0]) != list(key):
-            return None
-        return row[1:]
+            if _damaged(e):
+                self._discard(f"sqlite: {e}")
+            else:
+                log.warning("index read failed: %s", e)
+        except (IndexDamaged, ValueError) as e:  # ValueError: a row that is not 4 columns
+            self._discard(f"row of {path}: {e}")
+        return None
 
     # -- ScanCache
 
@@ -108,9 +190,9 @@ class SourceIndex:
         with self._lock:
             hit = self._offsets.get(path)
             if hit is None or hit[0] != key:
-                row = self._stored(path, key)
-                if row is not None:
-                    hit = (key, json.loads(row[0]), _array(row[1]), _array(row[2]))
+                stored = self._stored(path, key)
+                if stored is not None:
+                    hit = (key, *stored)
                 else:
                     entries = load()
                     hit = (key, [e.name for e in entries], array("q", [e.start for e in entries]),

@@ -60,8 +60,10 @@ def no_gc() -> Iterator[None]:
 class ViewSource:
     """Reads the source through the index and builds the requested view of it."""
 
-    def __init__(self, source: str, formats: list[str], options: ViewOptions, index: SourceIndex) -> None:
+    def __init__(self, source: str, formats: list[str], options: ViewOptions, index: SourceIndex,
+                 follow_external_links: bool = False) -> None:
         self.source = source
+        self.follow_external_links = follow_external_links
         self.formats = formats
         self.options = options
         self.index = index
@@ -70,7 +72,8 @@ class ViewSource:
 
     def build(self) -> Tree:
         with no_gc():
-            self.project = read_project(self.source, report=self.problems, cache=self.index)
+            self.project = read_project(self.source, report=self.problems, cache=self.index,
+                                        follow_external_links=self.follow_external_links)
             return build_view(self.project, self.formats, self.options)
 
     def watched_dirs(self) -> list[str]:

@@ -64,11 +64,12 @@ def probe_image(item: Item, ann: Annotation, report: Report) -> None:
                        "the annotation's size is used (boxes are cut to it)", item.name))
 
 
-def check_project(root: str) -> list[Problem]:
-    """Every problem of the project at ``root``, sorted by file and item. Raises SourceError
-    when it cannot be mounted at all."""
+def check_project(root: str, follow_external_links: bool = False) -> list[Problem]:
+    """Every problem of the project at ``root``, sorted by file and item, symbolic links that
+    lead outside it included (named with their targets; not followed unless
+    ``follow_external_links``, as the mount does). Raises SourceError when it cannot be mounted at all."""
     problems = ProblemLog()
-    project = read_project(root, report=problems)
+    project = read_project(root, report=problems, follow_external_links=follow_external_links)
     for item in project.items():
         probe_image(item, project.annotation(item), problems)
     return sorted(problems.all(), key=lambda p: (p.path, p.item or "", p.message))

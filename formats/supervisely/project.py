@@ -71,6 +71,45 @@ class ProblemLog:
             return list(self._seen.values())
 
 
+class LinkGuard:
+    """Symbolic links that resolve outside the project root are not followed unless allowed:
+    through an ``allow_other`` mount every local user could read what such a link names
+    (``img/x.jpg -> /etc/shadow``). Links that stay within the root work as their targets.
+    Each link component of a scanned path is checked, so every path the scan keeps is inside."""
+
+    def __init__(self, root: str, report: Report, follow: bool) -> None:
+        self.root = os.path.realpath(root)
+        self.report = report
+        self.follow = follow
+
+    def outside(self, path: str, is_link: bool) -> str | None:
+        """The target of ``path`` if it is a link that leads outside the root and is not followed."""
+        if self.follow or not is_link:
+            return None
+        target = os.path.realpath(path)
+        return None if os.path.commonpath([self.root, target]) == self.root else target
+
+    def _leaves(self, path: str, is_link: bool, action: str, item: str | None) -> bool:
+        target = self.outside(path, is_link)
+        if target is None:
+            return False
+        self.report(Problem(path, f"symbolic link to {target}, outside the project",
+                            f"not followed: {action} (--follow-external-links follows it)", item))
+        return True
+
+    def entry(self, e: os.DirEntry, action: str, item: str | None = None) -> bool:
+        """Whether the listed ``e`` is a link leading outside the root (reported if so)."""
+        try:
+            is_link = e.is_symlink()
+        except OSError:
+            is_link = False
+        return self._leaves(e.path, is_link, action, item)
+
+    def path(self, path: str, action: str) -> bool:
+        """Whether ``path`` is a link leading outside the root (reported if so)."""
+        return self._leaves(path, os.path.islink(path), action, None)
+
+
 def _ext(name: str) -> str:
     dot = name.rfind(".")
     return name[dot:].lower() if dot > 0 else ""
@@ -91,12 +130,16 @@ def fingerprint(st: os.stat_result) -> Fingerprint:
     return file_stamp(st)
 
 
-def scan_json_files(directory: str, known: dict[str, Fingerprint]) -> dict[str, Fingerprint]:
+def scan_json_files(directory: str, known: dict[str, Fingerprint], links: LinkGuard | None = None
+                    ) -> dict[str, Fingerprint]:
     """``*.json`` files in ``directory`` with their fingerprints; names in ``known`` keep
-    theirs (a file edited in place is reported by the watcher, not found by listing)."""
+    theirs (a file edited in place is reported by the watcher, not found by listing).
+    Links that ``links`` does not follow are left out."""
     out: dict[str, Fingerprint] = {}
     for e in _scandir(directory):
         if e.name.endswith(".json") and _is_file(e):
+            if links is not None and links.entry(e, "file left out", e.name[:-5]):
+                continue
             fp = known.get(e.name)
             if fp is None:
                 try:
@@ -107,7 +150,7 @@ def scan_json_files(directory: str, known: dict[str, Fingerprint]) -> dict[str, 
     return out
 
 
-def _dataset_dirs(root: str, prefix: str = "", seen: set | None = None) -> list[tuple[str, str]]:
+def _dataset_dirs(root: str, links: LinkGuard, prefix: str = "", seen: set | None = None) -> list[tuple[str, str]]:
     """(full dataset name, directory) for every dataset below ``root``, depth first, sorted.
     A directory reached twice (a symlink loop) is listed once."""
     seen = set() if seen is None else seen
@@ -121,35 +164,51 @@ def _dataset_dirs(root: str, prefix: str = "", seen: set | None = None) -> list[
             st = e.stat()
         except OSError:
             continue
+        if links.entry(e, "dataset left out"):
+            continue
         if (st.st_dev, st.st_ino) in seen:
             continue
         seen.add((st.st_dev, st.st_ino))
         name = f"{prefix}{e.name}"
         out.append((name, e.path))
-        out.extend(_dataset_dirs(os.path.join(e.path, "datasets"), name + "/", seen))
+        nested = os.path.join(e.path, "datasets")
+        if not links.path(nested, "nested datasets left out"):
+            out.extend(_dataset_dirs(nested, links, name + "/", seen))
     return out
 
 
 class _Scanner:
-    def __init__(self, root: str, report: Report, cache: ScanCache | None) -> None:
+    def __init__(self, root: str, report: Report, cache: ScanCache | None, links: LinkGuard) -> None:
         self.root = root
         self.report = report
         self.cache = cache
-        self.tar_stamps: dict[str, tuple | None] = {}
+        self.links = links
+        self.tar_stamps: dict[str, tuple | str] = {}  # the tar's stamp, or why it cannot be used
+        self.blob_outside = links.path(os.path.join(root, "blob"), "no image in its tars is served")
 
-    def tar_stamp(self, tar: str) -> tuple | None:
+    def tar_stamp(self, tar: str) -> tuple | str:
         if tar not in self.tar_stamps:
+            if self.blob_outside or self.links.path(tar, "its images read as unreadable (EIO)"):
+                self.tar_stamps[tar] = "the tar links outside the project"
+                return self.tar_stamps[tar]
             try:
                 self.tar_stamps[tar] = file_stamp(os.stat(tar))
             except OSError:
-                self.tar_stamps[tar] = None
+                self.tar_stamps[tar] = "the tar is missing"
         return self.tar_stamps[tar]
+
+    def folder(self, ds_dir: str, name: str) -> str | None:
+        """A dataset's subfolder, unless it is a link leading outside the root."""
+        path = os.path.join(ds_dir, name)
+        return None if self.links.path(path, "its files are left out") else path
 
     def blob_images(self, ds_dir: str, ds_name: str) -> dict[str, ImageRef | None]:
         """Images named by the dataset's offsets files; None for an entry that cannot be served."""
         images: dict[str, ImageRef | None] = {}
         for e in sorted(_scandir(ds_dir), key=lambda e: e.name):
             if not (e.name.endswith(OFFSETS_SUFFIX) and _is_file(e)):
+                continue
+            if self.links.entry(e, "offsets file ignored; its images are not served"):
                 continue
             tar = os.path.join(self.root, "blob", e.name[: -len(OFFSETS_SUFFIX)] + ".tar")
             try:
@@ -160,7 +219,7 @@ class _Scanner:
                 continue
             tar_stamp = self.tar_stamp(tar)
             for entry in entries:  # the last entry of a name wins, as in the SDK
-                why = "the tar is missing" if tar_stamp is None else check_entry(entry, tar_stamp[2])
+                why = tar_stamp if isinstance(tar_stamp, str) else check_entry(entry, tar_stamp[2])
                 if why:
                     self.report(Problem(e.path, f"entry for {tar}: {why}",
                                         "image served as unreadable (EIO)", item=entry.name))
@@ -169,10 +228,12 @@ class _Scanner:
                     images[entry.name] = ImageRef(tar, entry.start, entry.end - entry.start, tar_stamp)
         return images
 
-    def json_files(self, folder: str) -> dict[str, Fingerprint]:
+    def json_files(self, folder: str | None) -> dict[str, Fingerprint]:
+        if folder is None:
+            return {}
         if self.cache is None:
-            return scan_json_files(folder, {})
-        return self.cache.json_files(folder, lambda known: scan_json_files(folder, known))
+            return scan_json_files(folder, {}, self.links)
+        return self.cache.json_files(folder, lambda known: scan_json_files(folder, known, self.links))
 
     @staticmethod
     def sidecars(item_name: str, stem: str, ds_dir: str, ann_path: str | None,
@@ -189,8 +250,12 @@ class _Scanner:
 
     def dataset(self, name: str, ds_dir: str) -> Dataset:
         images: dict[str, ImageRef | None] = self.blob_images(ds_dir, name)
-        for e in _scandir(os.path.join(ds_dir, "img")):
+        img_dir = self.folder(ds_dir, "img")
+        for e in _scandir(img_dir) if img_dir else ():
             if _ext(e.name) in IMAGE_EXTS and _is_file(e):
+                if self.links.entry(e, "image served as unreadable (EIO)", e.name):
+                    images[e.name] = None
+                    continue
                 try:
                     st = e.stat()
                 except OSError:  # vanished since listed
@@ -200,8 +265,8 @@ class _Scanner:
                                         "the img/ file is served", item=e.name))
                 images[e.name] = ImageRef(e.path, 0, st.st_size, file_stamp(st))
         ann_dir = os.path.join(ds_dir, "ann")
-        anns = self.json_files(ann_dir)
-        side_dirs = {"ann": anns, **{folder: self.json_files(os.path.join(ds_dir, folder)) for folder in SIDECAR_DIRS}}
+        anns = self.json_files(self.folder(ds_dir, "ann"))
+        side_dirs = {"ann": anns, **{folder: self.json_files(self.folder(ds_dir, folder)) for folder in SIDECAR_DIRS}}
         used: set[str] = set()
         items = []
         for item_name in sorted(images):
@@ -311,18 +376,27 @@ def make_annotation_loader(meta: ProjectMeta, report: Report) -> Callable[[Item]
     return load
 
 
-def read_project(root: str, report: Report | None = None, cache: ScanCache | None = None) -> Project:
+def read_project(root: str, report: Report | None = None, cache: ScanCache | None = None,
+                 follow_external_links: bool = False) -> Project:
     """Scan ``root``. Problems with single files are reported and skipped; only a missing
     directory or an unusable meta.json raises SourceError. ``cache`` (a persistent index)
-    spares re-reading offsets files and re-listing annotation folders that did not change."""
+    spares re-reading offsets files and re-listing annotation folders that did not change.
+    Symbolic links leading outside ``root`` are reported and not followed unless
+    ``follow_external_links`` (see LinkGuard)."""
     root = os.path.abspath(root)
     if not os.path.isdir(root):
         raise SourceError(f"{root}: no such directory")
     problems = ProblemLog() if report is None else None
     sink: Report = report or problems  # type: ignore[assignment]
+    links = LinkGuard(root, sink, follow_external_links)
+    meta_path = os.path.join(root, "meta.json")
+    meta_target = links.outside(meta_path, os.path.islink(meta_path))
+    if meta_target is not None:
+        raise SourceError(f"{meta_path}: symbolic link to {meta_target}, outside the project "
+                          "(--follow-external-links follows it)")
     meta, meta_file, meta_fingerprint = read_meta(root, sink)
-    scanner = _Scanner(root, sink, cache)
-    datasets = tuple(scanner.dataset(name, d) for name, d in _dataset_dirs(root))
+    scanner = _Scanner(root, sink, cache, links)
+    datasets = tuple(scanner.dataset(name, d) for name, d in _dataset_dirs(root, links))
     return Project(root=root, meta=meta, datasets=datasets,
                    load_annotation=make_annotation_loader(meta, sink), report=sink,
                    problems=tuple(problems.all()) if problems else (),
