@@ -377,7 +377,7 @@ def _setup_logging(log_file: str | None, debug: bool) -> None:
 
 # What libfuse 3's fuse_main returns, by step (helper.c); libfuse 2 returns 1 for every failure.
 FUSE_MAIN_FAILURES = {1: "bad options", 2: "no mountpoint", 3: "setting up the file system failed",
-                      4: "the kernel refused the mount", 5: "daemonizing failed",
+                      4: "mounting failed", 5: "daemonizing failed",
                       6: "installing signal handlers failed", 7: "the event loop failed"}
 
 
