@@ -147,18 +147,9 @@ def runtime_dir() -> Path:
 
 
 def _lock_file(mountpoint: str) -> Path:
-    mounts = _mounts()
-    key = hashlib.sha1(os.fsencode(_canonical(mountpoint, mounts))).hexdigest()[:16]
-    folder = runtime_dir()
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        st = folder.lstat()
-    except OSError as e:
-        raise MountError(f"cannot create the lock folder {folder} ({e.strerror}); set XDG_RUNTIME_DIR "
-                         f"to a writable folder") from None
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-        raise MountError(f"the lock folder {folder} is not a folder of yours; set XDG_RUNTIME_DIR to one")
-    return folder / f"{key}.lock"
+    """The mountpoint's lock file, named by a hash of its canonical path."""
+    key = hashlib.sha1(os.fsencode(_canonical(mountpoint, _mounts()))).hexdigest()[:16]
+    return runtime_dir() / f"{key}.lock"
 
 
 def lock_mountpoint(mountpoint: str) -> int:
@@ -166,6 +157,14 @@ def lock_mountpoint(mountpoint: str) -> int:
     so that of two ``slyfs mount`` on one mountpoint exactly one goes on; the other is refused at
     once, whatever state the holder is in (even stopped)."""
     path = _lock_file(mountpoint)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = path.parent.lstat()
+    except OSError as e:
+        raise MountError(f"cannot create the lock folder {path.parent} ({e.strerror}); set XDG_RUNTIME_DIR "
+                         f"to a writable folder") from None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise MountError(f"the lock folder {path.parent} is not a folder of yours; set XDG_RUNTIME_DIR to one")
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     except OSError as e:
@@ -210,7 +209,8 @@ def _wait_unlocked(path: Path, seconds: float) -> None:
 
 def unmount(mountpoint: str, lazy: bool = False) -> None:
     """Unmount a slyfs mount, and nothing else, with whichever tool this machine has
-    (fusermount3, fusermount, umount); return once its daemon let go of the mountpoint."""
+    (fusermount3, fusermount, umount); return once its daemon let go of the mountpoint.
+    ``lazy`` is for the stale mount of a dead daemon, found by a mount that holds the lock itself."""
     entry = mount_at(mountpoint)
     if entry is None:
         raise MountError(f"{mountpoint} is not mounted")
@@ -228,7 +228,8 @@ def unmount(mountpoint: str, lazy: bool = False) -> None:
     for cmd in attempts:
         r = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if r.returncode == 0:
-            _wait_unlocked(lock, UNMOUNT_WAIT_SECONDS)
+            if not lazy:
+                _wait_unlocked(lock, UNMOUNT_WAIT_SECONDS)
             return
         last = (r.stderr or r.stdout).strip() or f"{cmd[0]} exited {r.returncode}"
     raise MountError(f"cannot unmount {mountpoint}: {last}")
