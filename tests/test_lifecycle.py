@@ -12,19 +12,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
+from conftest import PLAIN, is_mounted, slyfs
+from hostile import ann, plain_project, png, rect
+from test_faults_mounted import _slyfs_env, _wait, daemon_pid
 
-sys.path.insert(0, str(Path(__file__).parent))
-from hostile import ann, plain_project, png, rect  # noqa: E402
-from test_faults_mounted import _slyfs_env, _wait, daemon_pid  # noqa: E402
-
-from conftest import PLAIN, is_mounted, slyfs  # noqa: E402
-from vfs import cli, daemon  # noqa: E402
+from vfs import cli, daemon
 
 NOBODY = 65534
 WAIT_SECONDS = 15.0  # generous: a change shows after the rebuild (and a retry's backoff) plus the kernel's timeout
@@ -166,14 +164,13 @@ def run_as_nobody(argv: list[str], home: str, setup: Callable[[], None] = lambda
         try:
             signal.alarm(60)  # a child that hangs dies instead of hanging the test
             os.dup2(write_end, 2)  # libfuse writes there
-            sys.stderr = open(2, "w", buffering=1, closefd=False)  # and slyfs (not pytest's capture)
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            os.environ.update(HOME=home, XDG_RUNTIME_DIR=home, XDG_CACHE_HOME=home)
-            setup()
-            code = cli.main(argv)
+            with open(2, "w", buffering=1, closefd=False) as sys.stderr:  # and slyfs (not pytest's capture)
+                os.setgid(NOBODY)
+                os.setuid(NOBODY)
+                os.environ.update(HOME=home, XDG_RUNTIME_DIR=home, XDG_CACHE_HOME=home)
+                setup()
+                code = cli.main(argv)
         finally:
-            sys.stderr.flush()
             os._exit(code)
     os.close(write_end)
     with os.fdopen(read_end, "rb") as f:
