@@ -393,7 +393,7 @@ def _fuse_main_errors(backend: Backend, mountpoint: str) -> Iterator[None]:
         if not isinstance(code, int):
             raise
         step = FUSE_MAIN_FAILURES.get(code, "unknown failure") if backend.libfuse == 3 else "mount or loop failed"
-        raise MountError(f"libfuse could not mount {mountpoint}: {step} (fuse_main returned {code}; "
+        raise MountError(f"libfuse failed to serve {mountpoint}: {step} (fuse_main returned {code}; "
                          f"libfuse printed why on stderr, which is the log for a daemon)") from None
 
 
