@@ -4,6 +4,7 @@ watcher that keeps following the source after a failed rebuild."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -309,3 +310,40 @@ def test_watcher_follows_the_source_after_meta_json_was_a_fifo(tmp_path: Path, m
         add_image(root, "b.png")
         wait_for((mnt / "images/ds/b.png").exists, "an image added after meta.json was restored", mnt)
         assert json.loads((root / "meta.json").read_text())  # the source is as the test left it
+
+
+def test_watcher_outlives_an_error_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any error in the watcher's loop (here: listing the folders to watch) is logged, and it
+    watches again shortly, catching up on what changed meanwhile."""
+    from formats.view import ViewOptions
+    from vfs.index import SourceIndex
+    from vfs.live import ViewSource, Watcher
+    from vfs.tree import VirtualTree
+
+    root = plain_project(tmp_path / "p", {"a.png": ann()})
+    view = ViewSource(str(root), ["yolo"], ViewOptions(), SourceIndex(None))
+    tree = VirtualTree(view.build())
+    failures = []
+    watched_dirs = view.watched_dirs
+
+    def failing_once() -> list[str]:
+        if not failures:
+            failures.append("listing failed")
+            add_image(root, "b.png")  # a change while the watcher is down
+            raise OSError(errno.EIO, "listing failed")
+        return watched_dirs()
+
+    monkeypatch.setattr(view, "watched_dirs", failing_once)
+    watcher = Watcher(view, tree)
+    watcher.start()
+    try:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while "b.png" not in tree.listdir("images/ds") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert failures and "b.png" in tree.listdir("images/ds")
+        add_image(root, "c.png")  # and it follows later changes
+        while "c.png" not in tree.listdir("images/ds") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "c.png" in tree.listdir("images/ds")
+    finally:
+        watcher.stop()

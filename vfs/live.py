@@ -170,10 +170,17 @@ class Watcher:
 
     def _run(self) -> None:
         self.view.index.save()  # after the mount is ready, not before
-        if self._inotify is None:
-            self._poll_loop()
-        else:
-            self._inotify_loop(self._inotify)
+        while not self._stop.is_set():
+            try:
+                if self._inotify is None:
+                    self._poll_loop()
+                else:
+                    self._inotify_loop(self._inotify)
+            except Exception:  # whatever broke, the mount must go on following the source
+                log.exception("the watcher failed; watching again in %.0f s", RETRY_SECONDS)
+                self._pending.add(self.view.source)  # changes may have gone unseen meanwhile:
+                self._retry_at = time.monotonic()  # rebuild once watching again
+                self._stop.wait(RETRY_SECONDS)
 
     def _rewatch(self, ino: Inotify) -> None:
         """Watch every folder that matters now (watching one twice is harmless)."""
