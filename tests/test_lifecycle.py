@@ -214,13 +214,14 @@ def test_no_access_to_dev_fuse_names_the_device_and_the_permission(nobody_home: 
     assert not is_mounted(nobody_home / "mnt")
 
 
+def skip_device_check() -> None:
+    """In the child: past the up-front /dev/fuse check, to reach what comes after it."""
+    daemon.check_fuse_device = lambda device="/dev/fuse": None
+
+
 def test_failure_of_fuse_main_is_named_not_a_bare_number(nobody_home: Path) -> None:
-    """Past the up-front check (skipped here), libfuse's failure is said in words, not ``RuntimeError: 4``."""
+    """Past the up-front check, libfuse's failure is said in words, not ``RuntimeError: 4``."""
     mnt = nobody_home / "mnt"
-
-    def skip_device_check() -> None:
-        daemon.check_fuse_device = lambda device="/dev/fuse": None
-
     code, stderr = run_as_nobody(["mount", str(nobody_home / "src"), str(mnt), "-f"], str(nobody_home),
                                  skip_device_check)
     assert code == 1
@@ -229,6 +230,31 @@ def test_failure_of_fuse_main_is_named_not_a_bare_number(nobody_home: Path) -> N
         f"slyfs: libfuse failed to serve {mnt}: mounting failed (fuse_main returned 4; libfuse printed why "
         f"on stderr, which is the log for a daemon)")
     assert "/dev/fuse" in stderr  # libfuse's own reason, just before
+
+
+def test_mountpoint_not_writable_for_the_user_is_named(nobody_home: Path) -> None:
+    mnt = nobody_home / "roots"
+    mnt.mkdir(mode=0o755)  # root's
+    code, stderr = run_as_nobody(["mount", str(nobody_home / "src"), str(mnt), "--log-file",
+                                  str(nobody_home / "log")], str(nobody_home))
+    assert code == 1
+    assert one_line(stderr) == (f"slyfs: mountpoint {mnt} is not writable for you (uid {NOBODY}): FUSE mounts only "
+                                f"on a folder you may write to")
+
+
+def test_allow_other_without_fuse_conf_permission_is_named(nobody_home: Path) -> None:
+    conf = nobody_home / "fuse.conf"
+    conf.write_text("# user_allow_other\nmount_max = 1000\n")
+
+    def setup() -> None:
+        skip_device_check()
+        daemon.FUSE_CONF = str(conf)
+
+    code, stderr = run_as_nobody(["mount", str(nobody_home / "src"), str(nobody_home / "mnt"), "--allow-other",
+                                  "--log-file", str(nobody_home / "log")], str(nobody_home), setup)
+    assert code == 1
+    assert one_line(stderr) == (f"slyfs: --allow-other needs the line user_allow_other in {conf} (root can add it), "
+                                f"or mount without --allow-other")
 
 
 # ---------------------------------------------------------------- 12: the watcher after a failed rebuild

@@ -280,6 +280,9 @@ def check_mountpoint(mountpoint: str) -> None:
         raise MountError(f"mountpoint {mountpoint} is not a directory")
     if os.listdir(mountpoint):
         raise MountError(f"mountpoint {mountpoint} is not empty")
+    if os.geteuid() != 0 and not os.access(mountpoint, os.W_OK):  # fusermount3's own rule
+        raise MountError(f"mountpoint {mountpoint} is not writable for you (uid {os.getuid()}): FUSE mounts "
+                         f"only on a folder you may write to")
     check_fuse_device()
 
 
@@ -294,6 +297,23 @@ def check_fuse_device(device: str = "/dev/fuse") -> None:
         raise MountError(f"{device} is not readable and writable for you (uid {os.getuid()}; it is "
                          f"{stat.filemode(st.st_mode)} uid {st.st_uid} gid {st.st_gid}): FUSE needs read and "
                          f"write permission on it (add yourself to its group, or make it mode 0666)")
+
+
+FUSE_CONF = "/etc/fuse.conf"
+
+
+def check_fuse_options(options: dict[str, object]) -> None:
+    """fusermount3 lets a user other than root pass allow_other only when fuse.conf allows it."""
+    if not options.get("allow_other") or os.geteuid() == 0:
+        return
+    try:
+        with open(FUSE_CONF, encoding="utf-8", errors="replace") as f:
+            allowed = any(line.strip() == "user_allow_other" for line in f)
+    except OSError:
+        allowed = False
+    if not allowed:
+        raise MountError(f"--allow-other needs the line user_allow_other in {FUSE_CONF} (root can add it), "
+                         f"or mount without --allow-other")
 
 
 def _load_fuse(libfuse: str = "auto") -> Backend:
@@ -412,6 +432,7 @@ def run_mount(make_tree: Callable[[], VirtualTree], settings: MountSettings,
 def _locked_mount(make_tree: Callable[[], VirtualTree], settings: MountSettings,
                   when_ready: Callable[[VirtualTree], None] | None, lock: int) -> int:
     check_mountpoint(settings.mountpoint)
+    check_fuse_options(settings.fuse_options)
     backend = _load_fuse(settings.libfuse)
     if settings.foreground:
         _setup_logging(settings.log_file, settings.debug)
