@@ -1,9 +1,11 @@
 """Mount lifecycle through the kernel: one mount per mountpoint (even with its daemon stopped),
-``slyfs umount`` of slyfs mounts only, an error a user without /dev/fuse can act on, and a
-watcher that keeps following the source after a failed rebuild."""
+``slyfs umount`` of slyfs mounts only, errors a user can act on (no access to /dev/fuse or to the
+mountpoint, --allow-other, libfuse's failures), and a watcher that keeps following the source
+after a failed rebuild or an error of its own."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -12,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -321,9 +324,34 @@ def test_failed_rebuild_is_retried_without_a_new_change(tmp_path: Path, mount) -
         wait_for((mnt / "images/ds/b.png").exists, "the image, after a retry", mnt)
 
 
-@pytest.mark.xfail(reason="a FIFO meta.json blocks the rebuild's open until source opens are non-blocking "
-                          "(O_NONBLOCK + fstat, another branch)", strict=False)
-def test_watcher_follows_the_source_after_meta_json_was_a_fifo(tmp_path: Path, mount) -> None:
+def fifo_meta_blocks_reading() -> bool:
+    """Whether reading a meta.json that is a FIFO blocks (it does until source opens are
+    non-blocking); a blocked probe is released by opening the FIFO for writing."""
+    from formats.supervisely import ProblemLog
+    from formats.supervisely.project import read_meta
+
+    def probe(folder: str) -> None:
+        with contextlib.suppress(Exception):
+            read_meta(folder, ProblemLog())
+
+    with tempfile.TemporaryDirectory() as folder:
+        fifo = os.path.join(folder, "meta.json")
+        os.mkfifo(fifo)
+        thread = threading.Thread(target=probe, args=(folder,), daemon=True)
+        thread.start()
+        thread.join(2)
+        blocked = thread.is_alive()
+        if blocked:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            thread.join(5)
+    return blocked
+
+
+def test_watcher_follows_the_source_after_meta_json_was_a_fifo(tmp_path: Path, mount,
+                                                               request: pytest.FixtureRequest) -> None:
+    if fifo_meta_blocks_reading():  # the rebuild hangs in open(): the mount no longer follows
+        request.applymarker(pytest.mark.xfail(strict=True, reason="a FIFO meta.json blocks the rebuild until "
+                                              "source opens are non-blocking (O_NONBLOCK + fstat, another branch)"))
     root = plain_project(tmp_path / "p", {"a.png": ann()})
     meta = root / "meta.json"
     good_meta = meta.read_bytes()
