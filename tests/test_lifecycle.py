@@ -230,8 +230,8 @@ def test_failure_of_fuse_main_is_named_not_a_bare_number(nobody_home: Path) -> N
     assert code == 1
     assert "RuntimeError" not in stderr
     assert stderr.strip().splitlines()[-1] == (
-        f"slyfs: libfuse failed to serve {mnt}: mounting failed (fuse_main returned 4; libfuse printed why "
-        f"on stderr, which is the log for a daemon)")
+        f"slyfs: libfuse failed to serve {mnt}: mounting failed (fuse_main returned 4; libfuse said why "
+        f"just before, on stderr or in the log)")
     assert "/dev/fuse" in stderr  # libfuse's own reason, just before
 
 

@@ -414,7 +414,7 @@ def _fuse_main_errors(backend: Backend, mountpoint: str) -> Iterator[None]:
             raise
         step = FUSE_MAIN_FAILURES.get(code, "unknown failure") if backend.libfuse == 3 else "mount or loop failed"
         raise MountError(f"libfuse failed to serve {mountpoint}: {step} (fuse_main returned {code}; "
-                         f"libfuse printed why on stderr, which is the log for a daemon)") from None
+                         f"libfuse said why just before, on stderr or in the log)") from None
 
 
 def run_mount(make_tree: Callable[[], VirtualTree], settings: MountSettings,
