@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
+import fcntl
+import hashlib
 import logging
 import os
+import re
 import resource
 import shutil
+import stat
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Callable
+from typing import Callable, Iterator
 
 from formats.supervisely import SourceError
 from formats.view import OptionError
@@ -42,6 +50,8 @@ class MountSettings:
 
 LIVE_TIMEOUT = 1.0  # without invalidation: how long a source change may take to show, after the rebuild
 INVALIDATED_TIMEOUT = 3600.0  # with invalidation: stale entries are dropped when they change
+PROBE_SECONDS = 2.0  # how long a slyfs mount found on the mountpoint has to answer statfs
+UNMOUNT_WAIT_SECONDS = 5.0  # how long ``slyfs umount`` waits for the daemon to let go of the mountpoint
 
 
 @dataclass(frozen=True)
@@ -75,60 +85,235 @@ def default_fuse_options(timeout: float = LIVE_TIMEOUT, negative_timeout: float 
     }
 
 
-def is_mounted(path: str) -> bool:
-    real = os.path.realpath(path)
+@dataclass(frozen=True)
+class MountEntry:
+    """One line of /proc/self/mountinfo: where, which file system type, and its source (fsname)."""
+
+    mountpoint: str
+    fstype: str
+    source: str
+
+    @property
+    def is_slyfs(self) -> bool:
+        return self.fstype == "fuse.slyfs" and self.source == "slyfs"
+
+
+def _unescape(field: bytes) -> str:
+    """mountinfo writes space, tab, newline and backslash as ``\\ooo``."""
+    return os.fsdecode(re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), field))
+
+
+def _mounts() -> dict[str, MountEntry]:
+    """The topmost mount on each mountpoint (a later line stacks on an earlier one)."""
     try:
-        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) > 1 and parts[1].replace("\\040", " ") == real:
-                    return True
+        with open("/proc/self/mountinfo", "rb") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise MountError(f"cannot read /proc/self/mountinfo ({e.strerror}): slyfs needs Linux with /proc") from None
+    mounts = {}
+    for line in lines:
+        fields = line.split(b" ")
+        if b"-" not in fields[6:]:
+            continue
+        sep = fields.index(b"-", 6)
+        entry = MountEntry(_unescape(fields[4]), fields[sep + 1].decode(errors="replace"), _unescape(fields[sep + 2]))
+        mounts[entry.mountpoint] = entry
+    return mounts
+
+
+def _canonical(path: str, mounts: dict[str, MountEntry]) -> str:
+    """``path`` with symlinks resolved, without touching it when it is a mount root: a stat of a FUSE
+    mount whose daemon is stopped blocks until the daemon continues."""
+    head, tail = os.path.split(os.path.abspath(path))
+    near = os.path.join(os.path.realpath(head), tail)
+    return near if near in mounts else os.path.realpath(near)
+
+
+def mount_at(path: str) -> MountEntry | None:
+    """The mount whose root is ``path``, if any; read from the kernel's table, never from the path."""
+    mounts = _mounts()
+    return mounts.get(_canonical(path, mounts))
+
+
+def is_mounted(path: str) -> bool:
+    return mount_at(path) is not None
+
+
+def runtime_dir() -> Path:
+    """Where this user's mountpoint locks live: $XDG_RUNTIME_DIR/slyfs, else a private folder in /tmp
+    (not the cache dir, which may be read-only without stopping a mount)."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(base) / "slyfs" if base else Path(tempfile.gettempdir()) / f"slyfs-{os.getuid()}"
+
+
+def _lock_file(mountpoint: str) -> Path:
+    """The mountpoint's lock file, named by a hash of its canonical path."""
+    key = hashlib.sha1(os.fsencode(_canonical(mountpoint, _mounts()))).hexdigest()[:16]
+    return runtime_dir() / f"{key}.lock"
+
+
+def lock_mountpoint(mountpoint: str) -> int:
+    """Take the mountpoint's lock (a descriptor, inherited by the daemon and held for its lifetime),
+    so that of two ``slyfs mount`` on one mountpoint exactly one goes on; the other is refused at
+    once, whatever state the holder is in (even stopped)."""
+    path = _lock_file(mountpoint)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = path.parent.lstat()
+    except OSError as e:
+        raise MountError(f"cannot create the lock folder {path.parent} ({e.strerror}); set XDG_RUNTIME_DIR "
+                         f"to a writable folder") from None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise MountError(f"the lock folder {path.parent} is not a folder of yours; set XDG_RUNTIME_DIR to one")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except OSError as e:
+        raise MountError(f"cannot open the lock file {path} ({e.strerror})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise MountError(f"mountpoint {mountpoint} is busy: slyfs (pid {holder}) is mounting or serving it "
+                         f"(slyfs umount {mountpoint})") from None
+    note_lock_holder(fd)
+    return fd
+
+
+def note_lock_holder(fd: int) -> None:
+    """Write this process's pid into the lock file, for the message of a refused mount."""
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+
+
+def _wait_unlocked(path: Path, seconds: float) -> None:
+    """Wait until no daemon holds the lock at ``path`` (it releases it when its loop ends), so that
+    a mount right after ``slyfs umount`` is not refused as busy."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError:
-        pass
-    return os.path.ismount(real)
+        return
+    try:
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(0.02)
+    finally:
+        os.close(fd)
 
 
 def unmount(mountpoint: str, lazy: bool = False) -> None:
-    """Unmount with whichever tool this machine has (fusermount3, fusermount, umount)."""
+    """Unmount a slyfs mount, and nothing else, with whichever tool this machine has
+    (fusermount3, fusermount, umount); return once its daemon let go of the mountpoint.
+    ``lazy`` is for the stale mount of a dead daemon, found by a mount that holds the lock itself."""
+    entry = mount_at(mountpoint)
+    if entry is None:
+        raise MountError(f"{mountpoint} is not mounted")
+    if not entry.is_slyfs:
+        raise MountError(f"{mountpoint} is not a slyfs mount (it is {entry.fstype} from {entry.source}); "
+                         f"not unmounting it")
+    lock = _lock_file(entry.mountpoint)
     attempts = []
     for tool in ("fusermount3", "fusermount"):
         if shutil.which(tool):
-            attempts.append([tool, "-u", *(["-z"] if lazy else []), mountpoint])
+            attempts.append([tool, "-u", *(["-z"] if lazy else []), entry.mountpoint])
     if shutil.which("umount"):
-        attempts.append(["umount", *(["-l"] if lazy else []), mountpoint])
+        attempts.append(["umount", *(["-l"] if lazy else []), entry.mountpoint])
     last = "no unmount tool found (install fuse3)"
     for cmd in attempts:
-        r = subprocess.run(cmd, capture_output=True, text=True)
+        r = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if r.returncode == 0:
+            if not lazy:
+                _wait_unlocked(lock, UNMOUNT_WAIT_SECONDS)
             return
         last = (r.stderr or r.stdout).strip() or f"{cmd[0]} exited {r.returncode}"
     raise MountError(f"cannot unmount {mountpoint}: {last}")
 
 
+def _statfs_errno(path: str, seconds: float) -> int | None:
+    """The errno of statfs on ``path`` (0: it answered), asked in a thread; None when no answer comes
+    within ``seconds`` (a stopped daemon), so the caller never hangs."""
+    result: list[int] = []
+
+    def probe() -> None:
+        try:
+            os.statvfs(path)
+            result.append(0)
+        except OSError as e:
+            result.append(e.errno or errno.EIO)
+
+    thread = threading.Thread(target=probe, name="slyfs-probe", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return result[0] if result else None
+
+
 def check_mountpoint(mountpoint: str) -> None:
-    """Refuse what cannot work, in one clear line; clean up a stale mount of a dead daemon."""
+    """Refuse what cannot work, in one clear line; clean up a stale mount of a dead daemon.
+    Called with the mountpoint's lock held: a slyfs mount found here has no live daemon of ours."""
+    entry = mount_at(mountpoint)
+    if entry is not None:
+        busy = f"mountpoint {mountpoint} is busy"
+        if not entry.is_slyfs:
+            raise MountError(f"{busy}: {entry.fstype} from {entry.source} is mounted there")
+        # statfs always reaches the daemon; stat may be answered from the kernel's cache
+        answer = _statfs_errno(entry.mountpoint, PROBE_SECONDS)
+        if answer is None:
+            raise MountError(f"{busy}: a slyfs mount whose daemon does not answer (stopped?) is there "
+                             f"(slyfs umount {mountpoint})")
+        if answer != errno.ENOTCONN:
+            raise MountError(f"{busy}: slyfs is already mounted there (slyfs umount {mountpoint})")
+        print(f"slyfs: {mountpoint}: stale mount of a daemon that died; unmounting it", file=sys.stderr)
+        unmount(mountpoint, lazy=True)
     try:
         os.stat(mountpoint)
-        if is_mounted(mountpoint):  # statfs always reaches the daemon; stat may be answered from the kernel's cache
-            os.statvfs(mountpoint)
     except OSError as e:
-        if e.errno == errno.ENOTCONN:
-            print(f"slyfs: {mountpoint}: stale mount of a daemon that died; unmounting it", file=sys.stderr)
-            unmount(mountpoint, lazy=True)
-        elif e.errno == errno.ENOENT:
+        if e.errno == errno.ENOENT:
             raise MountError(f"mountpoint {mountpoint} does not exist") from None
-        else:
-            raise MountError(f"mountpoint {mountpoint}: {e.strerror}") from None
+        raise MountError(f"mountpoint {mountpoint}: {e.strerror}") from None
     if not os.path.isdir(mountpoint):
         raise MountError(f"mountpoint {mountpoint} is not a directory")
-    if is_mounted(mountpoint):
-        raise MountError(f"mountpoint {mountpoint} is busy: something is already mounted there "
-                         f"(slyfs umount {mountpoint})")
     if os.listdir(mountpoint):
         raise MountError(f"mountpoint {mountpoint} is not empty")
-    if not os.path.exists("/dev/fuse"):
-        raise MountError("/dev/fuse does not exist: this machine (or container) has no FUSE "
+    if os.geteuid() != 0 and not os.access(mountpoint, os.W_OK):  # fusermount3's own rule
+        raise MountError(f"mountpoint {mountpoint} is not writable for you (uid {os.getuid()}): FUSE mounts "
+                         f"only on a folder you may write to")
+    check_fuse_device()
+
+
+def check_fuse_device(device: str = "/dev/fuse") -> None:
+    """libfuse needs to open the device for reading and writing (fusermount3 opens it with the
+    caller's rights too); without, it fails with a bare number."""
+    if not os.path.exists(device):
+        raise MountError(f"{device} does not exist: this machine (or container) has no FUSE "
                          "(load the fuse module, or run the container with --device /dev/fuse)")
+    if not os.access(device, os.R_OK | os.W_OK):
+        st = os.stat(device)
+        raise MountError(f"{device} is not readable and writable for you (uid {os.getuid()}; it is "
+                         f"{stat.filemode(st.st_mode)} uid {st.st_uid} gid {st.st_gid}): FUSE needs read and "
+                         f"write permission on it (add yourself to its group, or make it mode 0666)")
+
+
+FUSE_CONF = "/etc/fuse.conf"
+
+
+def check_fuse_options(options: dict[str, object]) -> None:
+    """fusermount3 lets a user other than root pass allow_other only when fuse.conf allows it."""
+    if not options.get("allow_other") or os.geteuid() == 0:
+        return
+    try:
+        with open(FUSE_CONF, encoding="utf-8", errors="replace") as f:
+            allowed = any(line.strip() == "user_allow_other" for line in f)
+    except OSError:
+        allowed = False
+    if not allowed:
+        raise MountError(f"--allow-other needs the line user_allow_other in {FUSE_CONF} (root can add it), "
+                         f"or mount without --allow-other")
 
 
 def _load_fuse(libfuse: str = "auto") -> Backend:
@@ -211,12 +396,44 @@ def _setup_logging(log_file: str | None, debug: bool) -> None:
                         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
 
 
+# What libfuse 3's fuse_main returns, by step (helper.c); libfuse 2 returns 1 for every failure.
+FUSE_MAIN_FAILURES = {1: "bad options", 2: "no mountpoint", 3: "setting up the file system failed",
+                      4: "mounting failed", 5: "daemonizing failed",
+                      6: "installing signal handlers failed", 7: "the event loop failed"}
+
+
+@contextlib.contextmanager
+def _fuse_main_errors(backend: Backend, mountpoint: str) -> Iterator[None]:
+    """The bindings raise ``RuntimeError(<fuse_main's return code>)``: say which step failed
+    (libfuse wrote its own reason, e.g. fusermount3's, to stderr: the daemon's log)."""
+    try:
+        yield
+    except RuntimeError as e:
+        code = e.args[0] if e.args else None
+        if not isinstance(code, int):
+            raise
+        step = FUSE_MAIN_FAILURES.get(code, "unknown failure") if backend.libfuse == 3 else "mount or loop failed"
+        raise MountError(f"libfuse failed to serve {mountpoint}: {step} (fuse_main returned {code}; "
+                         f"libfuse said why just before, on stderr or in the log)") from None
+
+
 def run_mount(make_tree: Callable[[], VirtualTree], settings: MountSettings,
               when_ready: Callable[[VirtualTree], None] | None = None) -> int:
     """Mount, and return once the mount is ready (background) or unmounted (foreground).
-    ``when_ready(tree)`` runs in the daemon once the kernel accepted the mount (start the watcher)."""
+    ``when_ready(tree)`` runs in the daemon once the kernel accepted the mount (start the watcher).
+    The mountpoint's lock is taken first and held by the daemon until its loop ends."""
+    lock = lock_mountpoint(settings.mountpoint)
+    try:
+        return _locked_mount(make_tree, settings, when_ready, lock)
+    finally:
+        os.close(lock)  # the daemon holds its own copy of the descriptor, so the lock stays
+
+
+def _locked_mount(make_tree: Callable[[], VirtualTree], settings: MountSettings,
+                  when_ready: Callable[[VirtualTree], None] | None, lock: int) -> int:
     check_mountpoint(settings.mountpoint)
-    _load_fuse(settings.libfuse)
+    check_fuse_options(settings.fuse_options)
+    backend = _load_fuse(settings.libfuse)
     if settings.foreground:
         _setup_logging(settings.log_file, settings.debug)
         tree = make_tree()
@@ -226,7 +443,8 @@ def run_mount(make_tree: Callable[[], VirtualTree], settings: MountSettings,
             if when_ready is not None:
                 when_ready(tree)
 
-        _serve(tree, settings, on_ready=ready_fg)
+        with _fuse_main_errors(backend, settings.mountpoint):
+            _serve(tree, settings, on_ready=ready_fg)
         return 0
 
     if settings.log_file:
@@ -238,6 +456,7 @@ def run_mount(make_tree: Callable[[], VirtualTree], settings: MountSettings,
         code = 1
         try:
             os.setsid()
+            note_lock_holder(lock)
             _daemon_stdio(settings.log_file)
             _setup_logging(settings.log_file, settings.debug)
             tree = make_tree()
@@ -249,7 +468,8 @@ def run_mount(make_tree: Callable[[], VirtualTree], settings: MountSettings,
                 if when_ready is not None:
                     when_ready(tree)
 
-            _serve(tree, settings, on_ready=ready)
+            with _fuse_main_errors(backend, settings.mountpoint):
+                _serve(tree, settings, on_ready=ready)
             code = 0
         except BaseException as e:  # report any failure through the pipe, then exit
             msg = str(e) if isinstance(e, USER_ERRORS) else f"{type(e).__name__}: {e}"

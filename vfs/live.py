@@ -28,7 +28,7 @@ from typing import Callable, Iterator
 from formats.model import Project
 from formats.nodes import Tree
 from formats.registry import build_view
-from formats.supervisely import ProblemLog, read_project
+from formats.supervisely import ProblemLog, SourceError, read_project
 from formats.view import ViewOptions
 from vfs.index import SourceIndex
 from vfs.tree import VirtualTree
@@ -38,6 +38,8 @@ log = logging.getLogger("slyfs.live")
 QUIET_SECONDS = 0.2  # rebuild once events stop for this long...
 MAX_DELAY_SECONDS = 1.0  # ...or this long after the first one, whichever comes first
 POLL_SECONDS = 1.0
+RETRY_SECONDS = 1.0  # a failed rebuild is retried this long after, if no change comes first...
+RETRY_MAX_SECONDS = 60.0  # ...and twice as long after each further failure, up to this
 
 
 @contextlib.contextmanager
@@ -150,6 +152,9 @@ class Watcher:
         self.tree = tree
         self.on_rebuilt = on_rebuilt
         self._stop = threading.Event()
+        self._pending: set[str] = set()  # changed paths no rebuild has taken in yet
+        self._retry_at: float | None = None  # when to retry a failed rebuild
+        self._backoff = RETRY_SECONDS
         self._thread = threading.Thread(target=self._run, name="slyfs-watcher", daemon=True)
         try:
             self._inotify: Inotify | None = Inotify()
@@ -168,10 +173,17 @@ class Watcher:
 
     def _run(self) -> None:
         self.view.index.save()  # after the mount is ready, not before
-        if self._inotify is None:
-            self._poll_loop()
-        else:
-            self._inotify_loop(self._inotify)
+        while not self._stop.is_set():
+            try:
+                if self._inotify is None:
+                    self._poll_loop()
+                else:
+                    self._inotify_loop(self._inotify)
+            except Exception:  # whatever broke, the mount must go on following the source
+                log.exception("the watcher failed; watching again in %.0f s", RETRY_SECONDS)
+                self._pending.add(self.view.source)  # changes may have gone unseen meanwhile:
+                self._retry_at = time.monotonic()  # rebuild once watching again
+                self._stop.wait(RETRY_SECONDS)
 
     def _rewatch(self, ino: Inotify) -> None:
         """Watch every folder that matters now (watching one twice is harmless)."""
@@ -181,33 +193,43 @@ class Watcher:
     def _inotify_loop(self, ino: Inotify) -> None:
         self._rewatch(ino)
         while not self._stop.is_set():
-            ready, _, _ = select.select([ino.fd], [], [], 0.5)
-            if not ready:
-                continue
-            changed: list[tuple[str, int]] = []
-            first = last = time.monotonic()
-            while time.monotonic() - first < MAX_DELAY_SECONDS:
-                events = ino.read()
-                if events:
-                    changed += events
-                    last = time.monotonic()
-                elif time.monotonic() - last >= QUIET_SECONDS:
-                    break
-                select.select([ino.fd], [], [], QUIET_SECONDS / 4)
-            if changed:
+            ready, _, _ = select.select([ino.fd], [], [], self._wait_seconds())
+            if ready:
+                changed = self._batch(ino)
                 if any(mask & IN_Q_OVERFLOW for _, mask in changed):  # events were lost: re-stat all
                     self.view.index.forget_json_files()
-                self._apply([p for p, _ in changed])
-                self._rewatch(ino)
+                self._pending.update(p for p, _ in changed)
+            elif not self._retry_due():
+                continue
+            if self._pending:
+                self._apply_pending()
+            self._rewatch(ino)
+
+    @staticmethod
+    def _batch(ino: Inotify) -> list[tuple[str, int]]:
+        """The events of one burst: until they stop for QUIET_SECONDS, at most MAX_DELAY_SECONDS."""
+        changed: list[tuple[str, int]] = []
+        first = last = time.monotonic()
+        while time.monotonic() - first < MAX_DELAY_SECONDS:
+            events = ino.read()
+            if events:
+                changed += events
+                last = time.monotonic()
+            elif time.monotonic() - last >= QUIET_SECONDS:
+                break
+            select.select([ino.fd], [], [], QUIET_SECONDS / 4)
+        return changed
 
     def _poll_loop(self) -> None:
         before = self._signature()
         while not self._stop.wait(POLL_SECONDS):
             now = self._signature()
             if now != before:
-                changed = [p for p in now.keys() | before.keys() if now.get(p) != before.get(p)]
-                self._apply(changed)
-                before = self._signature()
+                self._pending.update(p for p in now.keys() | before.keys() if now.get(p) != before.get(p))
+            elif not self._retry_due():
+                continue
+            self._apply_pending()
+            before = self._signature()
 
     def _signature(self) -> dict[str, tuple]:
         sig = {}
@@ -219,6 +241,33 @@ class Watcher:
                     sig[e] = (st.st_mtime_ns, st.st_size, st.st_ino)
         return sig
 
+    def _wait_seconds(self) -> float:
+        """How long to wait for events: at most until a retry is due."""
+        if self._retry_at is None:
+            return 0.5
+        return min(0.5, max(0.0, self._retry_at - time.monotonic()))
+
+    def _retry_due(self) -> bool:
+        return self._retry_at is not None and time.monotonic() >= self._retry_at
+
+    def _apply_pending(self) -> None:
+        """Rebuild for every change since the last rebuild that worked. A failure keeps serving the
+        previous version and keeps the changes: they are retried with the next change, or after a
+        backoff (doubling up to RETRY_MAX_SECONDS) when the source is mended without an event."""
+        try:
+            self._apply(sorted(self._pending))
+        except Exception as e:
+            delay = self._backoff
+            self._retry_at = time.monotonic() + delay
+            self._backoff = min(delay * 2, RETRY_MAX_SECONDS)
+            log.warning("rebuild after a source change failed; still serving the previous version; "
+                        "retrying with the next change or in %.0f s: %s", delay, e,
+                        exc_info=not isinstance(e, SourceError))
+            return
+        self._pending.clear()
+        self._retry_at = None
+        self._backoff = RETRY_SECONDS
+
     def _apply(self, paths: list[str]) -> None:
         """Tell the index what changed, then rebuild once (a rewritten tar or image gets a new
         stamp in its ImageRefs, so the sources open it afresh)."""
@@ -226,11 +275,7 @@ class Watcher:
             if p.endswith(".json") and os.path.basename(os.path.dirname(p)) in ("ann", "img_info", "meta"):
                 self.view.index.refresh(p)
         started = time.monotonic()
-        try:
-            files = self.view.build()
-        except Exception:
-            log.exception("rebuild after a source change failed; still serving the previous version")
-            return
+        files = self.view.build()
         stale = self.tree.replace(files)
         del files
         self.view.index.save()
