@@ -86,7 +86,7 @@ class _Writer:
         not or the file system refuses (then it is copied, through the stamp check)."""
         try:
             st = os.stat(ref.path)
-            if ref.offset != 0 or st.st_size != ref.size or (ref.stamp and file_stamp(st) != ref.stamp):
+            if ref.offset != 0 or st.st_size != ref.size or (ref.stamp and not ref.stamp.same_bytes(file_stamp(st))):
                 return False
             os.link(ref.path, target)
             return True

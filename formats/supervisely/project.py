@@ -10,16 +10,17 @@ import io
 import json
 import logging
 import os
+import stat
 import threading
 from functools import lru_cache
 from typing import Any, Callable, Protocol
 
 from PIL import Image
 
-from formats.model import Annotation, Dataset, ImageRef, Item, Problem, Project, ProjectMeta, file_stamp
+from formats.model import Annotation, Dataset, ImageRef, Item, Problem, Project, ProjectMeta, Stamp, file_stamp
 from formats.supervisely.annotation import parse_annotation, parse_size
 from formats.supervisely.meta import MetaError, parse_meta
-from formats.source_bytes import read_bytes
+from formats.source_bytes import NotRegularFile, is_special, open_regular, read_bytes
 from formats.supervisely.offsets import BlobEntry, OffsetsError, check_entry, read_offsets
 
 log = logging.getLogger("slyfs.source")
@@ -33,7 +34,7 @@ HEADER_PROBE_BYTES = 1 << 20
 ANNOTATION_CACHE_ITEMS = 256  # parsed annotations kept: the files of one image (VOC: 3) share a parse
 
 Report = Callable[[Problem], None]
-Fingerprint = tuple  # file_stamp of a JSON file: (st_dev, st_ino, st_size, st_mtime_ns)
+NOT_OPENED = "never opened: treated as missing"
 
 
 class ScanCache(Protocol):
@@ -42,8 +43,8 @@ class ScanCache(Protocol):
 
     def offsets(self, path: str, load: Callable[[], list[BlobEntry]]) -> list[BlobEntry]: ...
 
-    def json_files(self, directory: str, scan: Callable[[dict[str, Fingerprint]], dict[str, Fingerprint]]
-                   ) -> dict[str, Fingerprint]: ...
+    def json_files(self, directory: str, scan: Callable[[dict[str, Stamp]], dict[str, Stamp]]
+                   ) -> dict[str, Stamp]: ...
 
 
 class SourceError(Exception):
@@ -85,24 +86,34 @@ def _scandir(path: str) -> list[os.DirEntry]:
         return []
 
 
-def fingerprint(st: os.stat_result) -> Fingerprint:
-    """Changes whenever the file does: its ``file_stamp`` (so ``[2]`` is its size)."""
-    return file_stamp(st)
+def _listed(e: os.DirEntry) -> os.stat_result | NotRegularFile | None:
+    """A listed file's stat; NotRegularFile for a FIFO, socket or device (the caller reports it,
+    nothing opens it); None for anything else (a directory, a dangling link, a file gone since listed)."""
+    try:
+        st = e.stat()
+    except OSError:
+        return None
+    if stat.S_ISREG(st.st_mode):
+        return st
+    return NotRegularFile(st.st_mode) if is_special(st.st_mode) else None
 
 
-def scan_json_files(directory: str, known: dict[str, Fingerprint]) -> dict[str, Fingerprint]:
-    """``*.json`` files in ``directory`` with their fingerprints; names in ``known`` keep
+def scan_json_files(directory: str, known: dict[str, Stamp], report: Report) -> dict[str, Stamp]:
+    """``*.json`` files in ``directory`` with their stamps; names in ``known`` keep
     theirs (a file edited in place is reported by the watcher, not found by listing)."""
-    out: dict[str, Fingerprint] = {}
+    out: dict[str, Stamp] = {}
     for e in _scandir(directory):
-        if e.name.endswith(".json") and _is_file(e):
-            fp = known.get(e.name)
-            if fp is None:
-                try:
-                    fp = fingerprint(e.stat())
-                except OSError:
-                    continue
-            out[e.name] = fp
+        if not e.name.endswith(".json"):
+            continue
+        fp = known.get(e.name) if _is_file(e) else None
+        if fp is None:
+            listed = _listed(e)
+            if isinstance(listed, NotRegularFile):
+                report(Problem(e.path, str(listed), NOT_OPENED))
+            if not isinstance(listed, os.stat_result):
+                continue
+            fp = file_stamp(listed)
+        out[e.name] = fp
     return out
 
 
@@ -134,21 +145,29 @@ class _Scanner:
         self.root = root
         self.report = report
         self.cache = cache
-        self.tar_stamps: dict[str, tuple | None] = {}
+        self.tar_stamps: dict[str, Stamp | str] = {}
 
-    def tar_stamp(self, tar: str) -> tuple | None:
+    def tar_stamp(self, tar: str) -> Stamp | str:
+        """The tar's stamp, or why its images cannot be served."""
         if tar not in self.tar_stamps:
             try:
-                self.tar_stamps[tar] = file_stamp(os.stat(tar))
+                st = os.stat(tar)
+                self.tar_stamps[tar] = (file_stamp(st) if stat.S_ISREG(st.st_mode)
+                                        else f"the tar is {NotRegularFile(st.st_mode)}")
             except OSError:
-                self.tar_stamps[tar] = None
+                self.tar_stamps[tar] = "the tar is missing"
         return self.tar_stamps[tar]
 
     def blob_images(self, ds_dir: str, ds_name: str) -> dict[str, ImageRef | None]:
         """Images named by the dataset's offsets files; None for an entry that cannot be served."""
         images: dict[str, ImageRef | None] = {}
         for e in sorted(_scandir(ds_dir), key=lambda e: e.name):
-            if not (e.name.endswith(OFFSETS_SUFFIX) and _is_file(e)):
+            if not e.name.endswith(OFFSETS_SUFFIX):
+                continue
+            listed = _listed(e)
+            if isinstance(listed, NotRegularFile):
+                self.report(Problem(e.path, str(listed), "offsets file ignored; its images are not served"))
+            if not isinstance(listed, os.stat_result):
                 continue
             tar = os.path.join(self.root, "blob", e.name[: -len(OFFSETS_SUFFIX)] + ".tar")
             try:
@@ -159,7 +178,7 @@ class _Scanner:
                 continue
             tar_stamp = self.tar_stamp(tar)
             for entry in entries:  # the last entry of a name wins, as in the SDK
-                why = "the tar is missing" if tar_stamp is None else check_entry(entry, tar_stamp[2])
+                why = tar_stamp if isinstance(tar_stamp, str) else check_entry(entry, tar_stamp.size)
                 if why:
                     self.report(Problem(e.path, f"entry for {tar}: {why}",
                                         "image served as unreadable (EIO)", item=entry.name))
@@ -168,14 +187,14 @@ class _Scanner:
                     images[entry.name] = ImageRef(tar, entry.start, entry.end - entry.start, tar_stamp)
         return images
 
-    def json_files(self, folder: str) -> dict[str, Fingerprint]:
+    def json_files(self, folder: str) -> dict[str, Stamp]:
         if self.cache is None:
-            return scan_json_files(folder, {})
-        return self.cache.json_files(folder, lambda known: scan_json_files(folder, known))
+            return scan_json_files(folder, {}, self.report)
+        return self.cache.json_files(folder, lambda known: scan_json_files(folder, known, self.report))
 
     @staticmethod
     def sidecars(item_name: str, stem: str, ds_dir: str, ann_path: str | None,
-                 side_dirs: dict[str, dict[str, Fingerprint]]) -> tuple[tuple[str, ImageRef], ...]:
+                 side_dirs: dict[str, dict[str, Stamp]]) -> tuple[tuple[str, ImageRef], ...]:
         """The item's ann/img_info/meta files, each ``<item>.json`` or the legacy ``<stem>.json``."""
         found = []
         for folder, files in side_dirs.items():
@@ -183,16 +202,18 @@ class _Scanner:
             fp = files.get(name)
             if fp is not None:  # the item's ann_path string is shared, not copied (10^6 items)
                 path = ann_path if folder == "ann" and ann_path else os.path.join(ds_dir, folder, name)
-                found.append((folder, ImageRef(path, 0, fp[2], fp)))
+                found.append((folder, ImageRef(path, 0, fp.size, fp)))
         return tuple(found)
 
     def dataset(self, name: str, ds_dir: str) -> Dataset:
         images: dict[str, ImageRef | None] = self.blob_images(ds_dir, name)
         for e in _scandir(os.path.join(ds_dir, "img")):
-            if _ext(e.name) in IMAGE_EXTS and _is_file(e):
-                try:
-                    st = e.stat()
-                except OSError:  # vanished since listed
+            if _ext(e.name) in IMAGE_EXTS:
+                st = _listed(e)
+                if isinstance(st, NotRegularFile):
+                    self.report(Problem(e.path, str(st), "image served as unreadable (EIO)", item=e.name))
+                    images[e.name] = None
+                if not isinstance(st, os.stat_result):  # a directory, or vanished since listed
                     continue
                 if e.name in images:
                     self.report(Problem(e.path, "image is both in img/ and in an offsets file",
@@ -232,13 +253,13 @@ def _is_file(e: os.DirEntry) -> bool:
         return False
 
 
-def read_meta(root: str, report: Report) -> tuple[ProjectMeta, ImageRef, tuple]:
-    """The parsed meta.json, where its bytes are, and its fingerprint."""
+def read_meta(root: str, report: Report) -> tuple[ProjectMeta, ImageRef, Stamp]:
+    """The parsed meta.json, where its bytes are, and its stamp."""
     path = os.path.join(root, "meta.json")
     try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            ref = ImageRef(path, 0, st.st_size, file_stamp(st))
+        fd, st = open_regular(path)
+        ref = ImageRef(path, 0, st.st_size, file_stamp(st))
+        with os.fdopen(fd, "rb") as f:
             data = json.load(f)
         warnings: list[str] = []
         meta = parse_meta(data, warnings)
@@ -250,7 +271,7 @@ def read_meta(root: str, report: Report) -> tuple[ProjectMeta, ImageRef, tuple]:
         raise SourceError(f"{path}: unusable: {e}") from None
     for w in warnings:
         report(Problem(path, w, "see message"))
-    return meta, ref, (st.st_mtime_ns, st.st_size, st.st_ino)
+    return meta, ref, ref.stamp
 
 
 def read_image_size(ref: ImageRef) -> tuple[int, int] | None:
@@ -264,8 +285,9 @@ def read_image_size(ref: ImageRef) -> tuple[int, int] | None:
 
 def load_json_file(path: str) -> Any:
     """A source annotation file's JSON; raises ValueError past ``MAX_ANN_BYTES`` (checked before reading)."""
-    with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size > MAX_ANN_BYTES:
+    fd, st = open_regular(path)
+    with os.fdopen(fd, "rb") as f:
+        if st.st_size > MAX_ANN_BYTES:
             raise ValueError("file is larger than any annotation should be")
         return json.load(f)
 
