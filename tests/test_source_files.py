@@ -1,0 +1,131 @@
+"""Source files that are not regular files (a FIFO, socket or device where a source file should be),
+edits that keep size and mtime, and folders ``check`` cannot enter: on real mounts and the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from hostile import ann, blob_project, plain_project, png, rect  # noqa: E402
+
+from conftest import slyfs  # noqa: E402
+
+READ_TIMEOUT = 10  # a read the daemon cannot answer at once is a hang: the test fails instead of blocking
+READER = "import os, sys\ntry:\n    sys.stdout.write(open(sys.argv[1], 'rb').read().hex())\nexcept OSError as e:\n" \
+         "    sys.stdout.write(f'errno={e.errno}')\n"
+
+
+def read_through(mnt: Path, rel: str, fifos: list[Path]) -> bytes | int:
+    """The bytes of ``mnt/rel``, or the errno of reading it, read by a child process. A daemon that does not
+    answer within READ_TIMEOUT is blocked opening one of ``fifos``: a writer opened on each releases it
+    (a reader blocked in FUSE cannot be killed, and no test may hang), and the test fails."""
+    child = subprocess.Popen([sys.executable, "-c", READER, str(mnt / rel)], stdout=subprocess.PIPE, text=True)
+    try:
+        out, _ = child.communicate(timeout=READ_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        deadline = time.monotonic() + 60
+        while child.poll() is None and time.monotonic() < deadline:
+            for fifo in fifos:
+                with contextlib.suppress(OSError):
+                    os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            time.sleep(0.1)
+        pytest.fail(f"reading {rel} blocked the mount for {READ_TIMEOUT} s")
+    return int(out[6:]) if out.startswith("errno=") else bytes.fromhex(out)
+
+
+def replace_with_fifo(path: Path) -> None:
+    """Put a FIFO where ``path`` was, atomically (as a rename of a prepared file would)."""
+    tmp = path.with_name(f".{path.name}.fifo")
+    os.mkfifo(tmp)
+    os.replace(tmp, path)
+
+
+def wait_for(cond, seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return cond()
+
+
+# ---------------------------------------------------------------- item 4: special files never block
+
+
+@pytest.mark.parametrize("watch", [(), ("--no-watch",)], ids=["live", "no-watch"])
+def test_fifo_replacing_a_source_under_a_mount_gives_eio_promptly(mount, tmp_path: Path, watch: tuple) -> None:
+    images = {"a.png": png(), "b.png": png(color=(1, 2, 3)), "c.png": png(color=(4, 5, 6))}
+    root = plain_project(tmp_path / "p", {"a.png": ann(), "b.png": ann(rect(1, 1, 4, 4)), "c.png": ann()},
+                         images=images)
+    blob_root, _ = blob_project(tmp_path / "b", {"x.png": png(color=(7, 7, 7))})
+    with mount(root, *watch) as mnt, mount(blob_root, *watch) as bmnt:
+        fifos = [root / "ds/img/a.png", root / "ds/ann/b.png.json", blob_root / "blob/1001.tar"]
+        for fifo in fifos:
+            replace_with_fifo(fifo)
+        assert read_through(mnt, "images/ds/a.png", fifos) == errno.EIO
+        assert read_through(mnt, "labels/ds/b.txt", fifos) == b""  # its annotation is unreadable: no labels
+        assert read_through(bmnt, "images/ds/x.png", fifos) == errno.EIO
+        # the rest keeps serving
+        assert read_through(mnt, "images/ds/c.png", fifos) == images["c.png"]
+        assert read_through(mnt, "images/ds/b.png", fifos) == images["b.png"]
+        assert read_through(bmnt, "data.yaml", fifos).startswith(b"# YOLO")
+    log = mnt.with_suffix(".log").read_text()
+    assert f"{root}/ds/ann/b.png.json" in log and "not a regular file (fifo)" in log
+
+
+def test_fifo_meta_json_fails_mount_check_and_export_fast(tmp_path: Path) -> None:
+    root = plain_project(tmp_path / "p", {"a.png": ann()})
+    replace_with_fifo(root / "meta.json")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    line = f"{root}/meta.json: unusable: not a regular file (fifo)"
+    for args in (("mount", str(root), str(mnt)), ("check", str(root)),
+                 ("export", str(root), str(tmp_path / "out"))):
+        r = slyfs(*args, check=False, timeout=30)
+        assert r.returncode != 0 and line in r.stderr, (args, r.stderr)
+    assert os.listdir(mnt) == [] and not (tmp_path / "out").exists()
+
+
+def special_files(folder: Path, name: str) -> dict[str, str]:
+    """A FIFO, a socket and (where allowed) a character device named ``name`` with three prefixes;
+    returns path -> the kind check must name."""
+    made = {}
+    os.mkfifo(folder / f"fifo_{name}")
+    made[str(folder / f"fifo_{name}")] = "fifo"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(folder / f"sock_{name}"))
+    made[str(folder / f"sock_{name}")] = "socket"
+    with contextlib.suppress(PermissionError):
+        os.mknod(folder / f"chr_{name}", 0o600 | 0o020000, os.makedev(1, 3))  # a /dev/null
+        made[str(folder / f"chr_{name}")] = "character device"
+    return made
+
+
+def test_check_reports_every_special_file_and_never_opens_one(tmp_path: Path) -> None:
+    root = plain_project(tmp_path / "p", {"a.png": ann()})
+    specials = {**special_files(root / "ds/img", "x.png"), **special_files(root / "ds/ann", "y.png.json")}
+    blob_root, _ = blob_project(tmp_path / "b", {"x.png": png()})
+    replace_with_fifo(blob_root / "blob/1001.tar")
+    os.mkfifo(blob_root / "ds/1002_offsets.pkl")
+
+    r = slyfs("check", str(root), "--json", check=False, timeout=60)
+    found = {(p["path"], p["message"]) for p in json.loads(r.stdout)["problems"]}
+    for path, kind in specials.items():
+        assert (os.path.relpath(path, root), f"not a regular file ({kind})") in found, (path, found)
+
+    r = slyfs("check", str(blob_root), check=False, timeout=60)
+    assert ("ds/1002_offsets.pkl\n  problem: not a regular file (fifo)\n"
+            "  slyfs:   offsets file ignored; its images are not served\n") in r.stdout
+    assert (f"ds/1001_offsets.pkl [x.png]\n  problem: entry for {blob_root}/blob/1001.tar: "
+            "the tar is not a regular file (fifo)\n  slyfs:   image served as unreadable (EIO)\n") in r.stdout
