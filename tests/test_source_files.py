@@ -129,3 +129,57 @@ def test_check_reports_every_special_file_and_never_opens_one(tmp_path: Path) ->
             "  slyfs:   offsets file ignored; its images are not served\n") in r.stdout
     assert (f"ds/1001_offsets.pkl [x.png]\n  problem: entry for {blob_root}/blob/1001.tar: "
             "the tar is not a regular file (fifo)\n  slyfs:   image served as unreadable (EIO)\n") in r.stdout
+
+
+# ---------------------------------------------------------------- item 15: edits that keep size and mtime
+
+
+def edit_in_place(path: Path, data: bytes) -> None:
+    """Rewrite ``path`` in place with ``data`` (same size) and put its mtime back, as ``rsync --inplace -t`` does."""
+    st = path.stat()
+    assert len(data) == st.st_size
+    time.sleep(0.05)  # the inode change time has a clock tick's resolution
+    with open(path, "r+b") as f:
+        f.write(data)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_mtime_ns == st.st_mtime_ns and path.stat().st_size == st.st_size
+
+
+def flipped(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
+
+
+@pytest.mark.parametrize("watch", [(), ("--no-watch",)], ids=["live", "no-watch"])
+def test_an_edit_keeping_size_and_mtime_is_seen(mount, tmp_path: Path, watch: tuple) -> None:
+    image = png(color=(1, 2, 3))
+    root = plain_project(tmp_path / "p", {"a.png": ann(rect(1, 1, 4, 4))}, images={"a.png": image})
+    blob_root, entries = blob_project(tmp_path / "b", {"x.png": png(color=(7, 7, 7))})
+    tar = blob_root / "blob/1001.tar"
+    _, start, end = entries[0]
+    with mount(root, "--format", "yolo,supervisely", *watch) as mnt, mount(blob_root, *watch) as bmnt:
+        label, meta = mnt / "yolo/labels/ds/a.txt", mnt / "supervisely/meta.json"
+        assert label.read_bytes() == b"0 0.300000 0.300000 0.400000 0.400000\n"
+        assert b"#FF0000" in meta.read_bytes()
+        old_x = (bmnt / "images/ds/x.png").read_bytes()
+        assert (mnt / "yolo/images/ds/a.png").read_bytes() == image
+
+        ann_file, meta_file = root / "ds/ann/a.png.json", root / "meta.json"
+        edit_in_place(ann_file, ann_file.read_bytes().replace(b"[1, 1]", b"[2, 2]"))
+        edit_in_place(meta_file, meta_file.read_bytes().replace(b"#FF0000", b"#00FF00"))
+        new_image = flipped(image, 40)
+        edit_in_place(root / "ds/img/a.png", new_image)
+        new_x = flipped(old_x, len(old_x) // 2)
+        edit_in_place(tar, tar.read_bytes()[:start] + new_x + tar.read_bytes()[end:])
+
+        for served, new in ((mnt / "yolo/images/ds/a.png", new_image), (mnt / "supervisely/ds/img/a.png", new_image),
+                            (bmnt / "images/ds/x.png", new_x)):
+            got = read_through(served.parent, served.name, [])
+            assert got in (errno.EIO, new), served  # never the old bytes
+            if watch:  # --no-watch: a frozen snapshot, whose sources must not change under it
+                assert got == errno.EIO, served
+            else:
+                assert wait_for(lambda p=served, n=new: read_through(p.parent, p.name, []) == n), served
+        if watch:
+            return
+        assert wait_for(lambda: label.read_bytes() == b"0 0.350000 0.350000 0.300000 0.300000\n"), label.read_bytes()
+        assert wait_for(lambda: b"#00FF00" in meta.read_bytes())
