@@ -183,3 +183,53 @@ def test_an_edit_keeping_size_and_mtime_is_seen(mount, tmp_path: Path, watch: tu
             return
         assert wait_for(lambda: label.read_bytes() == b"0 0.350000 0.350000 0.300000 0.300000\n"), label.read_bytes()
         assert wait_for(lambda: b"#00FF00" in meta.read_bytes())
+
+
+# ---------------------------------------------------------------- item 11: folders check cannot enter or read
+
+
+def without_file_permission_override() -> None:
+    """In the child, before exec: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the bounding set, so
+    root's next program is bound by file permissions like any user (its interpreter stays reachable,
+    which a switch to ``nobody`` would not keep under a private /root)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP; as a non-root user it fails, and is not needed
+
+
+def check_without_override(root: Path) -> dict[str, tuple[str, str]]:
+    """``slyfs check --json`` run bound by permissions: path -> (message, action)."""
+    from conftest import REPO
+
+    r = subprocess.run([sys.executable, "-m", "vfs.cli", "check", str(root), "--json"], capture_output=True,
+                       text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)},
+                       preexec_fn=without_file_permission_override)
+    return {p["path"]: (p["message"], p["action"]) for p in json.loads(r.stdout)["problems"]}
+
+
+def test_check_names_folders_it_cannot_enter_or_read(tmp_path: Path) -> None:
+    root = plain_project(tmp_path / "p", {"a.png": ann()})
+    for ds in ("no_x", "no_r_img", "no_x_ann"):
+        plain_project(root, {"b.png": ann()}, dataset=ds)
+    plain_project(root / "parent/datasets", {"c.png": ann()}, dataset="child")
+    (root / "parent/datasets/meta.json").unlink()
+    modes = {"no_x": 0o644, "no_r_img/img": 0o311, "no_x_ann/ann": 0o644, "parent/datasets": 0o300}
+    for folder, mode in modes.items():
+        (root / folder).chmod(mode)
+    try:
+        bound = subprocess.run([sys.executable, "-c", f"import os; os.listdir({str(root / 'no_r_img/img')!r})"],
+                               capture_output=True, preexec_fn=without_file_permission_override).returncode != 0
+        if not bound:
+            pytest.skip("no child process bound by file permissions can be started here")
+        problems = check_without_override(root)
+    finally:
+        for folder in modes:
+            (root / folder).chmod(0o755)
+    denied = os.strerror(errno.EACCES)
+    assert problems["no_x"] == (f"dataset folder cannot be entered: {denied}", "its items are not served")
+    assert problems["no_r_img/img"] == (f"folder unreadable: {denied}", "its images are not served")
+    assert problems["no_x_ann/ann"] == (f"folder unreadable: {denied}", "its items are served without labels")
+    assert problems["parent/datasets"] == (f"folder unreadable: {denied}", "its datasets are not served")
+    assert "ds/img/a.png" not in problems  # the rest is checked as usual

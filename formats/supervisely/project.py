@@ -76,13 +76,17 @@ def _ext(name: str) -> str:
     return name[dot:].lower() if dot > 0 else ""
 
 
-def _scandir(path: str) -> list[os.DirEntry]:
-    """Entries of a directory; none when it is missing or unreadable (a file that vanishes
-    or a permission error degrades that directory only)."""
+def _scandir(path: str, report: Report, unreadable: str) -> list[os.DirEntry]:
+    """Entries of a directory; none when it is missing or unreadable (a permission error
+    degrades that directory only, and is reported naming it, with ``unreadable`` as what it costs)."""
     try:
+        os.stat(os.path.join(path, "."))  # search (x) permission: without it no entry could be stat'ed or opened
         with os.scandir(path) as it:
             return list(it)
-    except OSError:
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as e:
+        report(Problem(path, f"folder unreadable: {e.strerror}", unreadable))
         return []
 
 
@@ -102,7 +106,9 @@ def scan_json_files(directory: str, known: dict[str, Stamp], report: Report) -> 
     """``*.json`` files in ``directory`` with their stamps; names in ``known`` keep
     theirs (a file edited in place is reported by the watcher, not found by listing)."""
     out: dict[str, Stamp] = {}
-    for e in _scandir(directory):
+    unreadable = ("its items are served without labels" if os.path.basename(directory) == "ann"
+                  else "its files are not served")
+    for e in _scandir(directory, report, unreadable):
         if not e.name.endswith(".json"):
             continue
         fp = known.get(e.name) if _is_file(e) else None
@@ -117,12 +123,12 @@ def scan_json_files(directory: str, known: dict[str, Stamp], report: Report) -> 
     return out
 
 
-def _dataset_dirs(root: str, prefix: str = "", seen: set | None = None) -> list[tuple[str, str]]:
+def _dataset_dirs(root: str, report: Report, prefix: str = "", seen: set | None = None) -> list[tuple[str, str]]:
     """(full dataset name, directory) for every dataset below ``root``, depth first, sorted.
-    A directory reached twice (a symlink loop) is listed once."""
+    A directory reached twice (a symlink loop) is listed once; one that cannot be entered is reported."""
     seen = set() if seen is None else seen
     out = []
-    for e in sorted(_scandir(root), key=lambda e: e.name):
+    for e in sorted(_scandir(root, report, "its datasets are not served"), key=lambda e: e.name):
         if e.name in RESERVED_DIRS or e.name.startswith("."):
             continue
         try:
@@ -134,9 +140,14 @@ def _dataset_dirs(root: str, prefix: str = "", seen: set | None = None) -> list[
         if (st.st_dev, st.st_ino) in seen:
             continue
         seen.add((st.st_dev, st.st_ino))
+        try:
+            os.stat(os.path.join(e.path, "."))  # needs search (x) permission on the folder
+        except OSError as err:
+            report(Problem(e.path, f"dataset folder cannot be entered: {err.strerror}", "its items are not served"))
+            continue
         name = f"{prefix}{e.name}"
         out.append((name, e.path))
-        out.extend(_dataset_dirs(os.path.join(e.path, "datasets"), name + "/", seen))
+        out.extend(_dataset_dirs(os.path.join(e.path, "datasets"), report, name + "/", seen))
     return out
 
 
@@ -161,7 +172,8 @@ class _Scanner:
     def blob_images(self, ds_dir: str, ds_name: str) -> dict[str, ImageRef | None]:
         """Images named by the dataset's offsets files; None for an entry that cannot be served."""
         images: dict[str, ImageRef | None] = {}
-        for e in sorted(_scandir(ds_dir), key=lambda e: e.name):
+        for e in sorted(_scandir(ds_dir, self.report, "its offsets files are not read: no blob image is served"),
+                        key=lambda e: e.name):
             if not e.name.endswith(OFFSETS_SUFFIX):
                 continue
             listed = _listed(e)
@@ -207,7 +219,7 @@ class _Scanner:
 
     def dataset(self, name: str, ds_dir: str) -> Dataset:
         images: dict[str, ImageRef | None] = self.blob_images(ds_dir, name)
-        for e in _scandir(os.path.join(ds_dir, "img")):
+        for e in _scandir(os.path.join(ds_dir, "img"), self.report, "its images are not served"):
             if _ext(e.name) in IMAGE_EXTS:
                 st = _listed(e)
                 if isinstance(st, NotRegularFile):
@@ -343,7 +355,7 @@ def read_project(root: str, report: Report | None = None, cache: ScanCache | Non
     sink: Report = report or problems  # type: ignore[assignment]
     meta, meta_file, meta_fingerprint = read_meta(root, sink)
     scanner = _Scanner(root, sink, cache)
-    datasets = tuple(scanner.dataset(name, d) for name, d in _dataset_dirs(root))
+    datasets = tuple(scanner.dataset(name, d) for name, d in _dataset_dirs(root, sink))
     return Project(root=root, meta=meta, datasets=datasets,
                    load_annotation=make_annotation_loader(meta, sink), report=sink,
                    problems=tuple(problems.all()) if problems else (),
