@@ -12,14 +12,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from hostile import ann, blob_project, plain_project, png, rect  # noqa: E402
-
-from conftest import slyfs  # noqa: E402
+from conftest import slyfs
+from hostile import ann, blob_project, plain_project, png, rect
 
 READ_TIMEOUT = 10  # a read the daemon cannot answer at once is a hang: the test fails instead of blocking
 READER = "import os, sys\ntry:\n    sys.stdout.write(open(sys.argv[1], 'rb').read().hex())\nexcept OSError as e:\n" \
@@ -204,7 +202,7 @@ def check_without_override(root: Path) -> dict[str, tuple[str, str]]:
     from conftest import REPO
 
     r = subprocess.run([sys.executable, "-m", "vfs.cli", "check", str(root), "--json"], capture_output=True,
-                       text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)},
+                       text=True, timeout=60, check=False, env={**os.environ, "PYTHONPATH": str(REPO)},
                        preexec_fn=without_file_permission_override)
     return {p["path"]: (p["message"], p["action"]) for p in json.loads(r.stdout)["problems"]}
 
@@ -220,7 +218,8 @@ def test_check_names_folders_it_cannot_enter_or_read(tmp_path: Path) -> None:
         (root / folder).chmod(mode)
     try:
         bound = subprocess.run([sys.executable, "-c", f"import os; os.listdir({str(root / 'no_r_img/img')!r})"],
-                               capture_output=True, preexec_fn=without_file_permission_override).returncode != 0
+                               capture_output=True, check=False,
+                               preexec_fn=without_file_permission_override).returncode != 0
         if not bound:
             pytest.skip("no child process bound by file permissions can be started here")
         problems = check_without_override(root)
@@ -233,3 +232,18 @@ def test_check_names_folders_it_cannot_enter_or_read(tmp_path: Path) -> None:
     assert problems["no_x_ann/ann"] == (f"folder unreadable: {denied}", "its items are served without labels")
     assert problems["parent/datasets"] == (f"folder unreadable: {denied}", "its datasets are not served")
     assert "ds/img/a.png" not in problems  # the rest is checked as usual
+
+
+def test_hard_links_made_by_export_leave_the_images_served(mount, tmp_path: Path) -> None:
+    """A link moves the inode change time but never the bytes: an export linking the same image twice
+    (two views) works, and a --no-watch mount of the source still serves it."""
+    images = {"a.png": png(), "b.png": png(color=(1, 2, 3))}
+    root = plain_project(tmp_path / "p", {"a.png": ann(rect(1, 1, 4, 4)), "b.png": None}, images=images)
+    with mount(root, "--no-watch") as mnt:
+        r = slyfs("export", str(root), str(tmp_path / "out"), "--format", "yolo,supervisely")
+        assert "6 hard-linked, 0 copied" in r.stdout, r.stdout  # 2 images in each view, meta.json, a.png.json
+        assert os.stat(root / "ds/img/a.png").st_nlink == 3
+        for name, data in images.items():
+            assert (mnt / "images/ds" / name).read_bytes() == data
+            assert (tmp_path / "out/yolo/images/ds" / name).read_bytes() == data
+        assert (tmp_path / "out/yolo/labels/ds/b.txt").read_bytes() == b""  # sized from the linked image
