@@ -247,3 +247,22 @@ def test_hard_links_made_by_export_leave_the_images_served(mount, tmp_path: Path
             assert (mnt / "images/ds" / name).read_bytes() == data
             assert (tmp_path / "out/yolo/images/ds" / name).read_bytes() == data
         assert (tmp_path / "out/yolo/labels/ds/b.txt").read_bytes() == b""  # sized from the linked image
+
+
+def test_the_polling_watcher_sees_an_edit_keeping_size_and_mtime(tmp_path: Path) -> None:
+    """Without inotify the watcher compares stamps of the folders, meta.json, offsets files and tars."""
+    from formats.view import ViewOptions
+    from vfs.index import SourceIndex
+    from vfs.live import ViewSource, Watcher
+    from vfs.tree import VirtualTree
+
+    root, _ = blob_project(tmp_path / "b", {"x.png": png()})
+    view = ViewSource(str(root), ["yolo"], ViewOptions(), SourceIndex(None))
+    watcher = Watcher(view, VirtualTree(view.build()))  # not started: only its poll signature is used
+    if watcher._inotify is not None:
+        watcher._inotify.close()
+    before = watcher._signature()
+    tar = root / "blob/1001.tar"
+    edit_in_place(tar, flipped(tar.read_bytes(), 600))
+    now = watcher._signature()
+    assert [p for p in now if now[p] != before[p]] == [str(tar)]

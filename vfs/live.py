@@ -209,8 +209,10 @@ class Watcher:
     def _signature(self) -> dict[str, Stamp]:
         sig = {}
         for d in self.view.watched_dirs():
-            for e in [d, *(os.path.join(d, n) for n in os.listdir(d)
-                           if n.endswith((".tar", ".pkl")) or n == "meta.json")]:
+            names: list[str] = []
+            with contextlib.suppress(OSError):  # gone or unreadable since: its own stamp says it changed
+                names = os.listdir(d)
+            for e in [d, *(os.path.join(d, n) for n in names if n.endswith((".tar", ".pkl")) or n == "meta.json")]:
                 with contextlib.suppress(OSError):
                     sig[e] = file_stamp(os.stat(e))
         return sig
