@@ -121,6 +121,9 @@ def test_check_reports_every_special_file_and_never_opens_one(tmp_path: Path) ->
     found = {(p["path"], p["message"]) for p in json.loads(r.stdout)["problems"]}
     for path, kind in specials.items():
         assert (os.path.relpath(path, root), f"not a regular file ({kind})") in found, (path, found)
+    r = slyfs("export", str(root), str(tmp_path / "out"), check=False, timeout=60)
+    images = sum("/img/" in path for path in specials)
+    assert r.returncode == 1 and f"{images} file(s) cannot be read, first images/ds/" in r.stderr, r.stderr
 
     r = slyfs("check", str(blob_root), check=False, timeout=60)
     assert ("ds/1002_offsets.pkl\n  problem: not a regular file (fifo)\n"
