@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping, Union
+from typing import Callable, Iterator, Mapping, NamedTuple, Union
 
 import numpy as np
 
@@ -259,23 +259,41 @@ class Annotation:
 # ---------------------------------------------------------------- items and projects
 
 
+class Stamp(NamedTuple):
+    """One version of one source file, what slyfs compares to know a file unchanged. The inode
+    change time moves on every write, so an edit that restores size and mtime (``rsync --inplace -t``)
+    is still a new version; it also moves on chmod and on link(2), which the link count tells apart."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    nlink: int
+
+    def same_bytes(self, now: Stamp) -> bool:
+        """Whether the file, stamped ``now``, still holds this version's bytes: the same stamp, or only
+        a hard link added or removed (``slyfs export`` links images, which must not make them EIO)."""
+        return now == self or (now[:4] == self[:4] and now.nlink != self.nlink)
+
+
+def file_stamp(st: os.stat_result) -> Stamp:
+    """The stamp of a file from its stat result."""
+    return Stamp(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_nlink)
+
+
 @dataclass(frozen=True, slots=True)
 class ImageRef:
     """Where an image's bytes are: ``size`` bytes at ``offset`` in the file ``path``
-    (a plain image file with offset 0, or a tar). ``stamp`` identifies the file as it was
-    indexed, (st_dev, st_ino, st_size, st_mtime_ns); bytes are served only from that very
-    file, so a replaced or rewritten source gives EIO, never another file's bytes.
+    (a plain image file with offset 0, or a tar). ``stamp`` (a :class:`Stamp`) identifies the
+    file as it was indexed; bytes are served only from that very version of that file, so a
+    replaced or rewritten source gives EIO, never another file's bytes.
     An empty stamp is not checked."""
 
     path: str
     offset: int
     size: int
-    stamp: tuple = ()
-
-
-def file_stamp(st: os.stat_result) -> tuple[int, int, int, int]:
-    """The ``ImageRef.stamp`` of a file from its stat result."""
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    stamp: Stamp | tuple = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +312,7 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One image of a dataset. ``fingerprint`` changes whenever the annotation file does.
+    """One image of a dataset. ``fingerprint`` (the annotation file's :class:`Stamp`) changes whenever it does.
     ``sidecars`` are the item's own source files besides the image, as (folder, file) with
     folder ``ann``, ``img_info`` or ``meta``: views that pass the source through serve them."""
 
@@ -302,7 +320,7 @@ class Item:
     name: str  # item name = image file name, extension included
     image: ImageRef | None
     ann_path: str | None
-    fingerprint: tuple = ()
+    fingerprint: Stamp | tuple = ()
     sidecars: tuple[tuple[str, ImageRef], ...] = ()
 
     @property
@@ -346,7 +364,7 @@ class Project:
     problems: tuple[Problem, ...] = ()
     report: Report = _ignore  # where views say what they could not write (the mount's problem log)
     meta_file: ImageRef | None = None  # meta.json itself, for views that pass the source through
-    meta_fingerprint: tuple = ()  # changes whenever meta.json does
+    meta_fingerprint: Stamp | tuple = ()  # meta.json's Stamp: changes whenever meta.json does
 
     def items(self) -> Iterator[Item]:
         for ds in self.datasets:

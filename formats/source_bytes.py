@@ -2,33 +2,71 @@
 
 A source replaced or changed in place since it was indexed (its stamp differs) is refused,
 so no reader (the mount, export, the views' header probes) can serve another file's bytes.
+
+Every source file (meta.json, annotations, sidecars, offsets files, tars, images) is opened by
+:func:`open_regular`: a FIFO, socket or device put where a source file was expected is refused
+instead of opened, so it can never block the (single-threaded) daemon, ``check`` or ``export``.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 
 from formats.model import ImageRef, file_stamp
+
+_SPECIAL_KINDS = ((stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
+                  (stat.S_ISBLK, "block device"), (stat.S_ISDIR, "directory"))
 
 
 class SourceUnreadable(OSError):
     """The bytes of a source file cannot be read as indexed (gone, replaced, short, I/O error)."""
 
 
+class NotRegularFile(OSError):
+    """A source path names something other than a regular file; ``str()`` is the bare reason."""
+
+    def __init__(self, mode: int) -> None:
+        kind = next((name for is_kind, name in _SPECIAL_KINDS if is_kind(mode)), "special file")
+        super().__init__(errno.EIO, f"not a regular file ({kind})")
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def is_special(mode: int) -> bool:
+    """A FIFO, socket or device: what a scan reports instead of listing (directories are just not files)."""
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def open_regular(path: str) -> tuple[int, os.stat_result]:
+    """A read-only descriptor on the regular file ``path`` and its stat; the caller closes it.
+    Anything else raises NotRegularFile without being opened (a device is never opened), and
+    the open itself cannot block (O_NONBLOCK), should a FIFO take the file's place meanwhile."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise NotRegularFile(st.st_mode)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFile(st.st_mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
 def open_source(ref: ImageRef) -> int:
     """A read-only descriptor on the indexed file; the caller closes it."""
     try:
-        fd = os.open(ref.path, os.O_RDONLY | os.O_CLOEXEC)
+        fd, st = open_regular(ref.path)
     except OSError as e:
         raise SourceUnreadable(f"{ref.path}: {e.strerror}") from None
-    if ref.stamp:
-        try:
-            same = file_stamp(os.fstat(fd)) == ref.stamp
-        except OSError:
-            same = False
-        if not same:
-            os.close(fd)
-            raise SourceUnreadable(f"{ref.path}: replaced or changed since it was indexed")
+    if ref.stamp and not ref.stamp.same_bytes(file_stamp(st)):
+        os.close(fd)
+        raise SourceUnreadable(f"{ref.path}: replaced or changed since it was indexed")
     return fd
 
 

@@ -192,7 +192,7 @@ class _Writer:
             return False
         try:
             st = os.stat(ref.path)
-            if ref.offset != 0 or st.st_size != ref.size or (ref.stamp and file_stamp(st) != ref.stamp):
+            if ref.offset != 0 or st.st_size != ref.size or (ref.stamp and not ref.stamp.same_bytes(file_stamp(st))):
                 return False
             os.link(real, name, dst_dir_fd=dir_fd, follow_symlinks=False)
             linked = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)

@@ -1,14 +1,14 @@
 """The persistent index of a source project: what a remount need not read again.
 
 Stored in one sqlite file per source (``<cache dir>/index/<hash of the source path>.sqlite``),
-never pickled: each offsets file's entries, keyed by the file's (size, mtime, ctime, inode) and
-re-parsed only when one of them changes (rewriting or replacing the file changes them all).
+never pickled: each offsets file's entries, keyed by the file's Stamp (device, inode, size, mtime,
+ctime) and re-parsed only when one of them changes (rewriting or replacing the file changes them all).
 Parsing offsets is the costly part of a scan (~10 s per 10^6 entries through the restricted
 unpickler); loading them from here takes well under a second.
 
-Annotation (and img_info/meta) fingerprints are kept in memory only, per folder, for the
+Annotation (and img_info/meta) stamps are kept in memory only, per folder, for the
 rebuilds of one mount: every mount stats each JSON file once, because an edit in place while
-nothing was mounted changes no folder, and the fingerprint doubles as the file's ImageRef stamp
+nothing was mounted changes no folder, and the stamp doubles as the file's ImageRef stamp
 (size and identity must be exact). While mounted, a folder is re-listed only when it changed
 (then only new names are stat'ed) and the watcher reports edits in place (``refresh``).
 Tar sizes, ``meta.json``, dataset folders and plain ``img/`` files are always read again.
@@ -32,21 +32,12 @@ from array import array
 from pathlib import Path
 from typing import Callable
 
+from formats.model import Stamp, file_stamp
 from formats.supervisely.offsets import BlobEntry
-from formats.supervisely.project import Fingerprint, fingerprint
 
 log = logging.getLogger("slyfs.index")
 
 SCHEMA_VERSION = 2
-Key = tuple[int, ...]
-
-
-def _file_key(st: os.stat_result) -> Key:
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-
-
-def _dir_key(st: os.stat_result) -> Key:
-    return (st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 def _array(blob: bytes) -> array:
@@ -112,8 +103,8 @@ class SourceIndex:
 
     def __init__(self, path: Path | None) -> None:
         # offsets kept compact (names, starts, ends): 24 bytes an entry instead of ~120 as objects
-        self._offsets: dict[str, tuple[Key, list[str], array, array]] = {}
-        self._anns: dict[str, tuple[Key, dict[str, Fingerprint]]] = {}
+        self._offsets: dict[str, tuple[Stamp, list[str], array, array]] = {}
+        self._anns: dict[str, tuple[Stamp, dict[str, Stamp]]] = {}
         self._dirty: set[str] = set()  # offsets files not yet saved
         self._lock = threading.RLock()
         self._path = path
@@ -166,8 +157,9 @@ class SourceIndex:
             CREATE TABLE IF NOT EXISTS offsets (path TEXT PRIMARY KEY, key TEXT, names TEXT, starts BLOB, ends BLOB);
         """)
 
-    def _stored(self, path: str, key: Key) -> tuple | None:
-        """The stored (names, starts, ends) of the offsets file ``path`` if its key is ``key``."""
+    def _stored(self, path: str, key: Stamp) -> tuple | None:
+        """The stored (names, starts, ends) of the offsets file ``path`` if its key is ``key``
+        (a row keyed in an older layout, without device or ctime, never matches: re-parsed, replaced)."""
         if self._db is None:
             return None
         try:  # a damaged file is discarded; then None: the caller reads the source
@@ -186,7 +178,7 @@ class SourceIndex:
     # -- ScanCache
 
     def offsets(self, path: str, load: Callable[[], list[BlobEntry]]) -> list[BlobEntry]:
-        key = _file_key(os.stat(path))
+        key = file_stamp(os.stat(path))
         with self._lock:
             hit = self._offsets.get(path)
             if hit is None or hit[0] != key:
@@ -202,10 +194,10 @@ class SourceIndex:
             _, names, starts, ends = hit
             return [BlobEntry(n, s, e) for n, s, e in zip(names, starts, ends)]
 
-    def json_files(self, directory: str, scan: Callable[[dict[str, Fingerprint]], dict[str, Fingerprint]]
-                   ) -> dict[str, Fingerprint]:
+    def json_files(self, directory: str, scan: Callable[[dict[str, Stamp]], dict[str, Stamp]]
+                   ) -> dict[str, Stamp]:
         try:
-            key = _dir_key(os.stat(directory))
+            key = file_stamp(os.stat(directory))
         except OSError:
             return scan({})
         with self._lock:
@@ -219,14 +211,14 @@ class SourceIndex:
     # -- live updates
 
     def refresh(self, ann_path: str) -> None:
-        """A JSON file of an ann/img_info/meta folder changed (the watcher says so): take its new fingerprint."""
+        """A JSON file of an ann/img_info/meta folder changed (the watcher says so): take its new stamp."""
         directory, name = os.path.split(ann_path)
         with self._lock:
             hit = self._anns.get(directory)
             if hit is None:
                 return
             try:
-                hit[1][name] = fingerprint(os.stat(ann_path))
+                hit[1][name] = file_stamp(os.stat(ann_path))
             except OSError:
                 hit[1].pop(name, None)
 

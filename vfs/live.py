@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Callable, Iterator
 
-from formats.model import Project
+from formats.model import Project, Stamp, file_stamp
 from formats.nodes import Tree
 from formats.registry import build_view
 from formats.supervisely import ProblemLog, SourceError, read_project
@@ -231,14 +231,15 @@ class Watcher:
             self._apply_pending()
             before = self._signature()
 
-    def _signature(self) -> dict[str, tuple]:
+    def _signature(self) -> dict[str, Stamp]:
         sig = {}
         for d in self.view.watched_dirs():
-            for e in [d, *(os.path.join(d, n) for n in os.listdir(d)
-                           if n.endswith((".tar", ".pkl")) or n == "meta.json")]:
+            names: list[str] = []
+            with contextlib.suppress(OSError):  # gone or unreadable since: its own stamp says it changed
+                names = os.listdir(d)
+            for e in [d, *(os.path.join(d, n) for n in names if n.endswith((".tar", ".pkl")) or n == "meta.json")]:
                 with contextlib.suppress(OSError):
-                    st = os.stat(e)
-                    sig[e] = (st.st_mtime_ns, st.st_size, st.st_ino)
+                    sig[e] = file_stamp(os.stat(e))
         return sig
 
     def _wait_seconds(self) -> float:

@@ -17,6 +17,7 @@ from PIL import Image
 
 from formats.model import Annotation, Item, Problem
 from formats.naming import printable
+from formats.source_bytes import open_regular
 from formats.supervisely.project import ProblemLog, Report, SourceError, read_project
 
 SERVED_AS_IS = "served byte for byte as it is"
@@ -38,7 +39,8 @@ def probe_image(item: Item, ann: Annotation, report: Report) -> None:
     if ref is None:  # already reported by the scan (bad offsets entry, annotation without image)
         return
     try:
-        with open(ref.path, "rb") as f:
+        fd, _ = open_regular(ref.path)
+        with os.fdopen(fd, "rb") as f:
             f.seek(ref.offset)
             data = f.read(ref.size)
     except OSError as e:

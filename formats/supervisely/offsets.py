@@ -21,6 +21,8 @@ import pickle
 import pickletools
 from dataclasses import dataclass
 
+from formats.source_bytes import open_regular
+
 ALLOWED_GLOBAL = ("supervisely.api.image_api", "BlobImageInfo")
 MAX_OFFSETS_FILE = 256 << 20  # ~4·10^6 entries; more is not an offsets file
 MAX_ENTRIES = 5_000_000
@@ -156,10 +158,10 @@ def read_offsets(path: str) -> list[BlobEntry]:
     """All entries of an offsets file, in file order. Raises OffsetsError, naming the file,
     when anything in it is not a list of BlobImageInfo records."""
     try:
-        size = os.path.getsize(path)
-        if size > MAX_OFFSETS_FILE:
-            raise OffsetsError(f"{size} bytes, larger than any offsets file should be", path)
-        with open(path, "rb") as f:
+        fd, st = open_regular(path)
+        with os.fdopen(fd, "rb") as f:
+            if st.st_size > MAX_OFFSETS_FILE:
+                raise OffsetsError(f"{st.st_size} bytes, larger than any offsets file should be", path)
             data = f.read()
     except OSError as e:
         raise OffsetsError(f"cannot read: {e.strerror}", path) from None

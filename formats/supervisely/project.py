@@ -10,17 +10,18 @@ import io
 import json
 import logging
 import os
+import stat
 import threading
 from functools import lru_cache
 from typing import Any, Callable, Protocol
 
 from PIL import Image
 
-from formats.model import Annotation, Dataset, ImageRef, Item, Problem, Project, ProjectMeta, file_stamp
+from formats.model import Annotation, Dataset, ImageRef, Item, Problem, Project, ProjectMeta, Stamp, file_stamp
 from formats.naming import printable
 from formats.supervisely.annotation import parse_annotation, parse_size
 from formats.supervisely.meta import MetaError, parse_meta
-from formats.source_bytes import read_bytes
+from formats.source_bytes import NotRegularFile, is_special, open_regular, read_bytes
 from formats.supervisely.offsets import BlobEntry, OffsetsError, check_entry, read_offsets
 
 log = logging.getLogger("slyfs.source")
@@ -34,7 +35,7 @@ HEADER_PROBE_BYTES = 1 << 20
 ANNOTATION_CACHE_ITEMS = 256  # parsed annotations kept: the files of one image (VOC: 3) share a parse
 
 Report = Callable[[Problem], None]
-Fingerprint = tuple  # file_stamp of a JSON file: (st_dev, st_ino, st_size, st_mtime_ns)
+NOT_OPENED = "never opened: treated as missing"
 
 
 class ScanCache(Protocol):
@@ -43,8 +44,8 @@ class ScanCache(Protocol):
 
     def offsets(self, path: str, load: Callable[[], list[BlobEntry]]) -> list[BlobEntry]: ...
 
-    def json_files(self, directory: str, scan: Callable[[dict[str, Fingerprint]], dict[str, Fingerprint]]
-                   ) -> dict[str, Fingerprint]: ...
+    def json_files(self, directory: str, scan: Callable[[dict[str, Stamp]], dict[str, Stamp]]
+                   ) -> dict[str, Stamp]: ...
 
 
 class SourceError(Exception):
@@ -115,47 +116,64 @@ def _ext(name: str) -> str:
     return name[dot:].lower() if dot > 0 else ""
 
 
-def _scandir(path: str) -> list[os.DirEntry]:
-    """Entries of a directory; none when it is missing or unreadable (a file that vanishes
-    or a permission error degrades that directory only)."""
+def _scandir(path: str, report: Report, unreadable: str) -> list[os.DirEntry]:
+    """Entries of a directory; none when it is missing or unreadable (a permission error
+    degrades that directory only, and is reported naming it, with ``unreadable`` as what it costs)."""
     try:
+        os.stat(os.path.join(path, "."))  # search (x) permission: without it no entry could be stat'ed or opened
         with os.scandir(path) as it:
             return list(it)
-    except OSError:
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as e:
+        report(Problem(path, f"folder unreadable: {e.strerror}", unreadable))
         return []
 
 
-def fingerprint(st: os.stat_result) -> Fingerprint:
-    """Changes whenever the file does: its ``file_stamp`` (so ``[2]`` is its size)."""
-    return file_stamp(st)
+def _listed(e: os.DirEntry) -> os.stat_result | NotRegularFile | None:
+    """A listed file's stat; NotRegularFile for a FIFO, socket or device (the caller reports it,
+    nothing opens it); None for anything else (a directory, a dangling link, a file gone since listed)."""
+    try:
+        st = e.stat()
+    except OSError:
+        return None
+    if stat.S_ISREG(st.st_mode):
+        return st
+    return NotRegularFile(st.st_mode) if is_special(st.st_mode) else None
 
 
-def scan_json_files(directory: str, known: dict[str, Fingerprint], links: LinkGuard | None = None
-                    ) -> dict[str, Fingerprint]:
-    """``*.json`` files in ``directory`` with their fingerprints; names in ``known`` keep
+def scan_json_files(directory: str, known: dict[str, Stamp], report: Report, links: LinkGuard | None = None
+                    ) -> dict[str, Stamp]:
+    """``*.json`` files in ``directory`` with their stamps; names in ``known`` keep
     theirs (a file edited in place is reported by the watcher, not found by listing).
     Links that ``links`` does not follow are left out."""
-    out: dict[str, Fingerprint] = {}
-    for e in _scandir(directory):
-        if e.name.endswith(".json") and _is_file(e):
-            if links is not None and links.entry(e, "file left out", e.name[:-5]):
+    out: dict[str, Stamp] = {}
+    unreadable = ("its items are served without labels" if os.path.basename(directory) == "ann"
+                  else "its files are not served")
+    for e in _scandir(directory, report, unreadable):
+        if not e.name.endswith(".json"):
+            continue
+        if links is not None and links.entry(e, "file left out", e.name[:-5]):
+            continue
+        fp = known.get(e.name) if _is_file(e) else None
+        if fp is None:
+            listed = _listed(e)
+            if isinstance(listed, NotRegularFile):
+                report(Problem(e.path, str(listed), NOT_OPENED))
+            if not isinstance(listed, os.stat_result):
                 continue
-            fp = known.get(e.name)
-            if fp is None:
-                try:
-                    fp = fingerprint(e.stat())
-                except OSError:
-                    continue
-            out[e.name] = fp
+            fp = file_stamp(listed)
+        out[e.name] = fp
     return out
 
 
-def _dataset_dirs(root: str, links: LinkGuard, prefix: str = "", seen: set | None = None) -> list[tuple[str, str]]:
+def _dataset_dirs(root: str, report: Report, links: LinkGuard, prefix: str = "", seen: set | None = None
+                  ) -> list[tuple[str, str]]:
     """(full dataset name, directory) for every dataset below ``root``, depth first, sorted.
-    A directory reached twice (a symlink loop) is listed once."""
+    A directory reached twice (a symlink loop) is listed once; one that cannot be entered is reported."""
     seen = set() if seen is None else seen
     out = []
-    for e in sorted(_scandir(root), key=lambda e: e.name):
+    for e in sorted(_scandir(root, report, "its datasets are not served"), key=lambda e: e.name):
         if e.name in RESERVED_DIRS or e.name.startswith("."):
             continue
         try:
@@ -169,11 +187,16 @@ def _dataset_dirs(root: str, links: LinkGuard, prefix: str = "", seen: set | Non
         if (st.st_dev, st.st_ino) in seen:
             continue
         seen.add((st.st_dev, st.st_ino))
+        try:
+            os.stat(os.path.join(e.path, "."))  # needs search (x) permission on the folder
+        except OSError as err:
+            report(Problem(e.path, f"dataset folder cannot be entered: {err.strerror}", "its items are not served"))
+            continue
         name = f"{prefix}{e.name}"
         out.append((name, e.path))
         nested = os.path.join(e.path, "datasets")
         if not links.path(nested, "nested datasets left out"):
-            out.extend(_dataset_dirs(nested, links, name + "/", seen))
+            out.extend(_dataset_dirs(nested, report, links, name + "/", seen))
     return out
 
 
@@ -183,16 +206,19 @@ class _Scanner:
         self.report = report
         self.cache = cache
         self.links = links
-        self.tar_stamps: dict[str, tuple | str] = {}  # the tar's stamp, or why it cannot be used
+        self.tar_stamps: dict[str, Stamp | str] = {}  # the tar's stamp, or why its images cannot be served
         self.blob_outside = links.path(os.path.join(root, "blob"), "no image in its tars is served")
 
-    def tar_stamp(self, tar: str) -> tuple | str:
+    def tar_stamp(self, tar: str) -> Stamp | str:
+        """The tar's stamp, or why its images cannot be served."""
         if tar not in self.tar_stamps:
             if self.blob_outside or self.links.path(tar, "its images read as unreadable (EIO)"):
                 self.tar_stamps[tar] = "the tar links outside the project"
                 return self.tar_stamps[tar]
             try:
-                self.tar_stamps[tar] = file_stamp(os.stat(tar))
+                st = os.stat(tar)
+                self.tar_stamps[tar] = (file_stamp(st) if stat.S_ISREG(st.st_mode)
+                                        else f"the tar is {NotRegularFile(st.st_mode)}")
             except OSError:
                 self.tar_stamps[tar] = "the tar is missing"
         return self.tar_stamps[tar]
@@ -205,8 +231,14 @@ class _Scanner:
     def blob_images(self, ds_dir: str, ds_name: str) -> dict[str, ImageRef | None]:
         """Images named by the dataset's offsets files; None for an entry that cannot be served."""
         images: dict[str, ImageRef | None] = {}
-        for e in sorted(_scandir(ds_dir), key=lambda e: e.name):
-            if not (e.name.endswith(OFFSETS_SUFFIX) and _is_file(e)):
+        for e in sorted(_scandir(ds_dir, self.report, "its offsets files are not read: no blob image is served"),
+                        key=lambda e: e.name):
+            if not e.name.endswith(OFFSETS_SUFFIX):
+                continue
+            listed = _listed(e)
+            if isinstance(listed, NotRegularFile):
+                self.report(Problem(e.path, str(listed), "offsets file ignored; its images are not served"))
+            if not isinstance(listed, os.stat_result):
                 continue
             if self.links.entry(e, "offsets file ignored; its images are not served"):
                 continue
@@ -219,7 +251,7 @@ class _Scanner:
                 continue
             tar_stamp = self.tar_stamp(tar)
             for entry in entries:  # the last entry of a name wins, as in the SDK
-                why = tar_stamp if isinstance(tar_stamp, str) else check_entry(entry, tar_stamp[2])
+                why = tar_stamp if isinstance(tar_stamp, str) else check_entry(entry, tar_stamp.size)
                 if why:
                     self.report(Problem(e.path, f"entry for {tar}: {why}",
                                         "image served as unreadable (EIO)", item=entry.name))
@@ -228,16 +260,16 @@ class _Scanner:
                     images[entry.name] = ImageRef(tar, entry.start, entry.end - entry.start, tar_stamp)
         return images
 
-    def json_files(self, folder: str | None) -> dict[str, Fingerprint]:
+    def json_files(self, folder: str | None) -> dict[str, Stamp]:
         if folder is None:
             return {}
         if self.cache is None:
-            return scan_json_files(folder, {}, self.links)
-        return self.cache.json_files(folder, lambda known: scan_json_files(folder, known, self.links))
+            return scan_json_files(folder, {}, self.report, self.links)
+        return self.cache.json_files(folder, lambda known: scan_json_files(folder, known, self.report, self.links))
 
     @staticmethod
     def sidecars(item_name: str, stem: str, ds_dir: str, ann_path: str | None,
-                 side_dirs: dict[str, dict[str, Fingerprint]]) -> tuple[tuple[str, ImageRef], ...]:
+                 side_dirs: dict[str, dict[str, Stamp]]) -> tuple[tuple[str, ImageRef], ...]:
         """The item's ann/img_info/meta files, each ``<item>.json`` or the legacy ``<stem>.json``."""
         found = []
         for folder, files in side_dirs.items():
@@ -245,20 +277,22 @@ class _Scanner:
             fp = files.get(name)
             if fp is not None:  # the item's ann_path string is shared, not copied (10^6 items)
                 path = ann_path if folder == "ann" and ann_path else os.path.join(ds_dir, folder, name)
-                found.append((folder, ImageRef(path, 0, fp[2], fp)))
+                found.append((folder, ImageRef(path, 0, fp.size, fp)))
         return tuple(found)
 
     def dataset(self, name: str, ds_dir: str) -> Dataset:
         images: dict[str, ImageRef | None] = self.blob_images(ds_dir, name)
         img_dir = self.folder(ds_dir, "img")
-        for e in _scandir(img_dir) if img_dir else ():
-            if _ext(e.name) in IMAGE_EXTS and _is_file(e):
+        for e in _scandir(img_dir, self.report, "its images are not served") if img_dir else ():
+            if _ext(e.name) in IMAGE_EXTS:
                 if self.links.entry(e, "image served as unreadable (EIO)", e.name):
                     images[e.name] = None
                     continue
-                try:
-                    st = e.stat()
-                except OSError:  # vanished since listed
+                st = _listed(e)
+                if isinstance(st, NotRegularFile):
+                    self.report(Problem(e.path, str(st), "image served as unreadable (EIO)", item=e.name))
+                    images[e.name] = None
+                if not isinstance(st, os.stat_result):  # a directory, or vanished since listed
                     continue
                 if e.name in images:
                     self.report(Problem(e.path, "image is both in img/ and in an offsets file",
@@ -298,13 +332,13 @@ def _is_file(e: os.DirEntry) -> bool:
         return False
 
 
-def read_meta(root: str, report: Report) -> tuple[ProjectMeta, ImageRef, tuple]:
-    """The parsed meta.json, where its bytes are, and its fingerprint."""
+def read_meta(root: str, report: Report) -> tuple[ProjectMeta, ImageRef, Stamp]:
+    """The parsed meta.json, where its bytes are, and its stamp."""
     path = os.path.join(root, "meta.json")
     try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            ref = ImageRef(path, 0, st.st_size, file_stamp(st))
+        fd, st = open_regular(path)
+        ref = ImageRef(path, 0, st.st_size, file_stamp(st))
+        with os.fdopen(fd, "rb") as f:
             data = json.load(f)
         warnings: list[str] = []
         meta = parse_meta(data, warnings)
@@ -316,7 +350,7 @@ def read_meta(root: str, report: Report) -> tuple[ProjectMeta, ImageRef, tuple]:
         raise SourceError(f"{path}: unusable: {e}") from None
     for w in warnings:
         report(Problem(path, w, "see message"))
-    return meta, ref, (st.st_mtime_ns, st.st_size, st.st_ino)
+    return meta, ref, ref.stamp
 
 
 def read_image_size(ref: ImageRef) -> tuple[int, int] | None:
@@ -330,8 +364,9 @@ def read_image_size(ref: ImageRef) -> tuple[int, int] | None:
 
 def load_json_file(path: str) -> Any:
     """A source annotation file's JSON; raises ValueError past ``MAX_ANN_BYTES`` (checked before reading)."""
-    with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size > MAX_ANN_BYTES:
+    fd, st = open_regular(path)
+    with os.fdopen(fd, "rb") as f:
+        if st.st_size > MAX_ANN_BYTES:
             raise ValueError("file is larger than any annotation should be")
         return json.load(f)
 
@@ -396,7 +431,7 @@ def read_project(root: str, report: Report | None = None, cache: ScanCache | Non
                           "(--follow-external-links follows it)")
     meta, meta_file, meta_fingerprint = read_meta(root, sink)
     scanner = _Scanner(root, sink, cache, links)
-    datasets = tuple(scanner.dataset(name, d) for name, d in _dataset_dirs(root, links))
+    datasets = tuple(scanner.dataset(name, d) for name, d in _dataset_dirs(root, sink, links))
     return Project(root=root, meta=meta, datasets=datasets,
                    load_annotation=make_annotation_loader(meta, sink), report=sink,
                    problems=tuple(problems.all()) if problems else (),
