@@ -5,7 +5,8 @@ multithreaded: two readers of one file must not render it twice)."""
 from __future__ import annotations
 
 import threading
-from typing import Callable, Generic, Hashable, TypeVar
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 from cachetools import LRUCache
 
@@ -15,7 +16,7 @@ V = TypeVar("V")
 class _Flight(Generic[V]):
     """A computation under way: later askers wait for its value (or its exception)."""
 
-    __slots__ = ("done", "value", "error")
+    __slots__ = ("done", "error", "value")
 
     def __init__(self) -> None:
         self.done = threading.Event()

@@ -274,7 +274,7 @@ def image_mode(ref: ImageRef | None) -> str | None:
 
 def jpeg_bytes(ref: ImageRef) -> bytes:
     """The image re-encoded as JPEG (quality 95); modes JPEG cannot hold become RGB. Refused
-    (ValueError: the file reads EIO) past ``MAX_REENCODE_BYTES`` or ``MAX_IMAGE_PIXELS``."""
+    (ValueError: the file reads EIO) past ``MAX_REENCODE_BYTES`` or ``MAX_LABELLED_PIXELS``."""
     if ref.size > MAX_REENCODE_BYTES:
         raise ValueError(f"{ref.path}: image of {ref.size} bytes is over the limit of {MAX_REENCODE_BYTES} "
                          "(MAX_REENCODE_BYTES): not re-encoded")

@@ -21,7 +21,8 @@ from formats.model import (Annotation, Cuboid2d, Geometry, Graph, GraphNode, Lab
 
 MAX_COORD = 1e7  # beyond this a coordinate is corrupt, not merely outside the image
 MAX_SIDE = 1_000_000  # image side, pixels
-MAX_IMAGE_PIXELS = 1 << 27  # past this (declared, or from the header) no labels: raster views would take minutes
+MAX_IMAGE_PIXELS = 1 << 30  # a declared size beyond this is corrupt: the size is read from the image instead
+MAX_LABELLED_PIXELS = 1 << 27  # past this (declared, or from the header) no labels: raster views would take minutes
 MAX_OBJECTS = 100_000  # objects of one annotation; past it the image is served without labels
 MAX_MASK_BYTES = 64 << 20  # decompressed bitmap PNG
 MAX_MASK_PIXELS = 100_000_000
@@ -196,14 +197,16 @@ def parse_size(data: Any) -> tuple[int, int] | None:
     w, h = size.get("width"), size.get("height")
     if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_SIDE for v in (w, h)):
         return None
+    if w * h > MAX_IMAGE_PIXELS:
+        return None
     return (w, h)
 
 
 def size_problem(size: tuple[int, int]) -> str | None:
     """Why an image of ``size`` gets no labels (its masks, areas and contours would take minutes), or None."""
-    if size[0] * size[1] > MAX_IMAGE_PIXELS:
+    if size[0] * size[1] > MAX_LABELLED_PIXELS:
         return (f"image of {size[0]}x{size[1]} = {size[0] * size[1]} pixels is over the limit of "
-                f"{MAX_IMAGE_PIXELS} (MAX_IMAGE_PIXELS)")
+                f"{MAX_LABELLED_PIXELS} (MAX_LABELLED_PIXELS)")
     return None
 
 
