@@ -170,7 +170,7 @@ class PathInvalidator:
         log.debug("invalidated %d of %d stale paths in the kernel", done, len(paths))
 
 
-FUSE_MAX_THREADS = 16  # requests served at once; measured as fast as 4 and more for 1-4 readers (README)
+FUSE_MAX_THREADS = 16  # requests served at once: a slow render and readers waiting for it leave workers (README)
 
 
 def loop_thread_options() -> dict[str, object]:
