@@ -35,10 +35,6 @@ class BoundedMemo(Generic[V]):
         self._lock = threading.Lock()
 
     @property
-    def max_bytes(self) -> int:
-        return int(self._values.maxsize)
-
-    @property
     def current_bytes(self) -> int:
         return int(self._values.currsize)
 
@@ -65,7 +61,7 @@ class BoundedMemo(Generic[V]):
         finally:
             with self._lock:
                 del self._flights[key]
-                if flight.error is None and self._sizeof(flight.value) <= self._values.maxsize:  # type: ignore[arg-type]
-                    self._values[key] = flight.value
+                if flight.error is None and self._sizeof(value) <= self._values.maxsize:
+                    self._values[key] = value
             flight.done.set()
         return value

@@ -77,7 +77,8 @@ def timed(action: Callable[[], Any], out: dict[str, float], name: str) -> None:
 def test_a_slow_render_does_not_stall_a_stat_of_another_file(tmp_path: Path, mount) -> None:
     side = 11000  # within MAX_LABELLED_PIXELS: rendered, but each object's RLE takes seconds
     assert side * (side + 1000) <= MAX_LABELLED_PIXELS
-    src = make_project(tmp_path / "src", {"a.png": annotation(side, side + 1000, [holed_square(side, side + 1000)] * 3)})
+    slow = annotation(side, side + 1000, [holed_square(side, side + 1000)] * 5)
+    src = make_project(tmp_path / "src", {"a.png": slow})
     with mount(src, "--format", "coco,yolo", "--no-watch", "--no-index") as mnt:
         times: dict[str, float] = {}
         slow = threading.Thread(target=timed, args=(
@@ -172,12 +173,13 @@ def test_annotation_over_max_ann_bytes_names_the_limit(tmp_path: Path) -> None:
                            f"{MAX_ANN_BYTES} (MAX_ANN_BYTES) -> served without labels")
 
 
-def limited_child(code: str, address_space: int = 1536 << 20) -> subprocess.CompletedProcess:
-    """Run ``code`` in a child with this checkout first on sys.path and a bounded address space."""
+def run_child(code: str, *args: str, address_space: int | None = None) -> subprocess.CompletedProcess:
+    """Run ``code`` in a child with this checkout first on sys.path, optionally with a bounded address space."""
     def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120,
-                          check=False, cwd=REPO, preexec_fn=limit,
+        if address_space is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True,
+                          timeout=300, check=False, cwd=REPO, preexec_fn=limit,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
@@ -199,11 +201,11 @@ def test_check_of_a_2gb_sparse_image_reads_its_header_only(tmp_path: Path) -> No
     src = make_project(tmp_path, {"a.png": None})
     with open(src / "ds" / "img" / "a.png", "r+b") as f:
         f.truncate(2 << 30)  # a PNG header, then 2 GB of zeros
-    r = limited_child(f"""
+    r = run_child("""
         import sys
         from vfs.cli import main
-        sys.exit(main(["check", {str(src)!r}]))
-    """)
+        sys.exit(main(["check", sys.argv[1]]))
+    """, str(src), address_space=1536 << 20)
     assert r.returncode == 1, r.stderr
     assert "MemoryError" not in r.stderr
     assert "PNG does not end with an IEND chunk (truncated?)" in r.stdout
@@ -254,9 +256,7 @@ MEASURE = """
 def rss_growth(src: Path, view: str, paths: list[str], annotation_budget: int = ANNOTATION_CACHE_BYTES
                ) -> dict[str, int]:
     """How much resident memory grows with the first of ``paths`` read, and then with the others."""
-    r = subprocess.run([sys.executable, "-c", textwrap.dedent(MEASURE), str(src), view, str(annotation_budget),
-                        *paths],
-                       capture_output=True, text=True, timeout=300, check=False, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    r = run_child(MEASURE, str(src), view, str(annotation_budget), *paths)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
