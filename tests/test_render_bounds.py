@@ -173,6 +173,19 @@ def test_annotation_over_max_ann_bytes_names_the_limit(tmp_path: Path) -> None:
                            f"{MAX_ANN_BYTES} (MAX_ANN_BYTES) -> served without labels")
 
 
+def test_voc_jpeg_of_a_2gb_sparse_image_is_refused_not_read(tmp_path: Path) -> None:
+    src = make_project(tmp_path, {"a.png": annotation(8, 8, [box(0)])})
+    with open(src / "ds" / "img" / "a.png", "r+b") as f:
+        f.truncate(2 << 30)
+    tree = VirtualTree(build_view(read_project(str(src), report=ProblemLog()), ["voc"],
+                                  ViewOptions(params={"voc.jpeg": "1"})))
+    start = time.monotonic()
+    with pytest.raises(ValueError, match=rf"image of {2 << 30} bytes is over the limit of \d+ \(MAX_REENCODE_BYTES\)"):
+        tree.read_file("JPEGImages/a.jpg")
+    assert time.monotonic() - start < 1  # 6.7 s before, and 2 GB of memory
+    assert b"<xmax>6</xmax>" in tree.read_file("Annotations/a.xml")  # the rest of the item is served
+
+
 def run_child(code: str, *args: str, address_space: int | None = None) -> subprocess.CompletedProcess:
     """Run ``code`` in a child with this checkout first on sys.path, optionally with a bounded address space."""
     def limit() -> None:
