@@ -24,13 +24,13 @@ import io
 import math
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Iterable
 
 import numpy as np
 from lxml import etree
 from PIL import Image
 
+from formats.memo import BoundedMemo
 from formats.model import (Annotation, Cuboid2d, ImageRef, Item, Label, Mask, OrientedBox, PixelBox, PointGeom,
                            Polygon, Project, Rectangle, TagValue)
 from formats.naming import (MAX_NAME_BYTES, distinct_texts, escape_component, line_unsafe, percent_bytes, shorten,
@@ -38,6 +38,7 @@ from formats.naming import (MAX_NAME_BYTES, distinct_texts, escape_component, li
 from formats.nodes import Generated, Node, image_node
 from formats.raster import geometry_mask
 from formats.source_bytes import read_bytes
+from formats.supervisely.annotation import size_problem
 from formats.view import OptionError, ViewOptions, selected_classes, splits
 
 FLAG_TAGS = ("truncated", "difficult", "occluded")
@@ -46,7 +47,8 @@ MAX_OBJECT_INDEX = 254  # 255 is VOC's "void" index
 JPEG_EXTS = (".jpg", ".jpeg", ".jpe", ".jfif")
 JPEG_QUALITY = 95
 HEADER_PROBE_BYTES = 64 << 10
-MASKS_KEPT = 4  # items whose index images are kept for their other PNG (2 x width x height bytes each)
+MAX_REENCODE_BYTES = 256 << 20  # voc.jpeg=1: larger source images are not re-encoded
+MASK_CACHE_BYTES = 64 << 20  # index images kept for their item's other PNG (2 x width x height bytes an item)
 AREA_GEOMETRIES = (Rectangle, Polygon, Mask, Cuboid2d, OrientedBox)
 WHITESPACE = re.compile(r"\s")  # what str.split() splits at (textread's %s: the ASCII part)
 MAX_SPLIT_BYTES = 64
@@ -282,8 +284,15 @@ def image_mode(ref: ImageRef | None) -> str | None:
 
 
 def jpeg_bytes(ref: ImageRef) -> bytes:
-    """The image re-encoded as JPEG (quality 95); modes JPEG cannot hold become RGB."""
+    """The image re-encoded as JPEG (quality 95); modes JPEG cannot hold become RGB. Refused
+    (ValueError: the file reads EIO) past ``MAX_REENCODE_BYTES`` or ``MAX_LABELLED_PIXELS``."""
+    if ref.size > MAX_REENCODE_BYTES:
+        raise ValueError(f"{ref.path}: image of {ref.size} bytes is over the limit of {MAX_REENCODE_BYTES} "
+                         "(MAX_REENCODE_BYTES): not re-encoded")
     with Image.open(io.BytesIO(read_bytes(ref))) as img:
+        too_large = size_problem(img.size)
+        if too_large:
+            raise ValueError(f"{ref.path}: {too_large}: not re-encoded")
         img = img if img.mode in ("L", "RGB") else img.convert("RGB")
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=JPEG_QUALITY)
@@ -337,11 +346,19 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
         ann = project.annotation(item)
         return (ann, *kept_objects(ann, class_names))
 
-    @lru_cache(maxsize=MASKS_KEPT)
+    mask_memo: BoundedMemo[tuple[np.ndarray, np.ndarray]] = BoundedMemo(
+        MASK_CACHE_BYTES, lambda masks: masks[0].nbytes + masks[1].nbytes)
+
+    def draw_masks(item: Item) -> tuple[np.ndarray, np.ndarray]:
+        ann, objs, _ = objects_of(item)
+        too_large = size_problem((ann.width, ann.height))
+        if too_large:
+            raise ValueError(f"{item.dataset}/{item.name}: {too_large}: no mask is drawn")
+        return segmentation_arrays(ann, [label for label, _ in objs], class_index)
+
     def masks_of(item: Item) -> tuple[np.ndarray, np.ndarray]:
         """Both index images of an item: its two PNGs are usually read one after the other."""
-        ann, objs, _ = objects_of(item)
-        return segmentation_arrays(ann, [label for label, _ in objs], class_index)
+        return mask_memo.get(item, lambda: draw_masks(item))
 
     for item, name in zip(all_items, names):
         vid = ids[(item.dataset, item.name)]

@@ -440,7 +440,7 @@ def main() -> None:
     ap.add_argument("--readers", default="1,4")
     ap.add_argument("--no-ratarmount", action="store_true")
     ap.add_argument("--variants", action="store_true",
-                    help="also slyfs --threads and --timeout 3600 (the tuning comparison)")
+                    help="also slyfs --single-threaded and --timeout 3600 (the tuning comparison)")
     ap.add_argument("--libfuse2", action="store_true",
                     help="also slyfs on fusepy/libfuse 2: live (1 s timeouts) and --timeout 3600")
     ap.add_argument("--scale", help="comma-separated project sizes: mount/remount/RSS growth instead")
@@ -458,7 +458,7 @@ def main() -> None:
     cold = os.geteuid() == 0 and drop_caches()
     systems = [("slyfs", "slyfs", ())]
     if args.variants:
-        systems += [("slyfs threads", "slyfs", ("--threads",)), ("slyfs t=3600", "slyfs", ("--timeout", "3600"))]
+        systems += [("slyfs 1 thread", "slyfs", ("--single-threaded",)), ("slyfs t=3600", "slyfs", ("--timeout", "3600"))]
     if args.libfuse2:
         systems += [("slyfs libfuse2", "slyfs", ("--libfuse", "2")),
                     ("slyfs libfuse2 t=3600", "slyfs", ("--libfuse", "2", "--timeout", "3600"))]

@@ -12,7 +12,7 @@ from pathlib import Path
 from formats.naming import printable
 from formats.registry import FORMATS, UnknownFormat, build_view, check_params, parse_formats
 from formats.supervisely import ProblemLog, SourceError, read_project
-from formats.supervisely.check import check_project, report_json, report_text
+from formats.supervisely.check import CheckFailed, check_project, report_json, report_text
 from formats.supervisely.project import read_meta
 from formats.view import OptionError, ViewOptions, kept_classes, parse_split
 from vfs.daemon import MountError, MountSettings, run_mount, unmount
@@ -104,7 +104,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
             Watcher(views[0], tree).start()
 
     run_mount(make_tree, MountSettings(mountpoint=mountpoint, foreground=args.foreground, log_file=log_file,
-                                       debug=args.debug, threads=args.threads, libfuse=args.libfuse,
+                                       debug=args.debug, threads=not args.single_threaded, libfuse=args.libfuse,
                                        fuse_options={"allow_other": True} if args.allow_other else {},
                                        timeout=args.timeout if args.timeout is not None else
                                        (NO_WATCH_TIMEOUT if args.no_watch else None)),
@@ -155,10 +155,14 @@ def usable_log_file(path: str | None) -> str | None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Exit 0: nothing wrong; 1: problems (each served as well as it can be); 2: not mountable."""
+    """Exit 0: nothing wrong; 1: problems (each served as well as it can be); 2: not mountable;
+    3: the check itself failed (no verdict)."""
     root = os.path.abspath(args.source)
     try:
         problems = check_project(root, args.follow_external_links)
+    except CheckFailed as e:
+        print(f"slyfs: check failed: {e}", file=sys.stderr)
+        return 3
     except SourceError as e:
         if args.json:
             print(json.dumps({"source": root, "mountable": False, "error": str(e), "problems": []}))
@@ -187,7 +191,8 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("mountpoint")
     m.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground until unmounted")
     m.add_argument("--cache-size", type=parse_size, default=DEFAULT_CACHE_BYTES,
-                   help="byte budget of generated files kept in memory (default 512M)")
+                   help="byte budget of generated files kept in memory (default 512M); parsed annotations "
+                        "(128M) and VOC masks (64M) have budgets of their own")
     m.add_argument("--cache-dir", help="where the persistent index lives (default ~/.cache/slyfs)")
     m.add_argument("--no-index", action="store_true", help="keep no persistent index (rescan all at mount)")
     m.add_argument("--no-watch", action="store_true", help="do not follow source changes (a frozen snapshot)")
@@ -197,8 +202,8 @@ def parser() -> argparse.ArgumentParser:
                         "by as much)")
     m.add_argument("--libfuse", choices=("auto", "3", "2"), default="auto",
                    help="libfuse 3 through mfusepy, or 2 through fusepy (default: 3 when available)")
-    m.add_argument("--threads", action="store_true",
-                   help="multithreaded FUSE loop (measured slower with Python; for experiments)")
+    m.add_argument("--single-threaded", action="store_true",
+                   help="libfuse's single-threaded loop: a slow render stalls every other file (for experiments)")
     m.add_argument("--log-file", help="daemon log (default: ~/.cache/slyfs/logs/<mountpoint hash>.log)")
     m.add_argument("--allow-other", action="store_true",
                    help="let other local users read the mount (FUSE allow_other); each file keeps its "

@@ -43,7 +43,7 @@ class MountSettings:
     log_file: str | None = None
     debug: bool = False
     fuse_options: dict[str, object] = field(default_factory=dict)
-    threads: bool = False  # libfuse's multithreaded loop; measured slower (README, performance)
+    threads: bool = True  # libfuse's multithreaded loop: a slow render does not stall other files (README)
     timeout: float | None = None  # attr/entry/negative cache of the kernel, seconds; None: per backend
     libfuse: str = "auto"  # "3" (mfusepy), "2" (fusepy), or "auto": 3 when available
 
@@ -355,6 +355,15 @@ class PathInvalidator:
         log.debug("invalidated %d of %d stale paths in the kernel", done, len(paths))
 
 
+FUSE_MAX_THREADS = 16  # requests served at once: a slow render and readers waiting for it leave workers (README)
+
+
+def loop_thread_options() -> dict[str, object]:
+    """libfuse 3's multithreaded loop with a fixed set of worker threads: idle ones never exit,
+    so each keeps the Python thread state its first callback made (fuse_ops.hold_thread_state)."""
+    return {"max_threads": FUSE_MAX_THREADS, "max_idle_threads": FUSE_MAX_THREADS}
+
+
 def _serve(tree: VirtualTree, settings: MountSettings, on_ready: Callable[[], None]) -> None:
     backend = _load_fuse(settings.libfuse)
     from vfs.fuse_ops import Fuse2Operations, SlyfsOperations
@@ -382,8 +391,11 @@ def _serve(tree: VirtualTree, settings: MountSettings, on_ready: Callable[[], No
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # every open file holds a descriptor
     if soft != hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if settings.threads and backend.libfuse == 3:
+        options.update(loop_thread_options())
     operations = (SlyfsOperations if backend.libfuse == 3 else Fuse2Operations)(tree, ready)
-    log.info("serving through %s on libfuse %d", backend.fuse.__name__, backend.libfuse)
+    log.info("serving through %s on libfuse %d, %s loop", backend.fuse.__name__, backend.libfuse,
+             "multithreaded" if settings.threads else "single-threaded")
     backend.fuse.FUSE(operations, settings.mountpoint, raw_fi=True,
                       foreground=True, nothreads=not settings.threads, debug=settings.debug, **options)
 

@@ -23,7 +23,9 @@ from formats.naming import encodable_text
 
 MAX_COORD = 1e7  # beyond this a coordinate is corrupt, not merely outside the image
 MAX_SIDE = 1_000_000  # image side, pixels
-MAX_IMAGE_PIXELS = 1 << 30  # a declared size beyond this would make raster views allocate gigabytes
+MAX_IMAGE_PIXELS = 1 << 30  # a declared size beyond this is corrupt: the size is read from the image instead
+MAX_LABELLED_PIXELS = 1 << 27  # past this (declared, or from the header) no labels: raster views would take minutes
+MAX_OBJECTS = 100_000  # objects of one annotation; past it the image is served without labels
 MAX_MASK_BYTES = 64 << 20  # decompressed bitmap PNG
 MAX_MASK_PIXELS = 100_000_000
 
@@ -207,6 +209,14 @@ def parse_size(data: Any) -> tuple[int, int] | None:
     return (w, h)
 
 
+def size_problem(size: tuple[int, int]) -> str | None:
+    """Why an image of ``size`` gets no labels (its masks, areas and contours would take minutes), or None."""
+    if size[0] * size[1] > MAX_LABELLED_PIXELS:
+        return (f"image of {size[0]}x{size[1]} = {size[0] * size[1]} pixels is over the limit of "
+                f"{MAX_LABELLED_PIXELS} (MAX_LABELLED_PIXELS)")
+    return None
+
+
 def parse_annotation(data: Any, meta: ProjectMeta, size: tuple[int, int],
                      problems: list[str]) -> Annotation:
     """Build an Annotation of an image of ``size`` (width, height) from the decoded JSON.
@@ -216,11 +226,18 @@ def parse_annotation(data: Any, meta: ProjectMeta, size: tuple[int, int],
     if not isinstance(data, dict):
         problems.append("annotation is not a JSON object; served without labels")
         return Annotation(size[0], size[1])
+    too_large = size_problem(size)
+    if too_large:
+        problems.append(f"{too_large}; served without labels")
+        return Annotation(size[0], size[1])
     known = meta.class_index()
     labels: list[Label] = []
     objects = data.get("objects", [])
     if not isinstance(objects, list):
         problems.append("'objects' is not a list; served without labels")
+        objects = []
+    elif len(objects) > MAX_OBJECTS:
+        problems.append(f"{len(objects)} objects, over the limit of {MAX_OBJECTS} (MAX_OBJECTS); served without labels")
         objects = []
     for i, obj in enumerate(objects):
         where = f"object #{i}"

@@ -12,15 +12,17 @@ from __future__ import annotations
 import io
 import os
 from dataclasses import asdict
+from typing import BinaryIO
 
 from PIL import Image
 
 from formats.model import Annotation, Item, Problem
 from formats.naming import printable
 from formats.source_bytes import open_regular
-from formats.supervisely.project import ProblemLog, Report, SourceError, read_project
+from formats.supervisely.project import HEADER_PROBE_BYTES, ProblemLog, Report, SourceError, read_project
 
 SERVED_AS_IS = "served byte for byte as it is"
+TRAILER_BYTES = 64 << 10  # the end of an image read for its end marker (zero padding after it included)
 
 
 def _trailer_problem(data: bytes, fmt: str | None) -> str | None:
@@ -33,31 +35,42 @@ def _trailer_problem(data: bytes, fmt: str | None) -> str | None:
     return None
 
 
+def _read_at(f: BinaryIO, offset: int, size: int) -> bytes:
+    f.seek(offset)
+    return f.read(size)
+
+
 def probe_image(item: Item, ann: Annotation, report: Report) -> None:
-    """Report an image whose bytes are missing, undecodable, or disagree with its annotation."""
+    """Report an image whose bytes are missing, undecodable, or disagree with its annotation.
+    Reads the header (``HEADER_PROBE_BYTES``, as the mount does) and the last ``TRAILER_BYTES``,
+    never the whole image."""
     ref = item.image
     if ref is None:  # already reported by the scan (bad offsets entry, annotation without image)
         return
     try:
-        fd, _ = open_regular(ref.path)
+        fd, st = open_regular(ref.path)
         with os.fdopen(fd, "rb") as f:
-            f.seek(ref.offset)
-            data = f.read(ref.size)
+            present = max(0, min(ref.size, st.st_size - ref.offset))
+            if present <= HEADER_PROBE_BYTES + TRAILER_BYTES:  # small: all of it, once
+                head = tail = _read_at(f, ref.offset, present)
+            else:
+                head = _read_at(f, ref.offset, HEADER_PROBE_BYTES)
+                tail = _read_at(f, ref.offset + present - TRAILER_BYTES, TRAILER_BYTES)
     except OSError as e:
         report(Problem(ref.path, f"image unreadable: {e.strerror}", "reading it gives EIO", item.name))
         return
-    if len(data) != ref.size:
-        report(Problem(ref.path, f"only {len(data)} of the image's {ref.size} bytes are present",
+    if present != ref.size:
+        report(Problem(ref.path, f"only {present} of the image's {ref.size} bytes are present",
                        "reading past them gives EIO", item.name))
         return
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(io.BytesIO(head)) as img:
             size, fmt = img.size, img.format
     except Exception as e:  # PIL raises many types on corrupt data
         report(Problem(ref.path, f"not a decodable image ({type(e).__name__})",
                        f"{SERVED_AS_IS}; its labels cannot be sized from it", item.name))
         return
-    why = _trailer_problem(data, fmt)
+    why = _trailer_problem(tail, fmt)
     if why:
         report(Problem(ref.path, why, SERVED_AS_IS, item.name))
     if ann.width and (ann.width, ann.height) != size:
@@ -66,14 +79,24 @@ def probe_image(item: Item, ann: Annotation, report: Report) -> None:
                        "the annotation's size is used (boxes are cut to it)", item.name))
 
 
+class CheckFailed(Exception):
+    """The check itself broke (out of memory, a bug): no verdict on the source."""
+
+
 def check_project(root: str, follow_external_links: bool = False) -> list[Problem]:
     """Every problem of the project at ``root``, sorted by file and item, symbolic links that
     lead outside it included (named with their targets; not followed unless
-    ``follow_external_links``, as the mount does). Raises SourceError when it cannot be mounted at all."""
+    ``follow_external_links``, as the mount does). Raises SourceError when it cannot be mounted
+    at all, CheckFailed when the check could not finish."""
     problems = ProblemLog()
-    project = read_project(root, report=problems, follow_external_links=follow_external_links)
-    for item in project.items():
-        probe_image(item, project.annotation(item), problems)
+    try:
+        project = read_project(root, report=problems, follow_external_links=follow_external_links)
+        for item in project.items():
+            probe_image(item, project.annotation(item), problems)
+    except SourceError:
+        raise
+    except Exception as e:  # MemoryError included: the check broke, the source is not judged
+        raise CheckFailed(f"{type(e).__name__}: {e}") from e
     return sorted(problems.all(), key=lambda p: (p.path, p.item or "", p.message))
 
 
@@ -96,4 +119,4 @@ def report_json(problems: list[Problem], root: str) -> list[dict]:
     return [{**asdict(p), "path": _relative(p.path, root)} for p in problems]
 
 
-__all__ = ["SourceError", "check_project", "probe_image", "report_json", "report_text"]
+__all__ = ["CheckFailed", "SourceError", "check_project", "probe_image", "report_json", "report_text"]

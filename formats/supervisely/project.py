@@ -12,12 +12,12 @@ import logging
 import os
 import stat
 import threading
-from functools import lru_cache
 from typing import Any, Callable, Protocol
 
 from PIL import Image
 
-from formats.model import Annotation, Dataset, ImageRef, Item, Problem, Project, ProjectMeta, Stamp, file_stamp
+from formats.memo import BoundedMemo
+from formats.model import Annotation, Dataset, ImageRef, Item, Mask, Problem, Project, ProjectMeta, Stamp, file_stamp
 from formats.naming import printable
 from formats.supervisely.annotation import parse_annotation, parse_size
 from formats.supervisely.meta import MetaError, parse_meta
@@ -30,9 +30,13 @@ IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".mpo", ".bmp", ".png", ".webp", ".tiff
 RESERVED_DIRS = frozenset({"img", "ann", "img_info", "seg", "meta", "datasets", "blob"})
 SIDECAR_DIRS = ("img_info", "meta")  # optional per-item JSON next to ann/, named like it
 OFFSETS_SUFFIX = "_offsets.pkl"
-MAX_ANN_BYTES = 256 << 20
+MAX_ANN_BYTES = 64 << 20  # an annotation file larger than this is not read (served without labels)
+MAX_META_BYTES = 64 << 20  # a meta.json larger than this is not read (the source is not mountable)
 HEADER_PROBE_BYTES = 1 << 20
-ANNOTATION_CACHE_ITEMS = 256  # parsed annotations kept: the files of one image (VOC: 3) share a parse
+# Parsed annotations kept, so that the files of one image (VOC: 3) share a parse: bounded by an
+# estimate of their memory, PARSED_BYTES_PER_JSON_BYTE x the source JSON plus their masks' pixels.
+ANNOTATION_CACHE_BYTES = 128 << 20
+PARSED_BYTES_PER_JSON_BYTE = 6
 
 Report = Callable[[Problem], None]
 NOT_OPENED = "never opened: treated as missing"
@@ -338,6 +342,9 @@ def read_meta(root: str, report: Report) -> tuple[ProjectMeta, ImageRef, Stamp]:
     try:
         fd, st = open_regular(path)
         ref = ImageRef(path, 0, st.st_size, file_stamp(st))
+        if st.st_size > MAX_META_BYTES:
+            os.close(fd)
+            raise ValueError(f"{st.st_size} bytes, over the limit of {MAX_META_BYTES} (MAX_META_BYTES)")
         with os.fdopen(fd, "rb") as f:
             data = json.load(f)
         warnings: list[str] = []
@@ -362,21 +369,45 @@ def read_image_size(ref: ImageRef) -> tuple[int, int] | None:
         return None
 
 
+def _yield_point(obj: dict) -> dict:
+    """Called for every JSON object parsed: a Python frame, where another FUSE thread waiting
+    for the GIL gets it (the C parser alone holds it for the whole file)."""
+    return obj
+
+
 def load_json_file(path: str) -> Any:
     """A source annotation file's JSON; raises ValueError past ``MAX_ANN_BYTES`` (checked before reading)."""
     fd, st = open_regular(path)
     with os.fdopen(fd, "rb") as f:
         if st.st_size > MAX_ANN_BYTES:
-            raise ValueError("file is larger than any annotation should be")
-        return json.load(f)
+            raise ValueError(f"file of {st.st_size} bytes is over the limit of {MAX_ANN_BYTES} (MAX_ANN_BYTES)")
+        return json.load(f, object_hook=_yield_point)
+
+
+def _parsed_bytes(parsed: tuple[Annotation, int]) -> int:
+    return parsed[1]
+
+
+def estimated_bytes(item: Item, ann: Annotation) -> int:
+    """What a parsed annotation costs in memory, roughly: its JSON's size times
+    ``PARSED_BYTES_PER_JSON_BYTE``, plus the pixels of its masks (compressed in the JSON)."""
+    json_bytes = item.fingerprint.size if item.fingerprint else 0
+    masks = sum(label.geometry.pixels.nbytes for label in ann.labels if isinstance(label.geometry, Mask))
+    return 1024 + PARSED_BYTES_PER_JSON_BYTE * json_bytes + masks
 
 
 def make_annotation_loader(meta: ProjectMeta, report: Report) -> Callable[[Item], Annotation]:
-    """Parses an item's annotation; the last ``ANNOTATION_CACHE_ITEMS`` are kept, since several
+    """Parses an item's annotation; the last ones are kept (``ANNOTATION_CACHE_BYTES``), since several
     files of a view render from one annotation. An edited file is a new Item (new fingerprint): a miss."""
+    memo: BoundedMemo[tuple[Annotation, int]] = BoundedMemo(ANNOTATION_CACHE_BYTES, _parsed_bytes)
 
-    @lru_cache(maxsize=ANNOTATION_CACHE_ITEMS)
     def load(item: Item) -> Annotation:
+        def costed() -> tuple[Annotation, int]:
+            ann = parse(item)
+            return ann, estimated_bytes(item, ann)
+        return memo.get(item, costed)[0]
+
+    def parse(item: Item) -> Annotation:
         where = item.ann_path or f"{item.dataset}/{item.name}"
         data = None
         if item.ann_path is not None:
