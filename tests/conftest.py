@@ -66,6 +66,33 @@ def mount() -> Callable[..., contextlib.AbstractContextManager[Path]]:
 
 
 @pytest.fixture
+def blob_copy(tmp_path: Path) -> Path:
+    """A writable copy of the SDK's blob project: tests edit it."""
+    import shutil
+
+    copy = tmp_path / "src"
+    shutil.copytree(BLOB, copy)
+    return copy
+
+
+WAIT_SECONDS = 15.0  # generous: a change shows after the rebuild (and a retry's backoff) plus the kernel's timeout
+
+
+def wait_for(condition: Callable[[], bool], what: str, mnt: Path, seconds: float = WAIT_SECONDS) -> None:
+    """Poll ``condition`` (a read may fail meanwhile) until it holds; fail with the daemon's log, never hang."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    log = mnt.with_suffix(".log")  # the daemon's log, as the mount fixture names it
+    pytest.fail(f"not seen within {seconds} s: {what}\n{log.read_text() if log.exists() else ''}")
+
+
+@pytest.fixture
 def plain_copy(tmp_path: Path) -> Path:
     """A writable copy of the SDK's plain project, on the same file system as tmp_path."""
     import shutil

@@ -6,13 +6,12 @@ Each case damages the index file the way a crash, a full disk, another tool or a
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import BLOB, read_tree
+from conftest import read_tree
 
 from formats.supervisely import read_project
 from vfs.index import SourceIndex, index_path, validated_row
@@ -69,10 +68,8 @@ DAMAGES: dict[str, Damage] = {
 
 
 @pytest.fixture
-def source(tmp_path: Path) -> Path:
-    dst = tmp_path / "src"
-    shutil.copytree(BLOB, dst)
-    return dst
+def source(blob_copy: Path) -> Path:
+    return blob_copy
 
 
 def build_index(source: Path, cache: Path) -> Path:

@@ -22,14 +22,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import PLAIN, is_mounted, slyfs
+from conftest import PLAIN, WAIT_SECONDS, is_mounted, slyfs, wait_for
 from hostile import ann, plain_project, png, rect
 from test_faults_mounted import _slyfs_env, _wait, daemon_pid
 
 from vfs import cli, daemon
 
 NOBODY = 65534
-WAIT_SECONDS = 15.0  # generous: a change shows after the rebuild (and a retry's backoff) plus the kernel's timeout
 
 
 def one_line(stderr: str) -> str:
@@ -261,20 +260,6 @@ def test_allow_other_without_fuse_conf_permission_is_named(nobody_home: Path) ->
 
 
 # ---------------------------------------------------------------- 12: the watcher after a failed rebuild
-
-
-def wait_for(condition: Callable[[], bool], what: str, mnt: Path) -> None:
-    """Poll (every read may fail meanwhile); fail with the daemon's log, never hang."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    log = mnt.with_suffix(".log")  # the daemon's log, as the mount fixture names it
-    pytest.fail(f"not seen within {WAIT_SECONDS} s: {what}\n{log.read_text() if log.exists() else ''}")
 
 
 def replace_file(path: Path, data: bytes) -> None:

@@ -9,32 +9,16 @@ from __future__ import annotations
 import gc
 import json
 import shutil
-import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
-from conftest import BLOB, PLAIN
+from conftest import BLOB, PLAIN, wait_for
 from formats.registry import FORMATS
 from formats.view import ViewOptions
 from vfs.index import SourceIndex
 from vfs.live import ViewSource
 
-WAIT_SECONDS = 10.0
-
-
-def wait_for(condition: Callable[[], bool], what: str, mnt: Path) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    log = mnt.with_suffix(".log")  # the daemon's log, as the mount fixture names it
-    pytest.fail(f"not seen within {WAIT_SECONDS} s: {what}\n{log.read_text() if log.exists() else ''}")
 
 
 def read(path: Path) -> bytes:
@@ -51,11 +35,8 @@ def libfuse(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def source(tmp_path: Path) -> Path:
-    """A private copy of the SDK blob project: tests edit it."""
-    dst = tmp_path / "src"
-    shutil.copytree(BLOB, dst)
-    return dst
+def source(blob_copy: Path) -> Path:
+    return blob_copy
 
 
 def edit_boxes(ann_file: Path, boxes: int) -> None:
