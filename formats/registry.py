@@ -1,34 +1,44 @@
-"""The formats slyfs can show, by name. Adding a format is one module and one line here."""
+"""The formats slyfs can show, by name. Adding a format is one module and one line here.
+
+Each entry names a module, imported on first use: a mount of one format never imports the
+others. A format module has ``build`` (project, options → ``{path: node}``) and, when it takes
+``--opt`` settings, ``OPTIONS``: key → one-line help.
+"""
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
-from typing import Callable, Mapping
+from typing import Mapping
 
-from formats import coco, supervisely_view, voc, yolo, yolo_darknet, yolo_obb, yolo_pose, yolo_seg
-from formats.model import Project
-from formats.nodes import Node
-from formats.view import OptionError, ViewOptions
+from slyfs.formats.contract import Node
+from slyfs.formats.model import Project
+from slyfs.formats.view import OptionError, ViewOptions
 
-View = Callable[[Project, ViewOptions], dict[str, Node]]
-
-# Each module has ``build`` (its View) and, when it takes ``--opt`` settings, ``OPTIONS``: key → one-line help.
-MODULES: dict[str, ModuleType] = {
-    "coco": coco,
-    "yolo": yolo,
-    "yolo-seg": yolo_seg,
-    "yolo-pose": yolo_pose,
-    "yolo-obb": yolo_obb,
-    "yolo-darknet": yolo_darknet,
-    "voc": voc,
-    "supervisely": supervisely_view,
+FORMATS: dict[str, str] = {
+    "coco": "slyfs.formats.writers.coco",
+    "yolo": "slyfs.formats.writers.yolo.detect",
+    "yolo-seg": "slyfs.formats.writers.yolo.segment",
+    "yolo-pose": "slyfs.formats.writers.yolo.pose",
+    "yolo-obb": "slyfs.formats.writers.yolo.obb",
+    "yolo-darknet": "slyfs.formats.writers.yolo.darknet",
+    "voc": "slyfs.formats.writers.voc",
+    "supervisely": "slyfs.formats.writers.supervisely",
 }
-FORMATS: dict[str, View] = {name: module.build for name, module in MODULES.items()}
-FORMAT_OPTIONS: dict[str, dict[str, str]] = {name: getattr(module, "OPTIONS", {}) for name, module in MODULES.items()}
 
 
 class UnknownFormat(ValueError):
     pass
+
+
+def format_module(name: str) -> ModuleType:
+    """The module of format ``name``, imported now if it was not yet."""
+    return importlib.import_module(FORMATS[name])
+
+
+def format_options(name: str) -> Mapping[str, str]:
+    """The ``--opt`` keys format ``name`` reads, with their help."""
+    return getattr(format_module(name), "OPTIONS", {})
 
 
 def parse_formats(spec: str) -> list[str]:
@@ -43,7 +53,7 @@ def parse_formats(spec: str) -> list[str]:
 def check_params(names: list[str], params: Mapping[str, str]) -> None:
     """Refuses an ``--opt`` key none of the chosen formats reads: a typo would otherwise mount
     silently without its effect."""
-    valid = {key: text for name in names for key, text in FORMAT_OPTIONS[name].items()}
+    valid = {key: text for name in names for key, text in format_options(name).items()}
     unknown = sorted(set(params) - set(valid))
     if unknown:
         accepted = "; ".join(f"{key} ({text})" for key, text in sorted(valid.items())) or "none"
@@ -53,5 +63,6 @@ def check_params(names: list[str], params: Mapping[str, str]) -> None:
 def build_view(project: Project, names: list[str], options: ViewOptions) -> dict[str, Node]:
     """One format at the root, or several, each in a top-level folder named after it."""
     if len(names) == 1:
-        return FORMATS[names[0]](project, options)
-    return {f"{name}/{path}": node for name in names for path, node in FORMATS[name](project, options).items()}
+        return format_module(names[0]).build(project, options)
+    return {f"{name}/{path}": node for name in names
+            for path, node in format_module(name).build(project, options).items()}

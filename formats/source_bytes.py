@@ -14,7 +14,7 @@ import errno
 import os
 import stat
 
-from formats.model import ImageRef, file_stamp
+from slyfs.formats.model import ImageRef, file_stamp
 
 _SPECIAL_KINDS = ((stat.S_ISFIFO, "fifo"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
                   (stat.S_ISBLK, "block device"), (stat.S_ISDIR, "directory"))

@@ -6,8 +6,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from formats.model import Item, ObjClass, Project, ProjectMeta
-from formats.naming import safe_name
+from slyfs.formats.model import Item, ObjClass, Project, ProjectMeta
+from slyfs.formats.common.naming import safe_name
 
 SPLIT_TAGS = ("train", "val", "test")
 

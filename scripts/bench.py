@@ -31,15 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "scripts"))
 
-from formats.nodes import SourceBytes  # noqa: E402
-from formats.registry import FORMATS, build_view  # noqa: E402
-from formats.supervisely import read_project  # noqa: E402
-from formats.view import ViewOptions  # noqa: E402
+from slyfs.formats.contract import SourceBytes
+from slyfs.formats.registry import FORMATS, build_view
+from slyfs.formats.readers.supervisely import read_project
+from slyfs.formats.view import ViewOptions
 
-ENV = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+ENV = dict(os.environ)
 
 
 # ---------------------------------------------------------------- data
@@ -182,7 +180,7 @@ class Mount:
     def __enter__(self) -> "Mount":
         started = time.perf_counter()
         if self.system == "slyfs":
-            cmd = [sys.executable, "-m", "vfs.cli", "mount", self.source, self.mnt, "--format", "yolo",
+            cmd = [sys.executable, "-m", "slyfs.vfs.cli", "mount", self.source, self.mnt, "--format", "yolo",
                    "--cache-dir", self.cache_dir, "--log-file", self.cache_dir + "/slyfs.log", *self.extra]
         else:
             cmd = ["ratarmount", "--index-folders", self.cache_dir, self.source, self.mnt]

@@ -14,13 +14,11 @@ import argparse
 import io
 import json
 import os
-import sys
 from pathlib import Path
 
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_sample_project import BlobWriter, ItemSpec, DatasetSpec  # noqa: E402
+from make_sample_project import BlobWriter, DatasetSpec, ItemSpec  # beside this script: first on sys.path
 
 WIDTH, HEIGHT = 64, 48
 META = {"classes": [{"title": t, "description": "", "shape": "rectangle", "color": c,

@@ -31,5 +31,5 @@ if ! python3 -m pip install --disable-pip-version-check -e ".${SLYFS_EXTRAS:-}" 
   exit 1
 fi
 rm -f "$log"
-(cd / && command -v slyfs >/dev/null && python3 -c "import vfs.cli, fuse") \
+(cd / && command -v slyfs >/dev/null && python3 -c "import slyfs.vfs.cli, fuse") \
   || { echo "setup: slyfs is not usable after installing (is pip's bin directory on PATH?)" >&2; exit 1; }

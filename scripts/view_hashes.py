@@ -21,11 +21,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from formats.registry import FORMATS, build_view
-from formats.supervisely import ProblemLog, read_project
-from formats.view import ViewOptions
-from vfs.errors import Unreadable
-from vfs.tree import VirtualTree
+from slyfs.formats.registry import FORMATS, build_view
+from slyfs.formats.readers.supervisely import ProblemLog, read_project
+from slyfs.formats.view import ViewOptions
+from slyfs.vfs.errors import Unreadable
+from slyfs.vfs.tree import VirtualTree
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"

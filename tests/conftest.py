@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from vfs.daemon import is_mounted
+from slyfs.vfs.daemon import is_mounted
 from hypothesis import settings as hypothesis_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,14 +21,12 @@ FIXTURES = REPO / "tests" / "fixtures"  # copied from the project's shared mater
 PLAIN = FIXTURES / "sdk_project_plain"
 BLOB = FIXTURES / "sdk_project_blob"
 SDK_REFERENCE = FIXTURES / "sdk_reference"
-sys.path.insert(0, str(REPO / "scripts"))  # the sample-project generator is importable by tests
 
 
 def slyfs(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run the CLI of this checkout in a child process."""
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, "-m", "vfs.cli", *args], capture_output=True, text=True,
-                          check=check, timeout=timeout, env=env)
+    return subprocess.run([sys.executable, "-m", "slyfs.vfs.cli", *args], capture_output=True, text=True,
+                          check=check, timeout=timeout)
 
 
 def fuse_usable() -> bool:

@@ -12,16 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from formats import coco
-from formats.model import (Cuboid2d, Graph, GraphNode, GraphTemplate, Line, Mask, OrientedBox, PointGeom, Polygon,
+from slyfs.formats.writers import coco
+from slyfs.formats.model import (Cuboid2d, Graph, GraphNode, GraphTemplate, Line, Mask, OrientedBox, PointGeom, Polygon,
                            Project, Rectangle, Tag)
-from formats.naming import unique_names
-from formats.raster import geometry_mask
-from formats.registry import build_view
-from formats.supervisely import read_project
-from formats.view import OptionError, ViewOptions, splits
-from readers import coco_load, datumaro_detect, datumaro_import, require
-from vfs.tree import VirtualTree
+from slyfs.formats.common.naming import unique_names
+from slyfs.formats.common.raster import geometry_mask
+from slyfs.formats.registry import build_view
+from slyfs.formats.readers.supervisely import read_project
+from slyfs.formats.view import OptionError, ViewOptions, splits
+from tests.helpers.readers import coco_load, datumaro_detect, datumaro_import, require
+from slyfs.vfs.tree import VirtualTree
 
 pycocotools = pytest.importorskip("pycocotools")
 from pycocotools import mask as mask_utils  # noqa: E402

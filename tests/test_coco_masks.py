@@ -11,15 +11,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import BLOB, PLAIN
+from tests.helpers.scripts import load_script
+from tests.conftest import BLOB, PLAIN
 from PIL import Image, ImageDraw
-from readers import coco_load, datumaro_import, require
+from tests.helpers.readers import coco_load, datumaro_import, require
 
-from formats import coco
-from formats.model import Cuboid2d, Geometry, Mask, OrientedBox, Polygon, Project, Rectangle
-from formats.naming import unique_names
-from formats.supervisely import read_project
-from formats.view import ViewOptions, splits
+from slyfs.formats.writers import coco
+from slyfs.formats.model import Cuboid2d, Geometry, Mask, OrientedBox, Polygon, Project, Rectangle
+from slyfs.formats.common.naming import unique_names
+from slyfs.formats.readers.supervisely import read_project
+from slyfs.formats.view import ViewOptions, splits
 
 pytest.importorskip("pycocotools")
 from pycocotools import mask as mask_utils
@@ -90,7 +91,7 @@ def expected_objects(project: Project, items) -> Iterator[tuple[str, str, np.nda
 
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory) -> dict[str, Path]:
-    from make_sample_project import make_project
+    make_project = load_script("make_sample_project").make_project
 
     root = tmp_path_factory.mktemp("coco-samples")
     return {form: make_project(root / form, SAMPLE_IMAGES, form, seed=5) for form in ("plain", "blob")}

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BLOB, PLAIN, read_tree
-from readers import require, ultralytics_load
-from test_yolo import EXPECTED_NAMES, expected_box, source_anns
+from tests.conftest import BLOB, PLAIN, read_tree
+from tests.helpers.readers import require, ultralytics_load
+from tests.test_yolo import EXPECTED_NAMES, expected_box, source_anns
 
 
 def source_image(root: Path, ds: str, item: str) -> bytes:
@@ -53,7 +53,7 @@ def test_mount_read_everything_and_load_with_ultralytics(root: Path, mount) -> N
 
 
 def test_mount_refuses_bad_arguments(tmp_path: Path) -> None:
-    from conftest import is_mounted, slyfs
+    from tests.conftest import is_mounted, slyfs
 
     r = slyfs("mount", str(tmp_path / "nope"), str(tmp_path), check=False)
     assert r.returncode != 0 and "no such directory" in r.stderr and len(r.stderr.strip().splitlines()) == 1
@@ -84,7 +84,7 @@ def test_sigterm_unmounts_cleanly(mount, tmp_path: Path) -> None:
     import subprocess
     import time
 
-    from conftest import is_mounted, slyfs
+    from tests.conftest import is_mounted, slyfs
 
     mnt = tmp_path / "m"
     mnt.mkdir()

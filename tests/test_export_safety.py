@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BLOB, PLAIN, REPO, read_tree
-from make_sample_project import main as make_sample_project
-from test_export import checksums, export
+from tests.helpers.scripts import load_script
+from tests.conftest import BLOB, PLAIN, read_tree
+make_sample_project = load_script("make_sample_project").main
+from tests.test_export import checksums, export
 
 UMASK = os.umask(0o022)
 os.umask(UMASK)
@@ -119,8 +120,8 @@ def test_an_image_symlinked_from_outside_the_project_is_copied_not_linked(plain_
 
 
 def start_export(source: Path, dest: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.Popen([sys.executable, "-m", "vfs.cli", "export", str(source), str(dest), "--format", "yolo",
+    env = dict(os.environ)
+    return subprocess.Popen([sys.executable, "-m", "slyfs.vfs.cli", "export", str(source), str(dest), "--format", "yolo",
                              *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 
-sys.path.insert(0, str(Path(__file__).parent))
-from hostile import ann, blob_project, offsets_pickle, plain_project, png, rect  # noqa: E402
+from tests.helpers.scripts import load_script
+from tests.helpers.hostile import ann, blob_project, offsets_pickle, plain_project, png, rect
 
-from conftest import is_mounted, slyfs  # noqa: E402
+from tests.conftest import is_mounted, slyfs
 
 
 def _read_errno(path: Path) -> int | None:
@@ -34,7 +34,7 @@ def daemon_pid(mnt: Path) -> int:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if int(pid) != me and b"vfs.cli" in cmd and os.fsencode(str(mnt)) in cmd:
+        if int(pid) != me and b"slyfs.vfs.cli" in cmd and os.fsencode(str(mnt)) in cmd:
             return int(pid)
     raise AssertionError(f"no daemon found for {mnt}")
 
@@ -124,9 +124,8 @@ def test_unwritable_log_does_not_stop_a_mount(tmp_path: Path, mount) -> None:
 def _slyfs_env(extra: dict[str, str], *args: str):
     import subprocess
 
-    repo = Path(__file__).resolve().parents[1]
-    env = {**os.environ, **extra, "PYTHONPATH": str(repo)}
-    return subprocess.run([sys.executable, "-m", "vfs.cli", *args], capture_output=True, text=True,
+    env = {**os.environ, **extra}
+    return subprocess.run([sys.executable, "-m", "slyfs.vfs.cli", *args], capture_output=True, text=True,
                           timeout=120, env=env)
 
 
@@ -183,8 +182,8 @@ def test_many_plain_images_under_a_low_descriptor_limit(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from conftest import REPO, is_mounted
-    from make_sample_project import make_project
+    from tests.conftest import is_mounted
+    make_project = load_script("make_sample_project").make_project
 
     root = make_project(tmp_path / "p", 300, form="plain", image_kind="tiny")
     mnt = tmp_path / "m"
@@ -193,13 +192,13 @@ def test_many_plain_images_under_a_low_descriptor_limit(tmp_path: Path) -> None:
     def low_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
 
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    subprocess.run([sys.executable, "-m", "vfs.cli", "mount", str(root), str(mnt), "--log-file",
+    env = dict(os.environ)
+    subprocess.run([sys.executable, "-m", "slyfs.vfs.cli", "mount", str(root), str(mnt), "--log-file",
                     str(tmp_path / "log")], check=True, env=env, preexec_fn=low_limit, timeout=120)
     try:
         served = sorted(p.read_bytes() for p in (mnt / "images").rglob("*") if p.is_file())
         sources = sorted(p.read_bytes() for p in root.rglob("img/*"))
         assert len(served) == 300 and served == sources
     finally:
-        subprocess.run([sys.executable, "-m", "vfs.cli", "umount", str(mnt)], env=env, check=False)
+        subprocess.run([sys.executable, "-m", "slyfs.vfs.cli", "umount", str(mnt)], env=env, check=False)
         assert not is_mounted(mnt)

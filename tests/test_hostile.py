@@ -9,26 +9,24 @@ import json
 import os
 import pickle
 import struct
-import sys
 import zlib
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).parent))
-from hostile import ann, blob_project, offsets_pickle, plain_project, png, rect  # noqa: E402
+from tests.helpers.hostile import ann, blob_project, offsets_pickle, plain_project, png, rect
 
-from conftest import BLOB, PLAIN, slyfs  # noqa: E402
-from formats.model import Problem  # noqa: E402
-from formats.naming import MAX_NAME_BYTES  # noqa: E402
-from formats.registry import FORMATS, build_view  # noqa: E402
-from formats.supervisely import ProblemLog, read_project  # noqa: E402
-from formats.supervisely import offsets as offsets_mod  # noqa: E402
-from formats.supervisely.offsets import OffsetsError, read_offsets  # noqa: E402
-from formats.view import ViewOptions  # noqa: E402
-from vfs.errors import Unreadable  # noqa: E402
-from vfs.tree import VirtualTree  # noqa: E402
+from tests.conftest import BLOB, PLAIN, slyfs
+from slyfs.formats.model import Problem  # noqa: E402
+from slyfs.formats.common.naming import MAX_NAME_BYTES  # noqa: E402
+from slyfs.formats.registry import FORMATS, build_view  # noqa: E402
+from slyfs.formats.readers.supervisely import ProblemLog, read_project  # noqa: E402
+from slyfs.formats.readers.supervisely import offsets as offsets_mod  # noqa: E402
+from slyfs.formats.readers.supervisely.offsets import OffsetsError, read_offsets  # noqa: E402
+from slyfs.formats.view import ViewOptions  # noqa: E402
+from slyfs.vfs.errors import Unreadable  # noqa: E402
+from slyfs.vfs.tree import VirtualTree  # noqa: E402
 
 LEFT_OUT = "object left out"
 NO_LABELS = "served without labels"
@@ -179,7 +177,7 @@ OFFSETS_CASES = {
     "truncated": (offsets_pickle([("a.png", 512, 600)])[:-7],
                   "not a valid pickle (pickle exhausted before seeing STOP)"),
     "wrong_class": (pickle.dumps([Problem("a", "b", "c")], protocol=4),
-                    "refused global formats.model.Problem (only supervisely.api.image_api.BlobImageInfo is allowed)"),
+                    "refused global slyfs.formats.model.Problem (only supervisely.api.image_api.BlobImageInfo is allowed)"),
     "offset_beyond_63_bits": (offsets_pickle([("a.png", 512, 1 << 64)]), "integer of 65 bits at byte 111"),
     "name_not_a_string": (offsets_pickle([(7, 512, 600)]), "entry #0 has no usable name"),
 }
@@ -320,7 +318,7 @@ def test_hostile_class_names_never_make_a_path(tmp_path: Path) -> None:
 
 def test_dot_dot_lookups_never_leave_the_tree() -> None:
     tree = VirtualTree(build_view(read_project(str(PLAIN)), ["yolo"], ViewOptions()))
-    from vfs.errors import NotFound
+    from slyfs.vfs.errors import NotFound
     for path in ("..", "../meta.json", "images/../../meta.json", "/../etc/passwd", "images/./train"):
         with pytest.raises(NotFound):
             tree.attr(path)

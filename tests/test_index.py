@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BLOB
-from formats.nodes import Generated, SourceBytes
-from formats.model import ImageRef
-from formats.supervisely import project as reader
-from formats.supervisely import read_project
-from vfs.errors import NotADirectory, NotFound
-from vfs.index import SourceIndex
-from vfs.tree import VirtualTree
+from tests.conftest import BLOB
+from slyfs.formats.contract import Generated, SourceBytes
+from slyfs.formats.model import ImageRef
+from slyfs.formats.readers.supervisely import project as reader
+from slyfs.formats.readers.supervisely import read_project
+from slyfs.vfs.errors import NotADirectory, NotFound
+from slyfs.vfs.index import SourceIndex
+from slyfs.vfs.tree import VirtualTree
 
 
 def summary(root: Path, index: SourceIndex | None) -> list[tuple]:

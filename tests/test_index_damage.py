@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import read_tree
+from tests.conftest import read_tree
 
-from formats.supervisely import read_project
-from vfs.index import SourceIndex, index_path, validated_row
+from slyfs.formats.readers.supervisely import read_project
+from slyfs.vfs.index import SourceIndex, index_path, validated_row
 
 Damage = Callable[[Path], None]
 

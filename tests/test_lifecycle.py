@@ -22,11 +22,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import PLAIN, WAIT_SECONDS, is_mounted, slyfs, wait_for
-from hostile import ann, plain_project, png, rect
-from test_faults_mounted import _slyfs_env, _wait, daemon_pid
+from tests.conftest import PLAIN, WAIT_SECONDS, is_mounted, slyfs, wait_for
+from tests.helpers.hostile import ann, plain_project, png, rect
+from tests.test_faults_mounted import _slyfs_env, _wait, daemon_pid
 
-from vfs import cli, daemon
+from slyfs.vfs import cli, daemon
 
 NOBODY = 65534
 
@@ -312,8 +312,8 @@ def test_failed_rebuild_is_retried_without_a_new_change(tmp_path: Path, mount) -
 def fifo_meta_blocks_reading() -> bool:
     """Whether reading a meta.json that is a FIFO blocks (it does until source opens are
     non-blocking); a blocked probe is released by opening the FIFO for writing."""
-    from formats.supervisely import ProblemLog
-    from formats.supervisely.project import read_meta
+    from slyfs.formats.readers.supervisely import ProblemLog
+    from slyfs.formats.readers.supervisely.project import read_meta
 
     def probe(folder: str) -> None:
         with contextlib.suppress(Exception):
@@ -354,10 +354,10 @@ def test_watcher_follows_the_source_after_meta_json_was_a_fifo(tmp_path: Path, m
 def test_watcher_outlives_an_error_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Any error in the watcher's loop (here: listing the folders to watch) is logged, and it
     watches again shortly, catching up on what changed meanwhile."""
-    from formats.view import ViewOptions
-    from vfs.index import SourceIndex
-    from vfs.live import ViewSource, Watcher
-    from vfs.tree import VirtualTree
+    from slyfs.formats.view import ViewOptions
+    from slyfs.vfs.index import SourceIndex
+    from slyfs.vfs.live import ViewSource, Watcher
+    from slyfs.vfs.tree import VirtualTree
 
     root = plain_project(tmp_path / "p", {"a.png": ann()})
     view = ViewSource(str(root), ["yolo"], ViewOptions(), SourceIndex(None))

@@ -17,11 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
-from conftest import REPO
+from tests.conftest import REPO
 
-sys.path.insert(0, str(Path(__file__).parent))
-from hostile import ann, blob_project, png, rect  # noqa: E402
-from test_faults_mounted import daemon_pid  # noqa: E402
+from tests.helpers.hostile import ann, blob_project, png, rect
+from tests.test_faults_mounted import daemon_pid  # noqa: E402
 
 IMAGES = 20_000
 READERS = 8

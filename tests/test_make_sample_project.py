@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import json
 import math
@@ -19,21 +18,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers.scripts import load_script
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_sample_project.py"
 N = 60
 ALL_SHAPES = {"rectangle", "polygon", "bitmap", "line", "point", "graph", "alpha_mask", "cuboid_2d",
               "oriented_bbox"}
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("make_sample_project", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-msp = _load_script()
+msp = load_script("make_sample_project")
 
 
 @pytest.fixture(scope="module")

@@ -11,18 +11,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
-from conftest import read_tree, slyfs
-from hostile import ann, meta, plain_project, png, rect
+from tests.conftest import read_tree, slyfs
+from tests.helpers.hostile import ann, meta, plain_project, png, rect
 from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
-from readers import datumaro_import, require
+from tests.helpers.readers import datumaro_import, require
 
-from formats import voc, yolo, yolo_darknet
-from formats.naming import MAX_NAME_BYTES, encodable_text, text_field, unique_names
-from formats.supervisely.project import read_project
-from formats.view import ViewOptions
-from vfs.tree import VirtualTree
+from slyfs.formats.writers import voc
+
+from slyfs.formats.writers.yolo import detect as yolo
+
+from slyfs.formats.writers.yolo import darknet as yolo_darknet
+from slyfs.formats.common.naming import MAX_NAME_BYTES, encodable_text, text_field, unique_names
+from slyfs.formats.readers.supervisely.project import read_project
+from slyfs.formats.view import ViewOptions
+from slyfs.vfs.tree import VirtualTree
 
 NON_POSE = "yolo,yolo-seg,yolo-obb,yolo-darknet,coco,voc,supervisely"  # these projects have no keypoint class
 
@@ -114,7 +118,7 @@ def long_name_project(root: Path) -> Path:
     import io
     import tarfile
 
-    from hostile import offsets_pickle
+    from tests.helpers.hostile import offsets_pickle
 
     names = ["x" * 255, "y" * 214 + "." + "e" * 40, "z" * 251 + ".png"]
     (root / "blob").mkdir(parents=True)
@@ -219,7 +223,7 @@ def test_check_reports_unpaired_surrogates(tmp_path: Path):
 
 
 def test_supervisely_classes_filter_keeps_an_escaped_class(tmp_path: Path):
-    from formats import supervisely_view
+    from slyfs.formats.writers import supervisely as supervisely_view
 
     root = surrogate_project(tmp_path / "p")
     tree = VirtualTree(supervisely_view.build(read_project(str(root)), ViewOptions(classes=("x%ED%A0%80",))))
@@ -234,7 +238,7 @@ ODD_TITLES = ("car", "a\x85b", "l\u2028s", "n\ufffe", 'q"uote\\', "#hash", "key:
 
 def test_ultralytics_reads_odd_class_names(tmp_path: Path):
     require("ultralytics")
-    from readers import ultralytics_load
+    from tests.helpers.readers import ultralytics_load
 
     root = plain_project(tmp_path / "p", {"i.png": ann(*(rect(k, k, k + 2, k + 2, t) for k, t in enumerate(ODD_TITLES)),
                                                       width=20, height=20)},
@@ -265,7 +269,7 @@ def test_text_fields_stay_fields_and_distinct(titles: list[str]):
 
 
 def yolo_darknet_names(titles: list[str]) -> list[str]:
-    from formats.naming import distinct_texts
+    from slyfs.formats.common.naming import distinct_texts
 
     return distinct_texts(titles, text_field)
 

@@ -16,13 +16,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import BLOB, slyfs
+from tests.conftest import BLOB, slyfs
 
-from formats.registry import build_view
-from formats.supervisely import ProblemLog, read_project
-from formats.view import ViewOptions
-from vfs.permissions import most_restrictive
-from vfs.tree import VirtualTree
+from slyfs.formats.registry import build_view
+from slyfs.formats.readers.supervisely import ProblemLog, read_project
+from slyfs.formats.view import ViewOptions
+from slyfs.vfs.permissions import most_restrictive
+from slyfs.vfs.tree import VirtualTree
 
 NOBODY = 65534
 # the test's own interpreter may live where uid 65534 cannot reach (/root/.pyenv); the reader needs only the stdlib

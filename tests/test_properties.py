@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from formats.model import Annotation, Dataset, ImageRef, Item, Project
-from formats.registry import FORMATS
-from formats.supervisely.annotation import parse_annotation
-from formats.supervisely.meta import parse_meta
-from formats.nodes import Generated
-from formats.view import ViewOptions
+from slyfs.formats.model import Annotation, Dataset, ImageRef, Item, Project
+from slyfs.formats.registry import FORMATS, format_module
+from slyfs.formats.readers.supervisely.annotation import parse_annotation
+from slyfs.formats.readers.supervisely.meta import parse_meta
+from slyfs.formats.contract import Generated
+from slyfs.formats.view import ViewOptions
 
 META = parse_meta({"classes": [
     {"title": "car", "shape": "any", "color": "#FF0000"},
@@ -129,8 +129,8 @@ def test_every_view_output_lies_inside_its_image_and_parses(raw: list[dict]) -> 
         anns.append((f"img{i}.png", parse_annotation(data, META, (data["size"]["width"], data["size"]["height"]), [])))
     project = _project(anns)
     sizes = {name: (a.width, a.height) for name, a in anns}
-    for fmt, build in FORMATS.items():
-        files = build(project, ViewOptions())
+    for fmt in FORMATS:
+        files = format_module(fmt).build(project, ViewOptions())
         for path, node in files.items():
             if not isinstance(node, Generated):
                 continue

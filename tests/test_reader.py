@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BLOB, PLAIN, SDK_REFERENCE
-from formats.model import Mask
-from formats.supervisely import ProblemLog, read_project
-from formats.supervisely.offsets import OffsetsError, read_offsets
-from formats.source_bytes import read_bytes
+from tests.conftest import BLOB, PLAIN, SDK_REFERENCE
+from slyfs.formats.model import Mask
+from slyfs.formats.readers.supervisely import ProblemLog, read_project
+from slyfs.formats.readers.supervisely.offsets import OffsetsError, read_offsets
+from slyfs.formats.source_bytes import read_bytes
 
 # Geometries each SDK exporter writes (SDK_NOTES §4, §5); the rest it drops.
 SDK_COCO_KINDS = {"rectangle", "polygon", "bitmap", "graph"}
@@ -200,7 +200,7 @@ def test_offsets_beyond_the_tar_are_refused(tmp_path: Path) -> None:
 
 
 def test_an_annotation_is_parsed_once_until_its_file_changes(plain_copy: Path, monkeypatch) -> None:
-    from formats.supervisely import project as reader
+    from slyfs.formats.readers.supervisely import project as reader
 
     parses = []
     real_parse = reader.parse_annotation

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from readers import (
+from tests.helpers.readers import (
     DatumaroStrictError,
     coco_load,
     coco_self_eval_ap,

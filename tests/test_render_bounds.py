@@ -4,7 +4,6 @@ refused per item with a problem naming them; every cache within a byte budget)."
 from __future__ import annotations
 
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -16,21 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, slyfs
+from tests.conftest import REPO, slyfs
 from PIL import Image
 
-from formats.memo import BoundedMemo
-from formats.nodes import Generated
-from formats.registry import build_view
-from formats.supervisely import ProblemLog, SourceError, read_project
-from formats.supervisely.annotation import MAX_LABELLED_PIXELS
-from formats.supervisely.project import (
+from slyfs.formats.common.memo import BoundedMemo
+from slyfs.formats.contract import Generated
+from slyfs.formats.registry import build_view
+from slyfs.formats.readers.supervisely import ProblemLog, SourceError, read_project
+from slyfs.formats.readers.supervisely.annotation import MAX_LABELLED_PIXELS
+from slyfs.formats.readers.supervisely.project import (
     ANNOTATION_CACHE_BYTES,
     MAX_ANN_BYTES,
     MAX_META_BYTES,
 )
-from formats.view import ViewOptions
-from vfs.tree import RenderCache, VirtualTree
+from slyfs.formats.view import ViewOptions
+from slyfs.vfs.tree import RenderCache, VirtualTree
 
 CLASSES = [{"title": "hall", "shape": "polygon", "color": "#00FF00"},
            {"title": "box", "shape": "rectangle", "color": "#FF0000"}]
@@ -152,7 +151,7 @@ def test_declared_size_over_max_image_pixels_is_refused_quickly(tmp_path: Path) 
 
 
 def test_object_count_over_max_objects_is_refused(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("formats.supervisely.annotation.MAX_OBJECTS", 5)
+    monkeypatch.setattr("slyfs.formats.readers.supervisely.annotation.MAX_OBJECTS", 5)
     src = make_project(tmp_path, {"a.png": annotation(8, 8, [box(i) for i in range(6)]),
                                   "b.png": annotation(8, 8, [box(i) for i in range(5)])})
     log = ProblemLog()
@@ -187,13 +186,13 @@ def test_voc_jpeg_of_a_2gb_sparse_image_is_refused_not_read(tmp_path: Path) -> N
 
 
 def run_child(code: str, *args: str, address_space: int | None = None) -> subprocess.CompletedProcess:
-    """Run ``code`` in a child with this checkout first on sys.path, optionally with a bounded address space."""
+    """Run ``code`` in a child (the installed slyfs), optionally with a bounded address space."""
     def limit() -> None:
         if address_space is not None:
             resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True,
                           timeout=300, check=False, cwd=REPO, preexec_fn=limit,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+                          env=None)
 
 
 def test_huge_meta_json_is_refused_before_reading(tmp_path: Path) -> None:
@@ -216,7 +215,7 @@ def test_check_of_a_2gb_sparse_image_reads_its_header_only(tmp_path: Path) -> No
         f.truncate(2 << 30)  # a PNG header, then 2 GB of zeros
     r = run_child("""
         import sys
-        from vfs.cli import main
+        from slyfs.vfs.cli import main
         sys.exit(main(["check", sys.argv[1]]))
     """, str(src), address_space=1536 << 20)
     assert r.returncode == 1, r.stderr
@@ -225,12 +224,12 @@ def test_check_of_a_2gb_sparse_image_reads_its_header_only(tmp_path: Path) -> No
 
 
 def test_a_crash_of_check_is_exit_3_not_a_finding(tmp_path: Path, monkeypatch, capsys) -> None:
-    from vfs.cli import main
+    from slyfs.vfs.cli import main
 
     def out_of_memory(*args: object) -> None:
         raise MemoryError()
 
-    monkeypatch.setattr("formats.supervisely.check.probe_image", out_of_memory)
+    monkeypatch.setattr("slyfs.formats.readers.supervisely.check.probe_image", out_of_memory)
     src = make_project(tmp_path, {"a.png": annotation(8, 8, [box(0)])})
     assert main(["check", str(src)]) == 3
     captured = capsys.readouterr()
@@ -242,18 +241,18 @@ def test_a_crash_of_check_is_exit_3_not_a_finding(tmp_path: Path, monkeypatch, c
 
 MEASURE = """
     import gc, json, os, sys
-    import formats.supervisely.project
-    from formats.registry import build_view
-    from formats.supervisely import ProblemLog, read_project
-    from formats.view import ViewOptions
-    from vfs.tree import VirtualTree
+    import slyfs.formats.readers.supervisely.project
+    from slyfs.formats.registry import build_view
+    from slyfs.formats.readers.supervisely import ProblemLog, read_project
+    from slyfs.formats.view import ViewOptions
+    from slyfs.vfs.tree import VirtualTree
 
     def rss() -> int:
         gc.collect()
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
-    formats.supervisely.project.ANNOTATION_CACHE_BYTES = int(sys.argv[3])
+    slyfs.formats.readers.supervisely.project.ANNOTATION_CACHE_BYTES = int(sys.argv[3])
     tree = VirtualTree(build_view(read_project(sys.argv[1], report=ProblemLog()), [sys.argv[2]], ViewOptions()),
                        cache_bytes=16 << 20)
     paths = sys.argv[4:]

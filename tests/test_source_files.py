@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest import slyfs
-from hostile import ann, blob_project, plain_project, png, rect
+from tests.conftest import slyfs
+from tests.helpers.hostile import ann, blob_project, plain_project, png, rect
 
 READ_TIMEOUT = 10  # a read the daemon cannot answer at once is a hang: the test fails instead of blocking
 READER = "import os, sys\ntry:\n    sys.stdout.write(open(sys.argv[1], 'rb').read().hex())\nexcept OSError as e:\n" \
@@ -202,10 +201,9 @@ def without_file_permission_override() -> None:
 
 def check_without_override(root: Path) -> dict[str, tuple[str, str]]:
     """``slyfs check --json`` run bound by permissions: path -> (message, action)."""
-    from conftest import REPO
 
-    r = subprocess.run([sys.executable, "-m", "vfs.cli", "check", str(root), "--json"], capture_output=True,
-                       text=True, timeout=60, check=False, env={**os.environ, "PYTHONPATH": str(REPO)},
+    r = subprocess.run([sys.executable, "-m", "slyfs.vfs.cli", "check", str(root), "--json"], capture_output=True,
+                       text=True, timeout=60, check=False, env=None,
                        preexec_fn=without_file_permission_override)
     return {p["path"]: (p["message"], p["action"]) for p in json.loads(r.stdout)["problems"]}
 
@@ -254,10 +252,10 @@ def test_hard_links_made_by_export_leave_the_images_served(mount, tmp_path: Path
 
 def test_the_polling_watcher_sees_an_edit_keeping_size_and_mtime(tmp_path: Path) -> None:
     """Without inotify the watcher compares stamps of the folders, meta.json, offsets files and tars."""
-    from formats.view import ViewOptions
-    from vfs.index import SourceIndex
-    from vfs.live import ViewSource, Watcher
-    from vfs.tree import VirtualTree
+    from slyfs.formats.view import ViewOptions
+    from slyfs.vfs.index import SourceIndex
+    from slyfs.vfs.live import ViewSource, Watcher
+    from slyfs.vfs.tree import VirtualTree
 
     root, _ = blob_project(tmp_path / "b", {"x.png": png()})
     view = ViewSource(str(root), ["yolo"], ViewOptions(), SourceIndex(None))

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import BLOB, PLAIN, read_tree
-from formats.model import Dataset, ImageRef, Item, Project, ProjectMeta
-from formats.registry import build_view
-from formats.supervisely import read_project
-from formats.supervisely_view import build
-from formats.view import ViewOptions
-from vfs.tree import VirtualTree
+from tests.conftest import BLOB, PLAIN, read_tree
+from slyfs.formats.model import Dataset, ImageRef, Item, Project, ProjectMeta
+from slyfs.formats.registry import build_view
+from slyfs.formats.readers.supervisely import read_project
+from slyfs.formats.writers.supervisely import build
+from slyfs.formats.view import ViewOptions
+from slyfs.vfs.tree import VirtualTree
 
 SDK_PROJECTS = {"plain": PLAIN, "blob": BLOB}
 
@@ -109,8 +109,8 @@ def test_hostile_names_stay_inside_and_do_not_collide(tmp_path: Path) -> None:
 
 
 def test_unreadable_annotation_with_classes_is_served_without_labels_and_reported(plain_copy: Path) -> None:
-    from formats.supervisely import ProblemLog
-    from formats.supervisely.project import MAX_ANN_BYTES
+    from slyfs.formats.readers.supervisely import ProblemLog
+    from slyfs.formats.readers.supervisely.project import MAX_ANN_BYTES
 
     ann = plain_copy / "train" / "ann"
     (ann / "img_001.jpg.json").write_bytes(b'{"size": {"width": 1, "objects": [')

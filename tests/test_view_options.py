@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BLOB, PLAIN, read_tree
-from formats.nodes import SourceBytes
-from formats.registry import FORMAT_OPTIONS, FORMATS, build_view, check_params, parse_formats
-from formats.supervisely import read_project
-from formats.view import OptionError, ViewOptions, splits
-from test_yolo import expected_box
-from vfs.tree import VirtualTree
+from tests.conftest import BLOB, PLAIN, read_tree
+from slyfs.formats.contract import SourceBytes
+from slyfs.formats.registry import FORMATS, build_view, check_params, format_module, format_options, parse_formats
+from slyfs.formats.readers.supervisely import read_project
+from slyfs.formats.view import OptionError, ViewOptions, splits
+from tests.test_yolo import expected_box
+from slyfs.vfs.tree import VirtualTree
 
 SDK_PROJECTS = {"plain": PLAIN, "blob": BLOB}
 KEPT = ("car", "road", "person_kp", "vehicle")  # rectangle, bitmap, graph (for pose views), any
@@ -80,8 +80,8 @@ def test_each_format_declares_every_opt_key_it_reads(fmt: str, monkeypatch) -> N
     asked = set()
     real = ViewOptions.param
     monkeypatch.setattr(ViewOptions, "param", lambda self, key, default: asked.add(key) or real(self, key, default))
-    FORMATS[fmt](read_project(str(BLOB)), ViewOptions())
-    assert asked == set(FORMAT_OPTIONS[fmt])
+    format_module(fmt).build(read_project(str(BLOB)), ViewOptions())
+    assert asked == set(format_options(fmt))
 
 @pytest.mark.parametrize("source", SDK_PROJECTS.values(), ids=SDK_PROJECTS.keys())
 def test_all_formats_on_one_mount_each_in_its_folder(source: Path, mount) -> None:

@@ -19,13 +19,13 @@ import pytest
 from lxml import etree
 from PIL import Image, ImageDraw
 
-from conftest import BLOB, PLAIN, SDK_REFERENCE, read_tree
-from formats import voc
-from formats.nodes import Generated, SourceBytes
-from formats.supervisely import read_project
-from formats.view import OptionError, ViewOptions
-from readers import datumaro_import, require
-from vfs.tree import VirtualTree
+from tests.conftest import BLOB, PLAIN, SDK_REFERENCE, read_tree
+from slyfs.formats.writers import voc
+from slyfs.formats.contract import Generated, SourceBytes
+from slyfs.formats.readers.supervisely import read_project
+from slyfs.formats.view import OptionError, ViewOptions
+from tests.helpers.readers import datumaro_import, require
+from slyfs.vfs.tree import VirtualTree
 
 SDK_VOC = SDK_REFERENCE / "voc" / "VOCdevkit" / "VOC"
 AREA_TYPES = ("rectangle", "polygon", "bitmap", "alpha_mask", "cuboid_2d", "oriented_bbox")
@@ -232,7 +232,7 @@ def test_annotation_xml_round_trip():
 
 
 def test_object_tags_become_flags_and_attributes():
-    from formats.model import Label, Rectangle, Tag
+    from slyfs.formats.model import Label, Rectangle, Tag
     label = Label("car", Rectangle(0, 0, 1, 1), (Tag("difficult"), Tag("truncated", "no"), Tag("occluded", 1),
                                                   Tag("score", 0.5), Tag("seen")))
     obj = voc.voc_object(label, "car", (1, 1, 2, 2))

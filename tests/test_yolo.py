@@ -14,12 +14,12 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import BLOB, PLAIN
-from formats import yolo
-from formats.naming import safe_name, unique_names
-from formats.supervisely import read_project
-from formats.view import ViewOptions
-from vfs.tree import VirtualTree
+from tests.conftest import BLOB, PLAIN
+from slyfs.formats.writers.yolo import detect as yolo
+from slyfs.formats.common.naming import safe_name, unique_names
+from slyfs.formats.readers.supervisely import read_project
+from slyfs.formats.view import ViewOptions
+from slyfs.vfs.tree import VirtualTree
 
 # The documented renaming of the fixture's collisions (README, "Names").
 EXPECTED_NAMES = {

@@ -17,15 +17,15 @@ import pytest
 import yaml
 from PIL import Image, ImageDraw
 
-from conftest import BLOB, PLAIN, SDK_REFERENCE, read_tree
-from formats import yolo_darknet, yolo_obb, yolo_pose, yolo_seg
-from formats.model import Problem
-from formats.supervisely import read_project
-from formats.view import OptionError, ViewOptions
-from readers import datumaro_detect, datumaro_import, require, ultralytics_load
-from test_yolo import EXPECTED_NAMES, expected_rows, source_anns
-from vfs.errors import Unreadable
-from vfs.tree import VirtualTree
+from tests.conftest import BLOB, PLAIN, SDK_REFERENCE, read_tree
+from slyfs.formats.writers.yolo import darknet as yolo_darknet, obb as yolo_obb, pose as yolo_pose, segment as yolo_seg
+from slyfs.formats.model import Problem
+from slyfs.formats.readers.supervisely import read_project
+from slyfs.formats.view import OptionError, ViewOptions
+from tests.helpers.readers import datumaro_detect, datumaro_import, require, ultralytics_load
+from tests.test_yolo import EXPECTED_NAMES, expected_rows, source_anns
+from slyfs.vfs.errors import Unreadable
+from slyfs.vfs.tree import VirtualTree
 
 ROOTS = pytest.mark.parametrize("root", [PLAIN, BLOB], ids=["plain", "blob"])
 AREA_KINDS = ("rectangle", "polygon", "bitmap", "alpha_mask", "cuboid_2d", "oriented_bbox")
@@ -152,7 +152,7 @@ def test_seg_rows_cover_each_objects_pixels(root: Path) -> None:
 def test_seg_mask_round_trip_is_exact_and_holes_are_cut_out() -> None:
     """A traced mask (several components, holes, an island in a hole) rasterises back the same."""
     require("ultralytics")
-    from formats.contours import bridge_holes, trace_mask
+    from slyfs.formats.common.contours import bridge_holes, trace_mask
     w, h = 90, 60
     m = np.zeros((h, w), bool)
     m[5:50, 10:80] = True
@@ -465,7 +465,7 @@ def test_mount_darknet_and_import_with_datumaro(root: Path, mount) -> None:
 
 def test_plain_yolo_view_imports_with_datumaro(tmp_path: Path) -> None:
     require("datumaro")
-    from formats import yolo
+    from slyfs.formats.writers.yolo import detect as yolo
     tree = VirtualTree(yolo.build(read_project(str(PLAIN)), ViewOptions()))
     for p in tree.walk_files():
         (tmp_path / p).parent.mkdir(parents=True, exist_ok=True)

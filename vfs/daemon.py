@@ -23,9 +23,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Callable, Iterator
 
-from formats.supervisely import SourceError
-from formats.view import OptionError
-from vfs.tree import VirtualTree
+from slyfs.formats.readers.supervisely import SourceError
+from slyfs.formats.view import OptionError
+from slyfs.vfs.tree import VirtualTree
 
 log = logging.getLogger("slyfs")
 
@@ -366,7 +366,7 @@ def loop_thread_options() -> dict[str, object]:
 
 def _serve(tree: VirtualTree, settings: MountSettings, on_ready: Callable[[], None]) -> None:
     backend = _load_fuse(settings.libfuse)
-    from vfs.fuse_ops import Fuse2Operations, SlyfsOperations
+    from slyfs.vfs.fuse_ops import Fuse2Operations, SlyfsOperations
 
     if settings.timeout is not None:
         options = default_fuse_options(settings.timeout)

@@ -35,10 +35,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from formats.model import ImageRef, Project, file_stamp
-from formats.nodes import SourceBytes, Unavailable
-from formats.source_bytes import SourceUnreadable, open_source
-from vfs.tree import VirtualTree
+from slyfs.formats.model import ImageRef, Project, file_stamp
+from slyfs.formats.contract import SourceBytes, Unavailable
+from slyfs.formats.source_bytes import SourceUnreadable, open_source
+from slyfs.vfs.tree import VirtualTree
 
 CHUNK = 1 << 20
 LINK_FALLBACK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES, errno.ENOTSUP, errno.EOPNOTSUPP}

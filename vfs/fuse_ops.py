@@ -18,9 +18,9 @@ import stat
 import threading
 from typing import Any, Callable, TypeVar
 
-from formats.nodes import SourceBytes
-from vfs.errors import TreeError
-from vfs.tree import VirtualTree
+from slyfs.formats.contract import SourceBytes
+from slyfs.vfs.errors import TreeError
+from slyfs.vfs.tree import VirtualTree
 
 log = logging.getLogger("slyfs.fuse")
 

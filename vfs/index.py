@@ -32,8 +32,8 @@ from array import array
 from pathlib import Path
 from typing import Callable
 
-from formats.model import Stamp, file_stamp
-from formats.supervisely.offsets import BlobEntry
+from slyfs.formats.model import Stamp, file_stamp
+from slyfs.formats.readers.supervisely.offsets import BlobEntry
 
 log = logging.getLogger("slyfs.index")
 

@@ -25,13 +25,13 @@ import threading
 import time
 from typing import Callable, Iterator
 
-from formats.model import Project, Stamp, file_stamp
-from formats.nodes import Tree
-from formats.registry import build_view
-from formats.supervisely import ProblemLog, SourceError, read_project
-from formats.view import ViewOptions
-from vfs.index import SourceIndex
-from vfs.tree import VirtualTree
+from slyfs.formats.model import Project, Stamp, file_stamp
+from slyfs.formats.contract import Tree
+from slyfs.formats.registry import build_view
+from slyfs.formats.readers.supervisely import ProblemLog, SourceError, read_project
+from slyfs.formats.view import ViewOptions
+from slyfs.vfs.index import SourceIndex
+from slyfs.vfs.tree import VirtualTree
 
 log = logging.getLogger("slyfs.live")
 

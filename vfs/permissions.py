@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import os
 
-from formats.model import ImageRef
+from slyfs.formats.model import ImageRef
 
 FILE_READ_BITS = 0o444  # what a served file may get of its source's bits: read, never write or execute
 DIR_BITS = 0o555  # a directory: read and search

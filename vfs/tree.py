@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from formats.memo import BoundedMemo
-from formats.source_bytes import SourceUnreadable, open_source, read_bytes, read_source
-from formats.nodes import Generated, Node, SourceBytes, Tree, Unavailable
-from vfs.errors import BadHandle, IsADirectory, NotADirectory, NotFound, Unreadable
-from vfs.permissions import SourceOwners
+from slyfs.formats.common.memo import BoundedMemo
+from slyfs.formats.source_bytes import SourceUnreadable, open_source, read_bytes, read_source
+from slyfs.formats.contract import Generated, Node, SourceBytes, Tree, Unavailable
+from slyfs.vfs.errors import BadHandle, IsADirectory, NotADirectory, NotFound, Unreadable
+from slyfs.vfs.permissions import SourceOwners
 
 DEFAULT_CACHE_BYTES = 512 << 20
 

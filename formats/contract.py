@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Hashable, Mapping, Union
 
-from formats.model import ImageRef, Item
+from slyfs.formats.model import ImageRef, Item
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,15 +43,15 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from formats.contours import pixel_edge_outlines
-from formats.geometry import Box, clipped_box
-from formats.model import (Annotation, Cuboid2d, Geometry, Graph, GraphTemplate, Item, Label, Line, Mask,
+from slyfs.formats.common.contours import pixel_edge_outlines
+from slyfs.formats.common.geometry import Box, clipped_box
+from slyfs.formats.model import (Annotation, Cuboid2d, Geometry, Graph, GraphTemplate, Item, Label, Line, Mask,
                            ObjClass, OrientedBox, Point2, PointGeom, Polygon, Problem, Project, Rectangle, Tag,
                            TagValue)
-from formats.naming import unique_names
-from formats.nodes import Generated, Node, image_node
-from formats.raster import geometry_mask
-from formats.view import OptionError, ViewOptions, selected_classes, splits
+from slyfs.formats.common.naming import unique_names
+from slyfs.formats.contract import Generated, Node, image_node
+from slyfs.formats.common.raster import geometry_mask
+from slyfs.formats.view import OptionError, ViewOptions, selected_classes, splits
 
 
 AREA_GEOMETRIES = (Rectangle, Polygon, Mask, Cuboid2d, OrientedBox)

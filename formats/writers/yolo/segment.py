@@ -22,12 +22,12 @@ Geometry → rows (never a box row, so the file is never a mix):
 
 from __future__ import annotations
 
-from formats.contours import Region, Ring, bridge_holes, trace_mask
-from formats.model import Cuboid2d, Geometry, Mask, OrientedBox, Polygon, Project, Rectangle
-from formats.nodes import Node
-from formats.raster import geometry_mask
-from formats.view import ViewOptions
-from formats.yolo import class_view
+from slyfs.formats.common.contours import Region, Ring, bridge_holes, trace_mask
+from slyfs.formats.model import Cuboid2d, Geometry, Mask, OrientedBox, Polygon, Project, Rectangle
+from slyfs.formats.contract import Node
+from slyfs.formats.common.raster import geometry_mask
+from slyfs.formats.view import ViewOptions
+from slyfs.formats.writers.yolo.detect import class_view
 
 AREA_GEOMETRIES = (Rectangle, Polygon, Cuboid2d, OrientedBox, Mask)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from formats.model import Point2
+from slyfs.formats.model import Point2
 
 Ring = tuple[Point2, ...]
 

@@ -16,13 +16,13 @@ from typing import Any, Callable, Protocol
 
 from PIL import Image
 
-from formats.memo import BoundedMemo
-from formats.model import Annotation, Dataset, ImageRef, Item, Mask, Problem, Project, ProjectMeta, Stamp, file_stamp
-from formats.naming import printable
-from formats.supervisely.annotation import parse_annotation, parse_size
-from formats.supervisely.meta import MetaError, parse_meta
-from formats.source_bytes import NotRegularFile, is_special, open_regular, read_bytes
-from formats.supervisely.offsets import BlobEntry, OffsetsError, check_entry, read_offsets
+from slyfs.formats.common.memo import BoundedMemo
+from slyfs.formats.model import Annotation, Dataset, ImageRef, Item, Mask, Problem, Project, ProjectMeta, Stamp, file_stamp
+from slyfs.formats.common.naming import printable
+from slyfs.formats.readers.supervisely.annotation import parse_annotation, parse_size
+from slyfs.formats.readers.supervisely.meta import MetaError, parse_meta
+from slyfs.formats.source_bytes import NotRegularFile, is_special, open_regular, read_bytes
+from slyfs.formats.readers.supervisely.offsets import BlobEntry, OffsetsError, check_entry, read_offsets
 
 log = logging.getLogger("slyfs.source")
 

@@ -30,16 +30,16 @@ import numpy as np
 from lxml import etree
 from PIL import Image
 
-from formats.memo import BoundedMemo
-from formats.model import (Annotation, Cuboid2d, ImageRef, Item, Label, Mask, OrientedBox, PixelBox, PointGeom,
+from slyfs.formats.common.memo import BoundedMemo
+from slyfs.formats.model import (Annotation, Cuboid2d, ImageRef, Item, Label, Mask, OrientedBox, PixelBox, PointGeom,
                            Polygon, Project, Rectangle, TagValue)
-from formats.naming import (MAX_NAME_BYTES, distinct_texts, escape_component, line_unsafe, percent_bytes, shorten,
+from slyfs.formats.common.naming import (MAX_NAME_BYTES, distinct_texts, escape_component, line_unsafe, percent_bytes, shorten,
                             split_ext, text_field, unique_names)
-from formats.nodes import Generated, Node, image_node
-from formats.raster import geometry_mask
-from formats.source_bytes import read_bytes
-from formats.supervisely.annotation import size_problem
-from formats.view import OptionError, ViewOptions, selected_classes, splits
+from slyfs.formats.contract import Generated, Node, image_node
+from slyfs.formats.common.raster import geometry_mask
+from slyfs.formats.source_bytes import read_bytes
+from slyfs.formats.readers.supervisely.annotation import size_problem
+from slyfs.formats.view import OptionError, ViewOptions, selected_classes, splits
 
 FLAG_TAGS = ("truncated", "difficult", "occluded")
 FALSE_TAG_VALUES = ("0", "false", "no", "")

@@ -2,7 +2,7 @@
 
 Parsing degrades per object: an object that cannot be understood is left out and
 described in the returned messages; the rest of the annotation is kept. Class titles and
-tag text are made encodable as in meta.json (:func:`formats.naming.encodable_text`).
+tag text are made encodable as in meta.json (:func:`formats.common.naming.encodable_text`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from formats.model import (Annotation, Cuboid2d, Geometry, Graph, GraphNode, Label, Line, Mask,
+from slyfs.formats.model import (Annotation, Cuboid2d, Geometry, Graph, GraphNode, Label, Line, Mask,
                            OrientedBox, PointGeom, Polygon, ProjectMeta, Rectangle, Tag)
-from formats.naming import encodable_text
+from slyfs.formats.common.naming import encodable_text
 
 MAX_COORD = 1e7  # beyond this a coordinate is corrupt, not merely outside the image
 MAX_SIDE = 1_000_000  # image side, pixels

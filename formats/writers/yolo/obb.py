@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from formats.contours import min_area_rect, trace_mask
-from formats.geometry import clipped_box
-from formats.model import (Cuboid2d, Geometry, Graph, Line, Mask, OrientedBox, PointGeom, Polygon, Project,
+from slyfs.formats.common.contours import min_area_rect, trace_mask
+from slyfs.formats.common.geometry import clipped_box
+from slyfs.formats.model import (Cuboid2d, Geometry, Graph, Line, Mask, OrientedBox, PointGeom, Polygon, Project,
                            Rectangle)
-from formats.nodes import Node
-from formats.view import ViewOptions
-from formats.yolo import class_view
+from slyfs.formats.contract import Node
+from slyfs.formats.view import ViewOptions
+from slyfs.formats.writers.yolo.detect import class_view
 
 CELL = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=float)
 

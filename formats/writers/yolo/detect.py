@@ -16,12 +16,12 @@ from collections import Counter
 from functools import partial
 from typing import Callable, Hashable, Sequence
 
-from formats.geometry import clipped_box, normalized_cxcywh
-from formats.model import (Cuboid2d, Geometry, Graph, Item, Line, Mask, OrientedBox, PointGeom, Polygon, Problem,
+from slyfs.formats.common.geometry import clipped_box, normalized_cxcywh
+from slyfs.formats.model import (Cuboid2d, Geometry, Graph, Item, Line, Mask, OrientedBox, PointGeom, Polygon, Problem,
                            Project, Rectangle)
-from formats.naming import split_ext, unique_names
-from formats.nodes import Generated, Node, image_node
-from formats.view import ViewOptions, selected_classes, splits
+from slyfs.formats.common.naming import split_ext, unique_names
+from slyfs.formats.contract import Generated, Node, image_node
+from slyfs.formats.view import ViewOptions, selected_classes, splits
 
 VAL_NAMES = ("val", "validation", "valid")
 BOXES_TITLE = "YOLO boxes"

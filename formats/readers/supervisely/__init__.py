@@ -1,5 +1,5 @@
 """The only reader of Supervisely data: plain, blob and mixed projects."""
 
-from formats.supervisely.project import ProblemLog, SourceError, read_project
+from slyfs.formats.readers.supervisely.project import ProblemLog, SourceError, read_project
 
 __all__ = ["ProblemLog", "SourceError", "read_project"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from formats.model import Cuboid2d, Geometry, Mask, OrientedBox, Point2, Polygon, Rectangle
+from slyfs.formats.model import Cuboid2d, Geometry, Mask, OrientedBox, Point2, Polygon, Rectangle
 
 
 def _draw_polygon(width: int, height: int, exterior: tuple[Point2, ...],

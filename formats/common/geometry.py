@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from formats.model import Geometry
+from slyfs.formats.model import Geometry
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 continuous, x1/y1 exclusive
 

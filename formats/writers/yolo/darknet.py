@@ -12,7 +12,7 @@ the dataset as its ``data/`` folder; Datumaro strips the prefix). A split whose 
 one word (``\\w+``), or is one of obj.data's own keys (classes, names, backup), gets
 ``_`` in place of the other characters, and a trailing ``_``; it is cut to 64 bytes (hash-tagged).
 Readers strip each line of obj.names and of the lists: a class title is written as one line
-field (:func:`formats.naming.text_field`, kept distinct); an image name ending in whitespace
+field (:func:`formats.common.naming.text_field`, kept distinct); an image name ending in whitespace
 gets ``%XX`` for it.
 """
 
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import re
 
-from formats.model import Project
-from formats.naming import (
+from slyfs.formats.model import Project
+from slyfs.formats.common.naming import (
     distinct_texts,
     escape_component,
     percent_bytes,
@@ -30,9 +30,9 @@ from formats.naming import (
     text_field,
     unique_names,
 )
-from formats.nodes import Generated, Node, image_node
-from formats.view import ViewOptions, splits
-from formats.yolo import class_ids_of, label_text
+from slyfs.formats.contract import Generated, Node, image_node
+from slyfs.formats.view import ViewOptions, splits
+from slyfs.formats.writers.yolo.detect import class_ids_of, label_text
 
 RESERVED_KEYS = ("classes", "names", "backup")
 MAX_KEY_BYTES = 64  # obj_<key>_data and <key>.txt stay far below 255 bytes

@@ -1,6 +1,6 @@
 """``meta.json``: classes (shape, colour, keypoint template) and tag metas.
 
-Text is made encodable here, once for every view (:func:`formats.naming.encodable_text`):
+Text is made encodable here, once for every view (:func:`formats.common.naming.encodable_text`):
 a title, tag name or value, or node label holding unpaired surrogates (valid JSON, not
 valid Unicode) gets ``%XX`` for them, and a class title that changes so is reported."""
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from formats.model import GraphTemplate, ObjClass, ProjectMeta, TagMeta
-from formats.naming import encodable_text
+from slyfs.formats.model import GraphTemplate, ObjClass, ProjectMeta, TagMeta
+from slyfs.formats.common.naming import encodable_text
 
 SHAPES = frozenset({"rectangle", "polygon", "bitmap", "line", "point", "graph", "alpha_mask",
                     "cuboid_2d", "oriented_bbox", "any"})

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any, Collection
 
-from formats.naming import encodable_text
-from formats.supervisely.project import load_json_file
+from slyfs.formats.common.naming import encodable_text
+from slyfs.formats.readers.supervisely.project import load_json_file
 
 
 def dumps(data: Any) -> bytes:

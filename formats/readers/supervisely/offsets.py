@@ -21,7 +21,7 @@ import pickle
 import pickletools
 from dataclasses import dataclass
 
-from formats.source_bytes import open_regular
+from slyfs.formats.source_bytes import open_regular
 
 ALLOWED_GLOBAL = ("supervisely.api.image_api", "BlobImageInfo")
 MAX_OFFSETS_FILE = 256 << 20  # ~4·10^6 entries; more is not an offsets file

@@ -24,11 +24,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from formats.geometry import clipped_box, normalized_cxcywh
-from formats.model import Graph, GraphNode, Item, ObjClass, Project
-from formats.nodes import Node, Unavailable
-from formats.view import OptionError, ViewOptions, selected_classes
-from formats.yolo import report_left_out, ultralytics_tree, yaml_str
+from slyfs.formats.common.geometry import clipped_box, normalized_cxcywh
+from slyfs.formats.model import Graph, GraphNode, Item, ObjClass, Project
+from slyfs.formats.contract import Node, Unavailable
+from slyfs.formats.view import OptionError, ViewOptions, selected_classes
+from slyfs.formats.writers.yolo.detect import report_left_out, ultralytics_tree, yaml_str
 
 SIDE_WORDS = (("left", "right"), ("l", "r"))
 

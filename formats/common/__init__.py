@@ -1,0 +1,1 @@
+"""Helpers every format shares: geometry, rasters, contours, names, splits, masks, RLE, text."""

@@ -1,0 +1,1 @@
+"""Readers of source projects; each owns its catalog."""

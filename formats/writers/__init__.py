@@ -1,0 +1,1 @@
+"""One module per output format (the Ultralytics family in yolo/)."""
