@@ -13,7 +13,7 @@ from slyfs.formats.common.naming import printable
 from slyfs.formats.registry import FORMATS, UnknownFormat, build_view, check_params, parse_formats
 from slyfs.formats.readers.supervisely import ProblemLog, SourceError, read_project
 from slyfs.formats.readers.supervisely.check import CheckFailed, check_project, report_json, report_text
-from slyfs.formats.readers.supervisely.project import read_meta
+from slyfs.formats.readers.supervisely.project import Progress, read_meta
 from slyfs.formats.view import OptionError, ViewOptions, kept_classes, parse_split
 from slyfs.vfs.daemon import MountError, MountSettings, run_mount, unmount
 from slyfs.vfs.export import ExportError, ProgressBar, check_overlap, exit_on_termination, export_tree, generated_mode_for
@@ -90,12 +90,12 @@ def cmd_mount(args: argparse.Namespace) -> int:
     cache_root = Path(args.cache_dir) if args.cache_dir else cache_dir()
     views: list[ViewSource] = []
 
-    def make_tree() -> VirtualTree:
+    def make_tree(progress: Progress | None) -> VirtualTree:
         # The index (a sqlite connection) is opened here, in the daemon, never across the fork.
         index = SourceIndex(None if args.no_index else index_path(cache_root, source))
         views.append(ViewSource(source, names, options, index, args.follow_external_links))
         with no_gc():
-            return VirtualTree(views[0].build(), cache_bytes=args.cache_size, source_root=source)
+            return VirtualTree(views[0].build(progress), cache_bytes=args.cache_size, source_root=source)
 
     def when_ready(tree: VirtualTree) -> None:
         if args.no_watch:

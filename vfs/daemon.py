@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import functools
 import hashlib
 import logging
 import os
@@ -24,7 +25,9 @@ from types import ModuleType
 from typing import Callable, Iterator
 
 from slyfs.formats.readers.supervisely import SourceError
+from slyfs.formats.readers.supervisely.project import Progress
 from slyfs.formats.view import OptionError
+from slyfs.vfs.progress import ProgressLine, clear_line, terminal_writer
 from slyfs.vfs.tree import VirtualTree
 
 log = logging.getLogger("slyfs")
@@ -429,11 +432,14 @@ def _fuse_main_errors(backend: Backend, mountpoint: str) -> Iterator[None]:
                          f"libfuse said why just before, on stderr or in the log)") from None
 
 
-def run_mount(make_tree: Callable[[], VirtualTree], settings: MountSettings,
+TreeMaker = Callable[[Progress | None], VirtualTree]  # builds the tree; the progress sink hears how it goes
+
+
+def run_mount(make_tree: TreeMaker, settings: MountSettings,
               when_ready: Callable[[VirtualTree], None] | None = None) -> int:
     """Mount, and return once the mount is ready (background) or unmounted (foreground).
     ``when_ready(tree)`` runs in the daemon once the kernel accepted the mount (start the watcher).
-    The mountpoint's lock is taken first and held by the daemon until its loop ends."""
+    A build that takes long shows its progress on the terminal (vfs/progress.py). The mountpoint's lock is taken first and held by the daemon until its loop ends."""
     lock = lock_mountpoint(settings.mountpoint)
     try:
         return _locked_mount(make_tree, settings, when_ready, lock)
@@ -441,14 +447,18 @@ def run_mount(make_tree: Callable[[], VirtualTree], settings: MountSettings,
         os.close(lock)  # the daemon holds its own copy of the descriptor, so the lock stays
 
 
-def _locked_mount(make_tree: Callable[[], VirtualTree], settings: MountSettings,
+def _locked_mount(make_tree: TreeMaker, settings: MountSettings,
                   when_ready: Callable[[VirtualTree], None] | None, lock: int) -> int:
     check_mountpoint(settings.mountpoint)
     check_fuse_options(settings.fuse_options)
     backend = _load_fuse(settings.libfuse)
     if settings.foreground:
         _setup_logging(settings.log_file, settings.debug)
-        tree = make_tree()
+        write = terminal_writer(sys.stderr.fileno())
+        progress = ProgressLine(write) if write else None
+        tree = make_tree(progress)
+        if progress is not None and progress.shown:
+            clear_line(sys.stderr.fileno())
 
         def ready_fg() -> None:
             log.info("mounted on %s", settings.mountpoint)
@@ -471,7 +481,7 @@ def _locked_mount(make_tree: Callable[[], VirtualTree], settings: MountSettings,
             note_lock_holder(lock)
             _daemon_stdio(settings.log_file)
             _setup_logging(settings.log_file, settings.debug)
-            tree = make_tree()
+            tree = make_tree(ProgressLine(functools.partial(_tell_parent, write_end)))
 
             def ready() -> None:
                 os.write(write_end, b"ok\n")
@@ -494,7 +504,7 @@ def _locked_mount(make_tree: Callable[[], VirtualTree], settings: MountSettings,
             os._exit(code)
 
     os.close(write_end)
-    reply = _read_reply(read_end)
+    reply = _read_reply(read_end, terminal_writer(sys.stderr.fileno()))
     if reply != "ok":
         os.waitpid(pid, 0)
         where = f" (log: {settings.log_file})" if settings.log_file else ""
@@ -505,10 +515,29 @@ def _locked_mount(make_tree: Callable[[], VirtualTree], settings: MountSettings,
     return 0
 
 
-def _read_reply(fd: int) -> str:
-    """The daemon's one line: "ok", or "error <message>"; empty if it died first."""
+def _tell_parent(fd: int, line: str) -> None:
+    """A progress line for the waiting ``slyfs mount`` (gone already, it is not told)."""
+    with contextlib.suppress(OSError):
+        os.write(fd, f"progress {line}\n".encode(errors="replace"))
+
+
+def _read_reply(fd: int, show_progress: Callable[[str], None] | None) -> str:
+    """The daemon's last line: "ok", or "error <message>"; empty if it died first. The progress
+    lines before it go to ``show_progress`` (the terminal), or nowhere."""
+    shown = False
     with os.fdopen(fd, "rb") as f:
-        return f.readline().decode(errors="replace").strip()
+        for raw in f:
+            line = raw.decode(errors="replace").strip()
+            if not line.startswith("progress "):
+                break
+            if show_progress is not None:
+                show_progress(line.removeprefix("progress "))
+                shown = True
+        else:
+            line = ""
+    if shown:
+        clear_line(sys.stderr.fileno())
+    return line
 
 
 def _daemon_stdio(log_file: str | None) -> None:

@@ -29,6 +29,7 @@ from slyfs.formats.model import Project, Stamp, file_stamp
 from slyfs.formats.contract import Tree
 from slyfs.formats.registry import build_view
 from slyfs.formats.readers.supervisely import ProblemLog, SourceError, read_project
+from slyfs.formats.readers.supervisely.project import Progress
 from slyfs.formats.view import ViewOptions
 from slyfs.vfs.index import SourceIndex
 from slyfs.vfs.tree import VirtualTree
@@ -72,10 +73,14 @@ class ViewSource:
         self.problems = ProblemLog()  # shared by rebuilds: each problem is logged once per mount
         self.project: Project | None = None
 
-    def build(self) -> Tree:
+    def build(self, progress: Progress | None = None) -> Tree:
+        """The view of the source as it is now; ``progress`` hears how the scan is getting on."""
         with no_gc():
             self.project = read_project(self.source, report=self.problems, cache=self.index,
-                                        follow_external_links=self.follow_external_links)
+                                        follow_external_links=self.follow_external_links, progress=progress)
+            if progress is not None:
+                items = sum(len(ds.items) for ds in self.project.datasets)
+                progress(items, f"building the {','.join(self.formats)} view")
             return build_view(self.project, self.formats, self.options)
 
     def watched_dirs(self) -> list[str]:

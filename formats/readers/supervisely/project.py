@@ -39,6 +39,8 @@ ANNOTATION_CACHE_BYTES = 128 << 20
 PARSED_BYTES_PER_JSON_BYTE = 6
 
 Report = Callable[[Problem], None]
+Progress = Callable[[int, str], None]  # (items scanned so far, what the scan is doing): a long first scan says so
+PROGRESS_EVERY_ITEMS = 8192
 NOT_OPENED = "never opened: treated as missing"
 
 
@@ -205,11 +207,14 @@ def _dataset_dirs(root: str, report: Report, links: LinkGuard, prefix: str = "",
 
 
 class _Scanner:
-    def __init__(self, root: str, report: Report, cache: ScanCache | None, links: LinkGuard) -> None:
+    def __init__(self, root: str, report: Report, cache: ScanCache | None, links: LinkGuard,
+                 progress: Progress | None) -> None:
         self.root = root
         self.report = report
         self.cache = cache
         self.links = links
+        self.progress: Progress = progress or (lambda items, doing: None)
+        self.items_scanned = 0
         self.tar_stamps: dict[str, Stamp | str] = {}  # the tar's stamp, or why its images cannot be served
         self.blob_outside = links.path(os.path.join(root, "blob"), "no image in its tars is served")
 
@@ -285,7 +290,9 @@ class _Scanner:
         return tuple(found)
 
     def dataset(self, name: str, ds_dir: str) -> Dataset:
+        self.progress(self.items_scanned, f"reading the offsets files of {name}")
         images: dict[str, ImageRef | None] = self.blob_images(ds_dir, name)
+        self.progress(self.items_scanned, f"listing {name}/img and {name}/ann")
         img_dir = self.folder(ds_dir, "img")
         for e in _scandir(img_dir, self.report, "its images are not served") if img_dir else ():
             if _ext(e.name) in IMAGE_EXTS:
@@ -307,7 +314,9 @@ class _Scanner:
         side_dirs = {"ann": anns, **{folder: self.json_files(self.folder(ds_dir, folder)) for folder in SIDECAR_DIRS}}
         used: set[str] = set()
         items = []
-        for item_name in sorted(images):
+        for n, item_name in enumerate(sorted(images), start=1):
+            if n % PROGRESS_EVERY_ITEMS == 0:
+                self.progress(self.items_scanned + n, f"scanning {name}")
             stem = item_name.rsplit(".", 1)[0] if "." in item_name[1:] else item_name
             ann = item_name + ".json" if item_name + ".json" in anns else (
                 stem + ".json" if stem + ".json" in anns else None)
@@ -326,6 +335,7 @@ class _Scanner:
                               fingerprint=anns[ann_name],
                               sidecars=self.sidecars(item_name, item_name, ds_dir, ann_path, side_dirs)))
         items.sort(key=lambda i: i.name)
+        self.items_scanned += len(items)
         return Dataset(name=name, items=tuple(items))
 
 
@@ -443,12 +453,12 @@ def make_annotation_loader(meta: ProjectMeta, report: Report) -> Callable[[Item]
 
 
 def read_project(root: str, report: Report | None = None, cache: ScanCache | None = None,
-                 follow_external_links: bool = False) -> Project:
+                 follow_external_links: bool = False, progress: Progress | None = None) -> Project:
     """Scan ``root``. Problems with single files are reported and skipped; only a missing
     directory or an unusable meta.json raises SourceError. ``cache`` (a persistent index)
     spares re-reading offsets files and re-listing annotation folders that did not change.
     Symbolic links leading outside ``root`` are reported and not followed unless
-    ``follow_external_links`` (see LinkGuard)."""
+    ``follow_external_links`` (see LinkGuard). ``progress`` hears how the scan is getting on."""
     root = os.path.abspath(root)
     if not os.path.isdir(root):
         raise SourceError(f"{root}: no such directory")
@@ -461,7 +471,7 @@ def read_project(root: str, report: Report | None = None, cache: ScanCache | Non
         raise SourceError(f"{meta_path}: symbolic link to {meta_target}, outside the project "
                           "(--follow-external-links follows it)")
     meta, meta_file, meta_fingerprint = read_meta(root, sink)
-    scanner = _Scanner(root, sink, cache, links)
+    scanner = _Scanner(root, sink, cache, links, progress)
     datasets = tuple(scanner.dataset(name, d) for name, d in _dataset_dirs(root, sink, links))
     return Project(root=root, meta=meta, datasets=datasets,
                    load_annotation=make_annotation_loader(meta, sink), report=sink,
