@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Hashable, Mapping, Union
 
 from slyfs.formats.model import ImageRef, Item
 
@@ -30,7 +30,7 @@ class Generated:
     render: Callable[[], bytes] = field(compare=False, hash=False)
 
 
-Node = Union[SourceBytes, Unavailable, Generated]
+Node = SourceBytes | Unavailable | Generated
 Tree = Mapping[str, Node]  # "a/b/c.txt" (no leading slash) -> node; directories are implied
 
 

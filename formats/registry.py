@@ -8,8 +8,8 @@ others. A format module has ``build`` (project, options → ``{path: node}``) an
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from types import ModuleType
-from typing import Mapping
 
 from slyfs.formats.contract import Node
 from slyfs.formats.model import Project

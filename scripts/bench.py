@@ -33,8 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 from slyfs.formats.contract import SourceBytes
-from slyfs.formats.registry import FORMATS, build_view
 from slyfs.formats.readers.supervisely import read_project
+from slyfs.formats.registry import FORMATS, build_view
 from slyfs.formats.view import ViewOptions
 
 ENV = dict(os.environ)
@@ -177,7 +177,7 @@ class Mount:
     def __init__(self, system: str, source: str, mnt: str, cache_dir: str, extra: tuple[str, ...] = ()) -> None:
         self.system, self.source, self.mnt, self.cache_dir, self.extra = system, source, mnt, cache_dir, extra
 
-    def __enter__(self) -> "Mount":
+    def __enter__(self) -> Mount:
         started = time.perf_counter()
         if self.system == "slyfs":
             cmd = [sys.executable, "-m", "slyfs.vfs.cli", "mount", self.source, self.mnt, "--format", "yolo",

@@ -21,8 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from slyfs.formats.registry import FORMATS, build_view
 from slyfs.formats.readers.supervisely import ProblemLog, read_project
+from slyfs.formats.registry import FORMATS, build_view
 from slyfs.formats.view import ViewOptions
 from slyfs.vfs.errors import Unreadable
 from slyfs.vfs.tree import VirtualTree

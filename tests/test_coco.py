@@ -12,16 +12,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from slyfs.formats.writers import coco
-from slyfs.formats.model import (Cuboid2d, Graph, GraphNode, GraphTemplate, Line, Mask, OrientedBox, PointGeom, Polygon,
-                           Project, Rectangle, Tag)
 from slyfs.formats.common.naming import unique_names
 from slyfs.formats.common.raster import geometry_mask
-from slyfs.formats.registry import build_view
+from slyfs.formats.model import (
+    Cuboid2d,
+    Graph,
+    GraphNode,
+    GraphTemplate,
+    Line,
+    Mask,
+    OrientedBox,
+    PointGeom,
+    Polygon,
+    Project,
+    Rectangle,
+    Tag,
+)
 from slyfs.formats.readers.supervisely import read_project
+from slyfs.formats.registry import build_view
 from slyfs.formats.view import OptionError, ViewOptions, splits
-from tests.helpers.readers import coco_load, datumaro_detect, datumaro_import, require
+from slyfs.formats.writers import coco
 from slyfs.vfs.tree import VirtualTree
+from tests.helpers.readers import coco_load, datumaro_detect, datumaro_import, require
 
 pycocotools = pytest.importorskip("pycocotools")
 from pycocotools import mask as mask_utils  # noqa: E402
@@ -201,7 +213,7 @@ def test_masks_areas_and_counts_match_the_source(fixture_view) -> None:
             truth = max(candidates, key=lambda m: (m & got).sum() / (m | got).sum())
             assert a["area"] == int(truth.sum())
             x, y, w, h = a["bbox"]
-            assert 0 <= x and 0 <= y and x + w <= img["width"] and y + h <= img["height"]
+            assert x >= 0 and y >= 0 and x + w <= img["width"] and y + h <= img["height"]
             ys, xs = np.nonzero(truth)
             assert x <= xs.min() and y <= ys.min() and xs.max() + 1 <= x + w and ys.max() + 1 <= y + h
             assert np.array_equal(got, truth)

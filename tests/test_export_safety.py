@@ -14,8 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.helpers.scripts import load_script
+
 from tests.conftest import BLOB, PLAIN, read_tree
+from tests.helpers.scripts import load_script
+
 make_sample_project = load_script("make_sample_project").main
 from tests.test_export import checksums, export
 

@@ -11,11 +11,9 @@ import tempfile
 import time
 from pathlib import Path
 
-
-from tests.helpers.scripts import load_script
-from tests.helpers.hostile import ann, blob_project, offsets_pickle, plain_project, png, rect
-
 from tests.conftest import is_mounted, slyfs
+from tests.helpers.hostile import ann, blob_project, offsets_pickle, plain_project, png, rect
+from tests.helpers.scripts import load_script
 
 
 def _read_errno(path: Path) -> int | None:

@@ -15,18 +15,17 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.helpers.hostile import ann, blob_project, offsets_pickle, plain_project, png, rect
-
-from tests.conftest import BLOB, PLAIN, slyfs
-from slyfs.formats.model import Problem  # noqa: E402
 from slyfs.formats.common.naming import MAX_NAME_BYTES  # noqa: E402
-from slyfs.formats.registry import FORMATS, build_view  # noqa: E402
+from slyfs.formats.model import Problem  # noqa: E402
 from slyfs.formats.readers.supervisely import ProblemLog, read_project  # noqa: E402
 from slyfs.formats.readers.supervisely import offsets as offsets_mod  # noqa: E402
 from slyfs.formats.readers.supervisely.offsets import OffsetsError, read_offsets  # noqa: E402
+from slyfs.formats.registry import FORMATS, build_view  # noqa: E402
 from slyfs.formats.view import ViewOptions  # noqa: E402
 from slyfs.vfs.errors import Unreadable  # noqa: E402
 from slyfs.vfs.tree import VirtualTree  # noqa: E402
+from tests.conftest import BLOB, PLAIN, slyfs
+from tests.helpers.hostile import ann, blob_project, offsets_pickle, plain_project, png, rect
 
 LEFT_OUT = "object left out"
 NO_LABELS = "served without labels"

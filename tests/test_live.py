@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BLOB, PLAIN, wait_for
 from slyfs.formats.registry import FORMATS
 from slyfs.formats.view import ViewOptions
 from slyfs.vfs.index import SourceIndex
 from slyfs.vfs.live import ViewSource
-
+from tests.conftest import BLOB, PLAIN, wait_for
 
 
 def read(path: Path) -> bytes:

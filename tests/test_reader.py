@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BLOB, PLAIN, SDK_REFERENCE
 from slyfs.formats.model import Mask
 from slyfs.formats.readers.supervisely import ProblemLog, read_project
 from slyfs.formats.readers.supervisely.offsets import OffsetsError, read_offsets
 from slyfs.formats.source_bytes import read_bytes
+from tests.conftest import BLOB, PLAIN, SDK_REFERENCE
 
 # Geometries each SDK exporter writes (SDK_NOTES §4, §5); the rest it drops.
 SDK_COCO_KINDS = {"rectangle", "polygon", "bitmap", "graph"}

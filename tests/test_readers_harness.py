@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
 from tests.helpers.readers import (
     DatumaroStrictError,
     coco_load,

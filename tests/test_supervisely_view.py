@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import BLOB, PLAIN, read_tree
 from slyfs.formats.model import Dataset, ImageRef, Item, Project, ProjectMeta
-from slyfs.formats.registry import build_view
 from slyfs.formats.readers.supervisely import read_project
-from slyfs.formats.writers.supervisely import build
+from slyfs.formats.registry import build_view
 from slyfs.formats.view import ViewOptions
+from slyfs.formats.writers.supervisely import build
 from slyfs.vfs.tree import VirtualTree
+from tests.conftest import BLOB, PLAIN, read_tree
 
 SDK_PROJECTS = {"plain": PLAIN, "blob": BLOB}
 

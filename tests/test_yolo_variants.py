@@ -17,15 +17,18 @@ import pytest
 import yaml
 from PIL import Image, ImageDraw
 
-from tests.conftest import BLOB, PLAIN, SDK_REFERENCE, read_tree
-from slyfs.formats.writers.yolo import darknet as yolo_darknet, obb as yolo_obb, pose as yolo_pose, segment as yolo_seg
 from slyfs.formats.model import Problem
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.view import OptionError, ViewOptions
-from tests.helpers.readers import datumaro_detect, datumaro_import, require, ultralytics_load
-from tests.test_yolo import EXPECTED_NAMES, expected_rows, source_anns
+from slyfs.formats.writers.yolo import darknet as yolo_darknet
+from slyfs.formats.writers.yolo import obb as yolo_obb
+from slyfs.formats.writers.yolo import pose as yolo_pose
+from slyfs.formats.writers.yolo import segment as yolo_seg
 from slyfs.vfs.errors import Unreadable
 from slyfs.vfs.tree import VirtualTree
+from tests.conftest import BLOB, PLAIN, SDK_REFERENCE, read_tree
+from tests.helpers.readers import datumaro_detect, datumaro_import, require, ultralytics_load
+from tests.test_yolo import EXPECTED_NAMES, expected_rows, source_anns
 
 ROOTS = pytest.mark.parametrize("root", [PLAIN, BLOB], ids=["plain", "blob"])
 AREA_KINDS = ("rectangle", "polygon", "bitmap", "alpha_mask", "cuboid_2d", "oriented_bbox")

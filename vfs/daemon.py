@@ -18,10 +18,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Iterator
 
 from slyfs.formats.readers.supervisely import SourceError
 from slyfs.formats.view import OptionError
@@ -332,7 +332,7 @@ def _load_fuse(libfuse: str = "auto") -> Backend:
         try:
             import fuse
             return Backend(fuse, 2)
-        except (ImportError, OSError, EnvironmentError) as e:
+        except (ImportError, OSError) as e:
             errors.append(f"fusepy: {e}")
     raise MountError(f"libfuse is not usable ({'; '.join(errors)}); install mfusepy and the Debian "
                      "package fuse3 (or fusepy and libfuse2)")
@@ -486,10 +486,8 @@ def _locked_mount(make_tree: Callable[[], VirtualTree], settings: MountSettings,
         except BaseException as e:  # report any failure through the pipe, then exit
             msg = str(e) if isinstance(e, USER_ERRORS) else f"{type(e).__name__}: {e}"
             log.exception("mount failed")
-            try:
+            with contextlib.suppress(OSError):
                 os.write(write_end, f"error {msg}\n".encode())
-            except OSError:
-                pass
         finally:
             os._exit(code)
 

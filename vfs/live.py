@@ -23,12 +23,12 @@ import select
 import struct
 import threading
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
-from slyfs.formats.model import Project, Stamp, file_stamp
 from slyfs.formats.contract import Tree
-from slyfs.formats.registry import build_view
+from slyfs.formats.model import Project, Stamp, file_stamp
 from slyfs.formats.readers.supervisely import ProblemLog, SourceError, read_project
+from slyfs.formats.registry import build_view
 from slyfs.formats.view import ViewOptions
 from slyfs.vfs.index import SourceIndex
 from slyfs.vfs.tree import VirtualTree

@@ -17,9 +17,23 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from slyfs.formats.model import (Annotation, Cuboid2d, Geometry, Graph, GraphNode, Label, Line, Mask,
-                           OrientedBox, PointGeom, Polygon, ProjectMeta, Rectangle, Tag)
 from slyfs.formats.common.naming import encodable_text
+from slyfs.formats.model import (
+    Annotation,
+    Cuboid2d,
+    Geometry,
+    Graph,
+    GraphNode,
+    Label,
+    Line,
+    Mask,
+    OrientedBox,
+    PointGeom,
+    Polygon,
+    ProjectMeta,
+    Rectangle,
+    Tag,
+)
 
 MAX_COORD = 1e7  # beyond this a coordinate is corrupt, not merely outside the image
 MAX_SIDE = 1_000_000  # image side, pixels

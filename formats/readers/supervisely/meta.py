@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from slyfs.formats.model import GraphTemplate, ObjClass, ProjectMeta, TagMeta
 from slyfs.formats.common.naming import encodable_text
+from slyfs.formats.model import GraphTemplate, ObjClass, ProjectMeta, TagMeta
 
 SHAPES = frozenset({"rectangle", "polygon", "bitmap", "line", "point", "graph", "alpha_mask",
                     "cuboid_2d", "oriented_bbox", "any"})

@@ -12,17 +12,29 @@ import logging
 import os
 import stat
 import threading
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from PIL import Image
 
 from slyfs.formats.common.memo import BoundedMemo
-from slyfs.formats.model import Annotation, Dataset, ImageRef, Item, Mask, Problem, Project, ProjectMeta, Stamp, file_stamp
 from slyfs.formats.common.naming import printable
+from slyfs.formats.model import (
+    Annotation,
+    Dataset,
+    ImageRef,
+    Item,
+    Mask,
+    Problem,
+    Project,
+    ProjectMeta,
+    Stamp,
+    file_stamp,
+)
 from slyfs.formats.readers.supervisely.annotation import parse_annotation, parse_size
 from slyfs.formats.readers.supervisely.meta import MetaError, parse_meta
-from slyfs.formats.source_bytes import NotRegularFile, is_special, open_regular, read_bytes
 from slyfs.formats.readers.supervisely.offsets import BlobEntry, OffsetsError, check_entry, read_offsets
+from slyfs.formats.source_bytes import NotRegularFile, is_special, open_regular, read_bytes
 
 log = logging.getLogger("slyfs.source")
 
