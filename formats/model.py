@@ -294,7 +294,7 @@ class ImageRef:
     path: str
     offset: int
     size: int
-    stamp: Stamp | tuple = ()
+    stamp: Stamp | tuple[()] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +321,7 @@ class Item:
     name: str  # item name = image file name, extension included
     image: ImageRef | None
     ann_path: str | None
-    fingerprint: Stamp | tuple = ()
+    fingerprint: Stamp | tuple[()] = ()  # empty: no annotation file
     sidecars: tuple[tuple[str, ImageRef], ...] = ()
 
     @property

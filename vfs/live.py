@@ -119,7 +119,7 @@ class Inotify:
 
     def read(self) -> list[tuple[str, int]]:
         """(changed path, mask) for every pending event; ("", IN_Q_OVERFLOW) when events were lost."""
-        out = []
+        out: list[tuple[str, int]] = []
         try:
             data = os.read(self.fd, 1 << 16)
         except BlockingIOError:

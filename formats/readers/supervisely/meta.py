@@ -74,7 +74,9 @@ def parse_meta(data: Any, warn: list[str]) -> ProjectMeta:
     tag_metas: list[TagMeta] = []
     for t in data.get("tags", []) if isinstance(data.get("tags", []), list) else []:
         if isinstance(t, dict) and isinstance(t.get("name"), str):
-            values = t.get("values") if isinstance(t.get("values"), list) else []
+            values = t.get("values")
+            if not isinstance(values, list):
+                values = []
             tag_metas.append(TagMeta(name=encodable_text(t["name"]), value_type=str(t.get("value_type", "none")),
                                      values=tuple(encodable_text(str(v)) for v in values)))
     return ProjectMeta(classes=tuple(classes), tag_metas=tuple(tag_metas))

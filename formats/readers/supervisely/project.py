@@ -12,6 +12,7 @@ import logging
 import os
 import stat
 import threading
+from functools import partial
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -260,7 +261,7 @@ class _Scanner:
                 continue
             tar = os.path.join(self.root, "blob", e.name[: -len(OFFSETS_SUFFIX)] + ".tar")
             try:
-                entries = (self.cache.offsets(e.path, lambda p=e.path: read_offsets(p)) if self.cache
+                entries = (self.cache.offsets(e.path, partial(read_offsets, e.path)) if self.cache
                            else read_offsets(e.path))
             except OffsetsError as err:
                 self.report(Problem(e.path, err.reason, "offsets file ignored; its images are not served"))
@@ -272,7 +273,7 @@ class _Scanner:
                     self.report(Problem(e.path, f"entry for {tar}: {why}",
                                         "image served as unreadable (EIO)", item=entry.name))
                     images[entry.name] = None
-                else:
+                elif isinstance(tar_stamp, Stamp):  # always, once why is empty
                     images[entry.name] = ImageRef(tar, entry.start, entry.end - entry.start, tar_stamp)
         return images
 
@@ -353,7 +354,8 @@ def read_meta(root: str, report: Report) -> tuple[ProjectMeta, ImageRef, Stamp]:
     path = os.path.join(root, "meta.json")
     try:
         fd, st = open_regular(path)
-        ref = ImageRef(path, 0, st.st_size, file_stamp(st))
+        stamp = file_stamp(st)
+        ref = ImageRef(path, 0, st.st_size, stamp)
         if st.st_size > MAX_META_BYTES:
             os.close(fd)
             raise ValueError(f"{st.st_size} bytes, over the limit of {MAX_META_BYTES} (MAX_META_BYTES)")
@@ -369,7 +371,7 @@ def read_meta(root: str, report: Report) -> tuple[ProjectMeta, ImageRef, Stamp]:
         raise SourceError(f"{path}: unusable: {e}") from None
     for w in warnings:
         report(Problem(path, w, "see message"))
-    return meta, ref, ref.stamp
+    return meta, ref, stamp
 
 
 def read_image_size(ref: ImageRef) -> tuple[int, int] | None:
