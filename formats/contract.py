@@ -8,6 +8,11 @@ from dataclasses import dataclass, field
 from slyfs.formats.model import ImageRef, Item
 
 
+class UserError(Exception):
+    """A failure the user can act on (a bad option, an unusable source, a busy mountpoint): its
+    message is the one line they see, with no class name and no traceback."""
+
+
 @dataclass(frozen=True, slots=True)
 class SourceBytes:
     """Bytes served unchanged from the source: ``ref.size`` bytes at ``ref.offset`` of ``ref.path``."""

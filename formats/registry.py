@@ -11,7 +11,7 @@ import importlib
 from collections.abc import Mapping
 from types import ModuleType
 
-from slyfs.formats.contract import Node
+from slyfs.formats.contract import Node, UserError
 from slyfs.formats.model import Project
 from slyfs.formats.view import OptionError, ViewOptions
 
@@ -27,8 +27,8 @@ FORMATS: dict[str, str] = {
 }
 
 
-class UnknownFormat(ValueError):
-    pass
+class UnknownFormat(UserError, ValueError):
+    """A format name that is not in the registry."""
 
 
 def format_module(name: str) -> ModuleType:

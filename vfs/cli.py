@@ -10,14 +10,14 @@ import sys
 from pathlib import Path
 
 from slyfs.formats.common.naming import printable
+from slyfs.formats.contract import UserError
 from slyfs.formats.readers.supervisely import ProblemLog, SourceError, read_project
 from slyfs.formats.readers.supervisely.check import CheckFailed, check_project, report_json, report_text
 from slyfs.formats.readers.supervisely.project import read_meta
-from slyfs.formats.registry import FORMATS, UnknownFormat, build_view, check_params, parse_formats
+from slyfs.formats.registry import FORMATS, build_view, check_params, parse_formats
 from slyfs.formats.view import OptionError, ViewOptions, kept_classes, parse_split
-from slyfs.vfs.daemon import MountError, MountSettings, run_mount, unmount
+from slyfs.vfs.daemon import MountSettings, run_mount, unmount
 from slyfs.vfs.export import (
-    ExportError,
     ProgressBar,
     check_overlap,
     exit_on_termination,
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (MountError, ExportError, SourceError, OptionError, UnknownFormat) as e:
+    except UserError as e:
         print(f"slyfs: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

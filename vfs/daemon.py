@@ -23,17 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from slyfs.formats.readers.supervisely import SourceError
-from slyfs.formats.view import OptionError
+from slyfs.formats.contract import UserError
 from slyfs.vfs.tree import VirtualTree
 
 log = logging.getLogger("slyfs")
 
-class MountError(Exception):
-    """A mount cannot be started; the message is the one line the user sees."""
-
-
-USER_ERRORS = (MountError, OptionError, SourceError)  # said as they are, without a class name
+class MountError(UserError):
+    """A mount cannot be started."""
 
 
 @dataclass
@@ -484,7 +480,7 @@ def _locked_mount(make_tree: Callable[[], VirtualTree], settings: MountSettings,
                 _serve(tree, settings, on_ready=ready)
             code = 0
         except BaseException as e:  # report any failure through the pipe, then exit
-            msg = str(e) if isinstance(e, USER_ERRORS) else f"{type(e).__name__}: {e}"
+            msg = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
             log.exception("mount failed")
             with contextlib.suppress(OSError):
                 os.write(write_end, f"error {msg}\n".encode())

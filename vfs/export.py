@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from slyfs.formats.contract import SourceBytes, Unavailable
+from slyfs.formats.contract import SourceBytes, Unavailable, UserError
 from slyfs.formats.model import ImageRef, Project, file_stamp
 from slyfs.formats.source_bytes import SourceUnreadable, open_source
 from slyfs.vfs.tree import VirtualTree
@@ -52,8 +52,8 @@ Progress = Callable[[int, int, int], None]  # (files done, files in all, bytes w
 Notice = Callable[[str], None]  # one line for the user
 
 
-class ExportError(Exception):
-    """The export cannot start or did not finish; the message is the one line the user sees."""
+class ExportError(UserError):
+    """The export cannot start or did not finish."""
 
 
 @dataclass

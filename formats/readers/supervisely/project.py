@@ -12,14 +12,15 @@ import logging
 import os
 import stat
 import threading
-from functools import partial
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 from PIL import Image
 
 from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import printable
+from slyfs.formats.contract import UserError
 from slyfs.formats.model import (
     Annotation,
     Dataset,
@@ -65,7 +66,7 @@ class ScanCache(Protocol):
                    ) -> dict[str, Stamp]: ...
 
 
-class SourceError(Exception):
+class SourceError(UserError):
     """The source cannot be mounted at all (no such directory, no usable meta.json)."""
 
 
