@@ -690,7 +690,8 @@ class BlobWriter:
         if self.tar is None or self.members == self.cap:
             self.close()
             self.tar_id += 1
-            self.tar = tarfile.open(self.blob_dir / f"{self.tar_id}.tar", "w", format=tarfile.PAX_FORMAT)
+            tar_path = self.blob_dir / f"{self.tar_id}.tar"
+            self.tar = tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT)  # noqa: SIM115 (open until close())
             self.members = 0
         info = tarfile.TarInfo(f"{item.dataset.name}/{item.name}")
         info.size, info.mtime, info.mode = len(data), 0, 0o644

@@ -145,7 +145,8 @@ def test_tags_become_attributes() -> None:
 
 def test_bad_visibility_option_is_refused() -> None:
     with pytest.raises(OptionError):
-        build_view(read_project(str(PROJECTS["plain"])), ["coco"], ViewOptions(params={"coco.disabled_visibility": "x"}))
+        build_view(read_project(str(PROJECTS["plain"])), ["coco"],
+                   ViewOptions(params={"coco.disabled_visibility": "x"}))
 
 
 def test_build_reads_no_annotation() -> None:
@@ -174,7 +175,7 @@ def expected_objects(project: Project, split_items) -> dict[tuple[str, str], lis
             if isinstance(label.geometry, AREA_TYPES):
                 key = (label.instance, label.class_title) if label.instance else id(label)
                 groups.setdefault(key, []).append(label)
-        for key, labels in groups.items():
+        for labels in groups.values():
             shaped = [lb for lb in labels if not isinstance(lb.geometry, Rectangle)] or labels
             mask = np.zeros((ann.height, ann.width), bool)
             for lb in shaped:
@@ -361,7 +362,8 @@ def test_same_objects_as_the_sdk_export_with_documented_differences() -> None:
             elif isinstance(a["segmentation"], dict):  # polygon with holes: the SDK's exterior, holes kept
                 h_, w_ = a["segmentation"]["size"]
                 exterior = s["segmentation"][0]
-                holes = next(lb.geometry.interiors for lb in project.annotation(sources[folder, img["file_name"]]).labels
+                labels = project.annotation(sources[folder, img["file_name"]]).labels
+                holes = next(lb.geometry.interiors for lb in labels
                              if isinstance(lb.geometry, Polygon) and lb.geometry.interiors)
                 truth = geometry_mask(Polygon(tuple(zip(exterior[0::2], exterior[1::2])), holes), w_, h_)
                 assert holes and np.array_equal(mask_utils.decode(mask_utils.frPyObjects(a["segmentation"], h_, w_))
@@ -454,7 +456,8 @@ def test_mounted_score_and_crowd_read_back_with_pycocotools_and_datumaro(plain_c
         anns = {cats[a["category_id"]]: a for a in gt.imgToAnns[image_id]}
         car, building, road = anns["car"], anns["building"], anns["road"]
         assert (car["score"], car["iscrowd"], car["attributes"]) == (0.9, 1, {"confidence": 0.87})
-        assert (building["score"], building["iscrowd"], building["attributes"]) == (0.25, 1, {"comment": "has courtyard"})
+        assert (building["score"], building["iscrowd"], building["attributes"]) == (
+            0.25, 1, {"comment": "has courtyard"})
         assert "score" not in road and road["iscrowd"] == 0 and road["attributes"] == {"score": "high"}
         for name in ("car", "building"):
             assert isinstance(anns[name]["segmentation"], dict)

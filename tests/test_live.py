@@ -61,7 +61,7 @@ def test_edited_annotation_shows_and_open_handle_keeps_old_version(source: Path,
         ann, label = find_rect_item(source, mnt)
         before = read(label)
         assert before
-        old_handle = open(label, "rb")
+        old_handle = open(label, "rb")  # noqa: SIM115 (held open across the edit)
         try:
             edit_boxes(ann, 5)
             # Content first (generated files bypass the page cache), then the kernel's cached size

@@ -56,10 +56,11 @@ def objects(draw: st.DrawFn) -> object:
     return draw(st.just(obj) | json_values) if draw(st.integers(0, 9)) == 0 else obj
 
 
-annotations = st.fixed_dictionaries({"size": st.fixed_dictionaries({"width": st.integers(1, 64), "height": st.integers(1, 64)}),
-                                     "objects": st.lists(objects(), max_size=6),
-                                     "tags": st.lists(st.fixed_dictionaries({"name": st.sampled_from(["train", "val", "x"])}),
-                                                      max_size=2) | json_values})
+annotations = st.fixed_dictionaries({
+    "size": st.fixed_dictionaries({"width": st.integers(1, 64), "height": st.integers(1, 64)}),
+    "objects": st.lists(objects(), max_size=6),
+    "tags": st.lists(st.fixed_dictionaries({"name": st.sampled_from(["train", "val", "x"])}), max_size=2) | json_values,
+})
 
 
 @settings(max_examples=100, deadline=None)

@@ -403,7 +403,7 @@ def test_against_the_sdk_export():
     corners lie in, so ours lies inside the SDK's."""
     files = render(PLAIN)
     ours = {}
-    for vid, ann, img, xml in by_image(files, PLAIN):
+    for _vid, ann, img, xml in by_image(files, PLAIN):
         ds = img.parent.parent.relative_to(PLAIN).as_posix()
         ours.setdefault(f"{ds}_{img.stem}", []).append((xml_boxes(etree.tostring(xml)), ann))
     compared = 0
