@@ -4,6 +4,8 @@
 # mypy cannot follow the editable install's package-dir mapping (formats/ -> slyfs.formats,
 # vfs/ -> slyfs.vfs), so it checks them through a folder of symlinks laid out as installed,
 # and its findings are shown with the paths of this checkout.
+# tests/ and scripts/ get ruff only: what mypy finds there is Optional results indexed inside
+# assertions and the untyped third-party readers the tests drive, not bugs in slyfs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
