@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Hashable, Mapping, Union
 
 from slyfs.formats.model import ImageRef, Item
+
+
+class UserError(Exception):
+    """A failure the user can act on (a bad option, an unusable source, a busy mountpoint): its
+    message is the one line they see, with no class name and no traceback."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +35,7 @@ class Generated:
     render: Callable[[], bytes] = field(compare=False, hash=False)
 
 
-Node = Union[SourceBytes, Unavailable, Generated]
+Node = SourceBytes | Unavailable | Generated
 Tree = Mapping[str, Node]  # "a/b/c.txt" (no leading slash) -> node; directories are implied
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping, NamedTuple, Union
+from typing import NamedTuple
 
 import numpy as np
 
@@ -180,7 +181,7 @@ class OrientedBox:
         return _hull(self.corners())
 
 
-Geometry = Union[Rectangle, Polygon, Line, PointGeom, Mask, Graph, Cuboid2d, OrientedBox]
+Geometry = Rectangle | Polygon | Line | PointGeom | Mask | Graph | Cuboid2d | OrientedBox
 
 
 # ---------------------------------------------------------------- meta
@@ -222,7 +223,7 @@ class ProjectMeta:
 # ---------------------------------------------------------------- annotations
 
 
-TagValue = Union[str, int, float, None]
+TagValue = str | int | float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +294,7 @@ class ImageRef:
     path: str
     offset: int
     size: int
-    stamp: Stamp | tuple = ()
+    stamp: Stamp | tuple[()] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +321,7 @@ class Item:
     name: str  # item name = image file name, extension included
     image: ImageRef | None
     ann_path: str | None
-    fingerprint: Stamp | tuple = ()
+    fingerprint: Stamp | tuple[()] = ()  # empty: no annotation file
     sidecars: tuple[tuple[str, ImageRef], ...] = ()
 
     @property

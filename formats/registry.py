@@ -8,10 +8,10 @@ others. A format module has ``build`` (project, options → ``{path: node}``) an
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from types import ModuleType
-from typing import Mapping
 
-from slyfs.formats.contract import Node
+from slyfs.formats.contract import Node, UserError
 from slyfs.formats.model import Project
 from slyfs.formats.view import OptionError, ViewOptions
 
@@ -27,8 +27,8 @@ FORMATS: dict[str, str] = {
 }
 
 
-class UnknownFormat(ValueError):
-    pass
+class UnknownFormat(UserError, ValueError):
+    """A format name that is not in the registry."""
 
 
 def format_module(name: str) -> ModuleType:

@@ -29,10 +29,11 @@ class NotRegularFile(OSError):
 
     def __init__(self, mode: int) -> None:
         kind = next((name for is_kind, name in _SPECIAL_KINDS if is_kind(mode)), "special file")
-        super().__init__(errno.EIO, f"not a regular file ({kind})")
+        self.reason = f"not a regular file ({kind})"
+        super().__init__(errno.EIO, self.reason)
 
     def __str__(self) -> str:
-        return self.strerror
+        return self.reason
 
 
 def is_special(mode: int) -> bool:

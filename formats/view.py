@@ -8,11 +8,12 @@ from typing import Mapping
 
 from slyfs.formats.model import Item, ObjClass, Project, ProjectMeta
 from slyfs.formats.common.naming import safe_name
+from slyfs.formats.contract import UserError
 
 SPLIT_TAGS = ("train", "val", "test")
 
 
-class OptionError(ValueError):
+class OptionError(UserError, ValueError):
     """A view option has a value the view cannot use."""
 
 

@@ -30,12 +30,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
 from slyfs.formats.contract import SourceBytes
-from slyfs.formats.registry import FORMATS, build_view
 from slyfs.formats.readers.supervisely import read_project
+from slyfs.formats.registry import FORMATS, build_view
 from slyfs.formats.view import ViewOptions
+
+REPO = Path(__file__).resolve().parents[1]
 
 ENV = dict(os.environ)
 
@@ -177,7 +177,7 @@ class Mount:
     def __init__(self, system: str, source: str, mnt: str, cache_dir: str, extra: tuple[str, ...] = ()) -> None:
         self.system, self.source, self.mnt, self.cache_dir, self.extra = system, source, mnt, cache_dir, extra
 
-    def __enter__(self) -> "Mount":
+    def __enter__(self) -> Mount:
         started = time.perf_counter()
         if self.system == "slyfs":
             cmd = [sys.executable, "-m", "slyfs.vfs.cli", "mount", self.source, self.mnt, "--format", "yolo",
@@ -456,7 +456,8 @@ def main() -> None:
     cold = os.geteuid() == 0 and drop_caches()
     systems = [("slyfs", "slyfs", ())]
     if args.variants:
-        systems += [("slyfs 1 thread", "slyfs", ("--single-threaded",)), ("slyfs t=3600", "slyfs", ("--timeout", "3600"))]
+        systems += [("slyfs 1 thread", "slyfs", ("--single-threaded",)),
+                    ("slyfs t=3600", "slyfs", ("--timeout", "3600"))]
     if args.libfuse2:
         systems += [("slyfs libfuse2", "slyfs", ("--libfuse", "2")),
                     ("slyfs libfuse2 t=3600", "slyfs", ("--libfuse", "2", "--timeout", "3600"))]

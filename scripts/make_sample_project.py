@@ -29,11 +29,11 @@ import tarfile
 import time
 import types
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -400,7 +400,7 @@ def _png(img: Image.Image, **params: Any) -> str:
     return base64.b64encode(zlib.compress(buf.getvalue())).decode("ascii")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def bitmap_data(mw: int, mh: int, variant: int) -> tuple[str, int, int]:
     """A 1-bit mask drawn in an mw x mh box, cropped to its tight bbox like sly.Bitmap.
 
@@ -425,7 +425,7 @@ def bitmap_data(mw: int, mh: int, variant: int) -> tuple[str, int, int]:
     return _png(img, bits=1, transparency=0), int(cols[0]), int(rows[0])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def alpha_data(mw: int, mh: int) -> str:
     """An 8-bit radial alpha mask (0 at the box edge, 255 in the centre), not cropped."""
     y, x = np.mgrid[0:mh, 0:mw]
@@ -690,7 +690,8 @@ class BlobWriter:
         if self.tar is None or self.members == self.cap:
             self.close()
             self.tar_id += 1
-            self.tar = tarfile.open(self.blob_dir / f"{self.tar_id}.tar", "w", format=tarfile.PAX_FORMAT)
+            tar_path = self.blob_dir / f"{self.tar_id}.tar"
+            self.tar = tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT)  # noqa: SIM115 (open until close())
             self.members = 0
         info = tarfile.TarInfo(f"{item.dataset.name}/{item.name}")
         info.size, info.mtime, info.mode = len(data), 0, 0o644

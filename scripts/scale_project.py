@@ -16,9 +16,8 @@ import json
 import os
 from pathlib import Path
 
-from PIL import Image
-
 from make_sample_project import BlobWriter, DatasetSpec, ItemSpec  # beside this script: first on sys.path
+from PIL import Image
 
 WIDTH, HEIGHT = 64, 48
 META = {"classes": [{"title": t, "description": "", "shape": "rectangle", "color": c,

@@ -21,8 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from slyfs.formats.registry import FORMATS, build_view
 from slyfs.formats.readers.supervisely import ProblemLog, read_project
+from slyfs.formats.registry import FORMATS, build_view
 from slyfs.formats.view import ViewOptions
 from slyfs.vfs.errors import Unreadable
 from slyfs.vfs.tree import VirtualTree
@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         before = json.loads(args.compare.read_text())
         differ = sorted(k for k in before.keys() | digests.keys() if before.get(k) != digests.get(k))
         for key in differ:
-            print(f"{'changed' if key in before and key in digests else 'only before' if key in before else 'new'}: {key}")
+            how = "changed" if key in before and key in digests else "only before" if key in before else "new"
+            print(f"{how}: {key}")
         print(f"{len(differ)} of {len(before.keys() | digests.keys())} files differ", file=sys.stderr)
         return 1 if differ else 0
     return 0

@@ -12,16 +12,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from slyfs.formats.writers import coco
-from slyfs.formats.model import (Cuboid2d, Graph, GraphNode, GraphTemplate, Line, Mask, OrientedBox, PointGeom, Polygon,
-                           Project, Rectangle, Tag)
 from slyfs.formats.common.naming import unique_names
 from slyfs.formats.common.raster import geometry_mask
-from slyfs.formats.registry import build_view
+from slyfs.formats.model import (
+    Cuboid2d,
+    Graph,
+    GraphNode,
+    GraphTemplate,
+    Line,
+    Mask,
+    OrientedBox,
+    PointGeom,
+    Polygon,
+    Project,
+    Rectangle,
+    Tag,
+)
 from slyfs.formats.readers.supervisely import read_project
+from slyfs.formats.registry import build_view
 from slyfs.formats.view import OptionError, ViewOptions, splits
-from tests.helpers.readers import coco_load, datumaro_detect, datumaro_import, require
+from slyfs.formats.writers import coco
 from slyfs.vfs.tree import VirtualTree
+from tests.helpers.readers import coco_load, datumaro_detect, datumaro_import, require
 
 pycocotools = pytest.importorskip("pycocotools")
 from pycocotools import mask as mask_utils  # noqa: E402
@@ -133,7 +145,8 @@ def test_tags_become_attributes() -> None:
 
 def test_bad_visibility_option_is_refused() -> None:
     with pytest.raises(OptionError):
-        build_view(read_project(str(PROJECTS["plain"])), ["coco"], ViewOptions(params={"coco.disabled_visibility": "x"}))
+        build_view(read_project(str(PROJECTS["plain"])), ["coco"],
+                   ViewOptions(params={"coco.disabled_visibility": "x"}))
 
 
 def test_build_reads_no_annotation() -> None:
@@ -162,7 +175,7 @@ def expected_objects(project: Project, split_items) -> dict[tuple[str, str], lis
             if isinstance(label.geometry, AREA_TYPES):
                 key = (label.instance, label.class_title) if label.instance else id(label)
                 groups.setdefault(key, []).append(label)
-        for key, labels in groups.items():
+        for labels in groups.values():
             shaped = [lb for lb in labels if not isinstance(lb.geometry, Rectangle)] or labels
             mask = np.zeros((ann.height, ann.width), bool)
             for lb in shaped:
@@ -201,7 +214,7 @@ def test_masks_areas_and_counts_match_the_source(fixture_view) -> None:
             truth = max(candidates, key=lambda m: (m & got).sum() / (m | got).sum())
             assert a["area"] == int(truth.sum())
             x, y, w, h = a["bbox"]
-            assert 0 <= x and 0 <= y and x + w <= img["width"] and y + h <= img["height"]
+            assert x >= 0 and y >= 0 and x + w <= img["width"] and y + h <= img["height"]
             ys, xs = np.nonzero(truth)
             assert x <= xs.min() and y <= ys.min() and xs.max() + 1 <= x + w and ys.max() + 1 <= y + h
             assert np.array_equal(got, truth)
@@ -349,7 +362,8 @@ def test_same_objects_as_the_sdk_export_with_documented_differences() -> None:
             elif isinstance(a["segmentation"], dict):  # polygon with holes: the SDK's exterior, holes kept
                 h_, w_ = a["segmentation"]["size"]
                 exterior = s["segmentation"][0]
-                holes = next(lb.geometry.interiors for lb in project.annotation(sources[folder, img["file_name"]]).labels
+                labels = project.annotation(sources[folder, img["file_name"]]).labels
+                holes = next(lb.geometry.interiors for lb in labels
                              if isinstance(lb.geometry, Polygon) and lb.geometry.interiors)
                 truth = geometry_mask(Polygon(tuple(zip(exterior[0::2], exterior[1::2])), holes), w_, h_)
                 assert holes and np.array_equal(mask_utils.decode(mask_utils.frPyObjects(a["segmentation"], h_, w_))
@@ -442,7 +456,8 @@ def test_mounted_score_and_crowd_read_back_with_pycocotools_and_datumaro(plain_c
         anns = {cats[a["category_id"]]: a for a in gt.imgToAnns[image_id]}
         car, building, road = anns["car"], anns["building"], anns["road"]
         assert (car["score"], car["iscrowd"], car["attributes"]) == (0.9, 1, {"confidence": 0.87})
-        assert (building["score"], building["iscrowd"], building["attributes"]) == (0.25, 1, {"comment": "has courtyard"})
+        assert (building["score"], building["iscrowd"], building["attributes"]) == (
+            0.25, 1, {"comment": "has courtyard"})
         assert "score" not in road and road["iscrowd"] == 0 and road["attributes"] == {"score": "high"}
         for name in ("car", "building"):
             assert isinstance(anns[name]["segmentation"], dict)

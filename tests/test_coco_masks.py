@@ -11,16 +11,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from tests.helpers.scripts import load_script
-from tests.conftest import BLOB, PLAIN
 from PIL import Image, ImageDraw
-from tests.helpers.readers import coco_load, datumaro_import, require
 
-from slyfs.formats.writers import coco
-from slyfs.formats.model import Cuboid2d, Geometry, Mask, OrientedBox, Polygon, Project, Rectangle
 from slyfs.formats.common.naming import unique_names
+from slyfs.formats.model import Cuboid2d, Geometry, Mask, OrientedBox, Polygon, Project, Rectangle
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.view import ViewOptions, splits
+from slyfs.formats.writers import coco
+from tests.conftest import BLOB, PLAIN
+from tests.helpers.readers import coco_load, datumaro_import, require
+from tests.helpers.scripts import load_script
 
 pytest.importorskip("pycocotools")
 from pycocotools import mask as mask_utils

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BLOB, PLAIN, read_tree, slyfs
-from slyfs.formats.registry import FORMATS, build_view
 from slyfs.formats.readers.supervisely import read_project
+from slyfs.formats.registry import FORMATS, build_view
 from slyfs.formats.view import ViewOptions
 from slyfs.vfs.export import ExportError, export_tree
 from slyfs.vfs.tree import VirtualTree
+from tests.conftest import BLOB, PLAIN, read_tree, slyfs
 
 SDK_PROJECTS = {"plain": PLAIN, "blob": BLOB}
 OPTIONS = ("--classes", "car,road,person_kp", "--no-empty", "--split", "ratio:0.5")

@@ -14,10 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.helpers.scripts import load_script
+
 from tests.conftest import BLOB, PLAIN, read_tree
-make_sample_project = load_script("make_sample_project").main
+from tests.helpers.scripts import load_script
 from tests.test_export import checksums, export
+
+make_sample_project = load_script("make_sample_project").main
 
 UMASK = os.umask(0o022)
 os.umask(UMASK)
@@ -121,8 +123,9 @@ def test_an_image_symlinked_from_outside_the_project_is_copied_not_linked(plain_
 
 def start_export(source: Path, dest: Path, *args: str) -> subprocess.Popen:
     env = dict(os.environ)
-    return subprocess.Popen([sys.executable, "-m", "slyfs.vfs.cli", "export", str(source), str(dest), "--format", "yolo",
-                             *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "slyfs.vfs.cli", "export", str(source), str(dest),
+                             "--format", "yolo", *args],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def stop_midway(proc: subprocess.Popen, staging_parent: Path, sig: signal.Signals) -> Path:

@@ -11,11 +11,9 @@ import tempfile
 import time
 from pathlib import Path
 
-
-from tests.helpers.scripts import load_script
-from tests.helpers.hostile import ann, blob_project, offsets_pickle, plain_project, png, rect
-
 from tests.conftest import is_mounted, slyfs
+from tests.helpers.hostile import ann, blob_project, offsets_pickle, plain_project, png, rect
+from tests.helpers.scripts import load_script
 
 
 def _read_errno(path: Path) -> int | None:
@@ -65,7 +63,7 @@ def test_source_deleted_or_replaced_under_the_daemon(mount, tmp_path: Path) -> N
     root = plain_project(tmp_path / "p", {n: ann() for n in images}, images=images)
     blob_root, _ = blob_project(tmp_path / "b", {"x.png": png(), "y.png": png(color=(5, 5, 5))})
     with mount(root) as mnt, mount(blob_root) as bmnt:
-        held = open(mnt / "images/ds/a.png", "rb", buffering=0)  # opened before the fault
+        held = open(mnt / "images/ds/a.png", "rb", buffering=0)  # noqa: SIM115 (held open across the fault)
         (root / "ds/img/a.png").unlink()
         (root / "ds/img/b.png").unlink()
         replacement = png(color=(1, 1, 1))[:-1] + b"!"  # same size, other bytes

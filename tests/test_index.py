@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BLOB
 from slyfs.formats.contract import Generated, SourceBytes
 from slyfs.formats.model import ImageRef
 from slyfs.formats.readers.supervisely import project as reader
@@ -15,6 +14,7 @@ from slyfs.formats.readers.supervisely import read_project
 from slyfs.vfs.errors import NotADirectory, NotFound
 from slyfs.vfs.index import SourceIndex
 from slyfs.vfs.tree import VirtualTree
+from tests.conftest import BLOB
 
 
 def summary(root: Path, index: SourceIndex | None) -> list[tuple]:

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.conftest import read_tree
 
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.vfs.index import SourceIndex, index_path, validated_row
+from tests.conftest import read_tree
 
 Damage = Callable[[Path], None]
 

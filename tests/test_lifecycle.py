@@ -22,11 +22,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from slyfs.vfs import cli, daemon
 from tests.conftest import PLAIN, WAIT_SECONDS, is_mounted, slyfs, wait_for
 from tests.helpers.hostile import ann, plain_project, png, rect
 from tests.test_faults_mounted import _slyfs_env, _wait, daemon_pid
-
-from slyfs.vfs import cli, daemon
 
 NOBODY = 65534
 

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BLOB, PLAIN, wait_for
 from slyfs.formats.registry import FORMATS
 from slyfs.formats.view import ViewOptions
 from slyfs.vfs import daemon
 from slyfs.vfs.index import SourceIndex
 from slyfs.vfs.live import ViewSource
-
+from tests.conftest import BLOB, PLAIN, wait_for
 
 
 def read(path: Path) -> bytes:
@@ -65,7 +64,7 @@ def test_edited_annotation_shows_and_open_handle_keeps_old_version(source: Path,
         ann, label = find_rect_item(source, mnt)
         before = read(label)
         assert before
-        old_handle = open(label, "rb")
+        old_handle = open(label, "rb")  # noqa: SIM115 (held open across the edit)
         try:
             edit_boxes(ann, 5)
             # Content first (generated files bypass the page cache), then the kernel's cached size

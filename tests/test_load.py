@@ -16,9 +16,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-
 from tests.conftest import REPO
-
 from tests.helpers.hostile import ann, blob_project, png, rect
 from tests.test_faults_mounted import daemon_pid  # noqa: E402
 

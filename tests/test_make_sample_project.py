@@ -197,8 +197,9 @@ def test_blob_offsets_match_plain_images(projects: dict[str, Path]) -> None:
     for pkl in sorted(blob.rglob("*_offsets.pkl")):
         ds_dir = pkl.parent
         tar_path = blob / "blob" / (pkl.name[: -len("_offsets.pkl")] + ".tar")
-        members = {m.name.rsplit("/", 1)[-1]: m for m in tarfile.open(tar_path).getmembers()
-                   if m.name.rsplit("/", 1)[0] == _ds_name(blob, ds_dir)}
+        with tarfile.open(tar_path) as tar:
+            members = {m.name.rsplit("/", 1)[-1]: m for m in tar.getmembers()
+                       if m.name.rsplit("/", 1)[0] == _ds_name(blob, ds_dir)}
         data = tar_path.read_bytes()
         for e in _read_offsets(pkl):
             assert e.offset_start == members[e.name].offset_data

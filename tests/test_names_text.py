@@ -11,22 +11,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
-from tests.conftest import read_tree, slyfs
-from tests.helpers.hostile import ann, meta, plain_project, png, rect
 from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
-from tests.helpers.readers import datumaro_import, require
 
-from slyfs.formats.writers import voc
-
-from slyfs.formats.writers.yolo import detect as yolo
-
-from slyfs.formats.writers.yolo import darknet as yolo_darknet
 from slyfs.formats.common.naming import MAX_NAME_BYTES, encodable_text, text_field, unique_names
 from slyfs.formats.readers.supervisely.project import read_project
 from slyfs.formats.view import ViewOptions
+from slyfs.formats.writers import voc
+from slyfs.formats.writers.yolo import darknet as yolo_darknet
+from slyfs.formats.writers.yolo import detect as yolo
 from slyfs.vfs.tree import VirtualTree
+from tests.conftest import read_tree, slyfs
+from tests.helpers.hostile import ann, meta, plain_project, png, rect
+from tests.helpers.readers import datumaro_import, require
 
 NON_POSE = "yolo,yolo-seg,yolo-obb,yolo-darknet,coco,voc,supervisely"  # these projects have no keypoint class
 

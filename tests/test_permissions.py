@@ -16,13 +16,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import BLOB, slyfs
 
-from slyfs.formats.registry import build_view
 from slyfs.formats.readers.supervisely import ProblemLog, read_project
+from slyfs.formats.registry import build_view
 from slyfs.formats.view import ViewOptions
 from slyfs.vfs.permissions import most_restrictive
 from slyfs.vfs.tree import VirtualTree
+from tests.conftest import BLOB, slyfs
 
 NOBODY = 65534
 # the test's own interpreter may live where uid 65534 cannot reach (/root/.pyenv); the reader needs only the stdlib

@@ -12,11 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from slyfs.formats.contract import Generated
 from slyfs.formats.model import Annotation, Dataset, ImageRef, Item, Project
-from slyfs.formats.registry import FORMATS, format_module
 from slyfs.formats.readers.supervisely.annotation import parse_annotation
 from slyfs.formats.readers.supervisely.meta import parse_meta
-from slyfs.formats.contract import Generated
+from slyfs.formats.registry import FORMATS, format_module
 from slyfs.formats.view import ViewOptions
 
 META = parse_meta({"classes": [
@@ -56,10 +56,11 @@ def objects(draw: st.DrawFn) -> object:
     return draw(st.just(obj) | json_values) if draw(st.integers(0, 9)) == 0 else obj
 
 
-annotations = st.fixed_dictionaries({"size": st.fixed_dictionaries({"width": st.integers(1, 64), "height": st.integers(1, 64)}),
-                                     "objects": st.lists(objects(), max_size=6),
-                                     "tags": st.lists(st.fixed_dictionaries({"name": st.sampled_from(["train", "val", "x"])}),
-                                                      max_size=2) | json_values})
+annotations = st.fixed_dictionaries({
+    "size": st.fixed_dictionaries({"width": st.integers(1, 64), "height": st.integers(1, 64)}),
+    "objects": st.lists(objects(), max_size=6),
+    "tags": st.lists(st.fixed_dictionaries({"name": st.sampled_from(["train", "val", "x"])}), max_size=2) | json_values,
+})
 
 
 @settings(max_examples=100, deadline=None)
@@ -106,7 +107,7 @@ def _check_json(data: object, sizes: dict[str, tuple[int, int]]) -> None:
     for a in data.get("annotations", []):
         w, h = sizes_by_id[a["image_id"]]
         x, y, bw, bh = a["bbox"]
-        assert 0 <= x and 0 <= y and bw >= 0 and bh >= 0 and x + bw <= w + 1e-6 and y + bh <= h + 1e-6, a
+        assert x >= 0 and y >= 0 and bw >= 0 and bh >= 0 and x + bw <= w + 1e-6 and y + bh <= h + 1e-6, a
         for poly in a.get("segmentation", []) if isinstance(a.get("segmentation"), list) else []:
             assert all(0 <= v <= max(w, h) + 1e-6 for v in poly)
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BLOB, PLAIN, SDK_REFERENCE
 from slyfs.formats.model import Mask
 from slyfs.formats.readers.supervisely import ProblemLog, read_project
 from slyfs.formats.readers.supervisely.offsets import OffsetsError, read_offsets
 from slyfs.formats.source_bytes import read_bytes
+from tests.conftest import BLOB, PLAIN, SDK_REFERENCE
 
 # Geometries each SDK exporter writes (SDK_NOTES §4, §5); the rest it drops.
 SDK_COCO_KINDS = {"rectangle", "polygon", "bitmap", "graph"}
@@ -97,7 +97,7 @@ def test_every_geometry_and_tag_is_read() -> None:
     project = read_project(str(PLAIN))
     objects = raw_objects(PLAIN)
     kinds_in_json = collections.Counter(o["geometryType"] for _, _, o in objects)
-    kinds_read = collections.Counter(raw_kind(l) for i in project.items() for l in project.annotation(i).labels)
+    kinds_read = collections.Counter(raw_kind(lb) for i in project.items() for lb in project.annotation(i).labels)
     assert kinds_read == kinds_in_json
     assert len(kinds_read) == 9
     item = next(i for i in project.items() if i.name == "img_001.jpg")
@@ -116,7 +116,7 @@ def test_bitmap_decodes_to_the_png_alpha() -> None:
 
     project = read_project(str(PLAIN))
     item = next(i for i in project.items() if i.name == "img_001.jpg" and i.dataset == "train")
-    label = next(l for l in project.annotation(item).labels if l.class_title == "road")
+    label = next(lb for lb in project.annotation(item).labels if lb.class_title == "road")
     obj = next(o for _, name, o in raw_objects(PLAIN) if name == "img_001.jpg" and o["classTitle"] == "road")
     png = Image.open(io.BytesIO(zlib.decompress(base64.b64decode(obj["bitmap"]["data"]))))
     expected = np.asarray(png.convert("RGBA"))[:, :, 3] > 0

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
 from tests.helpers.readers import (
     DatumaroStrictError,
     coco_load,
@@ -40,7 +41,8 @@ def _img(path: Path, w: int = W, h: int = H) -> Path:
     return path
 
 
-def _yolo(root: Path, rows: dict[str, str | None], extra_yaml: str = "", names: tuple[str, ...] = ("cat", "dog")) -> Path:
+def _yolo(root: Path, rows: dict[str, str | None], extra_yaml: str = "",
+          names: tuple[str, ...] = ("cat", "dog")) -> Path:
     """YOLO dataset with every image in split `train`; `val` is the same folder.
 
     rows maps image stem -> label file text (None-like "" = empty file; key absent = no file).

@@ -15,12 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import REPO, slyfs
 from PIL import Image
 
 from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.contract import Generated
-from slyfs.formats.registry import build_view
 from slyfs.formats.readers.supervisely import ProblemLog, SourceError, read_project
 from slyfs.formats.readers.supervisely.annotation import MAX_LABELLED_PIXELS
 from slyfs.formats.readers.supervisely.project import (
@@ -28,8 +26,10 @@ from slyfs.formats.readers.supervisely.project import (
     MAX_ANN_BYTES,
     MAX_META_BYTES,
 )
+from slyfs.formats.registry import build_view
 from slyfs.formats.view import ViewOptions
 from slyfs.vfs.tree import RenderCache, VirtualTree
+from tests.conftest import REPO, slyfs
 
 CLASSES = [{"title": "hall", "shape": "polygon", "color": "#00FF00"},
            {"title": "box", "shape": "rectangle", "color": "#FF0000"}]

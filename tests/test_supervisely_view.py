@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import BLOB, PLAIN, read_tree
 from slyfs.formats.model import Dataset, ImageRef, Item, Project, ProjectMeta
-from slyfs.formats.registry import build_view
 from slyfs.formats.readers.supervisely import read_project
-from slyfs.formats.writers.supervisely import build
+from slyfs.formats.registry import build_view
 from slyfs.formats.view import ViewOptions
+from slyfs.formats.writers.supervisely import build
 from slyfs.vfs.tree import VirtualTree
+from tests.conftest import BLOB, PLAIN, read_tree
 
 SDK_PROJECTS = {"plain": PLAIN, "blob": BLOB}
 
@@ -77,7 +77,8 @@ def test_classes_and_no_empty_filter_meta_annotations_and_items(source: Path) ->
         original = json.loads((PLAIN / path).read_bytes())
         assert data["objects"] == [o for o in original["objects"] if o["classTitle"] in kept]
         assert data["objects"], f"{path}: an item without kept objects is served despite --no-empty"
-        assert {k: v for k, v in data.items() if k != "objects"} == {k: v for k, v in original.items() if k != "objects"}
+        assert ({k: v for k, v in data.items() if k != "objects"}
+                == {k: v for k, v in original.items() if k != "objects"})
     with_kept = {p for p in read_tree(PLAIN) if "/ann/" in p
                  and any(o["classTitle"] in kept for o in json.loads((PLAIN / p).read_bytes())["objects"])}
     assert set(ann_paths) == with_kept

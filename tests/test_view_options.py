@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import BLOB, PLAIN, read_tree
 from slyfs.formats.contract import SourceBytes
-from slyfs.formats.registry import FORMATS, build_view, check_params, format_module, format_options, parse_formats
 from slyfs.formats.readers.supervisely import read_project
+from slyfs.formats.registry import FORMATS, build_view, check_params, format_module, format_options, parse_formats
 from slyfs.formats.view import OptionError, ViewOptions, splits
-from tests.test_yolo import expected_box
 from slyfs.vfs.tree import VirtualTree
+from tests.conftest import BLOB, PLAIN, read_tree
+from tests.test_yolo import expected_box
 
 SDK_PROJECTS = {"plain": PLAIN, "blob": BLOB}
 KEPT = ("car", "road", "person_kp", "vehicle")  # rectangle, bitmap, graph (for pose views), any

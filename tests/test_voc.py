@@ -19,13 +19,13 @@ import pytest
 from lxml import etree
 from PIL import Image, ImageDraw
 
-from tests.conftest import BLOB, PLAIN, SDK_REFERENCE, read_tree
-from slyfs.formats.writers import voc
 from slyfs.formats.contract import Generated, SourceBytes
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.view import OptionError, ViewOptions
-from tests.helpers.readers import datumaro_import, require
+from slyfs.formats.writers import voc
 from slyfs.vfs.tree import VirtualTree
+from tests.conftest import BLOB, PLAIN, SDK_REFERENCE, read_tree
+from tests.helpers.readers import datumaro_import, require
 
 SDK_VOC = SDK_REFERENCE / "voc" / "VOCdevkit" / "VOC"
 AREA_TYPES = ("rectangle", "polygon", "bitmap", "alpha_mask", "cuboid_2d", "oriented_bbox")
@@ -403,7 +403,7 @@ def test_against_the_sdk_export():
     corners lie in, so ours lies inside the SDK's."""
     files = render(PLAIN)
     ours = {}
-    for vid, ann, img, xml in by_image(files, PLAIN):
+    for _vid, ann, img, xml in by_image(files, PLAIN):
         ds = img.parent.parent.relative_to(PLAIN).as_posix()
         ours.setdefault(f"{ds}_{img.stem}", []).append((xml_boxes(etree.tostring(xml)), ann))
     compared = 0

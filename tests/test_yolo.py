@@ -14,12 +14,12 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.conftest import BLOB, PLAIN
-from slyfs.formats.writers.yolo import detect as yolo
 from slyfs.formats.common.naming import safe_name, unique_names
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.view import ViewOptions
+from slyfs.formats.writers.yolo import detect as yolo
 from slyfs.vfs.tree import VirtualTree
+from tests.conftest import BLOB, PLAIN
 
 # The documented renaming of the fixture's collisions (README, "Names").
 EXPECTED_NAMES = {

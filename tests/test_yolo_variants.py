@@ -17,15 +17,18 @@ import pytest
 import yaml
 from PIL import Image, ImageDraw
 
-from tests.conftest import BLOB, PLAIN, SDK_REFERENCE, read_tree
-from slyfs.formats.writers.yolo import darknet as yolo_darknet, obb as yolo_obb, pose as yolo_pose, segment as yolo_seg
 from slyfs.formats.model import Problem
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.view import OptionError, ViewOptions
-from tests.helpers.readers import datumaro_detect, datumaro_import, require, ultralytics_load
-from tests.test_yolo import EXPECTED_NAMES, expected_rows, source_anns
+from slyfs.formats.writers.yolo import darknet as yolo_darknet
+from slyfs.formats.writers.yolo import obb as yolo_obb
+from slyfs.formats.writers.yolo import pose as yolo_pose
+from slyfs.formats.writers.yolo import segment as yolo_seg
 from slyfs.vfs.errors import Unreadable
 from slyfs.vfs.tree import VirtualTree
+from tests.conftest import BLOB, PLAIN, SDK_REFERENCE, read_tree
+from tests.helpers.readers import datumaro_detect, datumaro_import, require, ultralytics_load
+from tests.test_yolo import EXPECTED_NAMES, expected_rows, source_anns
 
 ROOTS = pytest.mark.parametrize("root", [PLAIN, BLOB], ids=["plain", "blob"])
 AREA_KINDS = ("rectangle", "polygon", "bitmap", "alpha_mask", "cuboid_2d", "oriented_bbox")
@@ -52,7 +55,8 @@ def rows_of(tree: VirtualTree, path: str) -> list[list[str]]:
 def mask_of(obj: dict, w: int, h: int) -> np.ndarray:
     """The object's pixels on the whole image, decoded here (base64 → zlib → PNG)."""
     png = Image.open(io.BytesIO(zlib.decompress(base64.b64decode(obj["bitmap"]["data"]))))
-    a = np.asarray(png.convert("L")) if obj["geometryType"] == "alpha_mask" else np.asarray(png.convert("RGBA"))[:, :, 3]
+    alpha_mask = obj["geometryType"] == "alpha_mask"
+    a = np.asarray(png.convert("L")) if alpha_mask else np.asarray(png.convert("RGBA"))[:, :, 3]
     out = np.zeros((h, w), bool)
     ox, oy = obj["bitmap"]["origin"]
     out[oy:oy + a.shape[0], ox:ox + a.shape[1]] = a[:h - oy, :w - ox] != 0
@@ -209,7 +213,8 @@ def test_pose_rows_in_template_order(root: Path) -> None:
     order = template_order(root, "person_kp")
     data = yaml.safe_load(tree.read_file("data.yaml"))
     assert data["kpt_shape"] == [len(order), 3] and data["names"] == {0: "person_kp"} and data["nc"] == 1
-    assert data["flip_idx"] == [order.index({"left_eye": "right_eye", "right_eye": "left_eye"}.get(n, n)) for n in order]
+    mirrored = {"left_eye": "right_eye", "right_eye": "left_eye"}
+    assert data["flip_idx"] == [order.index(mirrored.get(n, n)) for n in order]
     n = 0
     for (ds, item), ann in source_anns(root).items():
         w, h = ann["size"]["width"], ann["size"]["height"]
@@ -316,7 +321,8 @@ def test_darknet_layout_and_rows(root: Path) -> None:
     names = class_names(root)
     assert tree.read_file("obj.names").decode() == "".join(f"{n}\n" for n in names)
     assert tree.read_file("obj.data").decode() == (
-        f"classes = {len(names)}\ntrain = data/train.txt\nval = data/val.txt\nnames = data/obj.names\nbackup = backup/\n")
+        f"classes = {len(names)}\ntrain = data/train.txt\nval = data/val.txt\n"
+        "names = data/obj.names\nbackup = backup/\n")
     listed = {s: tree.read_file(f"{s}.txt").decode().splitlines() for s in ("train", "val")}
     for (ds, item), ann in source_anns(root).items():
         split, name = EXPECTED_NAMES.get((ds, item), (ds.split("/")[0], item))
@@ -403,7 +409,8 @@ def test_pose_against_sdk_reference() -> None:
             for i in range(4):  # same keypoints and visibility, at the pixel centre instead of its corner
                 s, m = srow[5 + 3 * i:8 + 3 * i], row[5 + 3 * i:8 + 3 * i]
                 assert s[2] == m[2]
-                assert abs(float(m[0]) - float(s[0]) - 0.5 / w) < 2e-6 and abs(float(m[1]) - float(s[1]) - 0.5 / h) < 2e-6
+                assert abs(float(m[0]) - float(s[0]) - 0.5 / w) < 2e-6
+                assert abs(float(m[1]) - float(s[1]) - 0.5 / h) < 2e-6
     assert pairs == 2
 
 

@@ -10,17 +10,23 @@ import sys
 from pathlib import Path
 
 from slyfs.formats.common.naming import printable
-from slyfs.formats.registry import FORMATS, UnknownFormat, build_view, check_params, parse_formats
+from slyfs.formats.contract import UserError
 from slyfs.formats.readers.supervisely import ProblemLog, SourceError, read_project
 from slyfs.formats.readers.supervisely.check import CheckFailed, check_project, report_json, report_text
 from slyfs.formats.readers.supervisely.project import Progress, read_meta
+from slyfs.formats.registry import FORMATS, build_view, check_params, parse_formats
 from slyfs.formats.view import OptionError, ViewOptions, kept_classes, parse_split
-from slyfs.vfs.daemon import MountError, MountSettings, run_mount, unmount
-from slyfs.vfs.export import ExportError, ProgressBar, check_overlap, exit_on_termination, export_tree, generated_mode_for
+from slyfs.vfs.daemon import MountSettings, run_mount, unmount
+from slyfs.vfs.export import (
+    ProgressBar,
+    check_overlap,
+    exit_on_termination,
+    export_tree,
+    generated_mode_for,
+)
 from slyfs.vfs.index import SourceIndex, index_path
 from slyfs.vfs.live import ViewSource, Watcher, no_gc
 from slyfs.vfs.tree import DEFAULT_CACHE_BYTES, VirtualTree
-
 
 NO_WATCH_TIMEOUT = 3600.0  # nothing changes: let the kernel answer lookups and stat() itself
 
@@ -240,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (MountError, ExportError, SourceError, OptionError, UnknownFormat) as e:
+    except UserError as e:
         print(f"slyfs: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -19,24 +19,20 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Iterator
 
-from slyfs.formats.readers.supervisely import SourceError
+from slyfs.formats.contract import UserError
 from slyfs.formats.readers.supervisely.project import Progress
-from slyfs.formats.view import OptionError
 from slyfs.vfs.progress import ProgressLine, clear_line, terminal_writer
 from slyfs.vfs.tree import VirtualTree
 
 log = logging.getLogger("slyfs")
 
-class MountError(Exception):
-    """A mount cannot be started; the message is the one line the user sees."""
-
-
-USER_ERRORS = (MountError, OptionError, SourceError)  # said as they are, without a class name
+class MountError(UserError):
+    """A mount cannot be started."""
 
 
 @dataclass
@@ -335,7 +331,7 @@ def _load_fuse(libfuse: str = "auto") -> Backend:
         try:
             import fuse
             return Backend(fuse, 2)
-        except (ImportError, OSError, EnvironmentError) as e:
+        except (ImportError, OSError) as e:
             errors.append(f"fusepy: {e}")
     raise MountError(f"libfuse is not usable ({'; '.join(errors)}); install mfusepy and the Debian "
                      "package fuse3 (or fusepy and libfuse2)")
@@ -439,7 +435,8 @@ def run_mount(make_tree: TreeMaker, settings: MountSettings,
               when_ready: Callable[[VirtualTree], None] | None = None) -> int:
     """Mount, and return once the mount is ready (background) or unmounted (foreground).
     ``when_ready(tree)`` runs in the daemon once the kernel accepted the mount (start the watcher).
-    A build that takes long shows its progress on the terminal (vfs/progress.py). The mountpoint's lock is taken first and held by the daemon until its loop ends."""
+    A build that takes long shows its progress on the terminal (vfs/progress.py). The mountpoint's
+    lock is taken first and held by the daemon until its loop ends."""
     lock = lock_mountpoint(settings.mountpoint)
     try:
         return _locked_mount(make_tree, settings, when_ready, lock)
@@ -494,12 +491,10 @@ def _locked_mount(make_tree: TreeMaker, settings: MountSettings,
                 _serve(tree, settings, on_ready=ready)
             code = 0
         except BaseException as e:  # report any failure through the pipe, then exit
-            msg = str(e) if isinstance(e, USER_ERRORS) else f"{type(e).__name__}: {e}"
+            msg = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
             log.exception("mount failed")
-            try:
+            with contextlib.suppress(OSError):
                 os.write(write_end, f"error {msg}\n".encode())
-            except OSError:
-                pass
         finally:
             os._exit(code)
 

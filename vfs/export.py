@@ -35,8 +35,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from slyfs.formats.contract import SourceBytes, Unavailable, UserError
 from slyfs.formats.model import ImageRef, Project, file_stamp
-from slyfs.formats.contract import SourceBytes, Unavailable
 from slyfs.formats.source_bytes import SourceUnreadable, open_source
 from slyfs.vfs.tree import VirtualTree
 
@@ -52,8 +52,8 @@ Progress = Callable[[int, int, int], None]  # (files done, files in all, bytes w
 Notice = Callable[[str], None]  # one line for the user
 
 
-class ExportError(Exception):
-    """The export cannot start or did not finish; the message is the one line the user sees."""
+class ExportError(UserError):
+    """The export cannot start or did not finish."""
 
 
 @dataclass
@@ -142,7 +142,8 @@ class _Dirs:
                 raise
             if self.replaced is None or not stat.S_ISLNK(os.stat(name, dir_fd=parent_fd,
                                                                   follow_symlinks=False).st_mode):
-                raise ExportError(f"{os.path.join(self.shown, rel_dir)} is a file where the export puts a folder")
+                shown = os.path.join(self.shown, rel_dir)
+                raise ExportError(f"{shown} is a file where the export puts a folder") from e
             os.unlink(name, dir_fd=parent_fd)  # the link itself, never what it points to
             self.replaced.append(rel_dir)
         with contextlib.suppress(FileExistsError):

@@ -16,7 +16,8 @@ import logging
 import os
 import stat
 import threading
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from slyfs.formats.contract import SourceBytes
 from slyfs.vfs.errors import TreeError

@@ -29,8 +29,8 @@ import os
 import sqlite3
 import threading
 from array import array
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from slyfs.formats.model import Stamp, file_stamp
 from slyfs.formats.readers.supervisely.offsets import BlobEntry

@@ -23,13 +23,13 @@ import select
 import struct
 import threading
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
-from slyfs.formats.model import Project, Stamp, file_stamp
 from slyfs.formats.contract import Tree
-from slyfs.formats.registry import build_view
+from slyfs.formats.model import Project, Stamp, file_stamp
 from slyfs.formats.readers.supervisely import ProblemLog, SourceError, read_project
 from slyfs.formats.readers.supervisely.project import Progress
+from slyfs.formats.registry import build_view
 from slyfs.formats.view import ViewOptions
 from slyfs.vfs.index import SourceIndex
 from slyfs.vfs.tree import VirtualTree
@@ -124,7 +124,7 @@ class Inotify:
 
     def read(self) -> list[tuple[str, int]]:
         """(changed path, mask) for every pending event; ("", IN_Q_OVERFLOW) when events were lost."""
-        out = []
+        out: list[tuple[str, int]] = []
         try:
             data = os.read(self.fd, 1 << 16)
         except BlockingIOError:

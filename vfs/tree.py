@@ -11,12 +11,12 @@ import itertools
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from slyfs.formats.common.memo import BoundedMemo
-from slyfs.formats.source_bytes import SourceUnreadable, open_source, read_bytes, read_source
 from slyfs.formats.contract import Generated, Node, SourceBytes, Tree, Unavailable
+from slyfs.formats.source_bytes import SourceUnreadable, open_source, read_bytes, read_source
 from slyfs.vfs.errors import BadHandle, IsADirectory, NotADirectory, NotFound, Unreadable
 from slyfs.vfs.permissions import SourceOwners
 

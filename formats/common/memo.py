@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 from cachetools import LRUCache
 
@@ -40,9 +40,9 @@ class BoundedMemo(Generic[V]):
 
     def get(self, key: Hashable, compute: Callable[[], V]) -> V:
         with self._lock:
-            value = self._values.get(key)
-            if value is not None:
-                return value
+            cached = self._values.get(key)
+            if cached is not None:
+                return cached
             flight = self._flights.get(key)
             owner = flight is None
             if owner:
@@ -52,7 +52,7 @@ class BoundedMemo(Generic[V]):
             flight.done.wait()
             if flight.error is not None:
                 raise flight.error
-            return flight.value  # type: ignore[return-value]
+            return cast(V, flight.value)  # set before done, as error is None
         try:
             flight.value = value = compute()
         except BaseException as e:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 MAX_NAME_BYTES = 255
 SUFFIX_BYTES = 4  # ".txt", ".xml", ".png", ".jpg": what views put after an item's stem

@@ -8,8 +8,8 @@ import os
 import sys
 import tarfile
 import types
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from PIL import Image

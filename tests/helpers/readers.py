@@ -453,8 +453,8 @@ def coco_self_eval_ap(
     detection). A consistent file gives 1.0. Returns -1.0 when there is nothing to
     evaluate (no annotation, or only crowd/ignored ones), as COCOeval does.
 
-    ``maxDets[-1]`` (100 for bbox/segm, 20 for keypoints) is raised to the largest per-image annotation count, so dense images
-    do not lower the AP. For keypoints with K != 17 (COCOeval's default sigmas are the 17
+    ``maxDets[-1]`` (100 for bbox/segm, 20 for keypoints) is raised to the largest per-image annotation count,
+    so dense images do not lower the AP. For keypoints with K != 17 (COCOeval's default sigmas are the 17
     COCO-person ones) ``params.kpt_oks_sigmas`` is set to K copies of ``kpt_sigma``; all
     keypoint categories must share one K.
     """

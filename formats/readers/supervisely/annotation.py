@@ -12,14 +12,28 @@ import binascii
 import io
 import math
 import zlib
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from slyfs.formats.model import (Annotation, Cuboid2d, Geometry, Graph, GraphNode, Label, Line, Mask,
-                           OrientedBox, PointGeom, Polygon, ProjectMeta, Rectangle, Tag)
 from slyfs.formats.common.naming import encodable_text
+from slyfs.formats.model import (
+    Annotation,
+    Cuboid2d,
+    Geometry,
+    Graph,
+    GraphNode,
+    Label,
+    Line,
+    Mask,
+    OrientedBox,
+    PointGeom,
+    Polygon,
+    ProjectMeta,
+    Rectangle,
+    Tag,
+)
 
 MAX_COORD = 1e7  # beyond this a coordinate is corrupt, not merely outside the image
 MAX_SIDE = 1_000_000  # image side, pixels
@@ -196,13 +210,18 @@ def parse_tags(raw: Any, problems: list[str], where: str) -> tuple[Tag, ...]:
     return tuple(tags)
 
 
+def _is_side(v: object) -> TypeGuard[int]:
+    """An image side: a positive integer (not a bool) up to MAX_SIDE."""
+    return isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_SIDE
+
+
 def parse_size(data: Any) -> tuple[int, int] | None:
     """``size`` → (width, height), or None when it is missing or not two positive integers."""
     size = data.get("size") if isinstance(data, dict) else None
     if not isinstance(size, dict):
         return None
     w, h = size.get("width"), size.get("height")
-    if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_SIDE for v in (w, h)):
+    if not (_is_side(w) and _is_side(h)):
         return None
     if w * h > MAX_IMAGE_PIXELS:
         return None

@@ -16,10 +16,10 @@ from typing import BinaryIO
 
 from PIL import Image
 
-from slyfs.formats.model import Annotation, Item, Problem
 from slyfs.formats.common.naming import printable
-from slyfs.formats.source_bytes import open_regular
+from slyfs.formats.model import Annotation, Item, Problem
 from slyfs.formats.readers.supervisely.project import HEADER_PROBE_BYTES, ProblemLog, Report, SourceError, read_project
+from slyfs.formats.source_bytes import open_regular
 
 SERVED_AS_IS = "served byte for byte as it is"
 TRAILER_BYTES = 64 << 10  # the end of an image read for its end marker (zero padding after it included)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from slyfs.formats.model import GraphTemplate, ObjClass, ProjectMeta, TagMeta
 from slyfs.formats.common.naming import encodable_text
+from slyfs.formats.model import GraphTemplate, ObjClass, ProjectMeta, TagMeta
 
 SHAPES = frozenset({"rectangle", "polygon", "bitmap", "line", "point", "graph", "alpha_mask",
                     "cuboid_2d", "oriented_bbox", "any"})
@@ -74,7 +74,9 @@ def parse_meta(data: Any, warn: list[str]) -> ProjectMeta:
     tag_metas: list[TagMeta] = []
     for t in data.get("tags", []) if isinstance(data.get("tags", []), list) else []:
         if isinstance(t, dict) and isinstance(t.get("name"), str):
-            values = t.get("values") if isinstance(t.get("values"), list) else []
+            values = t.get("values")
+            if not isinstance(values, list):
+                values = []
             tag_metas.append(TagMeta(name=encodable_text(t["name"]), value_type=str(t.get("value_type", "none")),
                                      values=tuple(encodable_text(str(v)) for v in values)))
     return ProjectMeta(classes=tuple(classes), tag_metas=tuple(tag_metas))

@@ -20,6 +20,7 @@ import os
 import pickle
 import pickletools
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from slyfs.formats.source_bytes import open_regular
 
@@ -99,10 +100,14 @@ def _entry(rec: object, index: int) -> BlobEntry:
     start, end = getattr(rec, "offset_start", None), getattr(rec, "offset_end", None)
     if not isinstance(name, str) or not name or len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
         raise OffsetsError(f"entry #{index} has no usable name")
-    for v in (start, end):
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_OFFSET:
-            raise OffsetsError(f"entry #{index} ({name!r}) has an offset that is not an integer in 0..2**63")
+    if not (_is_offset(start) and _is_offset(end)):
+        raise OffsetsError(f"entry #{index} ({name!r}) has an offset that is not an integer in 0..2**63")
     return BlobEntry(name, start, end)
+
+
+def _is_offset(v: object) -> TypeGuard[int]:
+    """A byte offset in a tar: an integer (not a bool) in 0..MAX_OFFSET."""
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_OFFSET
 
 
 def _stack_effect(op: pickletools.OpcodeInfo) -> tuple[int, int, bool]:
@@ -119,14 +124,15 @@ _EFFECTS = {op.name: _stack_effect(op) for op in pickletools.opcodes}
 def prescan(stream: io.BytesIO) -> None:
     """Walk one pickle's opcodes up to STOP without building anything; raise OffsetsError
     at the first one an offsets file has no use for or that would cost more than its size."""
-    height, marks, memo = 0, [], 0
+    height, memo = 0, 0
+    marks: list[int] = []  # the stack height at each open MARK
     try:
         for op, arg, pos in pickletools.genops(stream):
             name = op.name
             if name not in ALLOWED_OPS:
                 raise OffsetsError(f"refused opcode {name} at byte {pos}")
             if name in _PUT_OPS or name == "MEMOIZE":
-                if name != "MEMOIZE" and not 0 <= arg <= memo:
+                if name != "MEMOIZE" and not (isinstance(arg, int) and 0 <= arg <= memo):
                     raise OffsetsError(f"memo index {arg} at byte {pos} skips ahead (next is {memo})")
                 memo += 1
             elif isinstance(arg, str) and len(arg) > MAX_NAME_BYTES and name not in ("GLOBAL",):

@@ -12,17 +12,31 @@ import logging
 import os
 import stat
 import threading
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from functools import partial
+from typing import Any, Protocol
 
 from PIL import Image
 
 from slyfs.formats.common.memo import BoundedMemo
-from slyfs.formats.model import Annotation, Dataset, ImageRef, Item, Mask, Problem, Project, ProjectMeta, Stamp, file_stamp
 from slyfs.formats.common.naming import printable
+from slyfs.formats.contract import UserError
+from slyfs.formats.model import (
+    Annotation,
+    Dataset,
+    ImageRef,
+    Item,
+    Mask,
+    Problem,
+    Project,
+    ProjectMeta,
+    Stamp,
+    file_stamp,
+)
 from slyfs.formats.readers.supervisely.annotation import parse_annotation, parse_size
 from slyfs.formats.readers.supervisely.meta import MetaError, parse_meta
-from slyfs.formats.source_bytes import NotRegularFile, is_special, open_regular, read_bytes
 from slyfs.formats.readers.supervisely.offsets import BlobEntry, OffsetsError, check_entry, read_offsets
+from slyfs.formats.source_bytes import NotRegularFile, is_special, open_regular, read_bytes
 
 log = logging.getLogger("slyfs.source")
 
@@ -54,7 +68,7 @@ class ScanCache(Protocol):
                    ) -> dict[str, Stamp]: ...
 
 
-class SourceError(Exception):
+class SourceError(UserError):
     """The source cannot be mounted at all (no such directory, no usable meta.json)."""
 
 
@@ -253,7 +267,7 @@ class _Scanner:
                 continue
             tar = os.path.join(self.root, "blob", e.name[: -len(OFFSETS_SUFFIX)] + ".tar")
             try:
-                entries = (self.cache.offsets(e.path, lambda p=e.path: read_offsets(p)) if self.cache
+                entries = (self.cache.offsets(e.path, partial(read_offsets, e.path)) if self.cache
                            else read_offsets(e.path))
             except OffsetsError as err:
                 self.report(Problem(e.path, err.reason, "offsets file ignored; its images are not served"))
@@ -265,7 +279,7 @@ class _Scanner:
                     self.report(Problem(e.path, f"entry for {tar}: {why}",
                                         "image served as unreadable (EIO)", item=entry.name))
                     images[entry.name] = None
-                else:
+                elif isinstance(tar_stamp, Stamp):  # always, once why is empty
                     images[entry.name] = ImageRef(tar, entry.start, entry.end - entry.start, tar_stamp)
         return images
 
@@ -351,7 +365,8 @@ def read_meta(root: str, report: Report) -> tuple[ProjectMeta, ImageRef, Stamp]:
     path = os.path.join(root, "meta.json")
     try:
         fd, st = open_regular(path)
-        ref = ImageRef(path, 0, st.st_size, file_stamp(st))
+        stamp = file_stamp(st)
+        ref = ImageRef(path, 0, st.st_size, stamp)
         if st.st_size > MAX_META_BYTES:
             os.close(fd)
             raise ValueError(f"{st.st_size} bytes, over the limit of {MAX_META_BYTES} (MAX_META_BYTES)")
@@ -367,7 +382,7 @@ def read_meta(root: str, report: Report) -> tuple[ProjectMeta, ImageRef, Stamp]:
         raise SourceError(f"{path}: unusable: {e}") from None
     for w in warnings:
         report(Problem(path, w, "see message"))
-    return meta, ref, ref.stamp
+    return meta, ref, stamp
 
 
 def read_image_size(ref: ImageRef) -> tuple[int, int] | None:

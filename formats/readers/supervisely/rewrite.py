@@ -4,7 +4,8 @@ the same documents with some classes left out, or an empty annotation where the 
 from __future__ import annotations
 
 import json
-from typing import Any, Collection
+from collections.abc import Collection
+from typing import Any
 
 from slyfs.formats.common.naming import encodable_text
 from slyfs.formats.readers.supervisely.project import load_json_file
