@@ -14,7 +14,8 @@ from slyfs.formats.registry import FORMATS, UnknownFormat, build_view, check_par
 from slyfs.formats.readers.supervisely import ProblemLog, SourceError, read_project
 from slyfs.formats.readers.supervisely.check import CheckFailed, check_project, report_json, report_text
 from slyfs.formats.readers.supervisely.project import read_meta
-from slyfs.formats.view import OptionError, ViewOptions, kept_classes, parse_split
+from slyfs.formats.common.splits import parse_split
+from slyfs.formats.view import OptionError, ViewOptions, kept_classes
 from slyfs.vfs.daemon import MountError, MountSettings, run_mount, unmount
 from slyfs.vfs.export import ExportError, ProgressBar, check_overlap, exit_on_termination, export_tree, generated_mode_for
 from slyfs.vfs.index import SourceIndex, index_path

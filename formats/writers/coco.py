@@ -48,10 +48,10 @@ from slyfs.formats.common.geometry import Box, clipped_box
 from slyfs.formats.model import (Annotation, Cuboid2d, Geometry, Graph, GraphTemplate, Item, Label, Line, Mask,
                            ObjClass, OrientedBox, Point2, PointGeom, Polygon, Problem, Project, Rectangle, Tag,
                            TagValue)
-from slyfs.formats.common.naming import unique_names
 from slyfs.formats.contract import Generated, Node, image_node
 from slyfs.formats.common.raster import geometry_mask
-from slyfs.formats.view import OptionError, ViewOptions, selected_classes, splits
+from slyfs.formats.common.splits import item_names, splits
+from slyfs.formats.view import OptionError, ViewOptions, selected_classes
 
 
 AREA_GEOMETRIES = (Rectangle, Polygon, Mask, Cuboid2d, OrientedBox)
@@ -418,7 +418,7 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
     by_split = splits(project, options) or {"train": []}
     files: dict[str, Node] = {}
     for split, items in by_split.items():
-        names = unique_names([(i.dataset, i.name) for i in items])
+        names = item_names(items)
         for item, name in zip(items, names):
             files[f"images/{split}/{name}"] = image_node(item)
         src = SplitFiles(project, split, items, names, classes)

@@ -34,12 +34,13 @@ from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.model import (Annotation, Cuboid2d, ImageRef, Item, Label, Mask, OrientedBox, PixelBox, PointGeom,
                            Polygon, Project, Rectangle, TagValue)
 from slyfs.formats.common.naming import (MAX_NAME_BYTES, distinct_texts, escape_component, line_unsafe, percent_bytes, shorten,
-                            split_ext, text_field, unique_names)
+                            split_ext, text_field)
 from slyfs.formats.contract import Generated, Node, image_node
 from slyfs.formats.common.raster import geometry_mask
 from slyfs.formats.source_bytes import read_bytes
 from slyfs.formats.readers.supervisely.annotation import size_problem
-from slyfs.formats.view import OptionError, ViewOptions, selected_classes, splits
+from slyfs.formats.common.splits import item_names, splits
+from slyfs.formats.view import OptionError, ViewOptions, selected_classes
 
 FLAG_TAGS = ("truncated", "difficult", "occluded")
 FALSE_TAG_VALUES = ("0", "false", "no", "")
@@ -339,7 +340,7 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
     files: dict[str, Node] = {"labelmap.txt": Generated(("voc-labelmap", labelmap), lambda: labelmap)}
 
     all_items = [i for items in by_split.values() for i in items]
-    names = unique_names([(i.dataset, i.name) for i in all_items], voc_escape)
+    names = item_names(all_items, voc_escape)
     ids = {(i.dataset, i.name): split_ext(n)[0] for i, n in zip(all_items, names)}
 
     def objects_of(item: Item) -> tuple[Annotation, list[tuple[Label, VocObject]], int]:

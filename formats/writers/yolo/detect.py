@@ -19,9 +19,10 @@ from typing import Callable, Hashable, Sequence
 from slyfs.formats.common.geometry import clipped_box, normalized_cxcywh
 from slyfs.formats.model import (Cuboid2d, Geometry, Graph, Item, Line, Mask, OrientedBox, PointGeom, Polygon, Problem,
                            Project, Rectangle)
-from slyfs.formats.common.naming import split_ext, unique_names
+from slyfs.formats.common.naming import split_ext
 from slyfs.formats.contract import Generated, Node, image_node
-from slyfs.formats.view import ViewOptions, selected_classes, splits
+from slyfs.formats.common.splits import item_names, splits
+from slyfs.formats.view import ViewOptions, selected_classes
 
 VAL_NAMES = ("val", "validation", "valid")
 BOXES_TITLE = "YOLO boxes"
@@ -132,7 +133,7 @@ def ultralytics_tree(project: Project, options: ViewOptions, view: str, names: l
     yaml_bytes = data_yaml(names, split_names, yaml_extra)
     files: dict[str, Node] = {"data.yaml": Generated((f"{view}-data", yaml_bytes), lambda: yaml_bytes)}
     for split, items in by_split.items():
-        out_names = unique_names([(i.dataset, i.name) for i in items])
+        out_names = item_names(items)
         for item, name in zip(items, out_names):
             files[f"images/{split}/{name}"] = image_node(item)
             files[f"labels/{split}/{split_ext(name)[0]}.txt"] = Generated(
