@@ -16,6 +16,7 @@ from slyfs.formats.writers import coco
 from slyfs.formats.model import (Cuboid2d, Graph, GraphNode, GraphTemplate, Line, Mask, OrientedBox, PointGeom, Polygon,
                            Project, Rectangle, Tag)
 from slyfs.formats.common.raster import geometry_mask
+from slyfs.formats.common.rle import rle
 from slyfs.formats.registry import build_view
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.common.splits import item_names, splits
@@ -58,12 +59,12 @@ def test_rle_round_trips_through_pycocotools() -> None:
     full[0, 0] = full[12, 8] = True
     masks.append(full)
     for m in masks:
-        r = coco.rle(m)
+        r = rle(m)
         assert sum(r["counts"]) == m.size and r["size"] == list(m.shape)
         decoded = mask_utils.decode(mask_utils.frPyObjects(r, *m.shape)).astype(bool)
         assert np.array_equal(decoded, m)
     crop = rng.random((4, 3)) > 0.3
-    placed = coco.rle(crop, origin=(5, 2), size=(10, 8))
+    placed = rle(crop, origin=(5, 2), size=(10, 8))
     expected = np.zeros((8, 10), bool)
     expected[2:6, 5:8] = crop
     assert np.array_equal(mask_utils.decode(mask_utils.frPyObjects(placed, 8, 10)).astype(bool), expected)

@@ -44,17 +44,16 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from slyfs.formats.common.contours import pixel_edge_outlines
-from slyfs.formats.common.geometry import Box, clipped_box
-from slyfs.formats.model import (Annotation, Cuboid2d, Geometry, Graph, GraphTemplate, Item, Label, Line, Mask,
-                           ObjClass, OrientedBox, Point2, PointGeom, Polygon, Problem, Project, Rectangle, Tag,
-                           TagValue)
+from slyfs.formats.common.geometry import Box, clipped_box, polygonal, union_box
+from slyfs.formats.model import (Annotation, Geometry, Graph, GraphTemplate, Item, Label, Line, ObjClass, PointGeom,
+                           Problem, Project, Rectangle, Tag, TagValue)
 from slyfs.formats.contract import Generated, Node, image_node
-from slyfs.formats.common.raster import geometry_mask
+from slyfs.formats.common.raster import has_area, pixel_crop
+from slyfs.formats.common.rle import rle
 from slyfs.formats.common.splits import item_names, splits
 from slyfs.formats.view import OptionError, ViewOptions, selected_classes
 
 
-AREA_GEOMETRIES = (Rectangle, Polygon, Mask, Cuboid2d, OrientedBox)
 DISABLED_VISIBILITY_OPTION = "coco.disabled_visibility"
 
 
@@ -69,72 +68,6 @@ def coco_bbox(box: Box) -> list[float]:
     """Continuous (x0, y0, x1, y1) → COCO [x, y, w, h]."""
     x0, y0, x1, y1 = box
     return [x0, y0, x1 - x0, y1 - y0]
-
-
-def union_box(boxes: Iterable[Box]) -> Box | None:
-    boxes = list(boxes)
-    if len(boxes) <= 1:
-        return boxes[0] if boxes else None
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
-
-
-def _translated(geometry: Geometry, dx: int, dy: int) -> Geometry:
-    if isinstance(geometry, Rectangle):
-        return Rectangle(geometry.left + dx, geometry.top + dy, geometry.right + dx, geometry.bottom + dy)
-    if isinstance(geometry, Polygon):
-        def move(pts: tuple[Point2, ...]) -> tuple[Point2, ...]:
-            return tuple((x + dx, y + dy) for x, y in pts)
-        return Polygon(move(geometry.exterior), tuple(move(h) for h in geometry.interiors))
-    if isinstance(geometry, Cuboid2d):
-        return Cuboid2d({k: (x + dx, y + dy) for k, (x, y) in geometry.vertices.items()})
-    if isinstance(geometry, OrientedBox):
-        g = geometry
-        return OrientedBox(g.left + dx, g.top + dy, g.right + dx, g.bottom + dy, g.angle)
-    if isinstance(geometry, Mask):
-        return Mask((geometry.origin[0] + dx, geometry.origin[1] + dy), geometry.pixels, geometry.alpha)
-    raise TypeError(f"{type(geometry).__name__} has no area")
-
-
-def pixel_crop(geometry: Geometry, box: Box) -> np.ndarray:
-    """``geometry_mask`` of the image window ``box`` (integer continuous bounds), without
-    drawing the whole image."""
-    x0, y0, x1, y1 = (int(v) for v in box)
-    mask = geometry_mask(_translated(geometry, -x0, -y0), x1 - x0, y1 - y0)
-    assert mask is not None
-    return mask
-
-
-def rle(mask: np.ndarray, origin: tuple[int, int] = (0, 0), size: tuple[int, int] | None = None) -> dict:
-    """Uncompressed COCO RLE of a bool mask placed at ``origin`` (x, y) in an image of
-    ``size`` (width, height; default: the mask's own): column-major runs, zeros first."""
-    h_c, w_c = mask.shape
-    width, height = size or (w_c, h_c)
-    x0, y0 = origin
-    padded = np.zeros((h_c + 2, w_c), dtype=np.int8)  # zero rows keep runs inside their column
-    padded[1:-1] = mask
-    edges = np.flatnonzero(np.diff(padded.ravel(order="F"))) + 1
-    if edges.size == 0:
-        return {"size": [height, width], "counts": [width * height]}
-    col, row = np.divmod(edges, h_c + 2)
-    pos = (x0 + col) * height + (y0 + row - 1)  # alternately run starts and run ends in the image
-    starts, ends = pos[0::2], pos[1::2]
-    joined = ends[:-1] == starts[1:]  # a run that goes on at the top of the next column
-    if joined.any():
-        starts = starts[np.concatenate(([True], ~joined))]
-        ends = ends[np.concatenate((~joined, [True]))]
-    bounds = np.empty(2 * len(starts) + 2, dtype=np.int64)
-    bounds[0], bounds[-1] = 0, width * height
-    bounds[1:-1:2], bounds[2:-1:2] = starts, ends
-    counts = np.diff(bounds)
-    if counts.size > 1 and counts[-1] == 0:
-        counts = counts[:-1]
-    return {"size": [height, width], "counts": counts.tolist()}
-
-
-def polygonal(geometry: Geometry) -> bool:
-    """Whether a polygon segmentation can carry the geometry's pixels (no holes, no raster)."""
-    return isinstance(geometry, (Rectangle, Cuboid2d, OrientedBox)) or (
-        isinstance(geometry, Polygon) and not geometry.interiors)
 
 
 def mask_segmentation(crop: np.ndarray, origin: tuple[int, int], size: tuple[int, int],
@@ -384,7 +317,7 @@ def _objects(labels: Iterable[Label], category_ids: dict[str, int], classes: tup
         title, geometry = label.class_title, label.geometry
         if title not in category_ids:
             continue
-        if isinstance(geometry, AREA_GEOMETRIES):
+        if has_area(geometry):
             key = (label.instance, title) if label.instance is not None else id(label)
             groups.setdefault(key, (title, []))[1].append(label)
         elif isinstance(geometry, Graph):

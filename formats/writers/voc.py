@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import math
 import re
 from dataclasses import dataclass
 from typing import Iterable
@@ -31,12 +30,12 @@ from lxml import etree
 from PIL import Image
 
 from slyfs.formats.common.memo import BoundedMemo
-from slyfs.formats.model import (Annotation, Cuboid2d, ImageRef, Item, Label, Mask, OrientedBox, PixelBox, PointGeom,
-                           Polygon, Project, Rectangle, TagValue)
+from slyfs.formats.model import (Annotation, ImageRef, Item, Label, PixelBox, Project, TagValue)
 from slyfs.formats.common.naming import (MAX_NAME_BYTES, distinct_texts, escape_component, line_unsafe, percent_bytes, shorten,
                             split_ext, text_field)
 from slyfs.formats.contract import Generated, Node, image_node
-from slyfs.formats.common.raster import geometry_mask
+from slyfs.formats.common.geometry import pixel_extent
+from slyfs.formats.common.raster import geometry_mask, has_area
 from slyfs.formats.source_bytes import read_bytes
 from slyfs.formats.readers.supervisely.annotation import size_problem
 from slyfs.formats.common.splits import item_names, splits
@@ -50,7 +49,6 @@ JPEG_QUALITY = 95
 HEADER_PROBE_BYTES = 64 << 10
 MAX_REENCODE_BYTES = 256 << 20  # voc.jpeg=1: larger source images are not re-encoded
 MASK_CACHE_BYTES = 64 << 20  # index images kept for their item's other PNG (2 x width x height bytes an item)
-AREA_GEOMETRIES = (Rectangle, Polygon, Mask, Cuboid2d, OrientedBox)
 WHITESPACE = re.compile(r"\s")  # what str.split() splits at (textread's %s: the ASCII part)
 MAX_SPLIT_BYTES = 64
 MAX_CLASS_BYTES = MAX_NAME_BYTES - len("_.txt") - MAX_SPLIT_BYTES  # <class>_<split>.txt fits in 255 bytes
@@ -86,15 +84,6 @@ def voc_box(box: PixelBox, width: int, height: int) -> tuple[int, int, int, int]
     if right < left or bottom < top:
         return None
     return (left + 1, top + 1, right + 1, bottom + 1)
-
-
-def object_pixel_box(label: Label) -> PixelBox | None:
-    """The pixels an object spans; a point spans the one pixel it lies in."""
-    g = label.geometry
-    if isinstance(g, PointGeom):
-        x, y = math.floor(g.x), math.floor(g.y)
-        return (x, y, x, y)
-    return g.pixel_box()
 
 
 def _xml_unsafe(ch: str) -> bool:
@@ -223,7 +212,7 @@ def kept_objects(ann: Annotation, class_names: dict[str, str]) -> tuple[list[tup
         name = class_names.get(label.class_title)
         if name is None:
             continue
-        pb = object_pixel_box(label)
+        pb = pixel_extent(label.geometry)
         box = voc_box(pb, ann.width, ann.height) if pb is not None else None
         if box is None:
             outside += 1
@@ -263,11 +252,6 @@ def labelmap_text(background: str, names: list[str]) -> bytes:
     lines = ["# label:color_rgb:parts:actions"]
     lines += [f"{n}:{','.join(map(str, colors[k]))}::" for k, n in enumerate([background, *names])]
     return ("\n".join(lines) + "\n").encode("utf-8")
-
-
-def has_area(label: Label) -> bool:
-    """Whether the label paints pixels in the masks (the geometries ``geometry_mask`` draws)."""
-    return isinstance(label.geometry, AREA_GEOMETRIES)
 
 
 # ---------------------------------------------------------------- source access
@@ -384,7 +368,7 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
             for item in by_split[split]:
                 objs = objects_of(item)[1]
                 out[ids[(item.dataset, item.name)]] = ({label.class_title for label, _ in objs},
-                                                       any(has_area(label) for label, _ in objs))
+                                                       any(has_area(label.geometry) for label, _ in objs))
             presence_memo[digest] = out
         return presence_memo[digest]
 
@@ -431,5 +415,5 @@ def _render_xml(parsed: tuple[Annotation, list[tuple[Label, VocObject]], int], i
     if len(objs) > MAX_OBJECT_INDEX:
         notes.append(f"objects after the {MAX_OBJECT_INDEX}th have no index in SegmentationObject")
     return annotation_xml(image_name, ann.width, ann.height, DEPTH_BY_MODE.get(mode or "RGB", 3),
-                          any(has_area(label) for label, _ in objs), [o for _, o in objs], notes)
+                          any(has_area(label.geometry) for label, _ in objs), [o for _, o in objs], notes)
 

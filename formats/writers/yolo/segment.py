@@ -25,11 +25,9 @@ from __future__ import annotations
 from slyfs.formats.common.contours import Region, Ring, bridge_holes, trace_mask
 from slyfs.formats.model import Cuboid2d, Geometry, Mask, OrientedBox, Polygon, Project, Rectangle
 from slyfs.formats.contract import Node
-from slyfs.formats.common.raster import geometry_mask
+from slyfs.formats.common.raster import geometry_mask, has_area
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers.yolo.detect import class_view
-
-AREA_GEOMETRIES = (Rectangle, Polygon, Cuboid2d, OrientedBox, Mask)
 
 
 def _inside(ring: Ring, width: int, height: int) -> bool:
@@ -70,7 +68,7 @@ def polygon_row(class_id: int, ring: Ring, width: int, height: int) -> str:
 
 def segment_rows(class_id: int, geometry: Geometry, width: int, height: int) -> list[str] | None:
     """One polygon row per region; None for a geometry without area."""
-    if not isinstance(geometry, AREA_GEOMETRIES):
+    if not has_area(geometry):
         return None
     return [polygon_row(class_id, bridge_holes(region.exterior, region.holes), width, height)
             for region in geometry_regions(geometry, width, height)]
