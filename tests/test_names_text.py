@@ -24,6 +24,7 @@ from slyfs.formats.writers.yolo import detect as yolo
 
 from slyfs.formats.writers.yolo import darknet as yolo_darknet
 from slyfs.formats.common.naming import MAX_NAME_BYTES, encodable_text, text_field, unique_names
+from slyfs.formats.common.text import yaml_str
 from slyfs.formats.readers.supervisely.project import read_project
 from slyfs.formats.view import ViewOptions
 from slyfs.vfs.tree import VirtualTree
@@ -265,7 +266,7 @@ def test_text_fields_stay_fields_and_distinct(titles: list[str]):
             assert f == f.strip() and f and "\n" not in f and "\r" not in f and len(f.splitlines()) == 1
     for f in voc.voc_class_names(titles):
         assert ":" not in f and "/" not in f and not f.startswith("#") and len(f.encode()) <= voc.MAX_CLASS_BYTES
-    assert [yaml.safe_load("k: " + yolo.yaml_str(t))["k"] for t in titles] == titles
+    assert [yaml.safe_load("k: " + yaml_str(t))["k"] for t in titles] == titles
 
 
 def yolo_darknet_names(titles: list[str]) -> list[str]:

@@ -35,7 +35,10 @@ from slyfs.formats.common.naming import (MAX_NAME_BYTES, distinct_texts, escape_
                             split_ext, text_field)
 from slyfs.formats.contract import Generated, Node, image_node
 from slyfs.formats.common.geometry import pixel_extent
-from slyfs.formats.common.raster import geometry_mask, has_area
+from slyfs.formats.common.masks import (MAX_OBJECT_INDEX, background_name, labelmap_text, palette_png,
+                                        segmentation_arrays)
+from slyfs.formats.common.raster import has_area
+from slyfs.formats.common.text import xml_comment_text, xml_text
 from slyfs.formats.source_bytes import read_bytes
 from slyfs.formats.readers.supervisely.annotation import size_problem
 from slyfs.formats.common.splits import item_names, splits
@@ -43,7 +46,6 @@ from slyfs.formats.view import OptionError, ViewOptions, selected_classes
 
 FLAG_TAGS = ("truncated", "difficult", "occluded")
 FALSE_TAG_VALUES = ("0", "false", "no", "")
-MAX_OBJECT_INDEX = 254  # 255 is VOC's "void" index
 JPEG_EXTS = (".jpg", ".jpeg", ".jpe", ".jfif")
 JPEG_QUALITY = 95
 HEADER_PROBE_BYTES = 64 << 10
@@ -59,24 +61,6 @@ DEPTH_BY_MODE = {"1": 1, "L": 1, "I": 1, "I;16": 1, "F": 1, "LA": 2, "P": 3, "RG
 # ---------------------------------------------------------------- pure helpers
 
 
-def voc_colormap(n: int = 256) -> list[tuple[int, int, int]]:
-    """The VOC devkit's colour map: the bits of index k spread over r, g, b from the top bit down."""
-    out = []
-    for k in range(n):
-        r = g = b = 0
-        c = k
-        for shift in range(7, -1, -1):
-            r |= (c & 1) << shift
-            g |= ((c >> 1) & 1) << shift
-            b |= ((c >> 2) & 1) << shift
-            c >>= 3
-        out.append((r, g, b))
-    return out
-
-
-PALETTE: list[int] = [v for rgb in voc_colormap() for v in rgb]
-
-
 def voc_box(box: PixelBox, width: int, height: int) -> tuple[int, int, int, int] | None:
     """Inclusive 0-based pixel box → the devkit's 1-based inclusive ``xmin ymin xmax ymax``,
     cut to the image; None when nothing of it is inside."""
@@ -84,18 +68,6 @@ def voc_box(box: PixelBox, width: int, height: int) -> tuple[int, int, int, int]
     if right < left or bottom < top:
         return None
     return (left + 1, top + 1, right + 1, bottom + 1)
-
-
-def _xml_unsafe(ch: str) -> bool:
-    code = ord(ch)
-    return code < 0x20 and ch not in "\t\n\r" or 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF)
-
-
-def xml_text(value: str) -> str:
-    """Text lxml accepts: characters XML 1.0 forbids become ``%XX`` (each its own UTF-8 bytes)."""
-    if value.isprintable():
-        return value
-    return "".join(percent_bytes(c) if _xml_unsafe(c) else c for c in value)
 
 
 def _class_unsafe(ch: str) -> bool:
@@ -173,7 +145,7 @@ def annotation_xml(filename: str, width: int, height: int, depth: int, segmented
         etree.SubElement(size, key).text = str(value)
     etree.SubElement(root, "segmented").text = "1" if segmented else "0"
     for note in notes:
-        root.append(etree.Comment(" slyfs: " + xml_text(note).replace("--", "- -") + " "))
+        root.append(etree.Comment(" slyfs: " + xml_comment_text(note) + " "))
     for obj in objects:
         el = etree.SubElement(root, "object")
         etree.SubElement(el, "name").text = obj.name
@@ -221,39 +193,6 @@ def kept_objects(ann: Annotation, class_names: dict[str, str]) -> tuple[list[tup
     return out, outside
 
 
-def segmentation_arrays(ann: Annotation, labels: list[Label], class_index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Class and object index images; object k (1-based) is ``labels[k-1]``, painted in order."""
-    cls = np.zeros((ann.height, ann.width), dtype=np.uint8)
-    obj = np.zeros((ann.height, ann.width), dtype=np.uint8)
-    for k, label in enumerate(labels, 1):
-        mask = geometry_mask(label.geometry, ann.width, ann.height)
-        if mask is None:
-            continue
-        cls[mask] = class_index[label.class_title]
-        obj[mask] = k if k <= MAX_OBJECT_INDEX else 0
-    return cls, obj
-
-
-def palette_png(indices: np.ndarray) -> bytes:
-    """A mode-P PNG of an index image with the VOC colour map as palette."""
-    height, width = indices.shape
-    if width == 0 or height == 0:
-        raise ValueError("image size unknown: no mask can be drawn")
-    img = Image.frombytes("P", (width, height), np.ascontiguousarray(indices).tobytes())
-    img.putpalette(PALETTE)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def labelmap_text(background: str, names: list[str]) -> bytes:
-    """datumaro's labelmap.txt; colour k is the VOC colour map's, as in the mask palettes."""
-    colors = voc_colormap(len(names) + 1)
-    lines = ["# label:color_rgb:parts:actions"]
-    lines += [f"{n}:{','.join(map(str, colors[k]))}::" for k, n in enumerate([background, *names])]
-    return ("\n".join(lines) + "\n").encode("utf-8")
-
-
 # ---------------------------------------------------------------- source access
 
 
@@ -292,14 +231,6 @@ def jpeg_option(options: ViewOptions) -> bool:
     if value not in ("0", "1"):
         raise OptionError(f"voc.jpeg={value!r}: use 0 (serve images as they are) or 1 (re-encode non-JPEGs)")
     return value == "1"
-
-
-def background_name(names: Iterable[str]) -> str:
-    taken = set(names)
-    name = "background"
-    while name in taken:
-        name = "_" + name
-    return name
 
 
 def _digest(items: list[Item]) -> str:

@@ -11,7 +11,6 @@ image; a point has none and is left out (counted in the log).
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from functools import partial
 from typing import Callable, Hashable, Sequence
@@ -21,6 +20,7 @@ from slyfs.formats.model import (Cuboid2d, Geometry, Graph, Item, Line, Mask, Or
                            Project, Rectangle)
 from slyfs.formats.common.naming import split_ext
 from slyfs.formats.contract import Generated, Node, image_node
+from slyfs.formats.common.text import yaml_str
 from slyfs.formats.common.splits import item_names, splits
 from slyfs.formats.view import ViewOptions, selected_classes
 
@@ -41,19 +41,6 @@ def box_rows(class_id: int, geometry: Geometry, width: int, height: int) -> list
 def label_text(project: Project, item: Item, class_ids: dict[str, int]) -> bytes:
     """Detection rows, also used by the darknet layout."""
     return label_file(project, item, class_ids, BOXES_TITLE, box_rows)
-
-
-def _yaml_escape(ch: str) -> str:
-    code = ord(ch)
-    return ch if ch.isprintable() else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
-
-
-def yaml_str(s: str) -> str:
-    """A YAML double-quoted scalar that reads back as ``s``: a JSON string (valid YAML), with every
-    character that is not printable (C1 controls, U+2028, U+FFFE, unpaired surrogates…, which YAML
-    readers refuse, fold or cannot encode) written as a ``\\u``/``\\U`` escape."""
-    out = json.dumps(s, ensure_ascii=False)
-    return out if out.isprintable() else "".join(_yaml_escape(c) for c in out)
 
 
 def data_yaml(names: list[str], split_names: list[str], extra: Sequence[str] = ()) -> bytes:

@@ -28,7 +28,8 @@ from slyfs.formats.common.geometry import clipped_box, normalized_cxcywh
 from slyfs.formats.model import Graph, GraphNode, Item, ObjClass, Project
 from slyfs.formats.contract import Node, Unavailable
 from slyfs.formats.view import OptionError, ViewOptions, selected_classes
-from slyfs.formats.writers.yolo.detect import report_left_out, ultralytics_tree, yaml_str
+from slyfs.formats.common.text import yaml_str
+from slyfs.formats.writers.yolo.detect import report_left_out, ultralytics_tree
 
 SIDE_WORDS = (("left", "right"), ("l", "r"))
 
