@@ -32,7 +32,8 @@ from slyfs.formats.common.naming import (
 from slyfs.formats.contract import Generated, Node, image_node
 from slyfs.formats.common.splits import item_names, splits
 from slyfs.formats.view import ViewOptions
-from slyfs.formats.writers.yolo.detect import class_ids_of, label_text
+from slyfs.formats.common.labels import class_ids_of
+from slyfs.formats.writers.yolo.shared import label_text
 
 RESERVED_KEYS = ("classes", "names", "backup")
 MAX_KEY_BYTES = 64  # obj_<key>_data and <key>.txt stay far below 255 bytes

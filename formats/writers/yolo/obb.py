@@ -30,7 +30,7 @@ from slyfs.formats.model import (Cuboid2d, Geometry, Graph, Line, Mask, Oriented
                            Rectangle)
 from slyfs.formats.contract import Node
 from slyfs.formats.view import ViewOptions
-from slyfs.formats.writers.yolo.detect import class_view
+from slyfs.formats.writers.yolo.shared import class_view
 
 CELL = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=float)
 

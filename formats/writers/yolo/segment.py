@@ -27,7 +27,7 @@ from slyfs.formats.model import Cuboid2d, Geometry, Mask, OrientedBox, Polygon, 
 from slyfs.formats.contract import Node
 from slyfs.formats.common.raster import geometry_mask, has_area
 from slyfs.formats.view import ViewOptions
-from slyfs.formats.writers.yolo.detect import class_view
+from slyfs.formats.writers.yolo.shared import class_view
 
 
 def _inside(ring: Ring, width: int, height: int) -> bool:
