@@ -12,14 +12,15 @@ from PIL import Image
 
 from slyfs.formats.common.geometry import (clipped_box, normalized_cxcywh, pixel_extent, polygonal, translated,
                                            union_box)
+from slyfs.formats.common.labels import class_ids_of, label_file
 from slyfs.formats.common.masks import (MAX_OBJECT_INDEX, PALETTE, background_name, labelmap_text, palette_png,
                                         segmentation_arrays, voc_colormap)
 from slyfs.formats.common.raster import has_area, pixel_crop
 from slyfs.formats.common.rle import rle
 from slyfs.formats.common.splits import item_names, parse_split, split_of, split_order, splits, stable_fraction
 from slyfs.formats.common.text import xml_comment_text, xml_text, yaml_str
-from slyfs.formats.model import (Annotation, Item, Label, Line, Mask, ObjClass, PointGeom, Polygon, ProjectMeta,
-                                 Rectangle, Tag)
+from slyfs.formats.model import (Annotation, Geometry, Item, Label, Line, Mask, ObjClass, PointGeom, Polygon, Problem,
+                                 ProjectMeta, Rectangle, Tag)
 from slyfs.formats.view import OptionError, ViewOptions
 from tests.helpers.readers import require
 
@@ -233,6 +234,10 @@ class TinyProject:
     annotations: dict[str, Annotation]
     meta: ProjectMeta = field(default_factory=lambda: ProjectMeta((ObjClass("car", "rectangle", (0, 0, 0)),
                                                                    ObjClass("dog", "rectangle", (0, 0, 0)))))
+    problems: list[Problem] = field(default_factory=list)
+
+    def report(self, problem: Problem) -> None:
+        self.problems.append(problem)
 
     def items(self) -> list[Item]:
         return [Item(n.split("/")[0], n.split("/")[1], None, None) for n in self.annotations]
@@ -261,3 +266,22 @@ def test_item_names_of_one_folder() -> None:
     assert item_names(items("x.jpg", dataset="a") + items("x.jpg", dataset="b")) == ["a__x.jpg", "b__x.jpg"]
     assert item_names(items("x.jpg", "x.png", "y.jpg")) == ["x_jpg.jpg", "x_png.png", "y.jpg"]
     assert item_names(items("a b.jpg"), lambda n: n.replace(" ", "%20")) == ["a%20b.jpg"]
+
+
+# ---------------------------------------------------------------- per-item label files
+
+
+def test_label_file_rows_and_what_is_left_out() -> None:
+    labels = (Label("car", Rectangle(0, 0, 1, 1)), Label("dog", PointGeom(1, 1)), Label("dog", PointGeom(2, 1)),
+              Label("cat", Rectangle(0, 0, 1, 1)), Label("dog", Line(((0, 0), (3, 1)))))
+    project = TinyProject({"d/a.jpg": Annotation(4, 2, (), labels)})
+
+    def rows_of(class_id: int, geometry: Geometry, width: int, height: int) -> list[str] | None:
+        return None if isinstance(geometry, PointGeom) else [f"{class_id} {width}x{height}\n"]
+
+    ids = class_ids_of(project, ViewOptions())
+    assert ids == {"car": 0, "dog": 1}
+    item = project.items()[0]
+    assert label_file(project, item, ids, "Test rows", rows_of) == b"0 4x2\n1 4x2\n"  # cat: no kept class
+    assert [(p.path, p.message) for p in project.problems] == [
+        ("d/a.jpg", "2 point label(s) cannot be expressed in Test rows")]
