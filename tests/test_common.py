@@ -10,6 +10,7 @@ import pytest
 from lxml import etree
 from PIL import Image
 
+from slyfs.formats.common.contours import Region, geometry_regions
 from slyfs.formats.common.geometry import (clipped_box, normalized_cxcywh, pixel_extent, polygonal, translated,
                                            union_box)
 from slyfs.formats.common.labels import class_ids_of, label_file
@@ -285,3 +286,16 @@ def test_label_file_rows_and_what_is_left_out() -> None:
     assert label_file(project, item, ids, "Test rows", rows_of) == b"0 4x2\n1 4x2\n"  # cat: no kept class
     assert [(p.path, p.message) for p in project.problems] == [
         ("d/a.jpg", "2 point label(s) cannot be expressed in Test rows")]
+
+
+# ---------------------------------------------------------------- contours
+
+
+def test_geometry_regions_cut_to_the_image() -> None:
+    assert geometry_regions(Rectangle(-2, 1, 9, 2), 4, 3) == [Region(((0, 1), (3, 1), (3, 2), (0, 2)), ())]
+    assert geometry_regions(Rectangle(5, 5, 6, 6), 4, 3) == []
+    inside = Polygon(((0, 0), (3, 0), (0, 2)))
+    assert geometry_regions(inside, 4, 3) == [Region(inside.exterior, ())]  # its own vertices
+    (cut,) = geometry_regions(Polygon(((0, 0), (9, 0), (9, 9), (0, 9))), 4, 3)  # traced from the image-sized mask
+    assert sorted(cut.exterior) == [(0.0, 0.0), (0.0, 2.0), (3.0, 0.0), (3.0, 2.0)] and cut.holes == ()
+    assert geometry_regions(PointGeom(1, 1), 4, 3) == []
