@@ -16,6 +16,7 @@ from slyfs.formats.common.geometry import (clipped_box, normalized_cxcywh, pixel
 from slyfs.formats.common.labels import class_ids_of, label_file
 from slyfs.formats.common.masks import (MAX_OBJECT_INDEX, PALETTE, background_name, labelmap_text, palette_png,
                                         segmentation_arrays, voc_colormap)
+from slyfs.formats.common.naming import spaceless_component
 from slyfs.formats.common.raster import has_area, pixel_crop
 from slyfs.formats.common.rle import rle
 from slyfs.formats.common.splits import item_names, parse_split, split_of, split_order, splits, stable_fraction
@@ -299,3 +300,14 @@ def test_geometry_regions_cut_to_the_image() -> None:
     (cut,) = geometry_regions(Polygon(((0, 0), (9, 0), (9, 9), (0, 9))), 4, 3)  # traced from the image-sized mask
     assert sorted(cut.exterior) == [(0.0, 0.0), (0.0, 2.0), (3.0, 0.0), (3.0, 2.0)] and cut.holes == ()
     assert geometry_regions(PointGeom(1, 1), 4, 3) == []
+
+
+# ---------------------------------------------------------------- names in whitespace-separated lists
+
+
+def test_spaceless_component() -> None:
+    assert spaceless_component("plain.jpg") == "plain.jpg"
+    assert spaceless_component("a b\tc.jpg") == "a%20b%09c.jpg"
+    assert spaceless_component("a/b c") == "a%2Fb%20c"
+    assert spaceless_component("x\u3000y\u00a0") == "x%E3%80%80y%C2%A0"  # Unicode blanks str.split() splits at too
+    assert "x\u3000y\u00a0".split() == ["x", "y"]

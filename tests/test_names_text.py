@@ -23,7 +23,7 @@ from slyfs.formats.writers import voc
 from slyfs.formats.writers.yolo import detect as yolo
 
 from slyfs.formats.writers.yolo import darknet as yolo_darknet
-from slyfs.formats.common.naming import MAX_NAME_BYTES, encodable_text, text_field, unique_names
+from slyfs.formats.common.naming import MAX_NAME_BYTES, encodable_text, spaceless_component, text_field, unique_names
 from slyfs.formats.common.text import yaml_str
 from slyfs.formats.readers.supervisely.project import read_project
 from slyfs.formats.view import ViewOptions
@@ -281,7 +281,7 @@ names_st = st.text(st.characters(blacklist_categories=("Cs",)) | st.sampled_from
 
 @given(st.lists(st.tuples(st.sampled_from(["ds", "ds b", "a/b c"]), names_st), min_size=1, max_size=8, unique=True))
 def test_voc_ids_are_whitespace_free_unique_and_fit(entries: list[tuple[str, str]]):
-    ids = [name.rsplit(".", 1)[0] if "." in name[1:] else name for name in unique_names(entries, voc.voc_escape)]
+    ids = [name.rsplit(".", 1)[0] if "." in name[1:] else name for name in unique_names(entries, spaceless_component)]
     assert len(set(ids)) == len(ids)
     for i in ids:
         assert i.split() == [i] and "/" not in i and len((i + ".xml").encode()) <= MAX_NAME_BYTES

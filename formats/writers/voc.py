@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -31,7 +30,7 @@ from PIL import Image
 
 from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.model import (Annotation, ImageRef, Item, Label, PixelBox, Project, TagValue)
-from slyfs.formats.common.naming import (MAX_NAME_BYTES, distinct_texts, escape_component, line_unsafe, percent_bytes, shorten,
+from slyfs.formats.common.naming import (MAX_NAME_BYTES, distinct_texts, line_unsafe, shorten, spaceless_component,
                             split_ext, text_field)
 from slyfs.formats.contract import Generated, Node, image_node
 from slyfs.formats.common.geometry import pixel_extent
@@ -51,7 +50,6 @@ JPEG_QUALITY = 95
 HEADER_PROBE_BYTES = 64 << 10
 MAX_REENCODE_BYTES = 256 << 20  # voc.jpeg=1: larger source images are not re-encoded
 MASK_CACHE_BYTES = 64 << 20  # index images kept for their item's other PNG (2 x width x height bytes an item)
-WHITESPACE = re.compile(r"\s")  # what str.split() splits at (textread's %s: the ASCII part)
 MAX_SPLIT_BYTES = 64
 MAX_CLASS_BYTES = MAX_NAME_BYTES - len("_.txt") - MAX_SPLIT_BYTES  # <class>_<split>.txt fits in 255 bytes
 DEPTH_BY_MODE = {"1": 1, "L": 1, "I": 1, "I;16": 1, "F": 1, "LA": 2, "P": 3, "RGB": 3, "YCbCr": 3,
@@ -91,13 +89,6 @@ def voc_class_names(titles: list[str]) -> list[str]:
     return distinct_texts(titles, voc_class_name, MAX_CLASS_BYTES)
 
 
-def voc_escape(name: str) -> str:
-    """A name (or dataset name) made one path component that whitespace-separated lists keep
-    whole: ``escape_component``, then every whitespace character ``%XX``."""
-    out = escape_component(name)
-    return WHITESPACE.sub(lambda m: percent_bytes(m.group()), out) if WHITESPACE.search(out) else out
-
-
 def voc_split_names(splits_: Iterable[str]) -> dict[str, str]:
     """VOC split names: ``_`` becomes ``-``, since ``<class>_<split>.txt`` shares the folder and
     readers take only names without ``_`` for splits; whitespace becomes ``%XX``; at most
@@ -105,7 +96,7 @@ def voc_split_names(splits_: Iterable[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     used: set[str] = set()
     for s in splits_:
-        base = voc_escape(s.replace("_", "-"))
+        base = spaceless_component(s.replace("_", "-"))
         name, k = shorten(base, MAX_SPLIT_BYTES), 1
         while name in used:
             k += 1
@@ -255,7 +246,7 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
     files: dict[str, Node] = {"labelmap.txt": Generated(("voc-labelmap", labelmap), lambda: labelmap)}
 
     all_items = [i for items in by_split.values() for i in items]
-    names = item_names(all_items, voc_escape)
+    names = item_names(all_items, spaceless_component)
     ids = {(i.dataset, i.name): split_ext(n)[0] for i, n in zip(all_items, names)}
 
     def objects_of(item: Item) -> tuple[Annotation, list[tuple[Label, VocObject]], int]:
