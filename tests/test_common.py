@@ -19,7 +19,8 @@ from slyfs.formats.common.masks import (MAX_OBJECT_INDEX, PALETTE, background_na
 from slyfs.formats.common.naming import spaceless_component
 from slyfs.formats.common.raster import has_area, pixel_crop
 from slyfs.formats.common.rle import rle
-from slyfs.formats.common.splits import item_names, parse_split, split_of, split_order, splits, stable_fraction
+from slyfs.formats.common.splits import (item_names, items_key, parse_split, split_of, split_order, splits,
+                                         stable_fraction)
 from slyfs.formats.common.text import xml_comment_text, xml_text, yaml_str
 from slyfs.formats.model import (Annotation, Geometry, Item, Label, Line, Mask, ObjClass, PointGeom, Polygon, Problem,
                                  ProjectMeta, Rectangle, Tag)
@@ -311,3 +312,11 @@ def test_spaceless_component() -> None:
     assert spaceless_component("a/b c") == "a%2Fb%20c"
     assert spaceless_component("x\u3000y\u00a0") == "x%E3%80%80y%C2%A0"  # Unicode blanks str.split() splits at too
     assert "x\u3000y\u00a0".split() == ["x", "y"]
+
+
+def test_items_key_changes_exactly_with_the_items() -> None:
+    key = items_key(items("a.jpg", "b.jpg"))
+    assert key == (("ds", "a.jpg", ()), ("ds", "b.jpg", ()))
+    assert items_key(items("a.jpg", "b.jpg")) == key and hash(items_key(items("a.jpg", "b.jpg"))) == hash(key)
+    assert items_key(items("a.jpg")) != key
+    assert items_key([Item("ds", "a.jpg", None, None, (1, 2)), *items("b.jpg")]) != key  # an edit: new fingerprint

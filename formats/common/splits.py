@@ -70,3 +70,19 @@ def item_names(items: Sequence[Item], escape: Callable[[str], str] = escape_comp
     """The output name of each item sharing one folder (:func:`naming.unique_names` of their
     dataset and name): unique, stable, with room for a 4-byte suffix after the stem."""
     return unique_names([(i.dataset, i.name) for i in items], escape)
+
+
+class ItemsKey(tuple):
+    """A split's (dataset, name, fingerprint) list, part of a cache key: hashed once, not per lookup."""
+
+    def __hash__(self) -> int:
+        cached = self.__dict__.get("hash")
+        if cached is None:
+            cached = self.__dict__["hash"] = tuple.__hash__(self)
+        return cached
+
+
+def items_key(items: Sequence[Item]) -> ItemsKey:
+    """The part of the cache key of a split's aggregate files (lists, JSON of every image) that
+    changes exactly when an item of the split is added, removed, renamed or edited."""
+    return ItemsKey((i.dataset, i.name, i.fingerprint) for i in items)

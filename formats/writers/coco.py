@@ -50,7 +50,7 @@ from slyfs.formats.model import (Annotation, Geometry, Graph, GraphTemplate, Ite
 from slyfs.formats.contract import Generated, Node, image_node
 from slyfs.formats.common.raster import has_area, pixel_crop
 from slyfs.formats.common.rle import rle
-from slyfs.formats.common.splits import item_names, splits
+from slyfs.formats.common.splits import item_names, items_key, splits
 from slyfs.formats.view import OptionError, ViewOptions, selected_classes
 
 
@@ -329,16 +329,6 @@ def _objects(labels: Iterable[Label], category_ids: dict[str, int], classes: tup
     return list(groups.values())
 
 
-class ItemsKey(tuple):
-    """A split's (dataset, name, fingerprint) list, part of a cache key: hashed once, not per lookup."""
-
-    def __hash__(self) -> int:
-        cached = self.__dict__.get("hash")
-        if cached is None:
-            cached = self.__dict__["hash"] = tuple.__hash__(self)
-        return cached
-
-
 OPTIONS = {DISABLED_VISIBILITY_OPTION: "v of a disabled keypoint: 1 (default), 2, or 0 (written as 0,0,0)"}
 
 
@@ -355,7 +345,7 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
         for item, name in zip(items, names):
             files[f"images/{split}/{name}"] = image_node(item)
         src = SplitFiles(project, split, items, names, classes)
-        key = (options.key(), class_key, split, ItemsKey((i.dataset, i.name, i.fingerprint) for i in items))
+        key = (options.key(), class_key, split, items_key(items))
         files[f"annotations/instances_{split}.json"] = Generated(("coco-instances", key), src.instances)
         if with_keypoints:
             files[f"annotations/person_keypoints_{split}.json"] = Generated(

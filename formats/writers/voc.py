@@ -19,7 +19,6 @@ masks, later objects on top. Points, lines and graphs are objects without pixels
 
 from __future__ import annotations
 
-import hashlib
 import io
 from dataclasses import dataclass
 from typing import Iterable
@@ -40,7 +39,7 @@ from slyfs.formats.common.raster import has_area
 from slyfs.formats.common.text import xml_comment_text, xml_text
 from slyfs.formats.source_bytes import read_bytes
 from slyfs.formats.readers.supervisely.annotation import size_problem
-from slyfs.formats.common.splits import item_names, splits
+from slyfs.formats.common.splits import ItemsKey, item_names, items_key, splits
 from slyfs.formats.view import OptionError, ViewOptions, selected_classes
 
 FLAG_TAGS = ("truncated", "difficult", "occluded")
@@ -224,11 +223,6 @@ def jpeg_option(options: ViewOptions) -> bool:
     return value == "1"
 
 
-def _digest(items: list[Item]) -> str:
-    return hashlib.sha1(repr([(i.dataset, i.name, i.fingerprint) for i in items]).encode(
-        "utf-8", "surrogateescape")).hexdigest()
-
-
 OPTIONS = {"voc.jpeg": "1: every image as <id>.jpg, non-JPEGs re-encoded; 0 (default): images as they are"}
 
 
@@ -280,37 +274,37 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
         files[f"SegmentationObject/{vid}.png"] = Generated(
             ("voc-object-png", *base), lambda item=item: palette_png(masks_of(item)[1]))
 
-    presence_memo: dict[str, dict[str, tuple[set[str], bool]]] = {}
+    presence_memo: dict[ItemsKey, dict[str, tuple[set[str], bool]]] = {}
 
-    def presence(split: str, digest: str) -> dict[str, tuple[set[str], bool]]:
+    def presence(split: str, split_items: ItemsKey) -> dict[str, tuple[set[str], bool]]:
         """Per image id of a split: the classes it holds, whether it has an area object.
         Computed once per split for all its list files."""
-        if digest not in presence_memo:
+        if split_items not in presence_memo:
             out = {}
             for item in by_split[split]:
                 objs = objects_of(item)[1]
                 out[ids[(item.dataset, item.name)]] = ({label.class_title for label, _ in objs},
                                                        any(has_area(label.geometry) for label, _ in objs))
-            presence_memo[digest] = out
-        return presence_memo[digest]
+            presence_memo[split_items] = out
+        return presence_memo[split_items]
 
     for split, items in by_split.items():
         voc_split = split_names[split]
         split_ids = [ids[(i.dataset, i.name)] for i in items]
         main = "".join(f"{v}\n" for v in split_ids).encode("utf-8")
         files[f"ImageSets/Main/{voc_split}.txt"] = Generated(("voc-main", main), lambda main=main: main)
-        digest = _digest(items)
-        key = (split, digest, opt_key, class_key)
+        split_items = items_key(items)
+        key = (split, split_items, opt_key, class_key)
         files[f"ImageSets/Segmentation/{voc_split}.txt"] = Generated(
             ("voc-seg-list", *key),
-            lambda split=split, digest=digest: "".join(
-                f"{v}\n" for v, (_, area) in presence(split, digest).items() if area).encode("utf-8"))
+            lambda split=split, split_items=split_items: "".join(
+                f"{v}\n" for v, (_, area) in presence(split, split_items).items() if area).encode("utf-8"))
         for title, cname in class_names.items():
             files[f"ImageSets/Main/{cname}_{voc_split}.txt"] = Generated(
                 ("voc-class-list", title, *key),
-                lambda split=split, digest=digest, title=title: "".join(
+                lambda split=split, split_items=split_items, title=title: "".join(
                     f"{v} {1 if title in held else -1:2d}\n"
-                    for v, (held, _) in presence(split, digest).items()).encode("utf-8"))
+                    for v, (held, _) in presence(split, split_items).items()).encode("utf-8"))
     return files
 
 
