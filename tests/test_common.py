@@ -21,7 +21,7 @@ from slyfs.formats.common.raster import has_area, pixel_crop
 from slyfs.formats.common.rle import rle
 from slyfs.formats.common.splits import (item_names, items_key, parse_split, split_of, split_order, splits,
                                          stable_fraction)
-from slyfs.formats.common.text import xml_comment_text, xml_text, yaml_str
+from slyfs.formats.common.text import json_bytes, xml_comment_text, xml_text, yaml_str
 from slyfs.formats.model import (Annotation, Geometry, Item, Label, Line, Mask, ObjClass, PointGeom, Polygon, Problem,
                                  ProjectMeta, Rectangle, Tag)
 from slyfs.formats.view import OptionError, ViewOptions
@@ -178,6 +178,11 @@ def test_xml_text_escapes_what_xml_forbids_and_leaves_markup_to_lxml() -> None:
 def test_xml_comment_text_never_holds_a_double_hyphen() -> None:
     assert xml_comment_text("a -- b\x02") == "a - - b%02"
     etree.Comment(" " + xml_comment_text("a--b") + " ")
+
+
+def test_json_bytes_are_compact_utf8() -> None:
+    assert json_bytes({"name": "café", "box": [1, 2.5], "ok": True}) == \
+        b'{"name":"caf\xc3\xa9","box":[1,2.5],"ok":true}'
 
 
 def test_yaml_str_reads_back() -> None:

@@ -1,4 +1,4 @@
-"""Text fields in structured files: XML character data and comments, YAML scalars. Each
+"""Text in structured files: XML character data and comments, YAML scalars, compact JSON. Each
 escape keeps every string readable back (no reader refuses, folds or drops a character)."""
 
 from __future__ import annotations
@@ -36,3 +36,8 @@ def yaml_str(s: str) -> str:
     readers refuse, fold or cannot encode) written as a ``\\u``/``\\U`` escape."""
     out = json.dumps(s, ensure_ascii=False)
     return out if out.isprintable() else "".join(_yaml_escape(c) for c in out)
+
+
+def json_bytes(data: dict) -> bytes:
+    """Compact UTF-8 JSON (no spaces, non-ASCII text as it is): the smallest file every JSON reader takes."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()

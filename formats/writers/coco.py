@@ -35,7 +35,6 @@ Conventions (the README repeats them):
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -50,15 +49,12 @@ from slyfs.formats.model import (Annotation, Geometry, Graph, GraphTemplate, Ite
 from slyfs.formats.contract import Generated, Node, image_node
 from slyfs.formats.common.raster import has_area, pixel_crop
 from slyfs.formats.common.rle import rle
+from slyfs.formats.common.text import json_bytes
 from slyfs.formats.common.splits import item_names, items_key, splits
 from slyfs.formats.view import OptionError, ViewOptions, selected_classes
 
 
 DISABLED_VISIBILITY_OPTION = "coco.disabled_visibility"
-
-
-def _dumps(data: dict) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 # ---------------------------------------------------------------- pure conversions
@@ -250,7 +246,8 @@ class SplitFiles:
 
     def instances(self) -> bytes:
         path = f"annotations/instances_{self.split}.json"
-        images, annotations = [], []
+        images: list[dict] = []
+        annotations: list[dict] = []
         left_out: Counter = Counter()
         for image, ann in self.annotated_images():
             images.append(image)
@@ -263,13 +260,14 @@ class SplitFiles:
                 annotations.append({"id": len(annotations) + 1, "image_id": image["id"],
                                     "category_id": self.category_ids[title], **fields, **tags.fields()})
         _report_left_out(self.project, path, left_out)
-        return _dumps({"info": _left_out_info(left_out, "instances"), "licenses": [], "images": images,
+        return json_bytes({"info": _left_out_info(left_out, "instances"), "licenses": [], "images": images,
                        "annotations": annotations, "categories": self.categories(self.classes)})
 
     def keypoints(self, visibility_of_disabled: int) -> bytes:
         path = f"annotations/person_keypoints_{self.split}.json"
         templates = {c.title: c.template for c in self.classes if c.shape == "graph" and c.template}
-        images, annotations = [], []
+        images: list[dict] = []
+        annotations: list[dict] = []
         left_out: Counter = Counter()
         for image, ann in self.annotated_images():
             images.append(image)
@@ -288,17 +286,18 @@ class SplitFiles:
         categories = [{**cat, "keypoints": list(templates[cat["name"]].labels),
                        "skeleton": _skeleton(templates[cat["name"]])}
                       for cat in self.categories(c for c in self.classes if c.title in templates)]
-        return _dumps({"info": _left_out_info(left_out, "person keypoints"), "licenses": [], "images": images,
+        return json_bytes({"info": _left_out_info(left_out, "person keypoints"), "licenses": [], "images": images,
                        "annotations": annotations, "categories": categories})
 
     def captions(self) -> bytes:
-        images, annotations = [], []
+        images: list[dict] = []
+        annotations: list[dict] = []
         for image, ann in self.annotated_images():
             images.append(image)
             caption = ann.tag_value("caption")
             if isinstance(caption, str):
                 annotations.append({"id": len(annotations) + 1, "image_id": image["id"], "caption": caption})
-        return _dumps({"info": {"description": "COCO captions served by slyfs"}, "licenses": [],
+        return json_bytes({"info": {"description": "COCO captions served by slyfs"}, "licenses": [],
                        "images": images, "annotations": annotations})
 
 

@@ -131,8 +131,8 @@ def annotation_xml(filename: str, width: int, height: int, depth: int, segmented
     etree.SubElement(root, "folder").text = "VOC"
     etree.SubElement(root, "filename").text = xml_text(filename)
     size = etree.SubElement(root, "size")
-    for key, value in (("width", width), ("height", height), ("depth", depth)):
-        etree.SubElement(size, key).text = str(value)
+    for key, number in (("width", width), ("height", height), ("depth", depth)):
+        etree.SubElement(size, key).text = str(number)
     etree.SubElement(root, "segmented").text = "1" if segmented else "0"
     for note in notes:
         root.append(etree.Comment(" slyfs: " + xml_comment_text(note) + " "))
@@ -143,8 +143,8 @@ def annotation_xml(filename: str, width: int, height: int, depth: int, segmented
         for key, value in obj.flags:
             etree.SubElement(el, key).text = value
         bnd = etree.SubElement(el, "bndbox")
-        for key, value in zip(("xmin", "ymin", "xmax", "ymax"), obj.box):
-            etree.SubElement(bnd, key).text = str(value)
+        for key, number in zip(("xmin", "ymin", "xmax", "ymax"), obj.box):
+            etree.SubElement(bnd, key).text = str(number)
         if obj.attributes:
             attrs = etree.SubElement(el, "attributes")
             for name, value in obj.attributes:
@@ -207,9 +207,9 @@ def jpeg_bytes(ref: ImageRef) -> bytes:
         too_large = size_problem(img.size)
         if too_large:
             raise ValueError(f"{ref.path}: {too_large}: not re-encoded")
-        img = img if img.mode in ("L", "RGB") else img.convert("RGB")
+        encodable = img if img.mode in ("L", "RGB") else img.convert("RGB")
         buf = io.BytesIO()
-        img.save(buf, format="JPEG", quality=JPEG_QUALITY)
+        encodable.save(buf, format="JPEG", quality=JPEG_QUALITY)
         return buf.getvalue()
 
 

@@ -70,7 +70,8 @@ def flip_idx(names: list[str]) -> list[int]:
     for i, n in enumerate(names):
         other = _swap_side(n)
         j = index.get(other.lower()) if other else None
-        if j is not None and _swap_side(names[j]) is not None and index.get(_swap_side(names[j]).lower()) == i:
+        back = _swap_side(names[j]) if j is not None else None
+        if j is not None and back is not None and index.get(back.lower()) == i:
             out[i] = j
     return out
 
