@@ -11,19 +11,45 @@ from lxml import etree
 from PIL import Image
 
 from slyfs.formats.common.contours import Region, geometry_regions
-from slyfs.formats.common.geometry import (clipped_box, normalized_cxcywh, pixel_extent, polygonal, translated,
-                                           union_box)
+from slyfs.formats.common.geometry import clipped_box, normalized_cxcywh, pixel_extent, polygonal, translated, union_box
 from slyfs.formats.common.labels import class_ids_of, label_file
-from slyfs.formats.common.masks import (MAX_OBJECT_INDEX, PALETTE, background_name, labelmap_text, palette_png,
-                                        segmentation_arrays, voc_colormap)
+from slyfs.formats.common.masks import (
+    MAX_OBJECT_INDEX,
+    PALETTE,
+    background_name,
+    labelmap_text,
+    palette_png,
+    segmentation_arrays,
+    voc_colormap,
+)
 from slyfs.formats.common.naming import spaceless_component
 from slyfs.formats.common.raster import has_area, pixel_crop
 from slyfs.formats.common.rle import rle
-from slyfs.formats.common.splits import (item_names, items_key, parse_split, split_of, split_order, splits,
-                                         stable_fraction)
+from slyfs.formats.common.splits import (
+    item_names,
+    items_key,
+    parse_split,
+    split_of,
+    split_order,
+    splits,
+    stable_fraction,
+)
 from slyfs.formats.common.text import json_bytes, xml_comment_text, xml_text, yaml_str
-from slyfs.formats.model import (Annotation, Geometry, Item, Label, Line, Mask, ObjClass, PointGeom, Polygon, Problem,
-                                 ProjectMeta, Rectangle, Tag)
+from slyfs.formats.model import (
+    Annotation,
+    Geometry,
+    Item,
+    Label,
+    Line,
+    Mask,
+    ObjClass,
+    PointGeom,
+    Polygon,
+    Problem,
+    ProjectMeta,
+    Rectangle,
+    Tag,
+)
 from slyfs.formats.view import OptionError, ViewOptions
 from tests.helpers.readers import require
 
@@ -316,7 +342,7 @@ def test_spaceless_component() -> None:
     assert spaceless_component("a b\tc.jpg") == "a%20b%09c.jpg"
     assert spaceless_component("a/b c") == "a%2Fb%20c"
     assert spaceless_component("x\u3000y\u00a0") == "x%E3%80%80y%C2%A0"  # Unicode blanks str.split() splits at too
-    assert "x\u3000y\u00a0".split() == ["x", "y"]
+    assert "x\u3000y\u00a0".split() == ["x", "y"]  # noqa: SIM905  (what the list readers do)
 
 
 def test_items_key_changes_exactly_with_the_items() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from collections.abc import Iterable
 
 from slyfs.formats.model import Cuboid2d, Geometry, Mask, OrientedBox, PixelBox, Point2, PointGeom, Polygon, Rectangle
 

@@ -4,10 +4,22 @@ label of a kept class, and what a view cannot express counted and reported, neve
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
-from slyfs.formats.model import (Cuboid2d, Geometry, Graph, Item, Line, Mask, OrientedBox, PointGeom, Polygon, Problem,
-                                 Project, Rectangle)
+from slyfs.formats.model import (
+    Cuboid2d,
+    Geometry,
+    Graph,
+    Item,
+    Line,
+    Mask,
+    OrientedBox,
+    PointGeom,
+    Polygon,
+    Problem,
+    Project,
+    Rectangle,
+)
 from slyfs.formats.view import ViewOptions, selected_classes
 
 

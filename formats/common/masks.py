@@ -5,7 +5,7 @@ colour PNGs), PNG encoding and datumaro's ``labelmap.txt``."""
 from __future__ import annotations
 
 import io
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 from PIL import Image
@@ -34,7 +34,8 @@ def voc_colormap(n: int = 256) -> list[tuple[int, int, int]]:
 PALETTE: list[int] = [v for rgb in voc_colormap() for v in rgb]
 
 
-def segmentation_arrays(ann: Annotation, labels: list[Label], class_index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+def segmentation_arrays(ann: Annotation, labels: list[Label],
+                        class_index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
     """Class and object index images; object k (1-based) is ``labels[k-1]``, painted in order."""
     cls = np.zeros((ann.height, ann.width), dtype=np.uint8)
     obj = np.zeros((ann.height, ann.width), dtype=np.uint8)

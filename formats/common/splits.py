@@ -4,7 +4,7 @@ loop every view runs (``for split, items in splits(...)``, then ``item_names(ite
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from slyfs.formats.common.naming import escape_component, safe_name, unique_names
 from slyfs.formats.model import Item, Project

@@ -37,22 +37,35 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
 from slyfs.formats.common.contours import pixel_edge_outlines
 from slyfs.formats.common.geometry import Box, clipped_box, polygonal, union_box
-from slyfs.formats.model import (Annotation, Geometry, Graph, GraphTemplate, Item, Label, Line, ObjClass, PointGeom,
-                           Problem, Project, Rectangle, Tag, TagValue)
-from slyfs.formats.contract import Generated, Node, image_node
 from slyfs.formats.common.raster import has_area, pixel_crop
 from slyfs.formats.common.rle import rle
-from slyfs.formats.common.text import json_bytes
 from slyfs.formats.common.splits import item_names, items_key, splits
+from slyfs.formats.common.text import json_bytes
+from slyfs.formats.contract import Generated, Node, image_node
+from slyfs.formats.model import (
+    Annotation,
+    Geometry,
+    Graph,
+    GraphTemplate,
+    Item,
+    Label,
+    Line,
+    ObjClass,
+    PointGeom,
+    Problem,
+    Project,
+    Rectangle,
+    Tag,
+    TagValue,
+)
 from slyfs.formats.view import OptionError, ViewOptions, selected_classes
-
 
 DISABLED_VISIBILITY_OPTION = "coco.disabled_visibility"
 

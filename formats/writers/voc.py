@@ -20,26 +20,38 @@ masks, later objects on top. Points, lines and graphs are objects without pixels
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 from lxml import etree
 from PIL import Image
 
-from slyfs.formats.common.memo import BoundedMemo
-from slyfs.formats.model import (Annotation, ImageRef, Item, Label, PixelBox, Project, TagValue)
-from slyfs.formats.common.naming import (MAX_NAME_BYTES, distinct_texts, line_unsafe, shorten, spaceless_component,
-                            split_ext, text_field)
-from slyfs.formats.contract import Generated, Node, image_node
 from slyfs.formats.common.geometry import pixel_extent
-from slyfs.formats.common.masks import (MAX_OBJECT_INDEX, background_name, labelmap_text, palette_png,
-                                        segmentation_arrays)
+from slyfs.formats.common.masks import (
+    MAX_OBJECT_INDEX,
+    background_name,
+    labelmap_text,
+    palette_png,
+    segmentation_arrays,
+)
+from slyfs.formats.common.memo import BoundedMemo
+from slyfs.formats.common.naming import (
+    MAX_NAME_BYTES,
+    distinct_texts,
+    line_unsafe,
+    shorten,
+    spaceless_component,
+    split_ext,
+    text_field,
+)
 from slyfs.formats.common.raster import has_area
-from slyfs.formats.common.text import xml_comment_text, xml_text
-from slyfs.formats.source_bytes import read_bytes
-from slyfs.formats.readers.supervisely.annotation import size_problem
 from slyfs.formats.common.splits import ItemsKey, item_names, items_key, splits
+from slyfs.formats.common.text import xml_comment_text, xml_text
+from slyfs.formats.contract import Generated, Node, image_node
+from slyfs.formats.model import Annotation, ImageRef, Item, Label, PixelBox, Project, TagValue
+from slyfs.formats.readers.supervisely.annotation import size_problem
+from slyfs.formats.source_bytes import read_bytes
 from slyfs.formats.view import OptionError, ViewOptions, selected_classes
 
 FLAG_TAGS = ("truncated", "difficult", "occluded")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from slyfs.formats.model import Project
+from slyfs.formats.common.labels import class_ids_of
 from slyfs.formats.common.naming import (
     distinct_texts,
     escape_component,
@@ -29,10 +29,10 @@ from slyfs.formats.common.naming import (
     split_ext,
     text_field,
 )
-from slyfs.formats.contract import Generated, Node, image_node
 from slyfs.formats.common.splits import item_names, splits
+from slyfs.formats.contract import Generated, Node, image_node
+from slyfs.formats.model import Project
 from slyfs.formats.view import ViewOptions
-from slyfs.formats.common.labels import class_ids_of
 from slyfs.formats.writers.yolo.shared import label_text
 
 RESERVED_KEYS = ("classes", "names", "backup")

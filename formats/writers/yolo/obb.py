@@ -26,9 +26,19 @@ import numpy as np
 
 from slyfs.formats.common.contours import min_area_rect, trace_mask
 from slyfs.formats.common.geometry import clipped_box
-from slyfs.formats.model import (Cuboid2d, Geometry, Graph, Line, Mask, OrientedBox, PointGeom, Polygon, Project,
-                           Rectangle)
 from slyfs.formats.contract import Node
+from slyfs.formats.model import (
+    Cuboid2d,
+    Geometry,
+    Graph,
+    Line,
+    Mask,
+    OrientedBox,
+    PointGeom,
+    Polygon,
+    Project,
+    Rectangle,
+)
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers.yolo.shared import class_view
 

@@ -25,11 +25,11 @@ import re
 from collections import Counter
 
 from slyfs.formats.common.geometry import clipped_box, normalized_cxcywh
-from slyfs.formats.model import Graph, GraphNode, Item, ObjClass, Project
-from slyfs.formats.contract import Node, Unavailable
-from slyfs.formats.view import OptionError, ViewOptions, selected_classes
-from slyfs.formats.common.text import yaml_str
 from slyfs.formats.common.labels import report_left_out
+from slyfs.formats.common.text import yaml_str
+from slyfs.formats.contract import Node, Unavailable
+from slyfs.formats.model import Graph, GraphNode, Item, ObjClass, Project
+from slyfs.formats.view import OptionError, ViewOptions, selected_classes
 from slyfs.formats.writers.yolo.shared import ultralytics_tree
 
 SIDE_WORDS = (("left", "right"), ("l", "r"))

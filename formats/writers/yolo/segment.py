@@ -23,9 +23,9 @@ Geometry → rows (never a box row, so the file is never a mix):
 from __future__ import annotations
 
 from slyfs.formats.common.contours import Ring, bridge_holes, geometry_regions
-from slyfs.formats.model import Geometry, Project
-from slyfs.formats.contract import Node
 from slyfs.formats.common.raster import has_area
+from slyfs.formats.contract import Node
+from slyfs.formats.model import Geometry, Project
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers.yolo.shared import class_view
 

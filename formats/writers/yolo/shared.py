@@ -3,16 +3,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Sequence
 from functools import partial
-from typing import Callable, Hashable, Sequence
 
 from slyfs.formats.common.geometry import clipped_box, normalized_cxcywh
 from slyfs.formats.common.labels import RowsOf, class_ids_of, label_file
-from slyfs.formats.model import Geometry, Item, PointGeom, Project
 from slyfs.formats.common.naming import split_ext
-from slyfs.formats.contract import Generated, Node, image_node
-from slyfs.formats.common.text import yaml_str
 from slyfs.formats.common.splits import item_names, splits
+from slyfs.formats.common.text import yaml_str
+from slyfs.formats.contract import Generated, Node, image_node
+from slyfs.formats.model import Geometry, Item, PointGeom, Project
 from slyfs.formats.view import ViewOptions
 
 VAL_NAMES = ("val", "validation", "valid")
