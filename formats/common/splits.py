@@ -1,5 +1,7 @@
-"""Which split each item is in, and the output names of one folder's items: the per-split
-loop every view runs (``for split, items in splits(...)``, then ``item_names(items)``)."""
+"""Which split each item is in, the output names of one folder's items, and the part of a
+cache key that names a split's items: the per-split loop every view runs is
+``for split, items in splits(project, options).items()``, then ``item_names(items)`` and
+``items_key(items)``."""
 
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ def stable_fraction(item: Item) -> float:
 
 
 def split_of(project: Project, item: Item, mode: str, ratios: tuple[float, ...]) -> str:
+    """The split of one item under a parsed spec (see ``ViewOptions.split``)."""
     if mode == "dataset":
         return safe_name(item.dataset.split("/", 1)[0])
     if mode == "tags":
@@ -47,10 +50,12 @@ def split_of(project: Project, item: Item, mode: str, ratios: tuple[float, ...])
 
 
 def split_order(name: str) -> tuple:
+    """Sort key: train, val, test first (the order readers expect them listed), then by name."""
     return (SPLIT_TAGS.index(name) if name in SPLIT_TAGS else len(SPLIT_TAGS), name)
 
 
 def has_kept_labels(project: Project, item: Item, kept: set[str]) -> bool:
+    """Whether the item has a label of a kept class (``--no-empty`` leaves out the others)."""
     return any(label.class_title in kept for label in project.annotation(item).labels)
 
 
