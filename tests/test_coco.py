@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from slyfs.formats.common.naming import unique_names
 from slyfs.formats.common.raster import geometry_mask
+from slyfs.formats.common.rle import rle
+from slyfs.formats.common.splits import item_names, splits
 from slyfs.formats.model import (
     Cuboid2d,
     Graph,
@@ -30,7 +31,7 @@ from slyfs.formats.model import (
 )
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.registry import build_view
-from slyfs.formats.view import OptionError, ViewOptions, splits
+from slyfs.formats.view import OptionError, ViewOptions
 from slyfs.formats.writers import coco
 from slyfs.vfs.tree import VirtualTree
 from tests.helpers.readers import coco_load, datumaro_detect, datumaro_import, require
@@ -70,12 +71,12 @@ def test_rle_round_trips_through_pycocotools() -> None:
     full[0, 0] = full[12, 8] = True
     masks.append(full)
     for m in masks:
-        r = coco.rle(m)
+        r = rle(m)
         assert sum(r["counts"]) == m.size and r["size"] == list(m.shape)
         decoded = mask_utils.decode(mask_utils.frPyObjects(r, *m.shape)).astype(bool)
         assert np.array_equal(decoded, m)
     crop = rng.random((4, 3)) > 0.3
-    placed = coco.rle(crop, origin=(5, 2), size=(10, 8))
+    placed = rle(crop, origin=(5, 2), size=(10, 8))
     expected = np.zeros((8, 10), bool)
     expected[2:6, 5:8] = crop
     assert np.array_equal(mask_utils.decode(mask_utils.frPyObjects(placed, 8, 10)).astype(bool), expected)
@@ -167,7 +168,7 @@ def expected_objects(project: Project, split_items) -> dict[tuple[str, str], lis
     """(file name, class) → masks of the source objects with an area, as the test reads them
     (bound labels of one class are one object whose shape is its non-rectangle members)."""
     out: dict[tuple[str, str], list[np.ndarray]] = {}
-    names = unique_names([(i.dataset, i.name) for i in split_items])
+    names = item_names(split_items)
     for item, name in zip(split_items, names):
         ann = project.annotation(item)
         groups: dict = {}
@@ -197,7 +198,7 @@ def test_masks_areas_and_counts_match_the_source(fixture_view) -> None:
     for split, items in splits(project, ViewOptions()).items():
         gt = load_coco(tree.read_file(f"annotations/instances_{split}.json"))
         assert len(gt.imgs) == len(items)
-        assert [gt.imgs[i]["file_name"] for i in sorted(gt.imgs)] == unique_names([(i.dataset, i.name) for i in items])
+        assert [gt.imgs[i]["file_name"] for i in sorted(gt.imgs)] == item_names(items)
         expected = expected_objects(project, items)
         cats = {c["id"]: c["name"] for c in gt.loadCats(gt.getCatIds())}
         got_counts = Counter(cats[a["category_id"]] for a in gt.anns.values())
@@ -331,7 +332,7 @@ def test_same_objects_as_the_sdk_export_with_documented_differences() -> None:
         for kind in ("instances", "person_keypoints"):
             data = json.loads(tree.read_file(f"annotations/{kind}_{split}.json"))
             cats = {c["id"]: c["name"] for c in data["categories"]}
-            source = {name: item for item, name in zip(items, unique_names([(i.dataset, i.name) for i in items]))}
+            source = {name: item for item, name in zip(items, item_names(items))}
             files = {i["id"]: i["file_name"] for i in data["images"]}
             for a in data["annotations"]:
                 item = source[files[a["image_id"]]]
@@ -384,7 +385,7 @@ def test_mounted_blob_project_reads_with_pycocotools_and_datumaro(mount) -> None
     with mount(PROJECTS["blob"], "--format", "coco") as mnt:
         for split, items in splits(project, ViewOptions()).items():
             gt = coco_load(mnt / "annotations" / f"instances_{split}.json")
-            names = unique_names([(i.dataset, i.name) for i in items])
+            names = item_names(items)
             assert sorted(i["file_name"] for i in gt.imgs.values()) == sorted(names)
             for item, name in zip(items, names):
                 ref = item.image

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from slyfs.formats.common.naming import unique_names
+from slyfs.formats.common.splits import item_names, splits
 from slyfs.formats.model import Cuboid2d, Geometry, Mask, OrientedBox, Polygon, Project, Rectangle
 from slyfs.formats.readers.supervisely import read_project
-from slyfs.formats.view import ViewOptions, splits
+from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import coco
 from tests.conftest import BLOB, PLAIN
 from tests.helpers.readers import coco_load, datumaro_import, require
@@ -73,7 +73,7 @@ def decoded(segmentation: list | dict, height: int, width: int) -> np.ndarray:
 def expected_objects(project: Project, items) -> Iterator[tuple[str, str, np.ndarray]]:
     """(file name, class, pixels) of each object in output order: labels bound by one
     ``instance`` key and class are one object, shaped by its non-rectangle members."""
-    for item, name in zip(items, unique_names([(i.dataset, i.name) for i in items])):
+    for item, name in zip(items, item_names(items)):
         ann = project.annotation(item)
         groups: dict = {}
         for label in ann.labels:

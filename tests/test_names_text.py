@@ -15,7 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
-from slyfs.formats.common.naming import MAX_NAME_BYTES, encodable_text, text_field, unique_names
+from slyfs.formats.common.naming import MAX_NAME_BYTES, encodable_text, spaceless_component, text_field, unique_names
+from slyfs.formats.common.text import yaml_str
 from slyfs.formats.readers.supervisely.project import read_project
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import voc
@@ -263,7 +264,7 @@ def test_text_fields_stay_fields_and_distinct(titles: list[str]):
             assert f == f.strip() and f and "\n" not in f and "\r" not in f and len(f.splitlines()) == 1
     for f in voc.voc_class_names(titles):
         assert ":" not in f and "/" not in f and not f.startswith("#") and len(f.encode()) <= voc.MAX_CLASS_BYTES
-    assert [yaml.safe_load("k: " + yolo.yaml_str(t))["k"] for t in titles] == titles
+    assert [yaml.safe_load("k: " + yaml_str(t))["k"] for t in titles] == titles
 
 
 def yolo_darknet_names(titles: list[str]) -> list[str]:
@@ -278,7 +279,7 @@ names_st = st.text(st.characters(blacklist_categories=("Cs",)) | st.sampled_from
 
 @given(st.lists(st.tuples(st.sampled_from(["ds", "ds b", "a/b c"]), names_st), min_size=1, max_size=8, unique=True))
 def test_voc_ids_are_whitespace_free_unique_and_fit(entries: list[tuple[str, str]]):
-    ids = [name.rsplit(".", 1)[0] if "." in name[1:] else name for name in unique_names(entries, voc.voc_escape)]
+    ids = [name.rsplit(".", 1)[0] if "." in name[1:] else name for name in unique_names(entries, spaceless_component)]
     assert len(set(ids)) == len(ids)
     for i in ids:
         assert i.split() == [i] and "/" not in i and len((i + ".xml").encode()) <= MAX_NAME_BYTES

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from slyfs.formats.common.splits import splits
 from slyfs.formats.contract import SourceBytes
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.registry import FORMATS, build_view, check_params, format_module, format_options, parse_formats
-from slyfs.formats.view import OptionError, ViewOptions, splits
+from slyfs.formats.view import OptionError, ViewOptions
 from slyfs.vfs.tree import VirtualTree
 from tests.conftest import BLOB, PLAIN, read_tree
 from tests.test_yolo import expected_box

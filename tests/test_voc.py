@@ -186,16 +186,6 @@ def test_voc_box_is_devkit_one_based_and_cut_to_the_image():
     assert voc.voc_box((96, 0, 120, 10), 96, 64) is None
 
 
-def test_colormap_is_the_devkit_one():
-    cmap = voc.voc_colormap()
-    assert len(cmap) == 256 and len(voc.PALETTE) == 768
-    for k, rgb in DEVKIT_COLOURS.items():
-        assert cmap[k] == rgb
-    require("datumaro")
-    from datumaro.plugins.data_formats.voc.format import generate_colormap
-    assert [tuple(int(v) for v in c) for c in generate_colormap(256).values()] == cmap
-
-
 def test_class_names_fit_labelmap_and_xml():
     assert voc.voc_class_name("traffic sign") == "traffic sign"
     assert voc.voc_class_name("a:b%c") == "a%3Ab%c"
@@ -204,7 +194,6 @@ def test_class_names_fit_labelmap_and_xml():
     assert voc.voc_class_name(" #x\n") == "%20#x%0A"
     assert voc.voc_class_name("#x") == "%23x"
     assert voc.voc_class_name("bad\udcffbyte") == "bad%ED%B3%BFbyte"
-    assert voc.background_name(["car", "background"]) == "_background"
 
 
 def test_split_names_never_contain_underscore():
@@ -238,13 +227,6 @@ def test_object_tags_become_flags_and_attributes():
     obj = voc.voc_object(label, "car", (1, 1, 2, 2))
     assert dict(obj.flags) == {"truncated": "0", "difficult": "1", "occluded": "1"}
     assert obj.attributes == (("score", "0.5"), ("seen", "true"))
-
-
-def test_palette_png_decodes_to_its_indices():
-    idx = np.arange(12, dtype=np.uint8).reshape(3, 4)
-    with Image.open(io.BytesIO(voc.palette_png(idx))) as img:
-        assert img.mode == "P" and np.array_equal(np.asarray(img), idx)
-        assert img.getpalette()[:36] == voc.PALETTE[:36]
 
 
 # ---------------------------------------------------------------- the view on the fixtures

@@ -10,12 +10,13 @@ import sys
 from pathlib import Path
 
 from slyfs.formats.common.naming import printable
+from slyfs.formats.common.splits import parse_split
 from slyfs.formats.contract import UserError
 from slyfs.formats.readers.supervisely import ProblemLog, SourceError, read_project
 from slyfs.formats.readers.supervisely.check import CheckFailed, check_project, report_json, report_text
 from slyfs.formats.readers.supervisely.project import Progress, read_meta
 from slyfs.formats.registry import FORMATS, build_view, check_params, parse_formats
-from slyfs.formats.view import OptionError, ViewOptions, kept_classes, parse_split
+from slyfs.formats.view import OptionError, ViewOptions, kept_classes
 from slyfs.vfs.daemon import MountSettings, run_mount, unmount
 from slyfs.vfs.export import (
     ProgressBar,

@@ -1,6 +1,6 @@
 """Mask → polygons and points → rotated box, with OpenCV (the library Ultralytics itself
-rasterises and fits with), plus the hole "bridge" that lets a hole-less polygon format
-carry holes.
+rasterises and fits with), any area geometry → its polygons cut to the image, plus the hole
+"bridge" that lets a hole-less polygon format carry holes.
 
 Vertices here are pixel indices (the model's convention): a traced contour runs through the
 centres of the object's border pixels, so ``cv2.fillPoly`` of it gives back the same pixels.
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from slyfs.formats.model import Point2
+from slyfs.formats.common.raster import geometry_mask
+from slyfs.formats.model import Cuboid2d, Geometry, Mask, OrientedBox, Point2, Polygon, Rectangle
 
 Ring = tuple[Point2, ...]
 
@@ -102,3 +103,32 @@ def min_area_rect(points: np.ndarray) -> np.ndarray:
     import cv2
 
     return cv2.boxPoints(cv2.minAreaRect(points.astype(np.float32))).astype(float)
+
+
+def _inside(ring: Ring, width: int, height: int) -> bool:
+    """All vertices' pixel centres lie in the image, so the ring needs no cutting."""
+    return all(-0.5 <= x <= width - 0.5 and -0.5 <= y <= height - 0.5 for x, y in ring)
+
+
+def geometry_regions(geometry: Geometry, width: int, height: int) -> list[Region]:
+    """The regions (pixel-index vertices) an area geometry covers inside the image; [] if none.
+    A shape wholly inside keeps its own vertices; one reaching outside is rasterised, cut to the
+    image and traced, so no vertex lies outside it."""
+    if isinstance(geometry, Mask):
+        return trace_mask(geometry.full_mask(width, height))
+    if isinstance(geometry, Rectangle):
+        x0, y0 = max(geometry.left, 0), max(geometry.top, 0)
+        x1, y1 = min(geometry.right, width - 1), min(geometry.bottom, height - 1)
+        return [Region(((x0, y0), (x1, y0), (x1, y1), (x0, y1)), ())] if x0 <= x1 and y0 <= y1 else []
+    if isinstance(geometry, Polygon):
+        region = Region(geometry.exterior, geometry.interiors)
+    elif isinstance(geometry, Cuboid2d):
+        region = Region(geometry.hull_polygon(), ())
+    elif isinstance(geometry, OrientedBox):
+        region = Region(geometry.corners(), ())
+    else:
+        return []
+    if all(_inside(ring, width, height) for ring in (region.exterior, *region.holes)):
+        return [region]
+    mask = geometry_mask(geometry, width, height)
+    return trace_mask(mask) if mask is not None else []

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from slyfs.formats.model import Geometry
+import math
+from collections.abc import Iterable
+
+from slyfs.formats.model import Cuboid2d, Geometry, Mask, OrientedBox, PixelBox, Point2, PointGeom, Polygon, Rectangle
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 continuous, x1/y1 exclusive
 
@@ -25,3 +28,44 @@ def normalized_cxcywh(box: Box, width: int, height: int) -> tuple[float, float, 
     """YOLO's centre/size form of a box, as fractions of the image size."""
     x0, y0, x1, y1 = box
     return ((x0 + x1) / 2 / width, (y0 + y1) / 2 / height, (x1 - x0) / width, (y1 - y0) / height)
+
+
+def union_box(boxes: Iterable[Box]) -> Box | None:
+    """The smallest box holding every box; None for none."""
+    boxes = list(boxes)
+    if len(boxes) <= 1:
+        return boxes[0] if boxes else None
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def translated(geometry: Geometry, dx: int, dy: int) -> Geometry:
+    """An area geometry moved by (dx, dy) pixels (TypeError for one without area)."""
+    if isinstance(geometry, Rectangle):
+        return Rectangle(geometry.left + dx, geometry.top + dy, geometry.right + dx, geometry.bottom + dy)
+    if isinstance(geometry, Polygon):
+        def move(pts: tuple[Point2, ...]) -> tuple[Point2, ...]:
+            return tuple((x + dx, y + dy) for x, y in pts)
+        return Polygon(move(geometry.exterior), tuple(move(h) for h in geometry.interiors))
+    if isinstance(geometry, Cuboid2d):
+        return Cuboid2d({k: (x + dx, y + dy) for k, (x, y) in geometry.vertices.items()})
+    if isinstance(geometry, OrientedBox):
+        g = geometry
+        return OrientedBox(g.left + dx, g.top + dy, g.right + dx, g.bottom + dy, g.angle)
+    if isinstance(geometry, Mask):
+        return Mask((geometry.origin[0] + dx, geometry.origin[1] + dy), geometry.pixels, geometry.alpha)
+    raise TypeError(f"{type(geometry).__name__} has no area")
+
+
+def polygonal(geometry: Geometry) -> bool:
+    """Whether a polygon segmentation can carry the geometry's pixels (no holes, no raster)."""
+    return isinstance(geometry, (Rectangle, Cuboid2d, OrientedBox)) or (
+        isinstance(geometry, Polygon) and not geometry.interiors)
+
+
+def pixel_extent(geometry: Geometry) -> PixelBox | None:
+    """The inclusive pixel box a geometry spans, as ``pixel_box`` has it, except that a point
+    spans the one pixel it lies in (formats that give every object a box need one for it)."""
+    if isinstance(geometry, PointGeom):
+        x, y = math.floor(geometry.x), math.floor(geometry.y)
+        return (x, y, x, y)
+    return geometry.pixel_box()

@@ -29,6 +29,7 @@ SUFFIX_BYTES = 4  # ".txt", ".xml", ".png", ".jpg": what views put after an item
 MAX_STEM_BYTES = MAX_NAME_BYTES - SUFFIX_BYTES
 MAX_EXT_BYTES = 32  # a longer "extension" is part of the stem
 SURROGATE = re.compile("[\ud800-\udfff]")
+WHITESPACE = re.compile(r"\s")  # what str.split() splits at (textread's %s: the ASCII part)
 
 
 def split_ext(name: str) -> tuple[str, str]:
@@ -186,3 +187,10 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else
                    (f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c.encode("unicode_escape").decode())
                    for c in text)
+
+
+def spaceless_component(name: str) -> str:
+    """A name (or dataset name) made one path component that whitespace-separated lists keep
+    whole: ``escape_component``, then every whitespace character ``%XX``."""
+    out = escape_component(name)
+    return WHITESPACE.sub(lambda m: percent_bytes(m.group()), out) if WHITESPACE.search(out) else out

@@ -7,7 +7,10 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
+from slyfs.formats.common.geometry import Box, translated
 from slyfs.formats.model import Cuboid2d, Geometry, Mask, OrientedBox, Point2, Polygon, Rectangle
+
+AREA_GEOMETRIES = (Rectangle, Polygon, Mask, Cuboid2d, OrientedBox)  # what geometry_mask draws
 
 
 def _draw_polygon(width: int, height: int, exterior: tuple[Point2, ...],
@@ -38,3 +41,17 @@ def geometry_mask(geometry: Geometry, width: int, height: int) -> np.ndarray | N
     if isinstance(geometry, Mask):
         return geometry.full_mask(width, height)
     return None
+
+
+def pixel_crop(geometry: Geometry, box: Box) -> np.ndarray:
+    """``geometry_mask`` of the image window ``box`` (integer continuous bounds), without
+    drawing the whole image."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    mask = geometry_mask(translated(geometry, -x0, -y0), x1 - x0, y1 - y0)
+    assert mask is not None
+    return mask
+
+
+def has_area(geometry: Geometry) -> bool:
+    """Whether the geometry paints pixels (one ``geometry_mask`` draws)."""
+    return isinstance(geometry, AREA_GEOMETRIES)

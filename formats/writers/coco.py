@@ -35,31 +35,39 @@ Conventions (the README repeats them):
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
 from slyfs.formats.common.contours import pixel_edge_outlines
-from slyfs.formats.common.geometry import Box, clipped_box
-from slyfs.formats.model import (Annotation, Cuboid2d, Geometry, Graph, GraphTemplate, Item, Label, Line, Mask,
-                           ObjClass, OrientedBox, Point2, PointGeom, Polygon, Problem, Project, Rectangle, Tag,
-                           TagValue)
-from slyfs.formats.common.naming import unique_names
+from slyfs.formats.common.geometry import Box, clipped_box, polygonal, union_box
+from slyfs.formats.common.raster import has_area, pixel_crop
+from slyfs.formats.common.rle import rle
+from slyfs.formats.common.splits import item_names, items_key, splits
+from slyfs.formats.common.text import json_bytes
 from slyfs.formats.contract import Generated, Node, image_node
-from slyfs.formats.common.raster import geometry_mask
-from slyfs.formats.view import OptionError, ViewOptions, selected_classes, splits
+from slyfs.formats.model import (
+    Annotation,
+    Geometry,
+    Graph,
+    GraphTemplate,
+    Item,
+    Label,
+    Line,
+    ObjClass,
+    PointGeom,
+    Problem,
+    Project,
+    Rectangle,
+    Tag,
+    TagValue,
+)
+from slyfs.formats.view import OptionError, ViewOptions, selected_classes
 
-
-AREA_GEOMETRIES = (Rectangle, Polygon, Mask, Cuboid2d, OrientedBox)
 DISABLED_VISIBILITY_OPTION = "coco.disabled_visibility"
-
-
-def _dumps(data: dict) -> bytes:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 # ---------------------------------------------------------------- pure conversions
@@ -69,72 +77,6 @@ def coco_bbox(box: Box) -> list[float]:
     """Continuous (x0, y0, x1, y1) → COCO [x, y, w, h]."""
     x0, y0, x1, y1 = box
     return [x0, y0, x1 - x0, y1 - y0]
-
-
-def union_box(boxes: Iterable[Box]) -> Box | None:
-    boxes = list(boxes)
-    if len(boxes) <= 1:
-        return boxes[0] if boxes else None
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
-
-
-def _translated(geometry: Geometry, dx: int, dy: int) -> Geometry:
-    if isinstance(geometry, Rectangle):
-        return Rectangle(geometry.left + dx, geometry.top + dy, geometry.right + dx, geometry.bottom + dy)
-    if isinstance(geometry, Polygon):
-        def move(pts: tuple[Point2, ...]) -> tuple[Point2, ...]:
-            return tuple((x + dx, y + dy) for x, y in pts)
-        return Polygon(move(geometry.exterior), tuple(move(h) for h in geometry.interiors))
-    if isinstance(geometry, Cuboid2d):
-        return Cuboid2d({k: (x + dx, y + dy) for k, (x, y) in geometry.vertices.items()})
-    if isinstance(geometry, OrientedBox):
-        g = geometry
-        return OrientedBox(g.left + dx, g.top + dy, g.right + dx, g.bottom + dy, g.angle)
-    if isinstance(geometry, Mask):
-        return Mask((geometry.origin[0] + dx, geometry.origin[1] + dy), geometry.pixels, geometry.alpha)
-    raise TypeError(f"{type(geometry).__name__} has no area")
-
-
-def pixel_crop(geometry: Geometry, box: Box) -> np.ndarray:
-    """``geometry_mask`` of the image window ``box`` (integer continuous bounds), without
-    drawing the whole image."""
-    x0, y0, x1, y1 = (int(v) for v in box)
-    mask = geometry_mask(_translated(geometry, -x0, -y0), x1 - x0, y1 - y0)
-    assert mask is not None
-    return mask
-
-
-def rle(mask: np.ndarray, origin: tuple[int, int] = (0, 0), size: tuple[int, int] | None = None) -> dict:
-    """Uncompressed COCO RLE of a bool mask placed at ``origin`` (x, y) in an image of
-    ``size`` (width, height; default: the mask's own): column-major runs, zeros first."""
-    h_c, w_c = mask.shape
-    width, height = size or (w_c, h_c)
-    x0, y0 = origin
-    padded = np.zeros((h_c + 2, w_c), dtype=np.int8)  # zero rows keep runs inside their column
-    padded[1:-1] = mask
-    edges = np.flatnonzero(np.diff(padded.ravel(order="F"))) + 1
-    if edges.size == 0:
-        return {"size": [height, width], "counts": [width * height]}
-    col, row = np.divmod(edges, h_c + 2)
-    pos = (x0 + col) * height + (y0 + row - 1)  # alternately run starts and run ends in the image
-    starts, ends = pos[0::2], pos[1::2]
-    joined = ends[:-1] == starts[1:]  # a run that goes on at the top of the next column
-    if joined.any():
-        starts = starts[np.concatenate(([True], ~joined))]
-        ends = ends[np.concatenate((~joined, [True]))]
-    bounds = np.empty(2 * len(starts) + 2, dtype=np.int64)
-    bounds[0], bounds[-1] = 0, width * height
-    bounds[1:-1:2], bounds[2:-1:2] = starts, ends
-    counts = np.diff(bounds)
-    if counts.size > 1 and counts[-1] == 0:
-        counts = counts[:-1]
-    return {"size": [height, width], "counts": counts.tolist()}
-
-
-def polygonal(geometry: Geometry) -> bool:
-    """Whether a polygon segmentation can carry the geometry's pixels (no holes, no raster)."""
-    return isinstance(geometry, (Rectangle, Cuboid2d, OrientedBox)) or (
-        isinstance(geometry, Polygon) and not geometry.interiors)
 
 
 def mask_segmentation(crop: np.ndarray, origin: tuple[int, int], size: tuple[int, int],
@@ -317,7 +259,8 @@ class SplitFiles:
 
     def instances(self) -> bytes:
         path = f"annotations/instances_{self.split}.json"
-        images, annotations = [], []
+        images: list[dict] = []
+        annotations: list[dict] = []
         left_out: Counter = Counter()
         for image, ann in self.annotated_images():
             images.append(image)
@@ -330,13 +273,14 @@ class SplitFiles:
                 annotations.append({"id": len(annotations) + 1, "image_id": image["id"],
                                     "category_id": self.category_ids[title], **fields, **tags.fields()})
         _report_left_out(self.project, path, left_out)
-        return _dumps({"info": _left_out_info(left_out, "instances"), "licenses": [], "images": images,
+        return json_bytes({"info": _left_out_info(left_out, "instances"), "licenses": [], "images": images,
                        "annotations": annotations, "categories": self.categories(self.classes)})
 
     def keypoints(self, visibility_of_disabled: int) -> bytes:
         path = f"annotations/person_keypoints_{self.split}.json"
         templates = {c.title: c.template for c in self.classes if c.shape == "graph" and c.template}
-        images, annotations = [], []
+        images: list[dict] = []
+        annotations: list[dict] = []
         left_out: Counter = Counter()
         for image, ann in self.annotated_images():
             images.append(image)
@@ -355,17 +299,18 @@ class SplitFiles:
         categories = [{**cat, "keypoints": list(templates[cat["name"]].labels),
                        "skeleton": _skeleton(templates[cat["name"]])}
                       for cat in self.categories(c for c in self.classes if c.title in templates)]
-        return _dumps({"info": _left_out_info(left_out, "person keypoints"), "licenses": [], "images": images,
+        return json_bytes({"info": _left_out_info(left_out, "person keypoints"), "licenses": [], "images": images,
                        "annotations": annotations, "categories": categories})
 
     def captions(self) -> bytes:
-        images, annotations = [], []
+        images: list[dict] = []
+        annotations: list[dict] = []
         for image, ann in self.annotated_images():
             images.append(image)
             caption = ann.tag_value("caption")
             if isinstance(caption, str):
                 annotations.append({"id": len(annotations) + 1, "image_id": image["id"], "caption": caption})
-        return _dumps({"info": {"description": "COCO captions served by slyfs"}, "licenses": [],
+        return json_bytes({"info": {"description": "COCO captions served by slyfs"}, "licenses": [],
                        "images": images, "annotations": annotations})
 
 
@@ -384,7 +329,7 @@ def _objects(labels: Iterable[Label], category_ids: dict[str, int], classes: tup
         title, geometry = label.class_title, label.geometry
         if title not in category_ids:
             continue
-        if isinstance(geometry, AREA_GEOMETRIES):
+        if has_area(geometry):
             key = (label.instance, title) if label.instance is not None else id(label)
             groups.setdefault(key, (title, []))[1].append(label)
         elif isinstance(geometry, Graph):
@@ -394,16 +339,6 @@ def _objects(labels: Iterable[Label], category_ids: dict[str, int], classes: tup
             kind = "line" if isinstance(geometry, Line) else "point" if isinstance(geometry, PointGeom) else "other"
             left_out[f"{kind}: no area", title] += 1
     return list(groups.values())
-
-
-class ItemsKey(tuple):
-    """A split's (dataset, name, fingerprint) list, part of a cache key: hashed once, not per lookup."""
-
-    def __hash__(self) -> int:
-        cached = self.__dict__.get("hash")
-        if cached is None:
-            cached = self.__dict__["hash"] = tuple.__hash__(self)
-        return cached
 
 
 OPTIONS = {DISABLED_VISIBILITY_OPTION: "v of a disabled keypoint: 1 (default), 2, or 0 (written as 0,0,0)"}
@@ -418,11 +353,11 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
     by_split = splits(project, options) or {"train": []}
     files: dict[str, Node] = {}
     for split, items in by_split.items():
-        names = unique_names([(i.dataset, i.name) for i in items])
+        names = item_names(items)
         for item, name in zip(items, names):
             files[f"images/{split}/{name}"] = image_node(item)
         src = SplitFiles(project, split, items, names, classes)
-        key = (options.key(), class_key, split, ItemsKey((i.dataset, i.name, i.fingerprint) for i in items))
+        key = (options.key(), class_key, split, items_key(items))
         files[f"annotations/instances_{split}.json"] = Generated(("coco-instances", key), src.instances)
         if with_keypoints:
             files[f"annotations/person_keypoints_{split}.json"] = Generated(

@@ -17,11 +17,12 @@ per image. ``--split`` does not apply (datasets stay datasets). ``--classes`` re
 
 from __future__ import annotations
 
-from slyfs.formats.model import Item, Problem, Project
 from slyfs.formats.common.naming import safe_name, split_ext
+from slyfs.formats.common.splits import has_kept_labels
 from slyfs.formats.contract import Generated, Node, SourceBytes, Unavailable, image_node
+from slyfs.formats.model import Item, Problem, Project
 from slyfs.formats.readers.supervisely.rewrite import annotation_with_classes, empty_annotation, meta_with_classes
-from slyfs.formats.view import ViewOptions, has_kept_labels, selected_classes
+from slyfs.formats.view import ViewOptions, selected_classes
 
 
 def _unique(name: str, used: set[str]) -> str:

@@ -19,38 +19,48 @@ masks, later objects on top. Points, lines and graphs are objects without pixels
 
 from __future__ import annotations
 
-import hashlib
 import io
-import math
-import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 from lxml import etree
 from PIL import Image
 
+from slyfs.formats.common.geometry import pixel_extent
+from slyfs.formats.common.masks import (
+    MAX_OBJECT_INDEX,
+    background_name,
+    labelmap_text,
+    palette_png,
+    segmentation_arrays,
+)
 from slyfs.formats.common.memo import BoundedMemo
-from slyfs.formats.model import (Annotation, Cuboid2d, ImageRef, Item, Label, Mask, OrientedBox, PixelBox, PointGeom,
-                           Polygon, Project, Rectangle, TagValue)
-from slyfs.formats.common.naming import (MAX_NAME_BYTES, distinct_texts, escape_component, line_unsafe, percent_bytes, shorten,
-                            split_ext, text_field, unique_names)
+from slyfs.formats.common.naming import (
+    MAX_NAME_BYTES,
+    distinct_texts,
+    line_unsafe,
+    shorten,
+    spaceless_component,
+    split_ext,
+    text_field,
+)
+from slyfs.formats.common.raster import has_area
+from slyfs.formats.common.splits import ItemsKey, item_names, items_key, splits
+from slyfs.formats.common.text import xml_comment_text, xml_text
 from slyfs.formats.contract import Generated, Node, image_node
-from slyfs.formats.common.raster import geometry_mask
-from slyfs.formats.source_bytes import read_bytes
+from slyfs.formats.model import Annotation, ImageRef, Item, Label, PixelBox, Project, TagValue
 from slyfs.formats.readers.supervisely.annotation import size_problem
-from slyfs.formats.view import OptionError, ViewOptions, selected_classes, splits
+from slyfs.formats.source_bytes import read_bytes
+from slyfs.formats.view import OptionError, ViewOptions, selected_classes
 
 FLAG_TAGS = ("truncated", "difficult", "occluded")
 FALSE_TAG_VALUES = ("0", "false", "no", "")
-MAX_OBJECT_INDEX = 254  # 255 is VOC's "void" index
 JPEG_EXTS = (".jpg", ".jpeg", ".jpe", ".jfif")
 JPEG_QUALITY = 95
 HEADER_PROBE_BYTES = 64 << 10
 MAX_REENCODE_BYTES = 256 << 20  # voc.jpeg=1: larger source images are not re-encoded
 MASK_CACHE_BYTES = 64 << 20  # index images kept for their item's other PNG (2 x width x height bytes an item)
-AREA_GEOMETRIES = (Rectangle, Polygon, Mask, Cuboid2d, OrientedBox)
-WHITESPACE = re.compile(r"\s")  # what str.split() splits at (textread's %s: the ASCII part)
 MAX_SPLIT_BYTES = 64
 MAX_CLASS_BYTES = MAX_NAME_BYTES - len("_.txt") - MAX_SPLIT_BYTES  # <class>_<split>.txt fits in 255 bytes
 DEPTH_BY_MODE = {"1": 1, "L": 1, "I": 1, "I;16": 1, "F": 1, "LA": 2, "P": 3, "RGB": 3, "YCbCr": 3,
@@ -60,24 +70,6 @@ DEPTH_BY_MODE = {"1": 1, "L": 1, "I": 1, "I;16": 1, "F": 1, "LA": 2, "P": 3, "RG
 # ---------------------------------------------------------------- pure helpers
 
 
-def voc_colormap(n: int = 256) -> list[tuple[int, int, int]]:
-    """The VOC devkit's colour map: the bits of index k spread over r, g, b from the top bit down."""
-    out = []
-    for k in range(n):
-        r = g = b = 0
-        c = k
-        for shift in range(7, -1, -1):
-            r |= (c & 1) << shift
-            g |= ((c >> 1) & 1) << shift
-            b |= ((c >> 2) & 1) << shift
-            c >>= 3
-        out.append((r, g, b))
-    return out
-
-
-PALETTE: list[int] = [v for rgb in voc_colormap() for v in rgb]
-
-
 def voc_box(box: PixelBox, width: int, height: int) -> tuple[int, int, int, int] | None:
     """Inclusive 0-based pixel box → the devkit's 1-based inclusive ``xmin ymin xmax ymax``,
     cut to the image; None when nothing of it is inside."""
@@ -85,27 +77,6 @@ def voc_box(box: PixelBox, width: int, height: int) -> tuple[int, int, int, int]
     if right < left or bottom < top:
         return None
     return (left + 1, top + 1, right + 1, bottom + 1)
-
-
-def object_pixel_box(label: Label) -> PixelBox | None:
-    """The pixels an object spans; a point spans the one pixel it lies in."""
-    g = label.geometry
-    if isinstance(g, PointGeom):
-        x, y = math.floor(g.x), math.floor(g.y)
-        return (x, y, x, y)
-    return g.pixel_box()
-
-
-def _xml_unsafe(ch: str) -> bool:
-    code = ord(ch)
-    return code < 0x20 and ch not in "\t\n\r" or 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF)
-
-
-def xml_text(value: str) -> str:
-    """Text lxml accepts: characters XML 1.0 forbids become ``%XX`` (each its own UTF-8 bytes)."""
-    if value.isprintable():
-        return value
-    return "".join(percent_bytes(c) if _xml_unsafe(c) else c for c in value)
 
 
 def _class_unsafe(ch: str) -> bool:
@@ -129,13 +100,6 @@ def voc_class_names(titles: list[str]) -> list[str]:
     return distinct_texts(titles, voc_class_name, MAX_CLASS_BYTES)
 
 
-def voc_escape(name: str) -> str:
-    """A name (or dataset name) made one path component that whitespace-separated lists keep
-    whole: ``escape_component``, then every whitespace character ``%XX``."""
-    out = escape_component(name)
-    return WHITESPACE.sub(lambda m: percent_bytes(m.group()), out) if WHITESPACE.search(out) else out
-
-
 def voc_split_names(splits_: Iterable[str]) -> dict[str, str]:
     """VOC split names: ``_`` becomes ``-``, since ``<class>_<split>.txt`` shares the folder and
     readers take only names without ``_`` for splits; whitespace becomes ``%XX``; at most
@@ -143,7 +107,7 @@ def voc_split_names(splits_: Iterable[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     used: set[str] = set()
     for s in splits_:
-        base = voc_escape(s.replace("_", "-"))
+        base = spaceless_component(s.replace("_", "-"))
         name, k = shorten(base, MAX_SPLIT_BYTES), 1
         while name in used:
             k += 1
@@ -179,11 +143,11 @@ def annotation_xml(filename: str, width: int, height: int, depth: int, segmented
     etree.SubElement(root, "folder").text = "VOC"
     etree.SubElement(root, "filename").text = xml_text(filename)
     size = etree.SubElement(root, "size")
-    for key, value in (("width", width), ("height", height), ("depth", depth)):
-        etree.SubElement(size, key).text = str(value)
+    for key, number in (("width", width), ("height", height), ("depth", depth)):
+        etree.SubElement(size, key).text = str(number)
     etree.SubElement(root, "segmented").text = "1" if segmented else "0"
     for note in notes:
-        root.append(etree.Comment(" slyfs: " + xml_text(note).replace("--", "- -") + " "))
+        root.append(etree.Comment(" slyfs: " + xml_comment_text(note) + " "))
     for obj in objects:
         el = etree.SubElement(root, "object")
         etree.SubElement(el, "name").text = obj.name
@@ -191,8 +155,8 @@ def annotation_xml(filename: str, width: int, height: int, depth: int, segmented
         for key, value in obj.flags:
             etree.SubElement(el, key).text = value
         bnd = etree.SubElement(el, "bndbox")
-        for key, value in zip(("xmin", "ymin", "xmax", "ymax"), obj.box):
-            etree.SubElement(bnd, key).text = str(value)
+        for key, number in zip(("xmin", "ymin", "xmax", "ymax"), obj.box):
+            etree.SubElement(bnd, key).text = str(number)
         if obj.attributes:
             attrs = etree.SubElement(el, "attributes")
             for name, value in obj.attributes:
@@ -222,51 +186,13 @@ def kept_objects(ann: Annotation, class_names: dict[str, str]) -> tuple[list[tup
         name = class_names.get(label.class_title)
         if name is None:
             continue
-        pb = object_pixel_box(label)
+        pb = pixel_extent(label.geometry)
         box = voc_box(pb, ann.width, ann.height) if pb is not None else None
         if box is None:
             outside += 1
         else:
             out.append((label, voc_object(label, name, box)))
     return out, outside
-
-
-def segmentation_arrays(ann: Annotation, labels: list[Label], class_index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Class and object index images; object k (1-based) is ``labels[k-1]``, painted in order."""
-    cls = np.zeros((ann.height, ann.width), dtype=np.uint8)
-    obj = np.zeros((ann.height, ann.width), dtype=np.uint8)
-    for k, label in enumerate(labels, 1):
-        mask = geometry_mask(label.geometry, ann.width, ann.height)
-        if mask is None:
-            continue
-        cls[mask] = class_index[label.class_title]
-        obj[mask] = k if k <= MAX_OBJECT_INDEX else 0
-    return cls, obj
-
-
-def palette_png(indices: np.ndarray) -> bytes:
-    """A mode-P PNG of an index image with the VOC colour map as palette."""
-    height, width = indices.shape
-    if width == 0 or height == 0:
-        raise ValueError("image size unknown: no mask can be drawn")
-    img = Image.frombytes("P", (width, height), np.ascontiguousarray(indices).tobytes())
-    img.putpalette(PALETTE)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def labelmap_text(background: str, names: list[str]) -> bytes:
-    """datumaro's labelmap.txt; colour k is the VOC colour map's, as in the mask palettes."""
-    colors = voc_colormap(len(names) + 1)
-    lines = ["# label:color_rgb:parts:actions"]
-    lines += [f"{n}:{','.join(map(str, colors[k]))}::" for k, n in enumerate([background, *names])]
-    return ("\n".join(lines) + "\n").encode("utf-8")
-
-
-def has_area(label: Label) -> bool:
-    """Whether the label paints pixels in the masks (the geometries ``geometry_mask`` draws)."""
-    return isinstance(label.geometry, AREA_GEOMETRIES)
 
 
 # ---------------------------------------------------------------- source access
@@ -293,9 +219,9 @@ def jpeg_bytes(ref: ImageRef) -> bytes:
         too_large = size_problem(img.size)
         if too_large:
             raise ValueError(f"{ref.path}: {too_large}: not re-encoded")
-        img = img if img.mode in ("L", "RGB") else img.convert("RGB")
+        encodable = img if img.mode in ("L", "RGB") else img.convert("RGB")
         buf = io.BytesIO()
-        img.save(buf, format="JPEG", quality=JPEG_QUALITY)
+        encodable.save(buf, format="JPEG", quality=JPEG_QUALITY)
         return buf.getvalue()
 
 
@@ -307,19 +233,6 @@ def jpeg_option(options: ViewOptions) -> bool:
     if value not in ("0", "1"):
         raise OptionError(f"voc.jpeg={value!r}: use 0 (serve images as they are) or 1 (re-encode non-JPEGs)")
     return value == "1"
-
-
-def background_name(names: Iterable[str]) -> str:
-    taken = set(names)
-    name = "background"
-    while name in taken:
-        name = "_" + name
-    return name
-
-
-def _digest(items: list[Item]) -> str:
-    return hashlib.sha1(repr([(i.dataset, i.name, i.fingerprint) for i in items]).encode(
-        "utf-8", "surrogateescape")).hexdigest()
 
 
 OPTIONS = {"voc.jpeg": "1: every image as <id>.jpg, non-JPEGs re-encoded; 0 (default): images as they are"}
@@ -339,7 +252,7 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
     files: dict[str, Node] = {"labelmap.txt": Generated(("voc-labelmap", labelmap), lambda: labelmap)}
 
     all_items = [i for items in by_split.values() for i in items]
-    names = unique_names([(i.dataset, i.name) for i in all_items], voc_escape)
+    names = item_names(all_items, spaceless_component)
     ids = {(i.dataset, i.name): split_ext(n)[0] for i, n in zip(all_items, names)}
 
     def objects_of(item: Item) -> tuple[Annotation, list[tuple[Label, VocObject]], int]:
@@ -373,37 +286,37 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
         files[f"SegmentationObject/{vid}.png"] = Generated(
             ("voc-object-png", *base), lambda item=item: palette_png(masks_of(item)[1]))
 
-    presence_memo: dict[str, dict[str, tuple[set[str], bool]]] = {}
+    presence_memo: dict[ItemsKey, dict[str, tuple[set[str], bool]]] = {}
 
-    def presence(split: str, digest: str) -> dict[str, tuple[set[str], bool]]:
+    def presence(split: str, split_items: ItemsKey) -> dict[str, tuple[set[str], bool]]:
         """Per image id of a split: the classes it holds, whether it has an area object.
         Computed once per split for all its list files."""
-        if digest not in presence_memo:
+        if split_items not in presence_memo:
             out = {}
             for item in by_split[split]:
                 objs = objects_of(item)[1]
                 out[ids[(item.dataset, item.name)]] = ({label.class_title for label, _ in objs},
-                                                       any(has_area(label) for label, _ in objs))
-            presence_memo[digest] = out
-        return presence_memo[digest]
+                                                       any(has_area(label.geometry) for label, _ in objs))
+            presence_memo[split_items] = out
+        return presence_memo[split_items]
 
     for split, items in by_split.items():
         voc_split = split_names[split]
         split_ids = [ids[(i.dataset, i.name)] for i in items]
         main = "".join(f"{v}\n" for v in split_ids).encode("utf-8")
         files[f"ImageSets/Main/{voc_split}.txt"] = Generated(("voc-main", main), lambda main=main: main)
-        digest = _digest(items)
-        key = (split, digest, opt_key, class_key)
+        split_items = items_key(items)
+        key = (split, split_items, opt_key, class_key)
         files[f"ImageSets/Segmentation/{voc_split}.txt"] = Generated(
             ("voc-seg-list", *key),
-            lambda split=split, digest=digest: "".join(
-                f"{v}\n" for v, (_, area) in presence(split, digest).items() if area).encode("utf-8"))
+            lambda split=split, split_items=split_items: "".join(
+                f"{v}\n" for v, (_, area) in presence(split, split_items).items() if area).encode("utf-8"))
         for title, cname in class_names.items():
             files[f"ImageSets/Main/{cname}_{voc_split}.txt"] = Generated(
                 ("voc-class-list", title, *key),
-                lambda split=split, digest=digest, title=title: "".join(
+                lambda split=split, split_items=split_items, title=title: "".join(
                     f"{v} {1 if title in held else -1:2d}\n"
-                    for v, (held, _) in presence(split, digest).items()).encode("utf-8"))
+                    for v, (held, _) in presence(split, split_items).items()).encode("utf-8"))
     return files
 
 
@@ -430,5 +343,5 @@ def _render_xml(parsed: tuple[Annotation, list[tuple[Label, VocObject]], int], i
     if len(objs) > MAX_OBJECT_INDEX:
         notes.append(f"objects after the {MAX_OBJECT_INDEX}th have no index in SegmentationObject")
     return annotation_xml(image_name, ann.width, ann.height, DEPTH_BY_MODE.get(mode or "RGB", 3),
-                          any(has_area(label) for label, _ in objs), [o for _, o in objs], notes)
+                          any(has_area(label.geometry) for label, _ in objs), [o for _, o in objs], notes)
 

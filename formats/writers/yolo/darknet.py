@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from slyfs.formats.model import Project
+from slyfs.formats.common.labels import class_ids_of
 from slyfs.formats.common.naming import (
     distinct_texts,
     escape_component,
@@ -28,11 +28,12 @@ from slyfs.formats.common.naming import (
     shorten,
     split_ext,
     text_field,
-    unique_names,
 )
+from slyfs.formats.common.splits import item_names, splits
 from slyfs.formats.contract import Generated, Node, image_node
-from slyfs.formats.view import ViewOptions, splits
-from slyfs.formats.writers.yolo.detect import class_ids_of, label_text
+from slyfs.formats.model import Project
+from slyfs.formats.view import ViewOptions
+from slyfs.formats.writers.yolo.shared import label_text
 
 RESERVED_KEYS = ("classes", "names", "backup")
 MAX_KEY_BYTES = 64  # obj_<key>_data and <key>.txt stay far below 255 bytes
@@ -78,7 +79,7 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
     label_key = (tuple(class_ids.items()), options.key())
     for split, items in by_split.items():
         folder = f"obj_{keys[split]}_data"
-        out_names = unique_names([(i.dataset, i.name) for i in items], list_safe)
+        out_names = item_names(items, list_safe)
         list_bytes = "".join(f"data/{folder}/{name}\n" for name in out_names).encode()
         files[f"{keys[split]}.txt"] = Generated(("darknet-list", list_bytes), lambda b=list_bytes: b)
         for item, name in zip(items, out_names):

@@ -26,11 +26,21 @@ import numpy as np
 
 from slyfs.formats.common.contours import min_area_rect, trace_mask
 from slyfs.formats.common.geometry import clipped_box
-from slyfs.formats.model import (Cuboid2d, Geometry, Graph, Line, Mask, OrientedBox, PointGeom, Polygon, Project,
-                           Rectangle)
 from slyfs.formats.contract import Node
+from slyfs.formats.model import (
+    Cuboid2d,
+    Geometry,
+    Graph,
+    Line,
+    Mask,
+    OrientedBox,
+    PointGeom,
+    Polygon,
+    Project,
+    Rectangle,
+)
 from slyfs.formats.view import ViewOptions
-from slyfs.formats.writers.yolo.detect import class_view
+from slyfs.formats.writers.yolo.shared import class_view
 
 CELL = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=float)
 

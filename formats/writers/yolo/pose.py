@@ -25,10 +25,12 @@ import re
 from collections import Counter
 
 from slyfs.formats.common.geometry import clipped_box, normalized_cxcywh
-from slyfs.formats.model import Graph, GraphNode, Item, ObjClass, Project
+from slyfs.formats.common.labels import report_left_out
+from slyfs.formats.common.text import yaml_str
 from slyfs.formats.contract import Node, Unavailable
+from slyfs.formats.model import Graph, GraphNode, Item, ObjClass, Project
 from slyfs.formats.view import OptionError, ViewOptions, selected_classes
-from slyfs.formats.writers.yolo.detect import report_left_out, ultralytics_tree, yaml_str
+from slyfs.formats.writers.yolo.shared import ultralytics_tree
 
 SIDE_WORDS = (("left", "right"), ("l", "r"))
 
@@ -68,7 +70,8 @@ def flip_idx(names: list[str]) -> list[int]:
     for i, n in enumerate(names):
         other = _swap_side(n)
         j = index.get(other.lower()) if other else None
-        if j is not None and _swap_side(names[j]) is not None and index.get(_swap_side(names[j]).lower()) == i:
+        back = _swap_side(names[j]) if j is not None else None
+        if j is not None and back is not None and index.get(back.lower()) == i:
             out[i] = j
     return out
 

@@ -22,41 +22,12 @@ Geometry → rows (never a box row, so the file is never a mix):
 
 from __future__ import annotations
 
-from slyfs.formats.common.contours import Region, Ring, bridge_holes, trace_mask
-from slyfs.formats.model import Cuboid2d, Geometry, Mask, OrientedBox, Polygon, Project, Rectangle
+from slyfs.formats.common.contours import Ring, bridge_holes, geometry_regions
+from slyfs.formats.common.raster import has_area
 from slyfs.formats.contract import Node
-from slyfs.formats.common.raster import geometry_mask
+from slyfs.formats.model import Geometry, Project
 from slyfs.formats.view import ViewOptions
-from slyfs.formats.writers.yolo.detect import class_view
-
-AREA_GEOMETRIES = (Rectangle, Polygon, Cuboid2d, OrientedBox, Mask)
-
-
-def _inside(ring: Ring, width: int, height: int) -> bool:
-    """All vertices' pixel centres lie in the image, so the ring needs no cutting."""
-    return all(-0.5 <= x <= width - 0.5 and -0.5 <= y <= height - 0.5 for x, y in ring)
-
-
-def geometry_regions(geometry: Geometry, width: int, height: int) -> list[Region]:
-    """The regions (pixel-index vertices) a geometry covers inside the image; [] if none."""
-    if isinstance(geometry, Mask):
-        return trace_mask(geometry.full_mask(width, height))
-    if isinstance(geometry, Rectangle):
-        l, t = max(geometry.left, 0), max(geometry.top, 0)
-        r, b = min(geometry.right, width - 1), min(geometry.bottom, height - 1)
-        return [Region(((l, t), (r, t), (r, b), (l, b)), ())] if l <= r and t <= b else []
-    if isinstance(geometry, Polygon):
-        region = Region(geometry.exterior, geometry.interiors)
-    elif isinstance(geometry, Cuboid2d):
-        region = Region(geometry.hull_polygon(), ())
-    elif isinstance(geometry, OrientedBox):
-        region = Region(geometry.corners(), ())
-    else:
-        return []
-    if all(_inside(ring, width, height) for ring in (region.exterior, *region.holes)):
-        return [region]
-    mask = geometry_mask(geometry, width, height)
-    return trace_mask(mask) if mask is not None else []
+from slyfs.formats.writers.yolo.shared import class_view
 
 
 def polygon_row(class_id: int, ring: Ring, width: int, height: int) -> str:
@@ -70,7 +41,7 @@ def polygon_row(class_id: int, ring: Ring, width: int, height: int) -> str:
 
 def segment_rows(class_id: int, geometry: Geometry, width: int, height: int) -> list[str] | None:
     """One polygon row per region; None for a geometry without area."""
-    if not isinstance(geometry, AREA_GEOMETRIES):
+    if not has_area(geometry):
         return None
     return [polygon_row(class_id, bridge_holes(region.exterior, region.holes), width, height)
             for region in geometry_regions(geometry, width, height)]

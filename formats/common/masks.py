@@ -1,0 +1,77 @@
+"""Index images and their palettes: class and instance masks painted from the labels, the
+VOC colour map every palette-mask format uses (VOC, Segmentation Mask, CamVid, Cityscapes'
+colour PNGs), PNG encoding and datumaro's ``labelmap.txt``."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+
+import numpy as np
+from PIL import Image
+
+from slyfs.formats.common.raster import geometry_mask
+from slyfs.formats.model import Annotation, Label
+
+MAX_OBJECT_INDEX = 254  # 255 is VOC's "void" index
+
+
+def voc_colormap(n: int = 256) -> list[tuple[int, int, int]]:
+    """The VOC devkit's colour map: the bits of index k spread over r, g, b from the top bit down."""
+    out = []
+    for k in range(n):
+        r = g = b = 0
+        c = k
+        for shift in range(7, -1, -1):
+            r |= (c & 1) << shift
+            g |= ((c >> 1) & 1) << shift
+            b |= ((c >> 2) & 1) << shift
+            c >>= 3
+        out.append((r, g, b))
+    return out
+
+
+PALETTE: list[int] = [v for rgb in voc_colormap() for v in rgb]
+
+
+def segmentation_arrays(ann: Annotation, labels: list[Label],
+                        class_index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Class and object index images; object k (1-based) is ``labels[k-1]``, painted in order."""
+    cls = np.zeros((ann.height, ann.width), dtype=np.uint8)
+    obj = np.zeros((ann.height, ann.width), dtype=np.uint8)
+    for k, label in enumerate(labels, 1):
+        mask = geometry_mask(label.geometry, ann.width, ann.height)
+        if mask is None:
+            continue
+        cls[mask] = class_index[label.class_title]
+        obj[mask] = k if k <= MAX_OBJECT_INDEX else 0
+    return cls, obj
+
+
+def palette_png(indices: np.ndarray) -> bytes:
+    """A mode-P PNG of an index image with the VOC colour map as palette."""
+    height, width = indices.shape
+    if width == 0 or height == 0:
+        raise ValueError("image size unknown: no mask can be drawn")
+    img = Image.frombytes("P", (width, height), np.ascontiguousarray(indices).tobytes())
+    img.putpalette(PALETTE)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def labelmap_text(background: str, names: list[str]) -> bytes:
+    """datumaro's labelmap.txt; colour k is the VOC colour map's, as in the mask palettes."""
+    colors = voc_colormap(len(names) + 1)
+    lines = ["# label:color_rgb:parts:actions"]
+    lines += [f"{n}:{','.join(map(str, colors[k]))}::" for k, n in enumerate([background, *names])]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def background_name(names: Iterable[str]) -> str:
+    """The name of index 0 in a label map: ``background``, with ``_`` in front until no class has it."""
+    taken = set(names)
+    name = "background"
+    while name in taken:
+        name = "_" + name
+    return name

@@ -1,0 +1,93 @@
+"""Which split each item is in, the output names of one folder's items, and the part of a
+cache key that names a split's items: the per-split loop every view runs is
+``for split, items in splits(project, options).items()``, then ``item_names(items)`` and
+``items_key(items)``."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+
+from slyfs.formats.common.naming import escape_component, safe_name, unique_names
+from slyfs.formats.model import Item, Project
+from slyfs.formats.view import OptionError, ViewOptions, selected_classes
+
+SPLIT_TAGS = ("train", "val", "test")
+
+
+def parse_split(spec: str) -> tuple[str, tuple[float, ...]]:
+    """Validate a split spec; returns (mode, ratios)."""
+    if spec in ("dataset", "tags"):
+        return spec, ()
+    if spec.startswith("ratio:"):
+        try:
+            ratios = tuple(float(x) for x in spec[6:].split(","))
+        except ValueError:
+            raise OptionError(f"bad split {spec!r}: ratios must be numbers, e.g. ratio:0.8 or ratio:0.7,0.2") from None
+        if not 1 <= len(ratios) <= 2 or any(r < 0 for r in ratios) or sum(ratios) > 1:
+            raise OptionError(f"bad split {spec!r}: one or two fractions summing to at most 1")
+        return "ratio", ratios
+    raise OptionError(f"bad split {spec!r}: use dataset, tags or ratio:0.8")
+
+
+def stable_fraction(item: Item) -> float:
+    """A number in [0, 1) fixed by the item's dataset and name alone."""
+    digest = hashlib.sha1(f"{item.dataset}/{item.name}".encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+
+
+def split_of(project: Project, item: Item, mode: str, ratios: tuple[float, ...]) -> str:
+    """The split of one item under a parsed spec (see ``ViewOptions.split``)."""
+    if mode == "dataset":
+        return safe_name(item.dataset.split("/", 1)[0])
+    if mode == "tags":
+        names = project.annotation(item).tag_names()
+        return next((t for t in SPLIT_TAGS if t in names), "train")
+    f = stable_fraction(item)
+    if f < ratios[0]:
+        return "train"
+    return "val" if len(ratios) == 1 or f < ratios[0] + ratios[1] else "test"
+
+
+def split_order(name: str) -> tuple:
+    """Sort key: train, val, test first (the order readers expect them listed), then by name."""
+    return (SPLIT_TAGS.index(name) if name in SPLIT_TAGS else len(SPLIT_TAGS), name)
+
+
+def has_kept_labels(project: Project, item: Item, kept: set[str]) -> bool:
+    """Whether the item has a label of a kept class (``--no-empty`` leaves out the others)."""
+    return any(label.class_title in kept for label in project.annotation(item).labels)
+
+
+def splits(project: Project, options: ViewOptions) -> dict[str, list[Item]]:
+    """Items of each split, splits in train/val/test-then-alphabetical order, items sorted."""
+    mode, ratios = parse_split(options.split)
+    kept = {c.title for c in selected_classes(project, options)}
+    out: dict[str, list[Item]] = {}
+    for item in project.items():
+        if not options.include_empty and not has_kept_labels(project, item, kept):
+            continue
+        out.setdefault(split_of(project, item, mode, ratios), []).append(item)
+    return {s: sorted(out[s], key=lambda i: (i.dataset, i.name)) for s in sorted(out, key=split_order)}
+
+
+def item_names(items: Sequence[Item], escape: Callable[[str], str] = escape_component) -> list[str]:
+    """The output name of each item sharing one folder (:func:`naming.unique_names` of their
+    dataset and name): unique, stable, with room for a 4-byte suffix after the stem."""
+    return unique_names([(i.dataset, i.name) for i in items], escape)
+
+
+class ItemsKey(tuple):
+    """A split's (dataset, name, fingerprint) list, part of a cache key: hashed once, not per lookup."""
+
+    def __hash__(self) -> int:
+        cached = self.__dict__.get("hash")
+        if cached is None:
+            cached = self.__dict__["hash"] = tuple.__hash__(self)
+        return cached
+
+
+def items_key(items: Sequence[Item]) -> ItemsKey:
+    """The part of the cache key of a split's aggregate files (lists, JSON of every image) that
+    changes exactly when an item of the split is added, removed, renamed or edited."""
+    return ItemsKey((i.dataset, i.name, i.fingerprint) for i in items)

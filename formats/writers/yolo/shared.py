@@ -1,0 +1,89 @@
+"""What the YOLO views share, itself no format: the detection row (``yolo`` and
+``yolo-darknet`` write the same), Ultralytics' ``data.yaml`` and its ``images/`` + ``labels/`` tree."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from functools import partial
+
+from slyfs.formats.common.geometry import clipped_box, normalized_cxcywh
+from slyfs.formats.common.labels import RowsOf, class_ids_of, label_file
+from slyfs.formats.common.naming import split_ext
+from slyfs.formats.common.splits import item_names, splits
+from slyfs.formats.common.text import yaml_str
+from slyfs.formats.contract import Generated, Node, image_node
+from slyfs.formats.model import Geometry, Item, PointGeom, Project
+from slyfs.formats.view import ViewOptions
+
+VAL_NAMES = ("val", "validation", "valid")
+BOXES_TITLE = "YOLO boxes"
+
+
+def box_rows(class_id: int, geometry: Geometry, width: int, height: int) -> list[str] | None:
+    """``class cx cy w h`` of the pixels a geometry covers cut to the image (no row when none
+    is inside); None for a point, which has no extent."""
+    box = clipped_box(geometry, width, height)
+    if box is not None:
+        cx, cy, w, h = normalized_cxcywh(box, width, height)
+        return [f"{class_id} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n"]
+    return None if isinstance(geometry, PointGeom) else []
+
+
+def label_text(project: Project, item: Item, class_ids: dict[str, int]) -> bytes:
+    """Detection rows, also used by the darknet layout."""
+    return label_file(project, item, class_ids, BOXES_TITLE, box_rows)
+
+
+def data_yaml(names: list[str], split_names: list[str], extra: Sequence[str] = ()) -> bytes:
+    """Ultralytics needs ``train`` and ``val``: splits not named val/test train; with no
+    val split the training images are also the validation set (said in a comment).
+    ``extra`` lines (e.g. ``kpt_shape``) go at the end."""
+    val = [s for s in split_names if s in VAL_NAMES]
+    test = [s for s in split_names if s == "test"]
+    train = [s for s in split_names if s not in val and s not in test] or val or test
+    lines = ["# YOLO (Ultralytics) dataset served by slyfs; paths are relative to this file's folder"]
+
+    def key(k: str, dirs: list[str]) -> None:
+        items = [yaml_str(f"images/{d}") for d in dirs]
+        lines.append(f"{k}: {items[0]}" if len(items) == 1 else f"{k}: [{', '.join(items)}]")
+
+    key("train", train)
+    if not val:
+        lines.append("# no val split in the source: validating on the training images")
+    key("val", val or train)
+    if test:
+        key("test", test)
+    lines.append(f"nc: {len(names)}")
+    lines.append("names:")
+    lines.extend(f"  {i}: {yaml_str(n)}" for i, n in enumerate(names))
+    lines.extend(extra)
+    return ("\n".join(lines) + "\n").encode()
+
+
+LabelRender = Callable[[Item], bytes]
+
+
+def ultralytics_tree(project: Project, options: ViewOptions, view: str, names: list[str],
+                     render_label: LabelRender, label_key: Hashable, yaml_extra: Sequence[str] = ()) -> dict[str, Node]:
+    """The layout every Ultralytics task shares: ``data.yaml``, ``images/<split>/``,
+    ``labels/<split>/<stem>.txt``. ``label_key`` is what, besides the item, the rows depend on."""
+    by_split = splits(project, options)
+    split_names = list(by_split) or ["train"]
+    yaml_bytes = data_yaml(names, split_names, yaml_extra)
+    files: dict[str, Node] = {"data.yaml": Generated((f"{view}-data", yaml_bytes), lambda: yaml_bytes)}
+    for split, items in by_split.items():
+        out_names = item_names(items)
+        for item, name in zip(items, out_names):
+            files[f"images/{split}/{name}"] = image_node(item)
+            files[f"labels/{split}/{split_ext(name)[0]}.txt"] = Generated(
+                (f"{view}-label", label_key, item.dataset, item.name, item.fingerprint),
+                partial(render_label, item))  # half the memory of a lambda, at 10^6 labels
+    return files
+
+
+def class_view(project: Project, options: ViewOptions, view: str, view_title: str, rows_of: RowsOf) -> dict[str, Node]:
+    """An Ultralytics task view whose labels are ``rows_of`` each label of the kept classes."""
+    class_ids = class_ids_of(project, options)
+    return ultralytics_tree(project, options, view, list(class_ids),
+                            lambda item: label_file(project, item, class_ids, view_title, rows_of),
+                            (tuple(class_ids.items()), options.key()))
