@@ -35,6 +35,11 @@ class Generated:
     render: Callable[[], bytes] = field(compare=False, hash=False)
 
 
+def constant(data: bytes) -> Callable[[], bytes]:
+    """The render of a file whose bytes are known when the view is built (a list, a label map)."""
+    return lambda: data
+
+
 Node = SourceBytes | Unavailable | Generated
 Tree = Mapping[str, Node]  # "a/b/c.txt" (no leading slash) -> node; directories are implied
 

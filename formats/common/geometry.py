@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from slyfs.formats.model import Cuboid2d, Geometry, Mask, OrientedBox, PixelBox, Point2, PointGeom, Polygon, Rectangle
 
@@ -30,11 +30,10 @@ def normalized_cxcywh(box: Box, width: int, height: int) -> tuple[float, float, 
     return ((x0 + x1) / 2 / width, (y0 + y1) / 2 / height, (x1 - x0) / width, (y1 - y0) / height)
 
 
-def union_box(boxes: Iterable[Box]) -> Box | None:
-    """The smallest box holding every box; None for none."""
-    boxes = list(boxes)
-    if len(boxes) <= 1:
-        return boxes[0] if boxes else None
+def union_box(boxes: Sequence[Box]) -> Box:
+    """The smallest box holding every one of ``boxes`` (at least one)."""
+    if len(boxes) == 1:
+        return boxes[0]
     return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 

@@ -35,6 +35,7 @@ Conventions (the README repeats them):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -80,7 +81,7 @@ def coco_bbox(box: Box) -> list[float]:
 
 
 def mask_segmentation(crop: np.ndarray, origin: tuple[int, int], size: tuple[int, int],
-                      as_polygons: bool) -> list[list[int]] | dict:
+                      as_polygons: bool) -> list[list[float]] | dict:
     """The segmentation of a bool mask placed at ``origin`` in an image of ``size``: with
     ``as_polygons``, one polygon per connected part along its pixels' outer edges (pycocotools
     samples pixel centres, so it gives back exactly these pixels, even of a 1-px sliver); the
@@ -98,13 +99,13 @@ def instance_fields(geometries: Sequence[Geometry], width: int, height: int, cro
     boxed = [(g, b) for g in geometries if (b := clipped_box(g, width, height)) is not None]
     if not boxed:
         return None
-    bbox = coco_bbox(union_box(b for _, b in boxed))
+    bbox = coco_bbox(union_box([b for _, b in boxed]))
     shaped = [(g, b) for g, b in boxed if not isinstance(g, Rectangle)] or boxed
     if len(shaped) == 1 and isinstance(shaped[0][0], Rectangle) and not crowd:
         x0, y0, x1, y1 = shaped[0][1]
         return {"bbox": bbox, "area": (x1 - x0) * (y1 - y0),
                 "segmentation": [[x0, y0, x1, y0, x1, y1, x0, y1]]}
-    window = union_box(b for _, b in shaped)
+    window = union_box([b for _, b in shaped])
     crop = np.logical_or.reduce([pixel_crop(g, window) for g, _ in shaped])  # a new array: rasters are read-only
     area = int(np.count_nonzero(crop))
     if area == 0:
@@ -123,7 +124,7 @@ def keypoint_fields(graph: Graph, template: GraphTemplate, width: int, height: i
     for node_id in template.node_ids:
         node = graph.nodes.get(node_id)
         v = 0 if node is None else (disabled_visibility if node.disabled else 2)
-        if v and 0 <= node.x < width and 0 <= node.y < height:
+        if node is not None and v and 0 <= node.x < width and 0 <= node.y < height:
             flat += [node.x + 0.5, node.y + 0.5, v]
             present.append((node.x, node.y))
         else:
@@ -361,7 +362,7 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
         files[f"annotations/instances_{split}.json"] = Generated(("coco-instances", key), src.instances)
         if with_keypoints:
             files[f"annotations/person_keypoints_{split}.json"] = Generated(
-                ("coco-keypoints", key), lambda src=src: src.keypoints(visibility))
+                ("coco-keypoints", key), functools.partial(src.keypoints, visibility))
         if with_captions:
             files[f"annotations/captions_{split}.json"] = Generated(("coco-captions", key), src.captions)
     return files

@@ -19,6 +19,7 @@ masks, later objects on top. Points, lines and graphs are objects without pixels
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ from slyfs.formats.common.naming import (
 from slyfs.formats.common.raster import has_area
 from slyfs.formats.common.splits import ItemsKey, item_names, items_key, splits
 from slyfs.formats.common.text import xml_comment_text, xml_text
-from slyfs.formats.contract import Generated, Node, image_node
+from slyfs.formats.contract import Generated, Node, constant, image_node
 from slyfs.formats.model import Annotation, ImageRef, Item, Label, PixelBox, Project, TagValue
 from slyfs.formats.readers.supervisely.annotation import size_problem
 from slyfs.formats.source_bytes import read_bytes
@@ -273,18 +274,23 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
         """Both index images of an item: its two PNGs are usually read one after the other."""
         return mask_memo.get(item, lambda: draw_masks(item))
 
+    def xml_of(item: Item, image_name: str) -> bytes:
+        return _render_xml(objects_of(item), item, image_name, to_jpeg)
+
+    def png_of(item: Item, which: int) -> bytes:
+        """The class (0) or object (1) index image of ``item`` as a palette PNG."""
+        return palette_png(masks_of(item)[which])
+
     for item, name in zip(all_items, names):
         vid = ids[(item.dataset, item.name)]
         image_name, image = _image(item, name, vid, to_jpeg)
         files[f"JPEGImages/{image_name}"] = image
         base = (item.dataset, item.name, item.fingerprint, opt_key, class_key)
-        files[f"Annotations/{vid}.xml"] = Generated(
-            ("voc-xml", *base, item.image, image_name),
-            lambda item=item, image_name=image_name: _render_xml(objects_of(item), item, image_name, to_jpeg))
-        files[f"SegmentationClass/{vid}.png"] = Generated(
-            ("voc-class-png", *base), lambda item=item: palette_png(masks_of(item)[0]))
-        files[f"SegmentationObject/{vid}.png"] = Generated(
-            ("voc-object-png", *base), lambda item=item: palette_png(masks_of(item)[1]))
+        files[f"Annotations/{vid}.xml"] = Generated(("voc-xml", *base, item.image, image_name),
+                                                    functools.partial(xml_of, item, image_name))
+        for folder, kind, which in (("SegmentationClass", "voc-class-png", 0),
+                                    ("SegmentationObject", "voc-object-png", 1)):
+            files[f"{folder}/{vid}.png"] = Generated((kind, *base), functools.partial(png_of, item, which))
 
     presence_memo: dict[ItemsKey, dict[str, tuple[set[str], bool]]] = {}
 
@@ -300,23 +306,26 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
             presence_memo[split_items] = out
         return presence_memo[split_items]
 
+    def segmentation_list(split: str, split_items: ItemsKey) -> bytes:
+        return "".join(f"{v}\n" for v, (_, area) in presence(split, split_items).items() if area).encode("utf-8")
+
+    def class_list(split: str, split_items: ItemsKey, title: str) -> bytes:
+        """devkit "%s % d": the id, then 1 if the image holds the class, else -1."""
+        return "".join(f"{v} {1 if title in held else -1:2d}\n"
+                       for v, (held, _) in presence(split, split_items).items()).encode("utf-8")
+
     for split, items in by_split.items():
         voc_split = split_names[split]
         split_ids = [ids[(i.dataset, i.name)] for i in items]
         main = "".join(f"{v}\n" for v in split_ids).encode("utf-8")
-        files[f"ImageSets/Main/{voc_split}.txt"] = Generated(("voc-main", main), lambda main=main: main)
+        files[f"ImageSets/Main/{voc_split}.txt"] = Generated(("voc-main", main), constant(main))
         split_items = items_key(items)
         key = (split, split_items, opt_key, class_key)
         files[f"ImageSets/Segmentation/{voc_split}.txt"] = Generated(
-            ("voc-seg-list", *key),
-            lambda split=split, split_items=split_items: "".join(
-                f"{v}\n" for v, (_, area) in presence(split, split_items).items() if area).encode("utf-8"))
+            ("voc-seg-list", *key), functools.partial(segmentation_list, split, split_items))
         for title, cname in class_names.items():
             files[f"ImageSets/Main/{cname}_{voc_split}.txt"] = Generated(
-                ("voc-class-list", title, *key),
-                lambda split=split, split_items=split_items, title=title: "".join(
-                    f"{v} {1 if title in held else -1:2d}\n"
-                    for v, (held, _) in presence(split, split_items).items()).encode("utf-8"))
+                ("voc-class-list", title, *key), functools.partial(class_list, split, split_items, title))
     return files
 
 
@@ -328,7 +337,7 @@ def _image(item: Item, name: str, vid: str, to_jpeg: bool) -> tuple[str, Node]:
     jpg = f"{vid}.jpg"
     if item.image is None or item.ext.lower() in JPEG_EXTS:
         return jpg, image_node(item)
-    return jpg, Generated(("voc-jpeg", item.image, JPEG_QUALITY), lambda ref=item.image: jpeg_bytes(ref))
+    return jpg, Generated(("voc-jpeg", item.image, JPEG_QUALITY), functools.partial(jpeg_bytes, item.image))
 
 
 def _render_xml(parsed: tuple[Annotation, list[tuple[Label, VocObject]], int], item: Item,

@@ -18,6 +18,7 @@ gets ``%XX`` for it.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from slyfs.formats.common.labels import class_ids_of
@@ -30,7 +31,7 @@ from slyfs.formats.common.naming import (
     text_field,
 )
 from slyfs.formats.common.splits import item_names, splits
-from slyfs.formats.contract import Generated, Node, image_node
+from slyfs.formats.contract import Generated, Node, constant, image_node
 from slyfs.formats.model import Project
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers.yolo.shared import label_text
@@ -81,10 +82,10 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
         folder = f"obj_{keys[split]}_data"
         out_names = item_names(items, list_safe)
         list_bytes = "".join(f"data/{folder}/{name}\n" for name in out_names).encode()
-        files[f"{keys[split]}.txt"] = Generated(("darknet-list", list_bytes), lambda b=list_bytes: b)
+        files[f"{keys[split]}.txt"] = Generated(("darknet-list", list_bytes), constant(list_bytes))
         for item, name in zip(items, out_names):
             files[f"{folder}/{name}"] = image_node(item)
             files[f"{folder}/{split_ext(name)[0]}.txt"] = Generated(
                 ("darknet-label", label_key, item.dataset, item.name, item.fingerprint),
-                lambda item=item: label_text(project, item, class_ids))
+                functools.partial(label_text, project, item, class_ids))
     return files
