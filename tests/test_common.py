@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +28,7 @@ from slyfs.formats.common.naming import spaceless_component
 from slyfs.formats.common.raster import has_area, pixel_crop
 from slyfs.formats.common.rle import rle
 from slyfs.formats.common.splits import (
+    MAX_SPLIT_BYTES,
     item_names,
     items_key,
     parse_split,
@@ -50,7 +53,10 @@ from slyfs.formats.model import (
     Rectangle,
     Tag,
 )
+from slyfs.formats.readers.supervisely import ProblemLog, read_project
+from slyfs.formats.registry import build_view
 from slyfs.formats.view import OptionError, ViewOptions
+from tests.helpers.hostile import ann, plain_project, rect
 from tests.helpers.readers import require
 
 # ---------------------------------------------------------------- rle
@@ -350,3 +356,17 @@ def test_items_key_changes_exactly_with_the_items() -> None:
     assert items_key(items("a.jpg", "b.jpg")) == key and hash(items_key(items("a.jpg", "b.jpg"))) == hash(key)
     assert items_key(items("a.jpg")) != key
     assert items_key([Item("ds", "a.jpg", None, None, (1, 2)), *items("b.jpg")]) != key  # an edit: new fingerprint
+
+
+
+def test_a_split_named_after_a_long_dataset_fits_every_file_named_after_it(tmp_path: Path) -> None:
+    long_a, long_b = "d" * 200 + "a", "d" * 200 + "b"
+    root = plain_project(tmp_path / "p", {"x.png": ann(rect(1, 1, 3, 3))}, dataset=long_a)
+    shutil.copytree(root / long_a, root / long_b)
+    project = read_project(str(root), report=ProblemLog())
+    names = list(splits(project, ViewOptions()))
+    assert len(set(names)) == 2  # cut, yet distinct
+    assert all(len(n.encode()) == MAX_SPLIT_BYTES and n.startswith("d" * 40) for n in names)
+    for fmt in ("coco", "yolo-darknet", "voc"):
+        for path in build_view(project, [fmt], ViewOptions()):
+            assert all(len(part.encode()) <= 255 for part in path.split("/")), path

@@ -8,11 +8,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
-from slyfs.formats.common.naming import escape_component, safe_name, unique_names
+from slyfs.formats.common.naming import escape_component, safe_name, shorten, unique_names
 from slyfs.formats.model import Item, Project
 from slyfs.formats.view import OptionError, ViewOptions, selected_classes
 
 SPLIT_TAGS = ("train", "val", "test")
+# A split named after a long dataset is cut (hash-tagged) to this, so that every file named after it
+# (``instances_<split>.json``, ``<split>.txt``, ``obj_<split>_data``) stays one component of <= 255 bytes.
+MAX_SPLIT_BYTES = 64
 
 
 def parse_split(spec: str) -> tuple[str, tuple[float, ...]]:
@@ -39,7 +42,7 @@ def stable_fraction(item: Item) -> float:
 def split_of(project: Project, item: Item, mode: str, ratios: tuple[float, ...]) -> str:
     """The split of one item under a parsed spec (see ``ViewOptions.split``)."""
     if mode == "dataset":
-        return safe_name(item.dataset.split("/", 1)[0])
+        return shorten(safe_name(item.dataset.split("/", 1)[0]), MAX_SPLIT_BYTES)
     if mode == "tags":
         names = project.annotation(item).tag_names()
         return next((t for t in SPLIT_TAGS if t in names), "train")
