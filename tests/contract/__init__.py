@@ -1,0 +1,1 @@
+"""The contract every view keeps, one suite that each format joins with one line."""

@@ -1,0 +1,194 @@
+"""The view contract, checked for every format by the same tests (each format joins with one line):
+
+- every listed path resolves: a folder lists, a file reads, and its size is the length of what it reads;
+- an image file is its source's bytes (read here independently, by offset, from the source file);
+- two builds of one source are equal, file for file;
+- after an edit of the source, the paths the tree reports stale cover every path whose bytes changed,
+  appeared or disappeared (a new or vanished path through its folder);
+- through a real mount, ``st_size`` is what a read returns, for every file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from slyfs.formats.contract import SourceBytes
+from slyfs.formats.readers.supervisely import ProblemLog, read_project
+from slyfs.formats.registry import FORMATS, build_view
+from slyfs.formats.view import ViewOptions
+from slyfs.vfs.errors import Unreadable
+from slyfs.vfs.tree import VirtualTree
+from tests.conftest import BLOB, PLAIN
+
+SOURCES = {"plain": PLAIN, "blob": BLOB}
+
+
+def build(root: Path, formats: list[str], options: ViewOptions) -> VirtualTree:
+    return VirtualTree(build_view(read_project(str(root), report=ProblemLog()), formats, options))
+
+
+def walk(tree: VirtualTree, folder: str = "") -> list[str]:
+    """Every file path, found by listing folders from the root (not from the tree's own index)."""
+    out = []
+    for name in tree.listdir(folder):
+        path = f"{folder}/{name}" if folder else name
+        out += walk(tree, path) if tree.attr(path).is_dir else [path]
+    return out
+
+
+def digests(tree: VirtualTree) -> dict[str, str]:
+    out = {}
+    for path in walk(tree):
+        try:
+            out[path] = hashlib.sha256(tree.read_file(path)).hexdigest()
+        except Unreadable:
+            out[path] = "EIO"
+    return out
+
+
+def edit_annotation(root: Path, rng: random.Random) -> str:
+    """Drops the last object of one annotation that has some (or adds a box to one that has none)."""
+    anns = sorted(root.rglob("ann/*.json"))
+    target = rng.choice(anns)
+    data = json.loads(target.read_text())
+    if data["objects"]:
+        data["objects"].pop()
+    else:
+        data["objects"].append({"classTitle": "car", "geometryType": "rectangle", "tags": [],
+                                "points": {"exterior": [[1, 1], [5, 5]], "interior": []}})
+    target.write_text(json.dumps(data))
+    return f"edited {target.relative_to(root)}"
+
+
+def add_image(root: Path, rng: random.Random) -> str:
+    """A copy of a plain image, with its annotation, under a new name in the same dataset."""
+    image = rng.choice(sorted(p for p in root.rglob("img/*") if p.is_file()))
+    ann = image.parent.parent / "ann" / f"{image.name}.json"
+    new = image.with_name(f"added_{image.name}")
+    shutil.copyfile(image, new)
+    if ann.exists():
+        shutil.copyfile(ann, ann.with_name(f"{new.name}.json"))
+    return f"added {new.relative_to(root)}"
+
+
+def remove_annotation(root: Path, rng: random.Random) -> str:
+    target = rng.choice(sorted(root.rglob("ann/*.json")))
+    target.unlink()
+    return f"removed {target.relative_to(root)}"
+
+
+EDITS = (edit_annotation, add_image, remove_annotation)
+
+
+class ViewContract:
+    """What every view keeps; a format joins with ``class TestX(ViewContract): formats = ["x"]``."""
+
+    formats: ClassVar[list[str]]
+    options: ClassVar[ViewOptions] = ViewOptions()
+
+    @pytest.fixture(params=sorted(SOURCES))
+    def source(self, request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+        """A writable copy of an SDK fixture (plain or blob)."""
+        copy = tmp_path / "src"
+        shutil.copytree(SOURCES[request.param], copy)
+        return copy
+
+    def test_every_listed_path_resolves_and_reads_its_size(self, source: Path) -> None:
+        tree = build(source, self.formats, self.options)
+        files = walk(tree)
+        assert files and sorted(files) == tree.walk_files()
+        for path in files:
+            try:
+                data = tree.read_file(path)
+            except Unreadable:
+                continue  # an image the source cannot give (none in the fixtures' views)
+            assert tree.attr(path).size == len(data), path
+
+    def test_image_files_are_the_source_bytes(self, source: Path) -> None:
+        tree = build(source, self.formats, self.options)
+        images = [(path, node.ref) for path in walk(tree) if isinstance(node := tree.node(path), SourceBytes)]
+        assert images
+        for path, ref in images:
+            with open(ref.path, "rb") as f:
+                f.seek(ref.offset)
+                assert tree.read_file(path) == f.read(ref.size), path
+
+    def test_two_builds_are_equal(self, source: Path) -> None:
+        assert digests(build(source, self.formats, self.options)) == digests(build(source, self.formats, self.options))
+
+    def test_after_an_edit_the_stale_paths_cover_every_changed_path(self, source: Path) -> None:
+        rng = random.Random(f"{self.formats}-{source}")  # the same edits on every run
+        tree = build(source, self.formats, self.options)
+        before = digests(tree)
+        for edit in EDITS:
+            what = edit(source, rng)
+            stale = set(tree.replace(build_view(read_project(str(source), report=ProblemLog()), self.formats,
+                                                self.options)))
+            after = digests(tree)
+            changed = {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
+            uncovered = {p for p in changed
+                         if p not in stale and not (p not in before and os.path.dirname(p) in stale)}
+            assert not uncovered, f"{what}: not reported stale: {sorted(uncovered)[:5]}"
+            before = after
+
+    def test_through_a_mount_st_size_is_what_a_read_returns(self, source: Path, mount) -> None:
+        with mount(source, "--format", ",".join(self.formats)) as mnt:
+            files = [Path(d) / n for d, _, names in os.walk(mnt) for n in names]
+            assert files
+            for path in files:
+                try:
+                    data = path.read_bytes()
+                except OSError:
+                    continue
+                assert path.stat().st_size == len(data), path
+
+
+class TestYolo(ViewContract):
+    formats = ["yolo"]
+
+
+class TestYoloSeg(ViewContract):
+    formats = ["yolo-seg"]
+
+
+class TestYoloPose(ViewContract):
+    formats = ["yolo-pose"]
+
+
+class TestYoloObb(ViewContract):
+    formats = ["yolo-obb"]
+
+
+class TestYoloDarknet(ViewContract):
+    formats = ["yolo-darknet"]
+
+
+class TestCoco(ViewContract):
+    formats = ["coco"]
+
+
+class TestVoc(ViewContract):
+    formats = ["voc"]
+
+
+class TestSupervisely(ViewContract):
+    formats = ["supervisely"]
+
+
+class TestAll(ViewContract):
+    formats = list(FORMATS)
+
+
+class TestTagSplitsWithoutEmpty(ViewContract):
+    """Membership that depends on annotation content (tags, emptiness) under edits."""
+
+    formats = ["coco", "yolo", "voc"]
+    options = ViewOptions(split="tags", include_empty=False)
