@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from slyfs.formats.model import ImageRef, Item
 
@@ -49,3 +50,24 @@ def image_node(item: Item) -> SourceBytes | Unavailable:
     if item.image is None:
         return Unavailable(f"{item.dataset}/{item.name}: no readable image bytes")
     return SourceBytes(item.image)
+
+
+class ByteStore(Protocol):
+    """Where the bytes of ``SourceBytes`` come from: local files now (``vfs/stores.py``), object
+    storage next. A handle stands for the one version of the file that was indexed: reading never
+    returns another version's bytes. Every failure is ``formats.source_bytes.SourceUnreadable``."""
+
+    def open(self, ref: ImageRef) -> object:
+        """A handle on the file ``ref`` names, refused if it is no longer the version indexed."""
+        ...
+
+    def read(self, handle: object, ref: ImageRef, size: int, offset: int) -> bytes:
+        """Up to ``size`` bytes at ``offset`` within what ``ref`` describes."""
+        ...
+
+    def close(self, handle: object) -> None: ...
+
+    def read_all(self, ref: ImageRef) -> bytes:
+        """All the bytes ``ref`` describes (open, read, close)."""
+        ...
+
