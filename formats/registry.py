@@ -2,7 +2,7 @@
 
 Each entry names a module, imported on first use: a mount of one format never imports the
 others. A format module has ``build`` (project, options → ``{path: node}``) and, when it takes
-``--opt`` settings, ``OPTIONS``: key → one-line help.
+``--opt`` settings, ``OPTIONS``: a tuple of ``FormatOption``, whose values are checked here, once.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from types import ModuleType
 
 from slyfs.formats.contract import Node, UserError
 from slyfs.formats.model import Project
-from slyfs.formats.view import OptionError, ViewOptions
+from slyfs.formats.view import FormatOption, OptionError, ViewOptions
 
 FORMATS: dict[str, str] = {
     "coco": "slyfs.formats.writers.coco",
@@ -36,9 +36,20 @@ def format_module(name: str) -> ModuleType:
     return importlib.import_module(FORMATS[name])
 
 
-def format_options(name: str) -> Mapping[str, str]:
-    """The ``--opt`` keys format ``name`` reads, with their help."""
-    return getattr(format_module(name), "OPTIONS", {})
+def format_options(name: str) -> tuple[FormatOption, ...]:
+    """The ``--opt`` settings format ``name`` reads."""
+    return getattr(format_module(name), "OPTIONS", ())
+
+
+def options_help() -> str:
+    """Every format's ``--opt`` settings, one a line, for ``--help``. It imports every format
+    module, so it is called only when help is printed."""
+    lines = ["format options (--opt KEY=VALUE; values are checked before anything is mounted or written):"]
+    for name in FORMATS:
+        for option in format_options(name):
+            lines += [f"  {option.key}={option.accepted()}  ({name}; default {option.default or 'none'})",
+                      f"      {option.help}"]
+    return "\n".join(lines)
 
 
 def parse_formats(spec: str) -> list[str]:
@@ -51,13 +62,18 @@ def parse_formats(spec: str) -> list[str]:
 
 
 def check_params(names: list[str], params: Mapping[str, str]) -> None:
-    """Refuses an ``--opt`` key none of the chosen formats reads: a typo would otherwise mount
-    silently without its effect."""
-    valid = {key: text for name in names for key, text in format_options(name).items()}
+    """Refuses an ``--opt`` key none of the chosen formats reads (a typo would otherwise mount
+    silently without its effect) and a value its declaration does not accept, so that the
+    command line fails before anything is mounted or written."""
+    valid = {option.key: option for name in names for option in format_options(name)}
     unknown = sorted(set(params) - set(valid))
     if unknown:
-        accepted = "; ".join(f"{key} ({text})" for key, text in sorted(valid.items())) or "none"
+        accepted = "; ".join(f"{key} ({option.help})" for key, option in sorted(valid.items())) or "none"
         raise OptionError(f"unknown --opt {', '.join(unknown)} for {', '.join(names)}; valid: {accepted}")
+    for key, value in params.items():
+        problem = valid[key].problem(value)
+        if problem:
+            raise OptionError(problem)
 
 
 def build_view(project: Project, names: list[str], options: ViewOptions) -> dict[str, Node]:

@@ -1,4 +1,5 @@
-"""What every view shares: its options and the class selection (splits: ``common/splits.py``)."""
+"""What every view shares: its options, the declaration of a format's own ``--opt`` settings,
+and the class selection (splits: ``common/splits.py``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,27 @@ from slyfs.formats.model import ObjClass, Project, ProjectMeta
 
 class OptionError(UserError, ValueError):
     """A view option has a value the view cannot use."""
+
+
+@dataclass(frozen=True)
+class FormatOption:
+    """One ``--opt`` setting a format reads, declared once: the CLI checks a value against it
+    before anything is mounted or written, and ``--help`` lists it. ``choices`` None: any text."""
+
+    key: str
+    help: str
+    default: str
+    choices: tuple[str, ...] | None = None
+
+    def accepted(self) -> str:
+        """The values it takes, for messages and help: ``0|1`` or ``TEXT``."""
+        return "|".join(self.choices) if self.choices is not None else "TEXT"
+
+    def problem(self, value: str) -> str | None:
+        """Why ``value`` is refused, in one line, or None when it is accepted."""
+        if self.choices is None or value in self.choices:
+            return None
+        return f"--opt {self.key}={value!r}: accepted values are {', '.join(self.choices)}"
 
 
 @dataclass(frozen=True)
@@ -27,8 +49,14 @@ class ViewOptions:
     include_empty: bool = True
     params: Mapping[str, str] = field(default_factory=dict)
 
-    def param(self, key: str, default: str) -> str:
-        return self.params.get(key, default)
+    def param(self, option: FormatOption) -> str:
+        """The value given for ``option``, or its default; a refused value raises OptionError
+        here too, for callers that build a view without ``registry.check_params``."""
+        value = self.params.get(option.key, option.default)
+        problem = option.problem(value)
+        if problem:
+            raise OptionError(problem)
+        return value
 
     def key(self) -> tuple:
         """Hashable identity of the options, part of every generated file's cache key."""

@@ -80,7 +80,7 @@ def test_an_opt_key_no_chosen_format_reads_is_refused_with_the_valid_ones() -> N
 def test_each_format_declares_every_opt_key_it_reads(fmt: str, monkeypatch) -> None:
     asked = set()
     real = ViewOptions.param
-    monkeypatch.setattr(ViewOptions, "param", lambda self, key, default: asked.add(key) or real(self, key, default))
+    monkeypatch.setattr(ViewOptions, "param", lambda self, option: asked.add(option) or real(self, option))
     format_module(fmt).build(read_project(str(BLOB)), ViewOptions())
     assert asked == set(format_options(fmt))
 

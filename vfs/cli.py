@@ -7,7 +7,9 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from slyfs.formats.common.naming import printable
 from slyfs.formats.common.splits import parse_split
@@ -15,7 +17,7 @@ from slyfs.formats.contract import UserError
 from slyfs.formats.readers.supervisely import ProblemLog, SourceError, read_project
 from slyfs.formats.readers.supervisely.check import CheckFailed, check_project, report_json, report_text
 from slyfs.formats.readers.supervisely.project import Progress, read_meta
-from slyfs.formats.registry import FORMATS, build_view, check_params, parse_formats
+from slyfs.formats.registry import FORMATS, build_view, check_params, options_help, parse_formats
 from slyfs.formats.view import OptionError, ViewOptions, kept_classes
 from slyfs.vfs.daemon import MountSettings, run_mount, unmount
 from slyfs.vfs.export import (
@@ -77,7 +79,8 @@ def add_view_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="dataset", help="dataset (default) | tags | ratio:0.8 | ratio:0.7,0.2")
     p.add_argument("--classes", help="keep only these classes, comma-separated")
     p.add_argument("--no-empty", action="store_true", help="leave out images without objects")
-    p.add_argument("--opt", action="append", metavar="KEY=VALUE", help="format-specific option")
+    p.add_argument("--opt", action="append", metavar="KEY=VALUE",
+                   help="a format's own setting, checked before anything starts (the list is below)")
     add_follow_links_argument(p)
 
 
@@ -189,11 +192,26 @@ def cmd_umount(args: argparse.Namespace) -> int:
     return 0
 
 
+class HelpParser(argparse.ArgumentParser):
+    """A parser whose epilog can be computed when help is printed and only then: the list of
+    format options imports every format module, which a mount of one format must not do."""
+
+    def __init__(self, *args: Any, lazy_epilog: Callable[[], str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_epilog = lazy_epilog
+
+    def format_help(self) -> str:
+        if self.lazy_epilog is not None:
+            self.epilog = self.lazy_epilog()
+        return super().format_help()
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="slyfs", description=__doc__)
-    sub = ap.add_subparsers(dest="command", required=True)
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=HelpParser)
+    view_help: dict[str, Any] = {"lazy_epilog": options_help, "formatter_class": argparse.RawDescriptionHelpFormatter}
 
-    m = sub.add_parser("mount", help="mount SOURCE on MOUNTPOINT (returns once it is ready)")
+    m = sub.add_parser("mount", help="mount SOURCE on MOUNTPOINT (returns once it is ready)", **view_help)
     add_view_arguments(m)
     m.add_argument("mountpoint")
     m.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground until unmounted")
@@ -218,7 +236,7 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--debug", action="store_true", help="log every FUSE call")
     m.set_defaults(func=cmd_mount)
 
-    e = sub.add_parser("export", help="write what a mount would show to DEST as real files")
+    e = sub.add_parser("export", help="write what a mount would show to DEST as real files", **view_help)
     add_view_arguments(e)
     e.add_argument("dest", help="directory to create (or an empty one)")
     e.add_argument("--force", action="store_true",

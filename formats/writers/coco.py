@@ -66,9 +66,10 @@ from slyfs.formats.model import (
     Tag,
     TagValue,
 )
-from slyfs.formats.view import OptionError, ViewOptions, selected_classes
+from slyfs.formats.view import FormatOption, ViewOptions, selected_classes
 
-DISABLED_VISIBILITY_OPTION = "coco.disabled_visibility"
+DISABLED_VISIBILITY = FormatOption("coco.disabled_visibility", "v of a disabled keypoint; 0 writes it as 0,0,0",
+                                   default="1", choices=("0", "1", "2"))
 
 
 # ---------------------------------------------------------------- pure conversions
@@ -206,13 +207,6 @@ def object_tags(tags: Iterable[Tag]) -> ObjectTags:
     return ObjectTags(attributes(rest), score, bool(crowd), tuple(problems))
 
 
-def disabled_visibility(options: ViewOptions) -> int:
-    value = options.param(DISABLED_VISIBILITY_OPTION, "1")
-    if value not in ("0", "1", "2"):
-        raise OptionError(f"--opt {DISABLED_VISIBILITY_OPTION}={value!r}: use 0, 1 or 2")
-    return int(value)
-
-
 # ---------------------------------------------------------------- files
 
 
@@ -342,12 +336,12 @@ def _objects(labels: Iterable[Label], category_ids: dict[str, int], classes: tup
     return list(groups.values())
 
 
-OPTIONS = {DISABLED_VISIBILITY_OPTION: "v of a disabled keypoint: 1 (default), 2, or 0 (written as 0,0,0)"}
+OPTIONS = (DISABLED_VISIBILITY,)
 
 
 def build(project: Project, options: ViewOptions) -> dict[str, Node]:
     classes = selected_classes(project, options)
-    visibility = disabled_visibility(options)
+    visibility = int(options.param(DISABLED_VISIBILITY))
     class_key = tuple((c.title, c.shape, c.template) for c in classes)
     with_keypoints = any(c.shape == "graph" and c.template for c in classes)
     with_captions = any(t.name == "caption" for t in project.meta.tag_metas)

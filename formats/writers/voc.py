@@ -53,7 +53,7 @@ from slyfs.formats.contract import Generated, Node, constant, image_node
 from slyfs.formats.model import Annotation, ImageRef, Item, Label, PixelBox, Project, TagValue
 from slyfs.formats.readers.supervisely.annotation import size_problem
 from slyfs.formats.source_bytes import read_bytes
-from slyfs.formats.view import OptionError, ViewOptions, selected_classes
+from slyfs.formats.view import FormatOption, ViewOptions, selected_classes
 
 FLAG_TAGS = ("truncated", "difficult", "occluded")
 FALSE_TAG_VALUES = ("0", "false", "no", "")
@@ -229,18 +229,13 @@ def jpeg_bytes(ref: ImageRef) -> bytes:
 # ---------------------------------------------------------------- the view
 
 
-def jpeg_option(options: ViewOptions) -> bool:
-    value = options.param("voc.jpeg", "0")
-    if value not in ("0", "1"):
-        raise OptionError(f"voc.jpeg={value!r}: use 0 (serve images as they are) or 1 (re-encode non-JPEGs)")
-    return value == "1"
-
-
-OPTIONS = {"voc.jpeg": "1: every image as <id>.jpg, non-JPEGs re-encoded; 0 (default): images as they are"}
+JPEG = FormatOption("voc.jpeg", "1: every image as <id>.jpg, non-JPEGs re-encoded; 0: images as they are",
+                    default="0", choices=("0", "1"))
+OPTIONS = (JPEG,)
 
 
 def build(project: Project, options: ViewOptions) -> dict[str, Node]:
-    to_jpeg = jpeg_option(options)
+    to_jpeg = options.param(JPEG) == "1"
     classes = selected_classes(project, options)
     class_names = dict(zip([c.title for c in classes], voc_class_names([c.title for c in classes])))
     class_index = {c.title: k for k, c in enumerate(classes, 1)}

@@ -29,16 +29,20 @@ from slyfs.formats.common.labels import report_left_out
 from slyfs.formats.common.text import yaml_str
 from slyfs.formats.contract import Node, Unavailable
 from slyfs.formats.model import Graph, GraphNode, Item, ObjClass, Project
-from slyfs.formats.view import OptionError, ViewOptions, selected_classes
+from slyfs.formats.view import FormatOption, OptionError, ViewOptions, selected_classes
 from slyfs.formats.writers.yolo.shared import ultralytics_tree
 
 SIDE_WORDS = (("left", "right"), ("l", "r"))
+POSE_CLASS = FormatOption("pose.class", "title of the graph class whose keypoints are written; none: the first one",
+                          default="")
+POSE_DISABLED = FormatOption("pose.disabled", "1: disabled nodes get v=1; 0: written as 0 0 0",
+                             default="1", choices=("0", "1"))
 
 
 def pose_class(project: Project, options: ViewOptions) -> tuple[ObjClass | None, list[ObjClass]]:
     """The chosen graph class and every graph class that could have been chosen."""
     graphs = [c for c in selected_classes(project, options) if c.shape == "graph" and c.template is not None]
-    wanted = options.param("pose.class", "")
+    wanted = options.param(POSE_CLASS)
     if not wanted:
         return (graphs[0] if graphs else None), graphs
     for c in graphs:
@@ -109,17 +113,14 @@ def label_text(project: Project, item: Item, pose: ObjClass, write_disabled: boo
     return "".join(rows).encode()
 
 
-OPTIONS = {"pose.class": "the graph class whose keypoints are written (default: the first one)",
-           "pose.disabled": "1 (default): disabled nodes get v=1; 0: written as 0 0 0"}
+OPTIONS = (POSE_CLASS, POSE_DISABLED)
 
 
 def build(project: Project, options: ViewOptions) -> dict[str, Node]:
     pose, candidates = pose_class(project, options)
     if pose is None or pose.template is None:
         return {"data.yaml": Unavailable("yolo-pose: the project has no graph (keypoint) class")}
-    disabled = options.param("pose.disabled", "1")
-    if disabled not in ("0", "1"):
-        raise OptionError(f"pose.disabled={disabled!r}: use 1 (disabled nodes get v=1) or 0 (written as 0 0 0)")
+    disabled = options.param(POSE_DISABLED)
     template = pose.template
     kpt_names = [label or nid for label, nid in zip(template.labels, template.node_ids)]
     others = [c.title for c in candidates if c is not pose]
