@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from slyfs.formats.model import ImageRef, Item
+from slyfs.formats.model import ImageRef, Item, Project
+
+Progress = Callable[[int, str], None]  # (items scanned so far, what the scan is doing): a long first scan says so
 
 
 class UserError(Exception):
@@ -71,3 +73,34 @@ class ByteStore(Protocol):
         """All the bytes ``ref`` describes (open, read, close)."""
         ...
 
+class WatchedSource(Protocol):
+    """A source a live mount follows. The reader knows its layout; vfs/live.py only watches the
+    folders it names, stats the files it names, and hands back the paths that changed."""
+
+    root: str  # the source's top folder: a change "somewhere" is reported as this path
+
+    def scan(self, progress: Progress | None = None) -> Project:
+        """The project as it is now (re-reading only what changed since the last scan)."""
+        ...
+
+    def watched_folders(self) -> list[str]:
+        """Every existing folder whose entries matter for the last scan's project."""
+        ...
+
+    def poll_files(self, folder: str) -> list[str]:
+        """The files of a watched folder whose stamps a poll compares where no change events come:
+        the project-wide inputs whose edits a folder's own stamp does not show."""
+        ...
+
+    def changed(self, paths: Collection[str]) -> None:
+        """These paths changed (an event or a poll said so): the next scan must read them again."""
+        ...
+
+    def events_lost(self) -> None:
+        """Changes may have gone unreported: the next scan must check every file again."""
+        ...
+
+    def save(self) -> None:
+        """Keep what the scans learnt for the next mount (called once the mount is ready, and
+        after each rebuild)."""
+        ...

@@ -11,8 +11,8 @@ from slyfs.formats.contract import Generated, SourceBytes
 from slyfs.formats.model import ImageRef
 from slyfs.formats.readers.supervisely import project as reader
 from slyfs.formats.readers.supervisely import read_project
+from slyfs.formats.readers.supervisely.index import SourceIndex
 from slyfs.vfs.errors import NotADirectory, NotFound
-from slyfs.vfs.index import SourceIndex
 from slyfs.vfs.tree import VirtualTree
 from tests.conftest import BLOB
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from slyfs.formats.readers.supervisely import read_project
-from slyfs.vfs.index import SourceIndex, index_path, validated_row
+from slyfs.formats.readers.supervisely.index import SourceIndex, index_path, validated_row
 from tests.conftest import read_tree
 
 Damage = Callable[[Path], None]

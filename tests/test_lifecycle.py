@@ -354,25 +354,26 @@ def test_watcher_follows_the_source_after_meta_json_was_a_fifo(tmp_path: Path, m
 def test_watcher_outlives_an_error_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Any error in the watcher's loop (here: listing the folders to watch) is logged, and it
     watches again shortly, catching up on what changed meanwhile."""
+    from slyfs.formats.readers.supervisely.index import SourceIndex
+    from slyfs.formats.readers.supervisely.watch import SuperviselySource
     from slyfs.formats.view import ViewOptions
-    from slyfs.vfs.index import SourceIndex
     from slyfs.vfs.live import ViewSource, Watcher
     from slyfs.vfs.tree import VirtualTree
 
     root = plain_project(tmp_path / "p", {"a.png": ann()})
-    view = ViewSource(str(root), ["yolo"], ViewOptions(), SourceIndex(None))
+    view = ViewSource(SuperviselySource(str(root), SourceIndex(None)), ["yolo"], ViewOptions())
     tree = VirtualTree(view.build())
     failures = []
-    watched_dirs = view.watched_dirs
+    watched_folders = view.source.watched_folders
 
     def failing_once() -> list[str]:
         if not failures:
             failures.append("listing failed")
             add_image(root, "b.png")  # a change while the watcher is down
             raise OSError(errno.EIO, "listing failed")
-        return watched_dirs()
+        return watched_folders()
 
-    monkeypatch.setattr(view, "watched_dirs", failing_once)
+    monkeypatch.setattr(view.source, "watched_folders", failing_once)
     watcher = Watcher(view, tree)
     watcher.start()
     try:

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from slyfs.formats.readers.supervisely.index import SourceIndex
+from slyfs.formats.readers.supervisely.watch import SuperviselySource
 from slyfs.formats.registry import FORMATS
 from slyfs.formats.view import ViewOptions
 from slyfs.vfs import daemon
-from slyfs.vfs.index import SourceIndex
 from slyfs.vfs.live import ViewSource
 from tests.conftest import BLOB, PLAIN, wait_for
 
@@ -115,7 +116,7 @@ def test_added_image_removed_dataset_and_changed_meta(source: Path, mount, libfu
 
 
 def test_rebuilds_freeze_no_garbage() -> None:
-    view = ViewSource(str(BLOB), list(FORMATS), ViewOptions(), SourceIndex(None))
+    view = ViewSource(SuperviselySource(str(BLOB), SourceIndex(None)), list(FORMATS), ViewOptions())
     frozen = []
     for _ in range(8):
         view.build()

@@ -41,3 +41,16 @@ def test_the_console_script_runs_the_slyfs_cli() -> None:
     r = subprocess.run(["slyfs", "--help"], cwd="/", capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "mount" in r.stdout and "export" in r.stdout
     assert importlib.util.find_spec("slyfs.vfs.cli") is not None
+
+
+READER_IMPORT = re.compile(r"^\s*(from|import)\s+slyfs\.formats\.readers(\.|\s|$)", re.M)
+
+
+def test_vfs_imports_no_reader_but_in_the_cli() -> None:
+    """vfs/ serves any source through formats/contract.py; only the CLI picks the reader (the
+    composition), so a new kind of source plugs in without vfs/ knowing its layout."""
+    modules = sorted((REPO / "vfs").glob("*.py"))
+    assert len(modules) > 5 and REPO / "vfs/cli.py" in modules  # the walk found vfs/
+    offenders = [f"{f.relative_to(REPO)}: {m.group(0).strip()}" for f in modules if f.name != "cli.py"
+                 for m in READER_IMPORT.finditer(f.read_text(encoding="utf-8"))]
+    assert offenders == []

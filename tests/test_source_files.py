@@ -252,13 +252,14 @@ def test_hard_links_made_by_export_leave_the_images_served(mount, tmp_path: Path
 
 def test_the_polling_watcher_sees_an_edit_keeping_size_and_mtime(tmp_path: Path) -> None:
     """Without inotify the watcher compares stamps of the folders, meta.json, offsets files and tars."""
+    from slyfs.formats.readers.supervisely.index import SourceIndex
+    from slyfs.formats.readers.supervisely.watch import SuperviselySource
     from slyfs.formats.view import ViewOptions
-    from slyfs.vfs.index import SourceIndex
     from slyfs.vfs.live import ViewSource, Watcher
     from slyfs.vfs.tree import VirtualTree
 
     root, _ = blob_project(tmp_path / "b", {"x.png": png()})
-    view = ViewSource(str(root), ["yolo"], ViewOptions(), SourceIndex(None))
+    view = ViewSource(SuperviselySource(str(root), SourceIndex(None)), ["yolo"], ViewOptions())
     watcher = Watcher(view, VirtualTree(view.build()))  # not started: only its poll signature is used
     if watcher._inotify is not None:
         watcher._inotify.close()

@@ -13,10 +13,12 @@ from typing import Any
 
 from slyfs.formats.common.naming import printable
 from slyfs.formats.common.splits import parse_split
-from slyfs.formats.contract import UserError
+from slyfs.formats.contract import Progress, UserError
 from slyfs.formats.readers.supervisely import ProblemLog, SourceError, read_project
 from slyfs.formats.readers.supervisely.check import CheckFailed, check_project, report_json, report_text
-from slyfs.formats.readers.supervisely.project import Progress, read_meta
+from slyfs.formats.readers.supervisely.index import SourceIndex, index_path
+from slyfs.formats.readers.supervisely.project import read_meta
+from slyfs.formats.readers.supervisely.watch import SuperviselySource
 from slyfs.formats.registry import FORMATS, build_view, check_params, options_help, parse_formats
 from slyfs.formats.view import OptionError, ViewOptions, kept_classes
 from slyfs.vfs.daemon import MountSettings, run_mount, unmount
@@ -27,7 +29,6 @@ from slyfs.vfs.export import (
     export_tree,
     generated_mode_for,
 )
-from slyfs.vfs.index import SourceIndex, index_path
 from slyfs.vfs.live import ViewSource, Watcher, no_gc
 from slyfs.vfs.tree import DEFAULT_CACHE_BYTES, VirtualTree
 
@@ -103,13 +104,13 @@ def cmd_mount(args: argparse.Namespace) -> int:
     def make_tree(progress: Progress | None) -> VirtualTree:
         # The index (a sqlite connection) is opened here, in the daemon, never across the fork.
         index = SourceIndex(None if args.no_index else index_path(cache_root, source))
-        views.append(ViewSource(source, names, options, index, args.follow_external_links))
+        views.append(ViewSource(SuperviselySource(source, index, args.follow_external_links), names, options))
         with no_gc():
             return VirtualTree(views[0].build(progress), cache_bytes=args.cache_size, source_root=source)
 
     def when_ready(tree: VirtualTree) -> None:
         if args.no_watch:
-            views[0].index.save()
+            views[0].source.save()
         else:
             Watcher(views[0], tree).start()
 

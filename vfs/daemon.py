@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from slyfs.formats.contract import UserError
-from slyfs.formats.readers.supervisely.project import Progress
+from slyfs.formats.contract import Progress, UserError
 from slyfs.vfs.progress import ProgressLine, clear_line, terminal_writer
 from slyfs.vfs.tree import VirtualTree
 

@@ -1,14 +1,17 @@
 """Keeping a mount live: build the view from the source, watch the source, rebuild on change.
 
-A change anywhere in the source (an annotation edited, an image or dataset added or removed,
-``meta.json`` or an offsets file rewritten) leads to one rebuild of the whole view through
-the persistent index, which re-reads only what changed; unchanged generated files keep their
-cache entries because their keys did not change. The new version replaces the old one
+The source is a ``WatchedSource`` (formats/contract.py): its reader says which folders and
+files matter and takes the changed paths; nothing here knows a source's layout. A change
+anywhere in the source (for Supervisely: an annotation edited, an image or dataset added or
+removed, ``meta.json`` or an offsets file rewritten) leads to one rebuild of the whole view
+through the source's index, which re-reads only what changed; unchanged generated files keep
+their cache entries because their keys did not change. The new version replaces the old one
 atomically (``VirtualTree.replace``); open handles keep the version they opened.
 
 Changes are seen with inotify (Linux; through ctypes, no dependency). Where inotify is
-missing, the folders, ``meta.json``, offsets files and tars are polled once a second: that
-sees everything but an annotation edited in place without a rename.
+missing, the watched folders and the files the source names in them (Supervisely:
+``meta.json``, offsets files and tars) are polled once a second: that sees everything but a
+per-item file (an annotation) edited in place without a rename.
 """
 
 from __future__ import annotations
@@ -25,13 +28,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from slyfs.formats.contract import Tree
-from slyfs.formats.model import Project, Stamp, file_stamp
-from slyfs.formats.readers.supervisely import ProblemLog, SourceError, read_project
-from slyfs.formats.readers.supervisely.project import Progress
+from slyfs.formats.contract import Progress, Tree, UserError, WatchedSource
+from slyfs.formats.model import Stamp, file_stamp
 from slyfs.formats.registry import build_view
 from slyfs.formats.view import ViewOptions
-from slyfs.vfs.index import SourceIndex
 from slyfs.vfs.tree import VirtualTree
 
 log = logging.getLogger("slyfs.live")
@@ -61,36 +61,21 @@ def no_gc() -> Iterator[None]:
 
 
 class ViewSource:
-    """Reads the source through the index and builds the requested view of it."""
+    """Builds the requested view of a source as it is now."""
 
-    def __init__(self, source: str, formats: list[str], options: ViewOptions, index: SourceIndex,
-                 follow_external_links: bool = False) -> None:
+    def __init__(self, source: WatchedSource, formats: list[str], options: ViewOptions) -> None:
         self.source = source
-        self.follow_external_links = follow_external_links
         self.formats = formats
         self.options = options
-        self.index = index
-        self.problems = ProblemLog()  # shared by rebuilds: each problem is logged once per mount
-        self.project: Project | None = None
 
     def build(self, progress: Progress | None = None) -> Tree:
         """The view of the source as it is now; ``progress`` hears how the scan is getting on."""
         with no_gc():
-            self.project = read_project(self.source, report=self.problems, cache=self.index,
-                                        follow_external_links=self.follow_external_links, progress=progress)
+            project = self.source.scan(progress)
             if progress is not None:
-                items = sum(len(ds.items) for ds in self.project.datasets)
+                items = sum(len(ds.items) for ds in project.datasets)
                 progress(items, f"building the {','.join(self.formats)} view")
-            return build_view(self.project, self.formats, self.options)
-
-    def watched_dirs(self) -> list[str]:
-        """Every folder whose entries matter: root, blob/, each dataset's own and its subfolders."""
-        root = self.source
-        dirs = [root, os.path.join(root, "blob")]
-        for ds in self.project.datasets if self.project else ():
-            d = os.path.join(root, "/datasets/".join(ds.name.split("/")))
-            dirs += [os.path.join(d, sub) for sub in ("", "ann", "img", "img_info", "meta", "datasets")]
-        return [d for d in dirs if os.path.isdir(d)]
+            return build_view(project, self.formats, self.options)
 
 
 # ---------------------------------------------------------------- inotify through ctypes
@@ -177,7 +162,7 @@ class Watcher:
             self._inotify.close()
 
     def _run(self) -> None:
-        self.view.index.save()  # after the mount is ready, not before
+        self.view.source.save()  # after the mount is ready, not before
         while not self._stop.is_set():
             try:
                 if self._inotify is None:
@@ -186,13 +171,13 @@ class Watcher:
                     self._inotify_loop(self._inotify)
             except Exception:  # whatever broke, the mount must go on following the source
                 log.exception("the watcher failed; watching again in %.0f s", RETRY_SECONDS)
-                self._pending.add(self.view.source)  # changes may have gone unseen meanwhile:
+                self._pending.add(self.view.source.root)  # changes may have gone unseen meanwhile:
                 self._retry_at = time.monotonic()  # rebuild once watching again
                 self._stop.wait(RETRY_SECONDS)
 
     def _rewatch(self, ino: Inotify) -> None:
         """Watch every folder that matters now (watching one twice is harmless)."""
-        for d in self.view.watched_dirs():
+        for d in self.view.source.watched_folders():
             ino.watch(d)
 
     def _inotify_loop(self, ino: Inotify) -> None:
@@ -202,7 +187,7 @@ class Watcher:
             if ready:
                 changed = self._batch(ino)
                 if any(mask & IN_Q_OVERFLOW for _, mask in changed):  # events were lost: re-stat all
-                    self.view.index.forget_json_files()
+                    self.view.source.events_lost()
                 self._pending.update(p for p, _ in changed)
             elif not self._retry_due():
                 continue
@@ -237,13 +222,11 @@ class Watcher:
             before = self._signature()
 
     def _signature(self) -> dict[str, Stamp]:
+        """The stamps of the watched folders and of the files the source says to poll in them."""
         sig = {}
-        for d in self.view.watched_dirs():
-            names: list[str] = []
-            with contextlib.suppress(OSError):  # gone or unreadable since: its own stamp says it changed
-                names = os.listdir(d)
-            for e in [d, *(os.path.join(d, n) for n in names if n.endswith((".tar", ".pkl")) or n == "meta.json")]:
-                with contextlib.suppress(OSError):
+        for d in self.view.source.watched_folders():
+            for e in [d, *self.view.source.poll_files(d)]:
+                with contextlib.suppress(OSError):  # gone or unreadable: missing from the signature is a change
                     sig[e] = file_stamp(os.stat(e))
         return sig
 
@@ -268,23 +251,21 @@ class Watcher:
             self._backoff = min(delay * 2, RETRY_MAX_SECONDS)
             log.warning("rebuild after a source change failed; still serving the previous version; "
                         "retrying with the next change or in %.0f s: %s", delay, e,
-                        exc_info=not isinstance(e, SourceError))
+                        exc_info=not isinstance(e, UserError))
             return
         self._pending.clear()
         self._retry_at = None
         self._backoff = RETRY_SECONDS
 
     def _apply(self, paths: list[str]) -> None:
-        """Tell the index what changed, then rebuild once (a rewritten tar or image gets a new
+        """Tell the source what changed, then rebuild once (a rewritten tar or image gets a new
         stamp in its ImageRefs, so the sources open it afresh)."""
-        for p in set(paths):
-            if p.endswith(".json") and os.path.basename(os.path.dirname(p)) in ("ann", "img_info", "meta"):
-                self.view.index.refresh(p)
+        self.view.source.changed(paths)
         started = time.monotonic()
         files = self.view.build()
         stale = self.tree.replace(files)
         del files
-        self.view.index.save()
+        self.view.source.save()
         took = time.monotonic() - started
         log.info("source changed (%d paths): view rebuilt in %.2f s, %d paths stale",
                  len(set(paths)), took, len(stale))

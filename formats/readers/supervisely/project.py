@@ -20,7 +20,7 @@ from PIL import Image
 
 from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import printable
-from slyfs.formats.contract import UserError
+from slyfs.formats.contract import Progress, UserError
 from slyfs.formats.model import (
     Annotation,
     Dataset,
@@ -53,13 +53,12 @@ ANNOTATION_CACHE_BYTES = 128 << 20
 PARSED_BYTES_PER_JSON_BYTE = 6
 
 Report = Callable[[Problem], None]
-Progress = Callable[[int, str], None]  # (items scanned so far, what the scan is doing): a long first scan says so
 PROGRESS_EVERY_ITEMS = 8192
 NOT_OPENED = "never opened: treated as missing"
 
 
 class ScanCache(Protocol):
-    """What a persistent index offers the scanner (vfs/index.py implements it): results
+    """What a persistent index offers the scanner (index.py's SourceIndex implements it): results
     reused while the file or directory they came from is unchanged."""
 
     def offsets(self, path: str, load: Callable[[], list[BlobEntry]]) -> list[BlobEntry]: ...

@@ -97,7 +97,7 @@ def index_path(cache_dir: Path, source: str) -> Path:
 
 
 class SourceIndex:
-    """A ScanCache (see formats/supervisely/project.py) kept in memory and in sqlite.
+    """A ScanCache (see project.py) kept in memory and in sqlite.
 
     ``path=None`` keeps it in memory only (still useful: live rebuilds reuse it)."""
 
