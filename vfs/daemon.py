@@ -353,7 +353,9 @@ class PathInvalidator:
         log.debug("invalidated %d of %d stale paths in the kernel", done, len(paths))
 
 
-FUSE_MAX_THREADS = 16  # requests served at once: a slow render and readers waiting for it leave workers (README)
+# Requests served at once. One slow render (and up to two readers waiting for it) still leaves a worker for
+# everything else; more workers measured slower with parallel readers of small files (GIL handovers, README).
+FUSE_MAX_THREADS = 4
 
 
 def loop_thread_options() -> dict[str, object]:
