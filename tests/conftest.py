@@ -73,6 +73,16 @@ def blob_copy(tmp_path: Path) -> Path:
     return copy
 
 
+def eventually(condition: Callable[[], bool], seconds: float = 10) -> bool:
+    """Whether ``condition`` holds within ``seconds`` (polled; the last look decides)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
 WAIT_SECONDS = 15.0  # generous: a change shows after the rebuild (and a retry's backoff) plus the kernel's timeout
 
 

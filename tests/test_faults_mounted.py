@@ -8,10 +8,9 @@ import os
 import signal
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from tests.conftest import is_mounted, slyfs
+from tests.conftest import eventually, is_mounted, slyfs
 from tests.helpers.hostile import ann, blob_project, offsets_pickle, plain_project, png, rect
 from tests.helpers.scripts import load_script
 
@@ -35,15 +34,6 @@ def daemon_pid(mnt: Path) -> int:
         if int(pid) != me and b"slyfs.vfs.cli" in cmd and os.fsencode(str(mnt)) in cmd:
             return int(pid)
     raise AssertionError(f"no daemon found for {mnt}")
-
-
-def _wait(cond, seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 def test_unavailable_bytes_give_eio_for_that_file_only(mount, tmp_path: Path) -> None:
@@ -111,7 +101,7 @@ def test_unwritable_log_does_not_stop_a_mount(tmp_path: Path, mount) -> None:
         assert (mnt / "labels/ds/a.txt").read_bytes() == b""
     finally:
         slyfs("umount", str(mnt), check=False)
-        assert _wait(lambda: not is_mounted(mnt))
+        assert eventually(lambda: not is_mounted(mnt))
         mnt.rmdir()
     # a full disk: every log write fails (ENOSPC), the daemon serves on
     with mount(root, "--log-file", "/dev/full") as mnt:
@@ -133,14 +123,14 @@ def test_sigkill_leaves_a_stale_mount_that_the_next_mount_recovers(tmp_path: Pat
     try:
         assert slyfs("mount", str(root), str(mnt), check=False).returncode == 0
         os.kill(daemon_pid(mnt), signal.SIGKILL)
-        assert _wait(lambda: _stat_errno(mnt) == errno.ENOTCONN)
+        assert eventually(lambda: _stat_errno(mnt) == errno.ENOTCONN)
         r = slyfs("mount", str(root), str(mnt), check=False)
         assert r.returncode == 0, r.stderr
         assert r.stderr == f"slyfs: {mnt}: stale mount of a daemon that died; unmounting it\n"
         assert (mnt / "labels/ds/a.txt").read_bytes() == b"0 0.300000 0.300000 0.400000 0.400000\n"
     finally:
         slyfs("umount", str(mnt), check=False)
-        _wait(lambda: not is_mounted(mnt))
+        eventually(lambda: not is_mounted(mnt))
         if is_mounted(mnt):
             os.system(f"fusermount3 -u -z '{mnt}' 2>/dev/null || fusermount -u -z '{mnt}'")
         assert not is_mounted(mnt)
@@ -163,8 +153,8 @@ def test_sigterm_unmounts_cleanly(tmp_path: Path) -> None:
         assert slyfs("mount", str(root), str(mnt), check=False).returncode == 0
         pid = daemon_pid(mnt)
         os.kill(pid, signal.SIGTERM)
-        assert _wait(lambda: not is_mounted(mnt))
-        assert _wait(lambda: not Path(f"/proc/{pid}").exists() or
+        assert eventually(lambda: not is_mounted(mnt))
+        assert eventually(lambda: not Path(f"/proc/{pid}").exists() or
                      Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z")
         assert os.listdir(mnt) == []
     finally:

@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 
 from slyfs.vfs import cli, daemon
-from tests.conftest import PLAIN, WAIT_SECONDS, is_mounted, slyfs, wait_for
+from tests.conftest import PLAIN, WAIT_SECONDS, eventually, is_mounted, slyfs, wait_for
 from tests.helpers.hostile import ann, plain_project, png, rect
-from tests.test_faults_mounted import _slyfs_env, _wait, daemon_pid
+from tests.test_faults_mounted import _slyfs_env, daemon_pid
 
 NOBODY = 65534
 
@@ -51,7 +51,7 @@ def unmount_all(mnt: Path) -> None:
             return
         if slyfs("umount", str(mnt), check=False).returncode != 0:
             subprocess.run(["fusermount3", "-u", "-z", str(mnt)], check=False, capture_output=True)
-        _wait(lambda: not is_mounted(mnt), 5)
+        eventually(lambda: not is_mounted(mnt), 5)
     assert not is_mounted(mnt), f"{mnt} stayed mounted"
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import slyfs
+from tests.conftest import eventually, slyfs
 from tests.helpers.hostile import ann, blob_project, plain_project, png, rect
 
 READ_TIMEOUT = 10  # a read the daemon cannot answer at once is a hang: the test fails instead of blocking
@@ -46,15 +46,6 @@ def replace_with_fifo(path: Path) -> None:
     tmp = path.with_name(f".{path.name}.fifo")
     os.mkfifo(tmp)
     os.replace(tmp, path)
-
-
-def wait_for(cond, seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return cond()
 
 
 # ---------------------------------------------------------------- item 4: special files never block
@@ -178,11 +169,11 @@ def test_an_edit_keeping_size_and_mtime_is_seen(mount, tmp_path: Path, watch: tu
             if watch:  # --no-watch: a frozen snapshot, whose sources must not change under it
                 assert got == errno.EIO, served
             else:
-                assert wait_for(lambda p=served, n=new: read_through(p.parent, p.name, []) == n), served
+                assert eventually(lambda p=served, n=new: read_through(p.parent, p.name, []) == n), served
         if watch:
             return
-        assert wait_for(lambda: label.read_bytes() == b"0 0.350000 0.350000 0.300000 0.300000\n"), label.read_bytes()
-        assert wait_for(lambda: b"#00FF00" in meta.read_bytes())
+        assert eventually(lambda: label.read_bytes() == b"0 0.350000 0.350000 0.300000 0.300000\n"), label.read_bytes()
+        assert eventually(lambda: b"#00FF00" in meta.read_bytes())
 
 
 # ---------------------------------------------------------------- item 11: folders check cannot enter or read
