@@ -141,7 +141,7 @@ class VirtualTree:
         if node is None:
             return Attr(True, 0, mtime, *self.owners.directory())
         if isinstance(node, SourceBytes):  # the source file's mtime: the kernel drops cached pages when it moves
-            return Attr(False, node.ref.size, node.ref.stamp[3] / 1e9 if node.ref.stamp else mtime,
+            return Attr(False, node.ref.size, node.ref.stamp.mtime_ns / 1e9 if node.ref.stamp else mtime,
                         *self.owners.source(node.ref))
         if isinstance(node, Generated):
             return Attr(False, len(self.cache.get(node)), mtime, *self.owners.generated(node.key))

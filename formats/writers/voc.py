@@ -47,7 +47,7 @@ from slyfs.formats.common.naming import (
     text_field,
 )
 from slyfs.formats.common.raster import has_area
-from slyfs.formats.common.splits import ItemsKey, item_names, items_key, splits
+from slyfs.formats.common.splits import MAX_SPLIT_BYTES, ItemsKey, item_names, items_key, splits
 from slyfs.formats.common.text import xml_comment_text, xml_text
 from slyfs.formats.contract import Generated, Node, constant, image_node
 from slyfs.formats.model import Annotation, ImageRef, Item, Label, PixelBox, Project, TagValue
@@ -62,7 +62,6 @@ JPEG_QUALITY = 95
 HEADER_PROBE_BYTES = 64 << 10
 MAX_REENCODE_BYTES = 256 << 20  # voc.jpeg=1: larger source images are not re-encoded
 MASK_CACHE_BYTES = 64 << 20  # index images kept for their item's other PNG (2 x width x height bytes an item)
-MAX_SPLIT_BYTES = 64
 MAX_CLASS_BYTES = MAX_NAME_BYTES - len("_.txt") - MAX_SPLIT_BYTES  # <class>_<split>.txt fits in 255 bytes
 DEPTH_BY_MODE = {"1": 1, "L": 1, "I": 1, "I;16": 1, "F": 1, "LA": 2, "P": 3, "RGB": 3, "YCbCr": 3,
                  "LAB": 3, "HSV": 3, "RGBA": 4, "CMYK": 4}

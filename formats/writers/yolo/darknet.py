@@ -30,14 +30,13 @@ from slyfs.formats.common.naming import (
     split_ext,
     text_field,
 )
-from slyfs.formats.common.splits import item_names, splits
+from slyfs.formats.common.splits import MAX_SPLIT_BYTES, item_names, splits
 from slyfs.formats.contract import Generated, Node, constant, image_node
 from slyfs.formats.model import Project
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers.yolo.shared import label_text
 
 RESERVED_KEYS = ("classes", "names", "backup")
-MAX_KEY_BYTES = 64  # obj_<key>_data and <key>.txt stay far below 255 bytes
 
 
 def list_safe(name: str) -> str:
@@ -54,7 +53,7 @@ def split_keys(split_names: list[str]) -> dict[str, str]:
         key = re.sub(r"\W", "_", name)
         if key in RESERVED_KEYS or key != name:
             key += "_"
-        key = shorten(key, MAX_KEY_BYTES).replace("~", "_")
+        key = shorten(key, MAX_SPLIT_BYTES).replace("~", "_")  # obj_<key>_data stays far below 255 bytes
         while key in out.values() or key in RESERVED_KEYS:
             key += "_"
         out[name] = key
