@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -73,6 +73,58 @@ class ByteStore(Protocol):
         """All the bytes ``ref`` describes (open, read, close)."""
         ...
 
+ItemKey = tuple[str, str]  # (dataset, item name): an item's identity across versions of a project
+
+
+@dataclass(frozen=True)
+class Change:
+    """What changed between two versions of a project: the new version of each changed item
+    (None: removed; a key not there before: added), or ``everything`` when a project-wide input
+    changed (meta.json) and every file may hold other bytes."""
+
+    items: Mapping[ItemKey, Item | None] = field(default_factory=dict)
+    everything: bool = False
+
+
+class Folder:
+    """What ``View.lookup`` answers for a folder."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "FOLDER"
+
+
+FOLDER = Folder()
+
+
+class View(Protocol):
+    """One format over one version of a project, answering a folder at a time: nothing is made
+    for a file until its path is looked up. Immutable; a change makes a new one (``updated``)."""
+
+    def list(self, folder: str) -> Sequence[str] | None:
+        """The sorted names in ``folder`` ("" is the root); None when it is not a folder.
+        The caller must not modify the sequence."""
+        ...
+
+    def lookup(self, folder: str, name: str) -> Node | Folder | None:
+        """The node of ``folder/name``, FOLDER for a subfolder, None when there is no such entry."""
+        ...
+
+    def updated(self, project: Project, change: Change) -> View:
+        """The view of ``project``, which is this view's project after ``change``."""
+        ...
+
+    def stale(self, before: View, change: Change) -> Iterable[str]:
+        """Every path (files and folders; "" for the root) whose bytes or listing may differ
+        between ``before`` and this view, which ``before.updated(..., change)`` made."""
+        ...
+
+    def walk(self) -> Iterable[str]:
+        """Every file path, sorted."""
+        ...
+
+
 class WatchedSource(Protocol):
     """A source a live mount follows. The reader knows its layout; vfs/live.py only watches the
     folders it names, stats the files it names, and hands back the paths that changed."""
@@ -92,8 +144,9 @@ class WatchedSource(Protocol):
         the project-wide inputs whose edits a folder's own stamp does not show."""
         ...
 
-    def changed(self, paths: Collection[str]) -> None:
-        """These paths changed (an event or a poll said so): the next scan must read them again."""
+    def update(self, paths: Collection[str]) -> tuple[Project, Change]:
+        """The project after these paths changed (an event or a poll said so), and what changed
+        in it: the items whose inputs changed, or everything."""
         ...
 
     def events_lost(self) -> None:

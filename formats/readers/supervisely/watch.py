@@ -10,8 +10,8 @@ import contextlib
 import os
 from collections.abc import Collection
 
-from slyfs.formats.contract import Progress
-from slyfs.formats.model import Project
+from slyfs.formats.contract import Change, ItemKey, Progress
+from slyfs.formats.model import Item, Project
 from slyfs.formats.readers.supervisely.index import SourceIndex
 from slyfs.formats.readers.supervisely.project import ProblemLog, read_project
 
@@ -51,15 +51,33 @@ class SuperviselySource:
             names = os.listdir(folder)
         return [os.path.join(folder, n) for n in names if n.endswith(PROJECT_FILE_SUFFIXES) or n == META_FILE]
 
-    def changed(self, paths: Collection[str]) -> None:
+    def update(self, paths: Collection[str]) -> tuple[Project, Change]:
         """Per-item JSON files take their new stamps in the index (an edit in place changes no
-        folder); meta.json, offsets files, tars and images the next scan checks by itself."""
+        folder); meta.json, offsets files, tars and images the rescan checks by itself. The change
+        is every item that differs between the two scans."""
         for p in set(paths):
             if p.endswith(".json") and os.path.basename(os.path.dirname(p)) in ITEM_JSON_FOLDERS:
                 self.index.refresh(p)
+        before = self.project
+        after = self.scan()
+        if before is None or before.meta_fingerprint != after.meta_fingerprint:
+            return after, Change(everything=True)
+        return after, Change(changed_items(before, after))
 
     def events_lost(self) -> None:
         self.index.forget_json_files()
 
     def save(self) -> None:
         self.index.save()
+
+
+def changed_items(before: Project, after: Project) -> dict[ItemKey, Item | None]:
+    """The items added, removed or changed (any input's stamp) between two scans."""
+    old = {(i.dataset, i.name): i for i in before.items()}
+    out: dict[ItemKey, Item | None] = {}
+    for item in after.items():
+        key = (item.dataset, item.name)
+        if old.pop(key, None) != item:
+            out[key] = item
+    out.update(dict.fromkeys(old))
+    return out
