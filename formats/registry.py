@@ -1,8 +1,9 @@
 """The formats slyfs can show, by name. Adding a format is one module and one line here.
 
 Each entry names a module, imported on first use: a mount of one format never imports the
-others. A format module has ``build`` (project, options → ``{path: node}``) and, when it takes
-``--opt`` settings, ``OPTIONS``: a tuple of ``FormatOption``, whose values are checked here, once.
+others. A format module has ``layout`` (project, options → its ``Layout``, formats/layout.py)
+and, when it takes ``--opt`` settings, ``OPTIONS``: a tuple of ``FormatOption``, whose values
+are checked here, once.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import importlib
 from collections.abc import Mapping
 from types import ModuleType
 
-from slyfs.formats.contract import Node, UserError
+from slyfs.formats.compose import ComposedView
+from slyfs.formats.contract import UserError, View
+from slyfs.formats.layout import LayoutView
 from slyfs.formats.model import Project
 from slyfs.formats.view import FormatOption, OptionError, ViewOptions
 
@@ -76,9 +79,8 @@ def check_params(names: list[str], params: Mapping[str, str]) -> None:
             raise OptionError(problem)
 
 
-def build_view(project: Project, names: list[str], options: ViewOptions) -> dict[str, Node]:
+def build_view(project: Project, names: list[str], options: ViewOptions) -> View:
     """One format at the root, or several, each in a top-level folder named after it."""
     if len(names) == 1:
-        return format_module(names[0]).build(project, options)
-    return {f"{name}/{path}": node for name in names
-            for path, node in format_module(name).build(project, options).items()}
+        return LayoutView(format_module(names[0]).layout, project, options)
+    return ComposedView({name: LayoutView(format_module(name).layout, project, options) for name in names})

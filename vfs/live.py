@@ -3,10 +3,11 @@
 The source is a ``WatchedSource`` (formats/contract.py): its reader says which folders and
 files matter and takes the changed paths; nothing here knows a source's layout. A change
 anywhere in the source (for Supervisely: an annotation edited, an image or dataset added or
-removed, ``meta.json`` or an offsets file rewritten) leads to one rebuild of the whole view
-through the source's index, which re-reads only what changed; unchanged generated files keep
-their cache entries because their keys did not change. The new version replaces the old one
-atomically (``VirtualTree.replace``); open handles keep the version they opened.
+removed, ``meta.json`` or an offsets file rewritten) is handed to the source, which says which
+items it changed (or everything, for meta.json); the view makes its next version from that
+change alone and names the paths it made stale, which the kernel is told to forget. Unchanged
+generated files keep their cache entries because their keys did not change. The new version
+replaces the old one atomically (``VirtualTree.replace``); open handles keep the version they opened.
 
 Changes are seen with inotify (Linux; through ctypes, no dependency). Where inotify is
 missing, the watched folders and the files the source names in them (Supervisely:
@@ -28,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from slyfs.formats.contract import Progress, Tree, UserError, WatchedSource
+from slyfs.formats.contract import Change, Progress, UserError, View, WatchedSource
 from slyfs.formats.model import Stamp, file_stamp
 from slyfs.formats.registry import build_view
 from slyfs.formats.view import ViewOptions
@@ -68,7 +69,7 @@ class ViewSource:
         self.formats = formats
         self.options = options
 
-    def build(self, progress: Progress | None = None) -> Tree:
+    def build(self, progress: Progress | None = None) -> View:
         """The view of the source as it is now; ``progress`` hears how the scan is getting on."""
         with no_gc():
             project = self.source.scan(progress)
@@ -76,6 +77,12 @@ class ViewSource:
                 items = sum(len(ds.items) for ds in project.datasets)
                 progress(items, f"building the {','.join(self.formats)} view")
             return build_view(project, self.formats, self.options)
+
+    def update(self, view: View, paths: list[str]) -> tuple[View, Change]:
+        """The next version of ``view`` after these source paths changed: only what they changed is redone."""
+        with no_gc():
+            project, change = self.source.update(paths)
+            return view.updated(project, change), change
 
 
 # ---------------------------------------------------------------- inotify through ctypes
@@ -258,16 +265,15 @@ class Watcher:
         self._backoff = RETRY_SECONDS
 
     def _apply(self, paths: list[str]) -> None:
-        """Tell the source what changed, then rebuild once (a rewritten tar or image gets a new
-        stamp in its ImageRefs, so the sources open it afresh)."""
-        self.view.source.changed(paths)
+        """Tell the source what changed and serve the view it leads to (a rewritten tar or image
+        gets a new stamp in its ImageRefs, so the sources open it afresh)."""
         started = time.monotonic()
-        files = self.view.build()
-        stale = self.tree.replace(files)
-        del files
+        view, change = self.view.update(self.tree.view, paths)
+        stale = self.tree.replace(view, change)
         self.view.source.save()
         took = time.monotonic() - started
-        log.info("source changed (%d paths): view rebuilt in %.2f s, %d paths stale",
-                 len(set(paths)), took, len(stale))
+        what = "everything" if change.everything else f"{len(change.items)} items"
+        log.info("source changed (%d paths, %s): view updated in %.2f s, %d paths stale",
+                 len(set(paths)), what, took, len(stale))
         if self.on_rebuilt is not None:
             self.on_rebuilt(took)

@@ -62,15 +62,28 @@ def has_kept_labels(project: Project, item: Item, kept: set[str]) -> bool:
     return any(label.class_title in kept for label in project.annotation(item).labels)
 
 
-def splits(project: Project, options: ViewOptions) -> dict[str, list[Item]]:
-    """Items of each split, splits in train/val/test-then-alphabetical order, items sorted."""
+def item_assigner(project: Project, options: ViewOptions, by_dataset: bool = False) -> Callable[[Item], str | None]:
+    """The group each item of ``project`` is in under ``options``: its split (``by_dataset``: its
+    dataset's full name), or None when ``--no-empty`` leaves it out."""
     mode, ratios = parse_split(options.split)
     kept = {c.title for c in selected_classes(project, options)}
+
+    def assign(item: Item) -> str | None:
+        if not options.include_empty and not has_kept_labels(project, item, kept):
+            return None
+        return item.dataset if by_dataset else split_of(project, item, mode, ratios)
+
+    return assign
+
+
+def splits(project: Project, options: ViewOptions) -> dict[str, list[Item]]:
+    """Items of each split, splits in train/val/test-then-alphabetical order, items sorted."""
+    assign = item_assigner(project, options)
     out: dict[str, list[Item]] = {}
     for item in project.items():
-        if not options.include_empty and not has_kept_labels(project, item, kept):
-            continue
-        out.setdefault(split_of(project, item, mode, ratios), []).append(item)
+        split = assign(item)
+        if split is not None:
+            out.setdefault(split, []).append(item)
     return {s: sorted(out[s], key=lambda i: (i.dataset, i.name)) for s in sorted(out, key=split_order)}
 
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 import functools
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,9 +47,9 @@ from slyfs.formats.common.contours import pixel_edge_outlines
 from slyfs.formats.common.geometry import Box, clipped_box, polygonal, union_box
 from slyfs.formats.common.raster import has_area, pixel_crop
 from slyfs.formats.common.rle import rle
-from slyfs.formats.common.splits import item_names, items_key, splits
 from slyfs.formats.common.text import json_bytes
 from slyfs.formats.contract import Generated, Node, image_node
+from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems
 from slyfs.formats.model import (
     Annotation,
     Geometry,
@@ -339,24 +339,27 @@ def _objects(labels: Iterable[Label], category_ids: dict[str, int], classes: tup
 OPTIONS = (DISABLED_VISIBILITY,)
 
 
-def build(project: Project, options: ViewOptions) -> dict[str, Node]:
+def layout(project: Project, options: ViewOptions) -> Layout:
     classes = selected_classes(project, options)
     visibility = int(options.param(DISABLED_VISIBILITY))
     class_key = tuple((c.title, c.shape, c.template) for c in classes)
     with_keypoints = any(c.shape == "graph" and c.template for c in classes)
     with_captions = any(t.name == "caption" for t in project.meta.tag_metas)
-    by_split = splits(project, options) or {"train": []}
-    files: dict[str, Node] = {}
-    for split, items in by_split.items():
-        names = item_names(items)
-        for item, name in zip(items, names):
-            files[f"images/{split}/{name}"] = image_node(item)
-        src = SplitFiles(project, split, items, names, classes)
-        key = (options.key(), class_key, split, items_key(items))
-        files[f"annotations/instances_{split}.json"] = Generated(("coco-instances", key), src.instances)
-        if with_keypoints:
-            files[f"annotations/person_keypoints_{split}.json"] = Generated(
-                ("coco-keypoints", key), functools.partial(src.keypoints, visibility))
-        if with_captions:
-            files[f"annotations/captions_{split}.json"] = Generated(("coco-captions", key), src.captions)
-    return files
+
+    def split_file(kind: str, render: Callable[[SplitFiles], bytes]) -> Callable[[SplitItems], Node]:
+        def node(split: SplitItems) -> Node:
+            src = SplitFiles(project, split.split, list(split.items), list(split.names), classes)
+            return Generated((kind, (options.key(), class_key, split.split, split.key)), functools.partial(render, src))
+        return node
+
+    per_split = [SplitFile(lambda split: f"annotations/instances_{split}.json",
+                           split_file("coco-instances", SplitFiles.instances))]
+    if with_keypoints:
+        per_split.append(SplitFile(lambda split: f"annotations/person_keypoints_{split}.json",
+                                   split_file("coco-keypoints", lambda src: src.keypoints(visibility))))
+    if with_captions:
+        per_split.append(SplitFile(lambda split: f"annotations/captions_{split}.json",
+                                   split_file("coco-captions", SplitFiles.captions)))
+    return Layout(per_split=tuple(per_split), per_item=(ItemFile(lambda split: f"images/{split}",
+                                                                 lambda item, name: image_node(item)),),
+                  default_splits=("train",))

@@ -17,12 +17,17 @@ per image. ``--split`` does not apply (datasets stay datasets). ``--classes`` re
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from slyfs.formats.common.naming import safe_name, split_ext
-from slyfs.formats.common.splits import has_kept_labels
 from slyfs.formats.contract import Generated, Node, SourceBytes, Unavailable, image_node
+from slyfs.formats.layout import ItemFile, Layout, StaticFile
 from slyfs.formats.model import Item, Problem, Project
 from slyfs.formats.readers.supervisely.rewrite import annotation_with_classes, empty_annotation, meta_with_classes
 from slyfs.formats.view import ViewOptions, selected_classes
+
+
+SIDECAR_KINDS = ("img_info", "meta")  # the item JSON files besides ann/ served when the source has them
 
 
 def _unique(name: str, used: set[str]) -> str:
@@ -91,23 +96,34 @@ def meta_node(project: Project, kept: tuple[str, ...] | None) -> Node:
                      lambda: meta_with_classes(ref.path, kept))
 
 
-def build(project: Project, options: ViewOptions) -> dict[str, Node]:
+def dataset_names(items: Sequence[Item]) -> list[str]:
+    """The output names of one dataset's items: safe, unique (``~2``… in item order)."""
+    used: set[str] = set()
+    return [_unique(item.name, used) for item in items]
+
+
+def json_name(name: str) -> str:
+    """An item's JSON file name (shortened again only past 255 bytes)."""
+    return safe_name(name + ".json")
+
+
+def _has(kind: str) -> Callable[[Item], bool]:
+    return lambda item: any(k == kind for k, _ in item.sidecars)
+
+
+def _sidecar(kind: str) -> Callable[[Item, str], Node]:
+    return lambda item, name: SourceBytes(dict(item.sidecars)[kind])
+
+
+def layout(project: Project, options: ViewOptions) -> Layout:
     selected = tuple(c.title for c in selected_classes(project, options))
     kept = None if options.classes is None else selected
-    kept_set = set(selected)
-    files: dict[str, Node] = {"meta.json": meta_node(project, kept)}
     folders = dataset_folders(project)
-    for ds in project.datasets:
-        folder = folders[ds.name]
-        used: set[str] = set()
-        for item in ds.items:
-            if not options.include_empty and not has_kept_labels(project, item, kept_set):
-                continue
-            name = _unique(item.name, used)
-            json_name = safe_name(name + ".json")  # shortened again only past 255 bytes
-            files[f"{folder}/img/{name}"] = image_node(item)
-            files[f"{folder}/ann/{json_name}"] = annotation_node(project, item, kept)
-            for kind, ref in item.sidecars:
-                if kind != "ann":
-                    files[f"{folder}/{kind}/{json_name}"] = SourceBytes(ref)
-    return files
+    meta = meta_node(project, kept)
+    return Layout(static=(StaticFile("meta.json", lambda splits: meta),),
+                  per_item=(ItemFile(lambda ds: f"{folders[ds]}/img", lambda item, name: image_node(item)),
+                            ItemFile(lambda ds: f"{folders[ds]}/ann",
+                                     lambda item, name: annotation_node(project, item, kept), json_name),
+                            *(ItemFile(lambda ds, kind=kind: f"{folders[ds]}/{kind}", _sidecar(kind), json_name, _has(kind))
+                              for kind in SIDECAR_KINDS)),
+                  group_by="dataset", names=dataset_names)

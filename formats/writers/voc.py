@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,9 +47,10 @@ from slyfs.formats.common.naming import (
     text_field,
 )
 from slyfs.formats.common.raster import has_area
-from slyfs.formats.common.splits import MAX_SPLIT_BYTES, ItemsKey, item_names, items_key, splits
+from slyfs.formats.common.splits import MAX_SPLIT_BYTES, item_names
 from slyfs.formats.common.text import xml_comment_text, xml_text
 from slyfs.formats.contract import Generated, Node, constant, image_node
+from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems, StaticFile
 from slyfs.formats.model import Annotation, ImageRef, Item, Label, PixelBox, Project, TagValue
 from slyfs.formats.readers.supervisely.annotation import size_problem
 from slyfs.formats.source_bytes import read_bytes
@@ -62,6 +63,7 @@ JPEG_QUALITY = 95
 HEADER_PROBE_BYTES = 64 << 10
 MAX_REENCODE_BYTES = 256 << 20  # voc.jpeg=1: larger source images are not re-encoded
 MASK_CACHE_BYTES = 64 << 20  # index images kept for their item's other PNG (2 x width x height bytes an item)
+PRESENCE_MEMO_ENTRIES = 8  # splits whose per-image class presence is kept for their list files
 MAX_CLASS_BYTES = MAX_NAME_BYTES - len("_.txt") - MAX_SPLIT_BYTES  # <class>_<split>.txt fits in 255 bytes
 DEPTH_BY_MODE = {"1": 1, "L": 1, "I": 1, "I;16": 1, "F": 1, "LA": 2, "P": 3, "RGB": 3, "YCbCr": 3,
                  "LAB": 3, "HSV": 3, "RGBA": 4, "CMYK": 4}
@@ -233,22 +235,14 @@ JPEG = FormatOption("voc.jpeg", "1: every image as <id>.jpg, non-JPEGs re-encode
 OPTIONS = (JPEG,)
 
 
-def build(project: Project, options: ViewOptions) -> dict[str, Node]:
+def layout(project: Project, options: ViewOptions) -> Layout:
     to_jpeg = options.param(JPEG) == "1"
     classes = selected_classes(project, options)
     class_names = dict(zip([c.title for c in classes], voc_class_names([c.title for c in classes])))
     class_index = {c.title: k for k, c in enumerate(classes, 1)}
     class_key = tuple(class_names.items())
     opt_key = options.key()
-    by_split = splits(project, options)
-    split_names = voc_split_names(by_split)
-
     labelmap = labelmap_text(background_name(class_names.values()), list(class_names.values()))
-    files: dict[str, Node] = {"labelmap.txt": Generated(("voc-labelmap", labelmap), lambda: labelmap)}
-
-    all_items = [i for items in by_split.values() for i in items]
-    names = item_names(all_items, spaceless_component)
-    ids = {(i.dataset, i.name): split_ext(n)[0] for i, n in zip(all_items, names)}
 
     def objects_of(item: Item) -> tuple[Annotation, list[tuple[Label, VocObject]], int]:
         ann = project.annotation(item)
@@ -275,52 +269,72 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
         """The class (0) or object (1) index image of ``item`` as a palette PNG."""
         return palette_png(masks_of(item)[which])
 
-    for item, name in zip(all_items, names):
-        vid = ids[(item.dataset, item.name)]
-        image_name, image = _image(item, name, vid, to_jpeg)
-        files[f"JPEGImages/{image_name}"] = image
-        base = (item.dataset, item.name, item.fingerprint, opt_key, class_key)
-        files[f"Annotations/{vid}.xml"] = Generated(("voc-xml", *base, item.image, image_name),
-                                                    functools.partial(xml_of, item, image_name))
-        for folder, kind, which in (("SegmentationClass", "voc-class-png", 0),
-                                    ("SegmentationObject", "voc-object-png", 1)):
-            files[f"{folder}/{vid}.png"] = Generated((kind, *base), functools.partial(png_of, item, which))
+    def image_name(name: str) -> str:
+        return f"{split_ext(name)[0]}.jpg" if to_jpeg else name
 
-    presence_memo: dict[ItemsKey, dict[str, tuple[set[str], bool]]] = {}
+    def image(item: Item, name: str) -> Node:
+        return _image(item, name, split_ext(name)[0], to_jpeg)[1]
 
-    def presence(split: str, split_items: ItemsKey) -> dict[str, tuple[set[str], bool]]:
+    def xml(item: Item, name: str) -> Node:
+        served = image_name(name)
+        return Generated(("voc-xml", *_base(item), item.image, served), functools.partial(xml_of, item, served))
+
+    def _base(item: Item) -> tuple:
+        return (item.dataset, item.name, item.fingerprint, opt_key, class_key)
+
+    def mask(kind: str, which: int) -> Callable[[Item, str], Node]:
+        return lambda item, name: Generated((kind, *_base(item)), functools.partial(png_of, item, which))
+
+    presence_memo: BoundedMemo[dict[str, tuple[set[str], bool]]] = BoundedMemo(
+        PRESENCE_MEMO_ENTRIES, lambda presence: 1)
+
+    def presence(split: SplitItems) -> dict[str, tuple[set[str], bool]]:
         """Per image id of a split: the classes it holds, whether it has an area object.
         Computed once per split for all its list files."""
-        if split_items not in presence_memo:
+        def compute() -> dict[str, tuple[set[str], bool]]:
             out = {}
-            for item in by_split[split]:
+            for item, name in zip(split.items, split.names):
                 objs = objects_of(item)[1]
-                out[ids[(item.dataset, item.name)]] = ({label.class_title for label, _ in objs},
-                                                       any(has_area(label.geometry) for label, _ in objs))
-            presence_memo[split_items] = out
-        return presence_memo[split_items]
+                out[split_ext(name)[0]] = ({label.class_title for label, _ in objs},
+                                           any(has_area(label.geometry) for label, _ in objs))
+            return out
+        return presence_memo.get(split.key, compute)
 
-    def segmentation_list(split: str, split_items: ItemsKey) -> bytes:
-        return "".join(f"{v}\n" for v, (_, area) in presence(split, split_items).items() if area).encode("utf-8")
+    def main_list(split: SplitItems) -> Node:
+        main = "".join(f"{split_ext(name)[0]}\n" for name in split.names).encode("utf-8")
+        return Generated(("voc-main", main), constant(main))
 
-    def class_list(split: str, split_items: ItemsKey, title: str) -> bytes:
-        """devkit "%s % d": the id, then 1 if the image holds the class, else -1."""
-        return "".join(f"{v} {1 if title in held else -1:2d}\n"
-                       for v, (held, _) in presence(split, split_items).items()).encode("utf-8")
+    def segmentation_list(split: SplitItems) -> Node:
+        def render() -> bytes:
+            return "".join(f"{v}\n" for v, (_, area) in presence(split).items() if area).encode("utf-8")
+        return Generated(("voc-seg-list", split.split, split.key, opt_key, class_key), render)
 
-    for split, items in by_split.items():
-        voc_split = split_names[split]
-        split_ids = [ids[(i.dataset, i.name)] for i in items]
-        main = "".join(f"{v}\n" for v in split_ids).encode("utf-8")
-        files[f"ImageSets/Main/{voc_split}.txt"] = Generated(("voc-main", main), constant(main))
-        split_items = items_key(items)
-        key = (split, split_items, opt_key, class_key)
-        files[f"ImageSets/Segmentation/{voc_split}.txt"] = Generated(
-            ("voc-seg-list", *key), functools.partial(segmentation_list, split, split_items))
-        for title, cname in class_names.items():
-            files[f"ImageSets/Main/{cname}_{voc_split}.txt"] = Generated(
-                ("voc-class-list", title, *key), functools.partial(class_list, split, split_items, title))
-    return files
+    def class_list(title: str) -> Callable[[SplitItems], Node]:
+        def node(split: SplitItems) -> Node:
+            def render() -> bytes:
+                """devkit "%s % d": the id, then 1 if the image holds the class, else -1."""
+                return "".join(f"{v} {1 if title in held else -1:2d}\n"
+                               for v, (held, _) in presence(split).items()).encode("utf-8")
+            return Generated(("voc-class-list", title, split.split, split.key, opt_key, class_key), render)
+        return node
+
+    per_split = [SplitFile(lambda label: f"ImageSets/Main/{label}.txt", main_list),
+                 SplitFile(lambda label: f"ImageSets/Segmentation/{label}.txt", segmentation_list)]
+    per_split += [SplitFile(lambda label, cname=cname: f"ImageSets/Main/{cname}_{label}.txt", class_list(title))
+                  for title, cname in class_names.items()]
+    return Layout(
+        static=(StaticFile("labelmap.txt", lambda splits: Generated(("voc-labelmap", labelmap), constant(labelmap))),),
+        per_split=tuple(per_split),
+        per_item=(ItemFile(lambda _: "JPEGImages", image, image_name),
+                  ItemFile(lambda _: "Annotations", xml, lambda name: f"{split_ext(name)[0]}.xml"),
+                  ItemFile(lambda _: "SegmentationClass", mask("voc-class-png", 0), _png_name),
+                  ItemFile(lambda _: "SegmentationObject", mask("voc-object-png", 1), _png_name)),
+        group_by="all", names=functools.partial(item_names, escape=spaceless_component),
+        split_labels=voc_split_names)
+
+
+def _png_name(name: str) -> str:
+    return f"{split_ext(name)[0]}.png"
 
 
 def _image(item: Item, name: str, vid: str, to_jpeg: bool) -> tuple[str, Node]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Sequence
 
 from slyfs.formats.common.labels import class_ids_of
 from slyfs.formats.common.naming import (
@@ -30,11 +31,12 @@ from slyfs.formats.common.naming import (
     split_ext,
     text_field,
 )
-from slyfs.formats.common.splits import MAX_SPLIT_BYTES, item_names, splits
-from slyfs.formats.contract import Generated, Node, constant, image_node
-from slyfs.formats.model import Project
+from slyfs.formats.common.splits import MAX_SPLIT_BYTES, item_names
+from slyfs.formats.contract import Generated, Node, constant
+from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems, StaticFile
+from slyfs.formats.model import Item, Project
 from slyfs.formats.view import ViewOptions
-from slyfs.formats.writers.yolo.shared import label_text
+from slyfs.formats.writers.yolo.shared import image_file, label_name, label_text
 
 RESERVED_KEYS = ("classes", "names", "backup")
 
@@ -46,7 +48,7 @@ def list_safe(name: str) -> str:
     return out if core == out else core + "".join(percent_bytes(c) for c in out[len(core):])
 
 
-def split_keys(split_names: list[str]) -> dict[str, str]:
+def split_keys(split_names: Sequence[str]) -> dict[str, str]:
     """Split → obj.data key: one word, not reserved, distinct (``~`` would not parse)."""
     out: dict[str, str] = {}
     for name in split_names:
@@ -66,25 +68,27 @@ def obj_data(n_classes: int, keys: list[str]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def build(project: Project, options: ViewOptions) -> dict[str, Node]:
+def layout(project: Project, options: ViewOptions) -> Layout:
     class_ids = class_ids_of(project, options)
     names_bytes = "".join(f"{n}\n" for n in distinct_texts(list(class_ids), text_field)).encode()
-    by_split = splits(project, options)
-    keys = split_keys(list(by_split))
-    data_bytes = obj_data(len(class_ids), list(keys.values()))
-    files: dict[str, Node] = {
-        "obj.names": Generated(("darknet-names", names_bytes), lambda: names_bytes),
-        "obj.data": Generated(("darknet-data", data_bytes), lambda: data_bytes),
-    }
     label_key = (tuple(class_ids.items()), options.key())
-    for split, items in by_split.items():
-        folder = f"obj_{keys[split]}_data"
-        out_names = item_names(items, list_safe)
-        list_bytes = "".join(f"data/{folder}/{name}\n" for name in out_names).encode()
-        files[f"{keys[split]}.txt"] = Generated(("darknet-list", list_bytes), constant(list_bytes))
-        for item, name in zip(items, out_names):
-            files[f"{folder}/{name}"] = image_node(item)
-            files[f"{folder}/{split_ext(name)[0]}.txt"] = Generated(
-                ("darknet-label", label_key, item.dataset, item.name, item.fingerprint),
-                functools.partial(label_text, project, item, class_ids))
-    return files
+
+    def data_node(keys: Sequence[str]) -> Node:
+        data = obj_data(len(class_ids), list(keys))
+        return Generated(("darknet-data", data), constant(data))
+
+    def list_node(split: SplitItems) -> Node:
+        data = "".join(f"data/obj_{split.label}_data/{name}\n" for name in split.names).encode()
+        return Generated(("darknet-list", data), constant(data))
+
+    def label_node(item: Item, name: str) -> Node:
+        return Generated(("darknet-label", label_key, item.dataset, item.name, item.fingerprint),
+                         functools.partial(label_text, project, item, class_ids))
+
+    return Layout(static=(StaticFile("obj.names", lambda keys: Generated(("darknet-names", names_bytes),
+                                                                         constant(names_bytes))),
+                          StaticFile("obj.data", data_node)),
+                  per_split=(SplitFile(lambda key: f"{key}.txt", list_node),),
+                  per_item=(image_file(lambda key: f"obj_{key}_data"),
+                            ItemFile(lambda key: f"obj_{key}_data", label_node, label_name)),
+                  names=functools.partial(item_names, escape=list_safe), split_labels=split_keys)

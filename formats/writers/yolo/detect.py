@@ -11,11 +11,11 @@ image; a point has none and is left out (counted in the log).
 
 from __future__ import annotations
 
-from slyfs.formats.contract import Node
+from slyfs.formats.layout import Layout
 from slyfs.formats.model import Project
 from slyfs.formats.view import ViewOptions
-from slyfs.formats.writers.yolo.shared import BOXES_TITLE, box_rows, class_view
+from slyfs.formats.writers.yolo.shared import BOXES_TITLE, box_rows, class_layout
 
 
-def build(project: Project, options: ViewOptions) -> dict[str, Node]:
-    return class_view(project, options, "yolo", BOXES_TITLE, box_rows)
+def layout(project: Project, options: ViewOptions) -> Layout:
+    return class_layout(project, options, "yolo", BOXES_TITLE, box_rows)

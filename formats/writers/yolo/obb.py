@@ -26,7 +26,7 @@ import numpy as np
 
 from slyfs.formats.common.contours import min_area_rect, trace_mask
 from slyfs.formats.common.geometry import clipped_box
-from slyfs.formats.contract import Node
+from slyfs.formats.layout import Layout
 from slyfs.formats.model import (
     Cuboid2d,
     Geometry,
@@ -40,7 +40,7 @@ from slyfs.formats.model import (
     Rectangle,
 )
 from slyfs.formats.view import ViewOptions
-from slyfs.formats.writers.yolo.shared import class_view
+from slyfs.formats.writers.yolo.shared import class_layout
 
 CELL = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=float)
 
@@ -96,5 +96,5 @@ def obb_rows(class_id: int, geometry: Geometry, width: int, height: int) -> list
     return [f"{class_id} " + " ".join(f"{v:.6f}" for v in norm.reshape(-1)) + "\n"]
 
 
-def build(project: Project, options: ViewOptions) -> dict[str, Node]:
-    return class_view(project, options, "yolo-obb", "YOLO oriented boxes", obb_rows)
+def layout(project: Project, options: ViewOptions) -> Layout:
+    return class_layout(project, options, "yolo-obb", "YOLO oriented boxes", obb_rows)

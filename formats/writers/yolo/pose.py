@@ -27,10 +27,11 @@ from collections import Counter
 from slyfs.formats.common.geometry import clipped_box, normalized_cxcywh
 from slyfs.formats.common.labels import report_left_out
 from slyfs.formats.common.text import yaml_str
-from slyfs.formats.contract import Node, Unavailable
+from slyfs.formats.contract import Unavailable
+from slyfs.formats.layout import Layout, StaticFile
 from slyfs.formats.model import Graph, GraphNode, Item, ObjClass, Project
 from slyfs.formats.view import FormatOption, OptionError, ViewOptions, selected_classes
-from slyfs.formats.writers.yolo.shared import ultralytics_tree
+from slyfs.formats.writers.yolo.shared import ultralytics_layout
 
 SIDE_WORDS = (("left", "right"), ("l", "r"))
 POSE_CLASS = FormatOption("pose.class", "title of the graph class whose keypoints are written; none: the first one",
@@ -116,10 +117,11 @@ def label_text(project: Project, item: Item, pose: ObjClass, write_disabled: boo
 OPTIONS = (POSE_CLASS, POSE_DISABLED)
 
 
-def build(project: Project, options: ViewOptions) -> dict[str, Node]:
+def layout(project: Project, options: ViewOptions) -> Layout:
     pose, candidates = pose_class(project, options)
     if pose is None or pose.template is None:
-        return {"data.yaml": Unavailable("yolo-pose: the project has no graph (keypoint) class")}
+        missing = Unavailable("yolo-pose: the project has no graph (keypoint) class")
+        return Layout(static=(StaticFile("data.yaml", lambda split_names: missing),))
     disabled = options.param(POSE_DISABLED)
     template = pose.template
     kpt_names = [label or nid for label, nid in zip(template.labels, template.node_ids)]
@@ -129,6 +131,5 @@ def build(project: Project, options: ViewOptions) -> dict[str, Node]:
              f"kpt_names: {{0: [{', '.join(yaml_str(n) for n in kpt_names)}]}}",
              f"# keypoints of class {yaml_str(pose.title)} in template order"
              + (f"; other graph classes ({', '.join(others)}): --opt pose.class=<title>" if others else "")]
-    return ultralytics_tree(project, options, "yolo-pose", [pose.title],
-                            lambda item: label_text(project, item, pose, disabled == "1"),
-                            (pose.title, template, options.key()), extra)
+    return ultralytics_layout("yolo-pose", [pose.title], lambda item: label_text(project, item, pose, disabled == "1"),
+                              (pose.title, template, options.key()), extra)

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 from slyfs.formats.common.contours import Ring, bridge_holes, geometry_regions
 from slyfs.formats.common.raster import has_area
-from slyfs.formats.contract import Node
+from slyfs.formats.layout import Layout
 from slyfs.formats.model import Geometry, Project
 from slyfs.formats.view import ViewOptions
-from slyfs.formats.writers.yolo.shared import class_view
+from slyfs.formats.writers.yolo.shared import class_layout
 
 
 def polygon_row(class_id: int, ring: Ring, width: int, height: int) -> str:
@@ -47,5 +47,5 @@ def segment_rows(class_id: int, geometry: Geometry, width: int, height: int) -> 
             for region in geometry_regions(geometry, width, height)]
 
 
-def build(project: Project, options: ViewOptions) -> dict[str, Node]:
-    return class_view(project, options, "yolo-seg", "YOLO segments", segment_rows)
+def layout(project: Project, options: ViewOptions) -> Layout:
+    return class_layout(project, options, "yolo-seg", "YOLO segments", segment_rows)

@@ -9,9 +9,9 @@ from functools import partial
 from slyfs.formats.common.geometry import clipped_box, normalized_cxcywh
 from slyfs.formats.common.labels import RowsOf, class_ids_of, label_file
 from slyfs.formats.common.naming import split_ext
-from slyfs.formats.common.splits import item_names, splits
 from slyfs.formats.common.text import yaml_str
-from slyfs.formats.contract import Generated, Node, image_node
+from slyfs.formats.contract import Generated, Node, constant, image_node
+from slyfs.formats.layout import ItemFile, Layout, StaticFile
 from slyfs.formats.model import Geometry, Item, PointGeom, Project
 from slyfs.formats.view import ViewOptions
 
@@ -63,27 +63,37 @@ def data_yaml(names: list[str], split_names: list[str], extra: Sequence[str] = (
 LabelRender = Callable[[Item], bytes]
 
 
-def ultralytics_tree(project: Project, options: ViewOptions, view: str, names: list[str],
-                     render_label: LabelRender, label_key: Hashable, yaml_extra: Sequence[str] = ()) -> dict[str, Node]:
+def image_file(folder: Callable[[str], str]) -> ItemFile:
+    """An item's image, under its output name, in ``folder(split)``."""
+    return ItemFile(folder, lambda item, name: image_node(item))
+
+
+def label_name(name: str) -> str:
+    """``<stem>.txt`` of an output name."""
+    return split_ext(name)[0] + ".txt"
+
+
+def ultralytics_layout(view: str, names: list[str], render_label: LabelRender, label_key: Hashable,
+                       yaml_extra: Sequence[str] = ()) -> Layout:
     """The layout every Ultralytics task shares: ``data.yaml``, ``images/<split>/``,
     ``labels/<split>/<stem>.txt``. ``label_key`` is what, besides the item, the rows depend on."""
-    by_split = splits(project, options)
-    split_names = list(by_split) or ["train"]
-    yaml_bytes = data_yaml(names, split_names, yaml_extra)
-    files: dict[str, Node] = {"data.yaml": Generated((f"{view}-data", yaml_bytes), lambda: yaml_bytes)}
-    for split, items in by_split.items():
-        out_names = item_names(items)
-        for item, name in zip(items, out_names):
-            files[f"images/{split}/{name}"] = image_node(item)
-            files[f"labels/{split}/{split_ext(name)[0]}.txt"] = Generated(
-                (f"{view}-label", label_key, item.dataset, item.name, item.fingerprint),
-                partial(render_label, item))  # half the memory of a lambda, at 10^6 labels
-    return files
+
+    def yaml_node(split_names: Sequence[str]) -> Node:
+        data = data_yaml(names, list(split_names) or ["train"], yaml_extra)
+        return Generated((f"{view}-data", data), constant(data))
+
+    def label_node(item: Item, name: str) -> Node:
+        return Generated((f"{view}-label", label_key, item.dataset, item.name, item.fingerprint),
+                         partial(render_label, item))  # half the memory of a lambda
+
+    return Layout(static=(StaticFile("data.yaml", yaml_node),),
+                  per_item=(image_file(lambda split: f"images/{split}"),
+                            ItemFile(lambda split: f"labels/{split}", label_node, label_name)))
 
 
-def class_view(project: Project, options: ViewOptions, view: str, view_title: str, rows_of: RowsOf) -> dict[str, Node]:
+def class_layout(project: Project, options: ViewOptions, view: str, view_title: str, rows_of: RowsOf) -> Layout:
     """An Ultralytics task view whose labels are ``rows_of`` each label of the kept classes."""
     class_ids = class_ids_of(project, options)
-    return ultralytics_tree(project, options, view, list(class_ids),
-                            lambda item: label_file(project, item, class_ids, view_title, rows_of),
-                            (tuple(class_ids.items()), options.key()))
+    return ultralytics_layout(view, list(class_ids),
+                              lambda item: label_file(project, item, class_ids, view_title, rows_of),
+                              (tuple(class_ids.items()), options.key()))

@@ -1,0 +1,515 @@
+"""A format view declared as a layout, and the lazy view that serves it a folder at a time.
+
+A writer declares what its tree holds (``Layout``): files at fixed paths (``StaticFile``), one
+file per split (``SplitFile``) and folders of per-item files (``ItemFile``), the items grouped by
+split, by dataset or all together, each group named once (``Layout.names``). ``LayoutView``
+answers ``list``/``lookup`` from that declaration: a group's output names are computed when a
+folder of it is first listed or looked up, a node only when its path is looked up, so nothing
+grows with items x formats at mount. ``updated`` makes the next version from a ``Change``,
+carrying over every group the change did not touch, and ``stale`` names the paths that may hold
+other bytes, from the changed items and the small folder skeleton, never by comparing two trees.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import threading
+from array import array
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from slyfs.formats.common.splits import item_assigner, item_names, split_order
+from slyfs.formats.contract import FOLDER, Change, Folder, ItemKey, Node
+from slyfs.formats.model import Item, Project
+from slyfs.formats.view import ViewOptions
+
+GroupBy = Literal["split", "dataset", "all"]
+
+
+def _same(name: str) -> str:
+    return name
+
+
+@dataclass(frozen=True)
+class StaticFile:
+    """A file at a fixed path; ``node`` is given the split labels, in split order."""
+
+    path: str
+    node: Callable[[Sequence[str]], Node]
+
+
+@dataclass(frozen=True)
+class SplitItems:
+    """What a split file is made from: the split's items in order, their output names, and a
+    key that changes exactly when an input of the file does."""
+
+    split: str
+    label: str
+    items: Sequence[Item]
+    names: Sequence[str]
+    key: Hashable
+
+
+@dataclass(frozen=True)
+class SplitFile:
+    """One file per split, at ``path(label)``."""
+
+    path: Callable[[str], str]
+    node: Callable[[SplitItems], Node]
+
+
+@dataclass(frozen=True)
+class ItemFile:
+    """One file per item of a group, in ``folder(group label)``, named ``name(output name)``
+    (distinct names give distinct file names); ``present`` says which items have one (None: all)."""
+
+    folder: Callable[[str], str]
+    node: Callable[[Item, str], Node]
+    name: Callable[[str], str] = _same
+    present: Callable[[Item], bool] | None = None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A format's tree. ``group_by``: items named together per split, per dataset (label: the
+    dataset's full name) or all in one group (label ""; split-major order). ``names``: the output
+    name of each item of a group. ``split_labels``: split names → the names paths use (None: the
+    same). ``default_splits``: the splits of a view with no items at all."""
+
+    static: tuple[StaticFile, ...] = ()
+    per_split: tuple[SplitFile, ...] = ()
+    per_item: tuple[ItemFile, ...] = ()
+    group_by: GroupBy = "split"
+    names: Callable[[Sequence[Item]], list[str]] = item_names
+    split_labels: Callable[[Sequence[str]], Mapping[str, str]] | None = None
+    default_splits: tuple[str, ...] = ()
+
+
+LayoutOf = Callable[[Project, ViewOptions], Layout]
+
+
+def _key(item: Item) -> ItemKey:
+    return (item.dataset, item.name)
+
+
+def _find(items: Sequence[Item], key: ItemKey, lo: int = 0, hi: int | None = None) -> int | None:
+    """The position of the item with ``key`` in a run of items sorted by (dataset, name)."""
+    hi = len(items) if hi is None else hi
+    i = bisect.bisect_left(items, key, lo, hi, key=_key)
+    return i if i < hi and _key(items[i]) == key else None
+
+
+def items_digest(items: Iterable[Item]) -> bytes:
+    """A digest of everything a file made of these items can depend on, in their order."""
+    h = hashlib.sha256()
+    for item in items:
+        h.update(repr((item.dataset, item.name, item.fingerprint, item.image, item.sidecars))
+                 .encode("utf-8", "surrogatepass"))
+        h.update(b"\0")
+    return h.digest()
+
+
+# ---------------------------------------------------------------- membership
+
+
+class Membership:
+    """Which items each split (or dataset) holds, each list sorted by (dataset, name): the one
+    pass over every item a view makes, then kept up to date item by item."""
+
+    def __init__(self, groups: dict[str, list[Item]]) -> None:
+        self.groups = groups
+
+    @classmethod
+    def of(cls, project: Project, assign: Callable[[Item], str | None]) -> Membership:
+        groups: dict[str, list[Item]] = {}
+        for item in project.items():
+            label = assign(item)
+            if label is not None:
+                groups.setdefault(label, []).append(item)
+        for items in groups.values():
+            items.sort(key=_key)
+        return cls(groups)
+
+    def updated(self, change: Change, assign: Callable[[Item], str | None]
+                ) -> tuple[Membership, set[str], set[str]]:
+        """The membership after ``change``, the groups whose items were added or removed
+        (``reshaped``) and those where an item was only replaced by its new version (``retouched``)."""
+        groups = dict(self.groups)
+        copied: set[str] = set()
+        reshaped: set[str] = set()
+        retouched: set[str] = set()
+
+        def writable(label: str) -> list[Item]:
+            if label not in copied:
+                groups[label] = list(groups.get(label, ()))
+                copied.add(label)
+            return groups[label]
+
+        for key, new in change.items.items():
+            old_label = next((label for label, items in groups.items() if _find(items, key) is not None), None)
+            new_label = assign(new) if new is not None else None
+            if old_label is not None and old_label == new_label and new is not None:
+                items = writable(old_label)
+                items[_find(items, key)] = new  # type: ignore[index]  # found just above
+                retouched.add(old_label)
+                continue
+            if old_label is not None:
+                items = writable(old_label)
+                del items[_find(items, key)]  # type: ignore[arg-type]
+                reshaped.add(old_label)
+                if not items:
+                    del groups[old_label]
+            if new_label is not None and new is not None:
+                items = writable(new_label)
+                items.insert(bisect.bisect_left(items, key, key=_key), new)
+                reshaped.add(new_label)
+        return Membership(groups), reshaped, retouched - reshaped
+
+
+# ---------------------------------------------------------------- groups
+
+
+class Group:
+    """The items named together (one folder family) and, computed on first need, their output
+    names, each item file's sorted names, and a digest of the items."""
+
+    __slots__ = ("label", "items", "runs", "_naming", "_names", "_files", "_merged", "_digest", "_lock")
+
+    def __init__(self, label: str, items: Sequence[Item], runs: Sequence[tuple[str, int, int]],
+                 naming: Callable[[Sequence[Item]], list[str]]) -> None:
+        self.label = label
+        self.items = items
+        self.runs = runs  # (split, start, end): sorted runs of ``items``, one per split
+        self._naming = naming
+        self._names: list[str] | None = None
+        self._files: dict[int, tuple[list[str], array]] = {}
+        self._merged: dict[str, list[str]] = {}
+        self._digest: bytes | None = None
+        self._lock = threading.Lock()
+
+    def retouched(self, items: Sequence[Item], runs: Sequence[tuple[str, int, int]],
+                  keep_files: Iterable[int]) -> Group:
+        """This group with items replaced by their new versions (same keys, same order): the
+        names stay, and the file listings of ``keep_files`` (those that do not depend on the items)."""
+        group = Group(self.label, items, runs, self._naming)
+        group._names = self._names
+        keep = set(keep_files)
+        group._files = {i: f for i, f in self._files.items() if i in keep}
+        return group
+
+    def names(self) -> list[str]:
+        if self._names is None:
+            with self._lock:
+                if self._names is None:
+                    self._names = self._naming(self.items)
+        return self._names
+
+    def files(self, index: int, spec: ItemFile) -> tuple[list[str], array]:
+        """The file names of item file ``index`` (sorted) and the item each names."""
+        hit = self._files.get(index)
+        if hit is None:
+            names = self.names()
+            present = spec.present
+            pairs = sorted((spec.name(n), i) for i, n in enumerate(names)
+                           if present is None or present(self.items[i]))
+            hit = self._files[index] = ([p[0] for p in pairs], array("l", [p[1] for p in pairs]))
+        return hit
+
+    def find(self, index: int, spec: ItemFile, name: str) -> int | None:
+        """The item whose file ``index`` is called ``name``."""
+        sorted_names, at = self.files(index, spec)
+        i = bisect.bisect_left(sorted_names, name)
+        return at[i] if i < len(sorted_names) and sorted_names[i] == name else None
+
+    def merged(self, folder: str, parts: list[Sequence[str]]) -> list[str]:
+        """The listing of a folder holding several item files of this group."""
+        hit = self._merged.get(folder)
+        if hit is None:
+            hit = self._merged[folder] = sorted(n for part in parts for n in part)
+        return hit
+
+    def position(self, key: ItemKey) -> int | None:
+        for _, start, end in self.runs:
+            i = _find(self.items, key, start, end)
+            if i is not None:
+                return i
+        return None
+
+    def run(self, split: str) -> tuple[int, int]:
+        return next(((s, e) for name, s, e in self.runs if name == split), (0, 0))
+
+    def digest(self) -> bytes:
+        if self._digest is None:
+            self._digest = items_digest(self.items)
+        return self._digest
+
+    def keys_digest(self) -> bytes:
+        """What the names depend on: the items' keys, in order."""
+        h = hashlib.sha256()
+        for item in self.items:
+            h.update(repr(_key(item)).encode("utf-8", "surrogatepass"))
+        return h.digest()
+
+
+# ---------------------------------------------------------------- the view
+
+
+@dataclass(frozen=True)
+class _SplitEntry:
+    spec: SplitFile = field(compare=False)  # each version's layout makes its own
+    split: str
+    label: str
+
+
+Entry = Node | Folder | _SplitEntry
+
+
+class LayoutView:
+    """A ``View`` (formats/contract.py) of one format over one version of a project."""
+
+    def __init__(self, layout_of: LayoutOf, project: Project, options: ViewOptions,
+                 membership: Membership | None = None, carried: Mapping[str, Group] | None = None,
+                 retouched: frozenset[str] = frozenset()) -> None:
+        self.layout_of = layout_of
+        self.project = project
+        self.options = options
+        self.layout = layout = layout_of(project, options)
+        self._assign = item_assigner(project, options, by_dataset=layout.group_by == "dataset")
+        self.membership = membership or Membership.of(project, self._assign)
+        # groups carried over from the previous version unchanged, and those whose items were replaced
+        self.retouched = retouched
+        self.kept = frozenset(carried or ()) - retouched
+        splits = self._ordered(self.membership.groups)
+        self.split_names = splits or list(layout.default_splits)
+        labels = layout.split_labels(self.split_names) if layout.split_labels else {s: s for s in self.split_names}
+        self.labels = [labels[s] for s in self.split_names]
+        self.groups = self._groups(carried or {}, splits)
+        self._dirs: dict[str, dict[str, Entry]] = {"": {}}
+        self._item_dirs: dict[str, list[tuple[Group, int]]] = {}
+        self._split_nodes: dict[str, Node] = {}
+        self._skeleton(labels)
+
+    # -- construction
+
+    def _ordered(self, groups: Mapping[str, list[Item]]) -> list[str]:
+        if self.layout.group_by == "dataset":
+            order = {ds.name: i for i, ds in enumerate(self.project.datasets)}
+            return sorted(groups, key=lambda name: order.get(name, len(order)))
+        return sorted(groups, key=split_order)
+
+    def _groups(self, carried: Mapping[str, Group], splits: list[str]) -> dict[str, Group]:
+        naming = self.layout.names
+        members = self.membership.groups
+        if self.layout.group_by == "all":
+            group = carried.get("")
+            if group is not None:
+                return {"": group}
+            items: list[Item] = []
+            runs = []
+            for split in splits:
+                runs.append((split, len(items), len(items) + len(members[split])))
+                items += members[split]
+            return {"": Group("", items, runs, naming)} if items else {}
+        out = {}
+        for label in splits:
+            group = carried.get(label)
+            out[label] = group if group is not None else Group(label, members[label],
+                                                              [(label, 0, len(members[label]))], naming)
+        return out
+
+    def _add(self, path: str, entry: Entry) -> None:
+        parent, _, name = path.rpartition("/")
+        self._folder(parent)
+        self._dirs[parent][name] = entry
+
+    def _folder(self, path: str) -> None:
+        while path not in self._dirs:
+            self._dirs[path] = {}
+            parent, _, name = path.rpartition("/")
+            self._dirs.setdefault(parent, {})
+            self._dirs[parent][name] = FOLDER
+            path = parent
+
+    def _skeleton(self, labels: Mapping[str, str]) -> None:
+        layout = self.layout
+        for static in layout.static:
+            self._add(static.path, static.node(self.labels))
+        for split in self.split_names:
+            for spec in layout.per_split:
+                path = spec.path(labels[split])
+                self._add(path, _SplitEntry(spec, split, labels[split]))
+        for group in self.groups.values():
+            label = labels.get(group.label, group.label) if layout.group_by == "split" else group.label
+            for index, spec in enumerate(layout.per_item):
+                if spec.present is not None and not any(map(spec.present, group.items)):
+                    continue
+                folder = spec.folder(label)
+                self._folder(folder)
+                self._item_dirs.setdefault(folder, []).append((group, index))
+
+    # -- View
+
+    def list(self, folder: str) -> Sequence[str] | None:
+        fixed = self._dirs.get(folder)
+        if fixed is None:
+            return None
+        holders = self._item_dirs.get(folder)
+        if not holders:
+            return sorted(fixed)
+        parts: list[Sequence[str]] = [g.files(i, self.layout.per_item[i])[0] for g, i in holders]
+        if fixed:  # a fixed entry among item files (a subfolder): not kept, the entries are this version's
+            return sorted([*fixed, *(n for part in parts for n in part)])
+        if len(parts) == 1:
+            return parts[0]
+        return holders[0][0].merged(folder, parts)
+
+    def lookup(self, folder: str, name: str) -> Node | Folder | None:
+        fixed = self._dirs.get(folder)
+        if fixed is None:
+            return None
+        entry = fixed.get(name)
+        if entry is not None:
+            return self._split_node(folder, name, entry) if isinstance(entry, _SplitEntry) else entry
+        for group, index in self._item_dirs.get(folder, ()):
+            spec = self.layout.per_item[index]
+            i = group.find(index, spec, name)
+            if i is not None:
+                return spec.node(group.items[i], group.names()[i])
+        return None
+
+    def _split_node(self, folder: str, name: str, entry: _SplitEntry) -> Node:
+        path = f"{folder}/{name}" if folder else name
+        node = self._split_nodes.get(path)
+        if node is None:
+            node = self._split_nodes[path] = entry.spec.node(self.split_items(entry.split, entry.label))
+        return node
+
+    def split_items(self, split: str, label: str) -> SplitItems:
+        """A split's items and names as its split files see them."""
+        if self.layout.group_by == "all":
+            group = self.groups.get("")
+            if group is None:
+                return SplitItems(split, label, (), (), ("empty",))
+            start, end = group.run(split)
+            items = group.items[start:end]
+            return SplitItems(split, label, items, group.names()[start:end],
+                              (items_digest(items), group.keys_digest()))
+        group = self.groups.get(split)
+        if group is None:
+            return SplitItems(split, label, (), (), ("empty",))
+        return SplitItems(split, label, group.items, group.names(), group.digest())
+
+    def walk(self) -> Iterator[str]:
+        paths: list[str] = []
+        for folder, fixed in self._dirs.items():
+            prefix = f"{folder}/" if folder else ""
+            paths += [prefix + n for n, e in fixed.items() if not isinstance(e, Folder)]
+            for group, index in self._item_dirs.get(folder, ()):
+                paths += [prefix + n for n in group.files(index, self.layout.per_item[index])[0]]
+        return iter(sorted(paths))
+
+    # -- change
+
+    def updated(self, project: Project, change: Change) -> LayoutView:
+        if change.everything:
+            return LayoutView(self.layout_of, project, self.options)
+        assign = item_assigner(project, self.options, by_dataset=self.layout.group_by == "dataset")
+        membership, reshaped, retouched = self.membership.updated(change, assign)
+        carried: dict[str, Group] = {}
+        if self.layout.group_by == "all":
+            old = self.groups.get("")
+            if old is not None and not reshaped:
+                carried[""] = (old.retouched([i for s, _, _ in old.runs for i in membership.groups[s]], old.runs,
+                                             self._listing_only()) if retouched else old)
+            retouched = {""} if retouched and carried else set()
+        else:
+            for label, group in self.groups.items():
+                if label in retouched:
+                    carried[label] = group.retouched(membership.groups[label], group.runs, self._listing_only())
+                elif label not in reshaped:
+                    carried[label] = group
+        return LayoutView(self.layout_of, project, self.options, membership, carried, frozenset(retouched))
+
+    def _listing_only(self) -> list[int]:
+        """The item files whose listing depends on the items' names alone."""
+        return [i for i, spec in enumerate(self.layout.per_item) if spec.present is None]
+
+    def stale(self, before: object, change: Change) -> list[str]:
+        assert isinstance(before, LayoutView)
+        if change.everything:
+            return sorted({*before.walk(), *self.walk(), *before._dirs, *self._dirs})
+        out: set[str] = set()
+        for key in change.items:  # the changed items' own files whose node differs
+            was, now = before._item_files(key), self._item_files(key)
+            out.update(p for p in was.keys() | now.keys() if was.get(p) != now.get(p))
+        for label, group in self.groups.items():  # names may shift in groups that gained or lost items
+            if label not in self.kept and label not in self.retouched:
+                out.update(_renamed(before, before.groups.get(label), self, group))
+        for path in {*before._dirs, *self._dirs}:  # folders whose fixed entries changed
+            a, b = before._dirs.get(path), self._dirs.get(path)
+            if a is None or b is None:
+                out.add(path)
+                out.update(f"{path}/{n}" if path else n for n in (a or b or {}))
+                continue
+            for name in a.keys() | b.keys():
+                ea, eb = a.get(name), b.get(name)
+                if ea != eb or (isinstance(eb, _SplitEntry) and self._split_touched(eb.split, change)):
+                    out.add(f"{path}/{name}" if path else name)
+            if a.keys() != b.keys():
+                out.add(path)
+        for folder, holders in self._item_dirs.items():  # item folders whose listing changed
+            for group, index in holders:
+                if group.label not in self.kept and (group.label not in self.retouched
+                                                     or self.layout.per_item[index].present is not None):
+                    out.add(folder)
+        return sorted(out)
+
+    def _split_touched(self, split: str, change: Change) -> bool:
+        """Whether an input of a split file present in both versions may have changed."""
+        if self.layout.group_by != "all":
+            return split not in self.kept
+        if "" in self.kept:
+            return False
+        group = self.groups.get("")
+        if group is None or "" not in self.retouched:
+            return True
+        start, end = group.run(split)
+        return any(_find(group.items, key, start, end) is not None for key in change.items)
+
+    def _item_files(self, key: ItemKey) -> dict[str, Node]:
+        """One item's files in this view (none when the view does not hold it)."""
+        for group in self.groups.values():
+            i = group.position(key)
+            if i is not None:
+                item, name, label = group.items[i], group.names()[i], self._label_of(group)
+                return {f"{spec.folder(label)}/{spec.name(name)}": spec.node(item, name) for spec in self.layout.per_item
+                        if spec.present is None or spec.present(item)}
+        return {}
+
+    def _paths_of(self, group: Group, i: int) -> list[str]:
+        label = self._label_of(group)
+        name = group.names()[i]
+        return [f"{spec.folder(label)}/{spec.name(name)}" for spec in self.layout.per_item]
+
+    def _label_of(self, group: Group) -> str:
+        if self.layout.group_by != "split":
+            return group.label
+        return self.labels[self.split_names.index(group.label)]
+
+
+def _renamed(before: LayoutView, old: Group | None, after: LayoutView, new: Group) -> set[str]:
+    """Paths of items whose output name differs between two versions of a group."""
+    if old is None:
+        return {p for i in range(len(new.items)) for p in after._paths_of(new, i)}
+    was = dict(zip(map(_key, old.items), old.names()))
+    out: set[str] = set()
+    for i, (item, name) in enumerate(zip(new.items, new.names())):
+        prior = was.get(_key(item))
+        if prior != name:
+            out.update(after._paths_of(new, i))
+            j = old.position(_key(item))
+            if j is not None:
+                out.update(before._paths_of(old, j))
+    return out
