@@ -3,6 +3,7 @@ fixed map of paths (a view whose files are all known up front: tests, small tree
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator, Mapping, Sequence
 
 from slyfs.formats.contract import FOLDER, Change, Folder, Node, View
@@ -36,14 +37,13 @@ class ComposedView:
     def updated(self, project: Project, change: Change) -> ComposedView:
         return ComposedView({name: view.updated(project, change) for name, view in self.views.items()})
 
-    def stale(self, before: object, change: Change) -> list[str]:
+    def stale(self, before: object, change: Change) -> builtins.list[str]:
         assert isinstance(before, ComposedView)
         return [f"{name}/{path}" if path else name for name, view in self.views.items()
                 for path in view.stale(before.views[name], change)]
 
     def walk(self) -> Iterator[str]:
-        for name in self._names:
-            yield from (f"{name}/{path}" for path in self.views[name].walk())
+        return iter(sorted(f"{name}/{path}" for name in self._names for path in self.views[name].walk()))
 
 
 class FixedView:
@@ -59,10 +59,15 @@ class FixedView:
         self._sorted: dict[str, list[str]] = {}
 
     def _folder(self, path: str) -> None:
-        while path not in self._dirs:
-            self._dirs[path] = {}
+        if path in self._dirs:
+            return
+        self._dirs[path] = {}
+        while path:  # a new folder: registered in its parent, and so on up while new
             parent, _, name = path.rpartition("/")
+            known = parent in self._dirs
             self._dirs.setdefault(parent, {})[name] = FOLDER
+            if known:
+                break
             path = parent
 
     def list(self, folder: str) -> Sequence[str] | None:
@@ -80,7 +85,7 @@ class FixedView:
     def updated(self, project: Project, change: Change) -> FixedView:
         return self
 
-    def stale(self, before: object, change: Change) -> list[str]:
+    def stale(self, before: object, change: Change) -> builtins.list[str]:
         """Every path whose node differs, and every folder whose entries differ."""
         assert isinstance(before, FixedView)
         out = {p for p in before.files.keys() | self.files.keys() if before.files.get(p) != self.files.get(p)}

@@ -13,6 +13,7 @@ other bytes, from the changed items and the small folder skeleton, never by comp
 from __future__ import annotations
 
 import bisect
+import builtins
 import hashlib
 import threading
 from array import array
@@ -325,11 +326,15 @@ class LayoutView:
         self._dirs[parent][name] = entry
 
     def _folder(self, path: str) -> None:
-        while path not in self._dirs:
-            self._dirs[path] = {}
+        if path in self._dirs:
+            return
+        self._dirs[path] = {}
+        while path:  # a new folder: registered in its parent, and so on up while new
             parent, _, name = path.rpartition("/")
-            self._dirs.setdefault(parent, {})
-            self._dirs[parent][name] = FOLDER
+            known = parent in self._dirs
+            self._dirs.setdefault(parent, {})[name] = FOLDER
+            if known:
+                break
             path = parent
 
     def _skeleton(self, labels: Mapping[str, str]) -> None:
@@ -337,9 +342,8 @@ class LayoutView:
         for static in layout.static:
             self._add(static.path, static.node(self.labels))
         for split in self.split_names:
-            for spec in layout.per_split:
-                path = spec.path(labels[split])
-                self._add(path, _SplitEntry(spec, split, labels[split]))
+            for split_file in layout.per_split:
+                self._add(split_file.path(labels[split]), _SplitEntry(split_file, split, labels[split]))
         for group in self.groups.values():
             label = labels.get(group.label, group.label) if layout.group_by == "split" else group.label
             for index, spec in enumerate(layout.per_item):
@@ -358,7 +362,7 @@ class LayoutView:
         holders = self._item_dirs.get(folder)
         if not holders:
             return sorted(fixed)
-        parts: list[Sequence[str]] = [g.files(i, self.layout.per_item[i])[0] for g, i in holders]
+        parts: builtins.list[Sequence[str]] = [g.files(i, self.layout.per_item[i])[0] for g, i in holders]
         if fixed:  # a fixed entry among item files (a subfolder): not kept, the entries are this version's
             return sorted([*fixed, *(n for part in parts for n in part)])
         if len(parts) == 1:
@@ -402,7 +406,7 @@ class LayoutView:
         return SplitItems(split, label, group.items, group.names(), group.digest())
 
     def walk(self) -> Iterator[str]:
-        paths: list[str] = []
+        paths: builtins.list[str] = []
         for folder, fixed in self._dirs.items():
             prefix = f"{folder}/" if folder else ""
             paths += [prefix + n for n, e in fixed.items() if not isinstance(e, Folder)]
@@ -432,11 +436,11 @@ class LayoutView:
                     carried[label] = group
         return LayoutView(self.layout_of, project, self.options, membership, carried, frozenset(retouched))
 
-    def _listing_only(self) -> list[int]:
+    def _listing_only(self) -> builtins.list[int]:
         """The item files whose listing depends on the items' names alone."""
         return [i for i, spec in enumerate(self.layout.per_item) if spec.present is None]
 
-    def stale(self, before: object, change: Change) -> list[str]:
+    def stale(self, before: object, change: Change) -> builtins.list[str]:
         assert isinstance(before, LayoutView)
         if change.everything:
             return sorted({*before.walk(), *self.walk(), *before._dirs, *self._dirs})
@@ -484,11 +488,11 @@ class LayoutView:
             i = group.position(key)
             if i is not None:
                 item, name, label = group.items[i], group.names()[i], self._label_of(group)
-                return {f"{spec.folder(label)}/{spec.name(name)}": spec.node(item, name) for spec in self.layout.per_item
-                        if spec.present is None or spec.present(item)}
+                return {f"{spec.folder(label)}/{spec.name(name)}": spec.node(item, name)
+                        for spec in self.layout.per_item if spec.present is None or spec.present(item)}
         return {}
 
-    def _paths_of(self, group: Group, i: int) -> list[str]:
+    def _paths_of(self, group: Group, i: int) -> builtins.list[str]:
         label = self._label_of(group)
         name = group.names()[i]
         return [f"{spec.folder(label)}/{spec.name(name)}" for spec in self.layout.per_item]

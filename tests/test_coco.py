@@ -35,6 +35,7 @@ from slyfs.formats.view import OptionError, ViewOptions
 from slyfs.formats.writers import coco
 from slyfs.vfs.tree import VirtualTree
 from tests.helpers.readers import coco_load, datumaro_detect, datumaro_import, require
+from tests.helpers.views import view_files
 
 pycocotools = pytest.importorskip("pycocotools")
 from pycocotools import mask as mask_utils  # noqa: E402
@@ -56,7 +57,7 @@ def load_coco(data: bytes) -> COCO:
 
 
 def view(project: Project, **opts) -> tuple[VirtualTree, dict]:
-    files = build_view(project, ["coco"], ViewOptions(**opts))
+    files = view_files(["coco"], project, ViewOptions(**opts))
     return VirtualTree(files), files
 
 
@@ -157,7 +158,7 @@ def test_build_reads_no_annotation() -> None:
         raise AssertionError(f"annotation of {item.name} read at build time")
 
     lazy = Project(project.root, project.meta, project.datasets, refuse, project.problems)
-    files = build_view(lazy, ["coco"], ViewOptions())
+    files = view_files(["coco"], lazy, ViewOptions())
     assert "annotations/instances_train.json" in files
 
 

@@ -54,10 +54,10 @@ from slyfs.formats.model import (
     Tag,
 )
 from slyfs.formats.readers.supervisely import ProblemLog, read_project
-from slyfs.formats.registry import build_view
 from slyfs.formats.view import OptionError, ViewOptions
 from tests.helpers.hostile import ann, plain_project, rect
 from tests.helpers.readers import require
+from tests.helpers.views import view_files
 
 # ---------------------------------------------------------------- rle
 
@@ -368,5 +368,5 @@ def test_a_split_named_after_a_long_dataset_fits_every_file_named_after_it(tmp_p
     assert len(set(names)) == 2  # cut, yet distinct
     assert all(len(n.encode()) == MAX_SPLIT_BYTES and n.startswith("d" * 40) for n in names)
     for fmt in ("coco", "yolo-darknet", "voc"):
-        for path in build_view(project, [fmt], ViewOptions()):
+        for path in view_files([fmt], project, ViewOptions()):
             assert all(len(part.encode()) <= 255 for part in path.split("/")), path

@@ -27,6 +27,7 @@ from slyfs.vfs.errors import Unreadable  # noqa: E402
 from slyfs.vfs.tree import VirtualTree  # noqa: E402
 from tests.conftest import BLOB, PLAIN, slyfs
 from tests.helpers.hostile import ann, blob_project, offsets_pickle, plain_project, png, rect
+from tests.helpers.views import view_files
 
 LEFT_OUT = "object left out"
 NO_LABELS = "served without labels"
@@ -283,7 +284,7 @@ def test_hostile_names_from_offsets_become_safe_unique_names_in_every_view(tmp_p
     project = read_project(str(root))
     assert sorted(i.name for i in project.items()) == sorted(HOSTILE_NAMES)
     for fmt in FORMATS:
-        files = build_view(project, [fmt], ViewOptions())
+        files = view_files([fmt], project, ViewOptions())
         _assert_safe_tree(files)
     tree = VirtualTree(build_view(project, ["yolo"], ViewOptions()))
     served = sorted(tree.read_file(p) for p in tree.walk_files() if p.startswith("images/"))
@@ -301,7 +302,7 @@ def test_hostile_directory_and_file_names_on_disk(tmp_path: Path) -> None:
     project = read_project(str(root))
     assert len(list(project.items())) == 6
     for fmt in FORMATS:
-        _assert_safe_tree(build_view(project, [fmt], ViewOptions()))
+        _assert_safe_tree(view_files([fmt], project, ViewOptions()))
     tree = VirtualTree(build_view(project, ["yolo"], ViewOptions()))
     assert "ds%FF%01" in tree.listdir("images")
 
@@ -311,7 +312,7 @@ def test_hostile_class_names_never_make_a_path(tmp_path: Path) -> None:
     root = plain_project(tmp_path / "p", {"a.png": ann(*(rect(1, 1, 4, 4, cls=c) for c in classes))}, classes=classes)
     project = read_project(str(root))
     for fmt in FORMATS:
-        files = build_view(project, [fmt], ViewOptions())
+        files = view_files([fmt], project, ViewOptions())
         _assert_safe_tree(files)
         tree = VirtualTree(files)
         for path in tree.walk_files():

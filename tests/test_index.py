@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from slyfs.formats.contract import Generated, SourceBytes
+from slyfs.formats.compose import FixedView
+from slyfs.formats.contract import Change, Generated, SourceBytes
 from slyfs.formats.model import ImageRef
 from slyfs.formats.readers.supervisely import project as reader
 from slyfs.formats.readers.supervisely import read_project
@@ -111,7 +112,7 @@ def test_replace_marks_moved_source_bytes_once(tmp_path: Path) -> None:
     same, moved = SourceBytes(ImageRef(str(blob), 0, 2)), SourceBytes(ImageRef(str(blob), 2, 2))
     tree = VirtualTree({"i/same": same, "i/moved": same})
     fh = tree.open("i/moved")
-    tree.replace({"i/same": same, "i/moved": moved, "i/new": moved})
+    tree.replace(FixedView({"i/same": same, "i/moved": moved, "i/new": moved}), Change())
     assert tree.read(fh, 10, 0) == b"01"  # the open handle keeps its version
     assert tree.read_file("i/moved") == b"23"
     assert tree.take_moved("i/moved") and not tree.take_moved("i/moved")
@@ -127,9 +128,11 @@ def test_replace_reports_stale_paths_and_folders() -> None:
                         "old/x/deep.txt": gen("d"), "top.txt": gen("t")})
     told: list[list[str]] = []
     tree.on_stale = told.append
-    stale = tree.replace({"a/same.txt": gen("s"), "a/edited.txt": gen("e2"), "a/added.txt": gen("n"),
-                          "new/f.txt": gen("f"), "top.txt": gen("t")})
-    # changed or vanished nodes (down into removed folders), and folders whose entries changed
-    assert sorted(stale) == ["", "a", "a/edited.txt", "a/gone.txt", "old", "old/x", "old/x/deep.txt"]
+    stale = tree.replace(FixedView({"a/same.txt": gen("s"), "a/edited.txt": gen("e2"), "a/added.txt": gen("n"),
+                                    "new/f.txt": gen("f"), "top.txt": gen("t")}), Change())
+    # changed, new or vanished nodes (down into removed folders), and folders whose entries changed
+    assert sorted(stale) == ["", "a", "a/added.txt", "a/edited.txt", "a/gone.txt", "new", "new/f.txt",
+                             "old", "old/x", "old/x/deep.txt"]
     assert told == [stale]
-    assert tree.replace({"a/same.txt": gen("s")}) != [] and tree.replace({"a/same.txt": gen("s")}) == []
+    assert tree.replace(FixedView({"a/same.txt": gen("s")}), Change()) != []
+    assert tree.replace(FixedView({"a/same.txt": gen("s")}), Change()) == []

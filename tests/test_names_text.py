@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import yaml
 from hypothesis import given
@@ -17,6 +17,7 @@ from lxml import etree
 
 from slyfs.formats.common.naming import MAX_NAME_BYTES, encodable_text, spaceless_component, text_field, unique_names
 from slyfs.formats.common.text import yaml_str
+from slyfs.formats.layout import LayoutView
 from slyfs.formats.readers.supervisely.project import read_project
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import voc
@@ -26,13 +27,16 @@ from slyfs.vfs.tree import VirtualTree
 from tests.conftest import read_tree, slyfs
 from tests.helpers.hostile import ann, meta, plain_project, png, rect
 from tests.helpers.readers import datumaro_import, require
+from tests.helpers.views import view_files
 
 NON_POSE = "yolo,yolo-seg,yolo-obb,yolo-darknet,coco,voc,supervisely"  # these projects have no keypoint class
 
 
-def render(root: Path, build: Callable[..., dict] = voc.build) -> dict[str, bytes]:
-    """Every file of a view of ``root``, rendered in-process."""
-    tree = VirtualTree(build(read_project(str(root)), ViewOptions()))
+
+
+def render(root: Path, fmt: ModuleType = voc) -> dict[str, bytes]:
+    """Every file of the view of ``root`` in format ``fmt``, rendered in-process."""
+    tree = VirtualTree(LayoutView(fmt.layout, read_project(str(root)), ViewOptions()))
     return {p: tree.read_file(p) for p in tree.walk_files()}
 
 
@@ -166,7 +170,7 @@ def test_distinct_class_names_stay_distinct(tmp_path: Path):
     assert xml_names == names
     for n in names:  # readers build <class>_<split>.txt from the class name: the file is there
         assert f"ImageSets/Main/{n}_ds.txt" in files and len(f"{n}_ds.txt".encode()) <= MAX_NAME_BYTES
-    darknet = render(root, yolo_darknet.build)["obj.names"].decode().split("\n")[:-1]
+    darknet = render(root, yolo_darknet)["obj.names"].decode().split("\n")[:-1]
     assert len(darknet) == len(titles) == len({line.strip() for line in darknet})
     assert darknet[:6] == ["n%EF%BF%BE", "n%EF%BF%BF", "a:b", "a%3Ab", "a/b", "%20car"]
     dm = require("datumaro")
@@ -225,7 +229,7 @@ def test_supervisely_classes_filter_keeps_an_escaped_class(tmp_path: Path):
     from slyfs.formats.writers import supervisely as supervisely_view
 
     root = surrogate_project(tmp_path / "p")
-    tree = VirtualTree(supervisely_view.build(read_project(str(root)), ViewOptions(classes=("x%ED%A0%80",))))
+    tree = VirtualTree(view_files(supervisely_view, read_project(str(root)), ViewOptions(classes=("x%ED%A0%80",))))
     kept = json.loads(tree.read_file("ds/ann/i.png.json"))
     assert [o["classTitle"] for o in kept["objects"]] == ["x\ud800"]
     assert [c["title"] for c in json.loads(tree.read_file("meta.json"))["classes"]] == ["x\ud800"]
@@ -243,7 +247,7 @@ def test_ultralytics_reads_odd_class_names(tmp_path: Path):
                                                       width=20, height=20)},
                          classes=ODD_TITLES, images={"i.png": png(20, 20)})
     out = tmp_path / "out"
-    for path, data in render(root, yolo.build).items():
+    for path, data in render(root, yolo).items():
         (out / path).parent.mkdir(parents=True, exist_ok=True)
         (out / path).write_bytes(data)
     assert (out / "data.yaml").read_bytes().isascii() is False  # ordinary non-ASCII stays readable UTF-8

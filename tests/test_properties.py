@@ -18,6 +18,7 @@ from slyfs.formats.readers.supervisely.annotation import parse_annotation
 from slyfs.formats.readers.supervisely.meta import parse_meta
 from slyfs.formats.registry import FORMATS, format_module
 from slyfs.formats.view import ViewOptions
+from tests.helpers.views import view_files
 
 META = parse_meta({"classes": [
     {"title": "car", "shape": "any", "color": "#FF0000"},
@@ -131,7 +132,7 @@ def test_every_view_output_lies_inside_its_image_and_parses(raw: list[dict]) -> 
     project = _project(anns)
     sizes = {name: (a.width, a.height) for name, a in anns}
     for fmt in FORMATS:
-        files = format_module(fmt).build(project, ViewOptions())
+        files = view_files(format_module(fmt), project, ViewOptions())
         for path, node in files.items():
             if not isinstance(node, Generated):
                 continue

@@ -43,6 +43,7 @@ def test_only_per_item_json_files_reach_the_index(tmp_path: Path) -> None:
     source = SuperviselySource(str(root), index)
     ann = str(root / "ds/ann/x.png.json")
     info = str(root / "ds/img_info/x.png.json")
-    source.changed([ann, str(root / "meta.json"), str(root / "blob/1001.tar"), str(root / "ds/img/x.png"),
+    source.scan()
+    source.update([ann, str(root / "meta.json"), str(root / "blob/1001.tar"), str(root / "ds/img/x.png"),
                     str(root / "ds/1001_offsets.pkl"), ann, info, str(root)])
     assert sorted(index.refreshed) == [ann, info]  # each once; the rest the next scan checks itself

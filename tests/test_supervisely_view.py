@@ -12,9 +12,10 @@ from slyfs.formats.model import Dataset, ImageRef, Item, Project, ProjectMeta
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.registry import build_view
 from slyfs.formats.view import ViewOptions
-from slyfs.formats.writers.supervisely import build
+from slyfs.formats.writers import supervisely
 from slyfs.vfs.tree import VirtualTree
 from tests.conftest import BLOB, PLAIN, read_tree
+from tests.helpers.views import view_files
 
 SDK_PROJECTS = {"plain": PLAIN, "blob": BLOB}
 
@@ -99,7 +100,7 @@ def test_hostile_names_stay_inside_and_do_not_collide(tmp_path: Path) -> None:
     datasets = ("..", "../datasets", "ok")
     project = Project(root=str(tmp_path), meta=ProjectMeta(classes=()), load_annotation=lambda item: None,
                       datasets=tuple(Dataset(ds, tuple(Item(ds, n, ref, None) for n in names)) for ds in datasets))
-    files = build(project, ViewOptions())
+    files = view_files(supervisely, project, ViewOptions())
     assert len(files) == 1 + 2 * len(names) * len(datasets)  # meta.json, then img + ann of each item
     for path in files:
         parts = path.split("/")

@@ -20,6 +20,7 @@ from slyfs.formats.registry import FORMATS, build_view, check_params, format_mod
 from slyfs.formats.view import OptionError, ViewOptions
 from slyfs.vfs.tree import VirtualTree
 from tests.conftest import BLOB, PLAIN, read_tree
+from tests.helpers.views import view_files
 from tests.test_yolo import expected_box
 
 SDK_PROJECTS = {"plain": PLAIN, "blob": BLOB}
@@ -46,7 +47,7 @@ def source_objects() -> dict[str, list[dict]]:
 
 def served(source: Path, names: list[str], options: ViewOptions) -> tuple[dict[str, bytes], dict]:
     """Every file of the view (read as a reader would) and the view's nodes."""
-    view = build_view(read_project(str(source)), names, options)
+    view = view_files(names, read_project(str(source)), options)
     tree = VirtualTree(view)
     return {p: tree.read_file(p) for p in tree.walk_files()}, view
 
@@ -81,7 +82,7 @@ def test_each_format_declares_every_opt_key_it_reads(fmt: str, monkeypatch) -> N
     asked = set()
     real = ViewOptions.param
     monkeypatch.setattr(ViewOptions, "param", lambda self, option: asked.add(option) or real(self, option))
-    format_module(fmt).build(read_project(str(BLOB)), ViewOptions())
+    view_files(format_module(fmt), read_project(str(BLOB)), ViewOptions())
     assert asked == set(format_options(fmt))
 
 @pytest.mark.parametrize("source", SDK_PROJECTS.values(), ids=SDK_PROJECTS.keys())

@@ -26,6 +26,7 @@ from slyfs.formats.writers import voc
 from slyfs.vfs.tree import VirtualTree
 from tests.conftest import BLOB, PLAIN, SDK_REFERENCE, read_tree
 from tests.helpers.readers import datumaro_import, require
+from tests.helpers.views import view_files
 
 SDK_VOC = SDK_REFERENCE / "voc" / "VOCdevkit" / "VOC"
 AREA_TYPES = ("rectangle", "polygon", "bitmap", "alpha_mask", "cuboid_2d", "oriented_bbox")
@@ -144,7 +145,7 @@ def expected(ann: dict, class_index: dict[str, int]):
 
 
 def render(root: Path, **params: str) -> dict[str, bytes]:
-    tree = VirtualTree(voc.build(read_project(str(root)), ViewOptions(params=params)))
+    tree = VirtualTree(view_files(voc, read_project(str(root)), ViewOptions(params=params)))
     return {p: tree.read_file(p) for p in tree.walk_files()}
 
 
@@ -236,7 +237,7 @@ def test_build_reads_no_annotation():
     project = read_project(str(BLOB))
     calls = []
     counting = dataclasses.replace(project, load_annotation=lambda item: calls.append(item))
-    files = voc.build(counting, ViewOptions())
+    files = view_files(voc, counting, ViewOptions())
     assert calls == [] and "labelmap.txt" in files
 
 
@@ -244,17 +245,17 @@ def test_both_masks_of_an_image_come_from_one_painting(monkeypatch):
     paintings = []
     real = voc.segmentation_arrays
     monkeypatch.setattr(voc, "segmentation_arrays", lambda *a: paintings.append(1) or real(*a))
-    files = voc.build(read_project(str(BLOB)), ViewOptions())
+    files = view_files(voc, read_project(str(BLOB)), ViewOptions())
     vid = next(p for p in files if p.startswith("SegmentationClass/"))[len("SegmentationClass/"):]
     cls, obj = files[f"SegmentationClass/{vid}"].render(), files[f"SegmentationObject/{vid}"].render()
     assert len(paintings) == 1 and cls.startswith(b"\x89PNG") and obj.startswith(b"\x89PNG")
 
 def test_generated_keys_are_distinct_and_images_are_source_bytes():
-    files = voc.build(read_project(str(BLOB)), ViewOptions())
+    files = view_files(voc, read_project(str(BLOB)), ViewOptions())
     keys = [n.key for n in files.values() if isinstance(n, Generated)]
     assert len(keys) == len(set(keys))
     assert all(isinstance(n, SourceBytes) for p, n in files.items() if p.startswith("JPEGImages/"))
-    other = voc.build(read_project(str(BLOB)), ViewOptions(classes=("car",)))
+    other = view_files(voc, read_project(str(BLOB)), ViewOptions(classes=("car",)))
     assert files["Annotations/img_001.xml"].key != other["Annotations/img_001.xml"].key
 
 
@@ -312,7 +313,7 @@ def test_mmdet_rule_gives_back_the_zero_based_pixel_box():
 
 def test_jpeg_option():
     with pytest.raises(OptionError):
-        voc.build(read_project(str(BLOB)), ViewOptions(params={"voc.jpeg": "yes"}))
+        view_files(voc, read_project(str(BLOB)), ViewOptions(params={"voc.jpeg": "yes"}))
     files = render(BLOB, **{"voc.jpeg": "1"})
     plain = render(BLOB)
     images = [p for p in files if p.startswith("JPEGImages/")]
@@ -334,7 +335,7 @@ def test_jpeg_option():
 
 def test_class_selection_keeps_only_those_objects():
     project = read_project(str(PLAIN))
-    tree = VirtualTree(voc.build(project, ViewOptions(classes=("road", "car"))))
+    tree = VirtualTree(view_files(voc, project, ViewOptions(classes=("road", "car"))))
     xml = tree.read_file("Annotations/img_001.xml")
     assert [n for n, _ in xml_boxes(xml)] == ["car", "road"]
     with Image.open(io.BytesIO(tree.read_file("SegmentationClass/img_001.png"))) as png:

@@ -20,6 +20,7 @@ from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers.yolo import detect as yolo
 from slyfs.vfs.tree import VirtualTree
 from tests.conftest import BLOB, PLAIN
+from tests.helpers.views import view_files
 
 # The documented renaming of the fixture's collisions (README, "Names").
 EXPECTED_NAMES = {
@@ -86,7 +87,7 @@ def source_anns(root: Path) -> dict[tuple[str, str], dict]:
 
 @pytest.mark.parametrize("root", [PLAIN, BLOB], ids=["plain", "blob"])
 def test_labels_equal_independent_computation(root: Path) -> None:
-    tree = VirtualTree(yolo.build(read_project(str(root)), ViewOptions()))
+    tree = VirtualTree(view_files(yolo, read_project(str(root)), ViewOptions()))
     names = [c["title"] for c in json.loads((root / "meta.json").read_text())["classes"]]
     anns = source_anns(root)
     assert len(anns) == 12
@@ -101,7 +102,7 @@ def test_labels_equal_independent_computation(root: Path) -> None:
 
 
 def test_every_geometry_has_a_row_except_points() -> None:
-    tree = VirtualTree(yolo.build(read_project(str(PLAIN)), ViewOptions()))
+    tree = VirtualTree(view_files(yolo, read_project(str(PLAIN)), ViewOptions()))
     rows = [r for p in tree.walk_files() if p.startswith("labels/") for r in tree.read_file(p).decode().splitlines()]
     kinds = {o["geometryType"] for a in source_anns(PLAIN).values() for o in a["objects"]}
     n_objects = sum(len(a["objects"]) for a in source_anns(PLAIN).values())
@@ -114,7 +115,7 @@ def test_every_geometry_has_a_row_except_points() -> None:
 
 
 def test_data_yaml_names_in_meta_order_without_path() -> None:
-    tree = VirtualTree(yolo.build(read_project(str(BLOB)), ViewOptions()))
+    tree = VirtualTree(view_files(yolo, read_project(str(BLOB)), ViewOptions()))
     data = yaml.safe_load(tree.read_file("data.yaml"))
     meta = [c["title"] for c in json.loads((BLOB / "meta.json").read_text())["classes"]]
     assert data["names"] == dict(enumerate(meta)) and data["nc"] == len(meta)
@@ -124,7 +125,7 @@ def test_data_yaml_names_in_meta_order_without_path() -> None:
 
 def test_split_by_tags(tmp_path: Path) -> None:
     project = read_project(str(PLAIN))
-    tree = VirtualTree(yolo.build(project, ViewOptions(split="tags")))
+    tree = VirtualTree(view_files(yolo, project, ViewOptions(split="tags")))
     val = {p.rsplit("/", 1)[1] for p in tree.walk_files() if p.startswith("images/val/")}
     tagged = {item for (ds, item), a in source_anns(PLAIN).items() if any(t["name"] == "val" for t in a["tags"])}
     # the tagged items' output names, collisions qualified by dataset

@@ -28,6 +28,7 @@ from slyfs.vfs.errors import Unreadable
 from slyfs.vfs.tree import VirtualTree
 from tests.conftest import BLOB, PLAIN, SDK_REFERENCE, read_tree
 from tests.helpers.readers import datumaro_detect, datumaro_import, require, ultralytics_load
+from tests.helpers.views import view_files
 from tests.test_yolo import EXPECTED_NAMES, expected_rows, source_anns
 
 ROOTS = pytest.mark.parametrize("root", [PLAIN, BLOB], ids=["plain", "blob"])
@@ -120,7 +121,7 @@ def expected_segments(obj: dict, w: int, h: int) -> tuple[int, np.ndarray | None
 
 
 def build(view, root: Path, **params: str) -> VirtualTree:
-    return VirtualTree(view.build(read_project(str(root)), ViewOptions(params=params)))
+    return VirtualTree(view_files(view, read_project(str(root)), ViewOptions(params=params)))
 
 
 # ------------------------------------------------------------------ yolo-seg
@@ -178,7 +179,7 @@ def test_seg_mask_round_trip_is_exact_and_holes_are_cut_out() -> None:
 def test_seg_reports_what_it_leaves_out() -> None:
     seen: list[Problem] = []
     project = read_project(str(PLAIN), report=seen.append)
-    tree = VirtualTree(yolo_seg.build(project, ViewOptions()))
+    tree = VirtualTree(view_files(yolo_seg, project, ViewOptions()))
     for p in tree.walk_files():
         if p.startswith("labels/"):
             tree.read_file(p)
@@ -263,7 +264,7 @@ def test_flip_idx_pairs_left_and_right() -> None:
 
 
 def test_pose_without_graph_class_says_so() -> None:
-    tree = VirtualTree(yolo_pose.build(read_project(str(PLAIN)), ViewOptions(classes=("car",))))
+    tree = VirtualTree(view_files(yolo_pose, read_project(str(PLAIN)), ViewOptions(classes=("car",))))
     assert tree.walk_files() == ["data.yaml"]
     with pytest.raises(Unreadable, match="no graph"):
         tree.read_file("data.yaml")
@@ -473,7 +474,7 @@ def test_mount_darknet_and_import_with_datumaro(root: Path, mount) -> None:
 def test_plain_yolo_view_imports_with_datumaro(tmp_path: Path) -> None:
     require("datumaro")
     from slyfs.formats.writers.yolo import detect as yolo
-    tree = VirtualTree(yolo.build(read_project(str(PLAIN)), ViewOptions()))
+    tree = VirtualTree(view_files(yolo, read_project(str(PLAIN)), ViewOptions()))
     for p in tree.walk_files():
         (tmp_path / p).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / p).write_bytes(tree.read_file(p))

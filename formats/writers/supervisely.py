@@ -26,7 +26,6 @@ from slyfs.formats.model import Item, Problem, Project
 from slyfs.formats.readers.supervisely.rewrite import annotation_with_classes, empty_annotation, meta_with_classes
 from slyfs.formats.view import ViewOptions, selected_classes
 
-
 SIDECAR_KINDS = ("img_info", "meta")  # the item JSON files besides ann/ served when the source has them
 
 
@@ -111,6 +110,10 @@ def _has(kind: str) -> Callable[[Item], bool]:
     return lambda item: any(k == kind for k, _ in item.sidecars)
 
 
+def _sidecar_folder(folders: dict[str, str], kind: str) -> Callable[[str], str]:
+    return lambda ds: f"{folders[ds]}/{kind}"
+
+
 def _sidecar(kind: str) -> Callable[[Item, str], Node]:
     return lambda item, name: SourceBytes(dict(item.sidecars)[kind])
 
@@ -124,6 +127,6 @@ def layout(project: Project, options: ViewOptions) -> Layout:
                   per_item=(ItemFile(lambda ds: f"{folders[ds]}/img", lambda item, name: image_node(item)),
                             ItemFile(lambda ds: f"{folders[ds]}/ann",
                                      lambda item, name: annotation_node(project, item, kept), json_name),
-                            *(ItemFile(lambda ds, kind=kind: f"{folders[ds]}/{kind}", _sidecar(kind), json_name, _has(kind))
+                            *(ItemFile(_sidecar_folder(folders, kind), _sidecar(kind), json_name, _has(kind))
                               for kind in SIDECAR_KINDS)),
                   group_by="dataset", names=dataset_names)

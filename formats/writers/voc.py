@@ -320,8 +320,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
 
     per_split = [SplitFile(lambda label: f"ImageSets/Main/{label}.txt", main_list),
                  SplitFile(lambda label: f"ImageSets/Segmentation/{label}.txt", segmentation_list)]
-    per_split += [SplitFile(lambda label, cname=cname: f"ImageSets/Main/{cname}_{label}.txt", class_list(title))
-                  for title, cname in class_names.items()]
+    per_split += [SplitFile(_class_list_path(cname), class_list(title)) for title, cname in class_names.items()]
     return Layout(
         static=(StaticFile("labelmap.txt", lambda splits: Generated(("voc-labelmap", labelmap), constant(labelmap))),),
         per_split=tuple(per_split),
@@ -331,6 +330,10 @@ def layout(project: Project, options: ViewOptions) -> Layout:
                   ItemFile(lambda _: "SegmentationObject", mask("voc-object-png", 1), _png_name)),
         group_by="all", names=functools.partial(item_names, escape=spaceless_component),
         split_labels=voc_split_names)
+
+
+def _class_list_path(cname: str) -> Callable[[str], str]:
+    return lambda label: f"ImageSets/Main/{cname}_{label}.txt"
 
 
 def _png_name(name: str) -> str:

@@ -3,8 +3,9 @@
 - every listed path resolves: a folder lists, a file reads, and its size is the length of what it reads;
 - an image file is its source's bytes (read here independently, by offset, from the source file);
 - two builds of one source are equal, file for file;
-- after an edit of the source, the paths the tree reports stale cover every path whose bytes changed,
-  appeared or disappeared (a new or vanished path through its folder);
+- after an edit of the source, the view made from the reader's change equals a fresh build, and the
+  paths it reports stale cover every path whose bytes changed, appeared or disappeared (a new or
+  vanished path through its folder);
 - through a real mount, ``st_size`` is what a read returns, for every file.
 """
 
@@ -22,6 +23,8 @@ import pytest
 
 from slyfs.formats.contract import SourceBytes
 from slyfs.formats.readers.supervisely import ProblemLog, read_project
+from slyfs.formats.readers.supervisely.index import SourceIndex
+from slyfs.formats.readers.supervisely.watch import SuperviselySource
 from slyfs.formats.registry import FORMATS, build_view
 from slyfs.formats.view import ViewOptions
 from slyfs.vfs.errors import Unreadable
@@ -54,7 +57,10 @@ def digests(tree: VirtualTree) -> dict[str, str]:
     return out
 
 
-def edit_annotation(root: Path, rng: random.Random) -> str:
+Edit = tuple[str, list[str]]  # what was done, and the paths a watcher would report
+
+
+def edit_annotation(root: Path, rng: random.Random) -> Edit:
     """Drops the last object of one annotation that has some (or adds a box to one that has none)."""
     anns = sorted(root.rglob("ann/*.json"))
     target = rng.choice(anns)
@@ -65,27 +71,40 @@ def edit_annotation(root: Path, rng: random.Random) -> str:
         data["objects"].append({"classTitle": "car", "geometryType": "rectangle", "tags": [],
                                 "points": {"exterior": [[1, 1], [5, 5]], "interior": []}})
     target.write_text(json.dumps(data))
-    return f"edited {target.relative_to(root)}"
+    return f"edited {target.relative_to(root)}", [str(target)]
 
 
-def add_image(root: Path, rng: random.Random) -> str:
+def retag(root: Path, rng: random.Random) -> Edit:
+    """Moves one image to another split by tags: adds ``val`` to an untagged image, or drops its split tags."""
+    target = rng.choice(sorted(root.rglob("ann/*.json")))
+    data = json.loads(target.read_text())
+    split_tags = [t for t in data.get("tags", []) if t.get("name") in ("train", "val", "test")]
+    data["tags"] = ([t for t in data.get("tags", []) if t not in split_tags] if split_tags
+                    else [*data.get("tags", []), {"name": "val", "value": None}])
+    target.write_text(json.dumps(data))
+    return f"retagged {target.relative_to(root)}", [str(target)]
+
+
+def add_image(root: Path, rng: random.Random) -> Edit:
     """A copy of a plain image, with its annotation, under a new name in the same dataset."""
     image = rng.choice(sorted(p for p in root.rglob("img/*") if p.is_file()))
     ann = image.parent.parent / "ann" / f"{image.name}.json"
     new = image.with_name(f"added_{image.name}")
     shutil.copyfile(image, new)
+    paths = [str(new), str(new.parent)]
     if ann.exists():
         shutil.copyfile(ann, ann.with_name(f"{new.name}.json"))
-    return f"added {new.relative_to(root)}"
+        paths += [str(ann.with_name(f"{new.name}.json")), str(ann.parent)]
+    return f"added {new.relative_to(root)}", paths
 
 
-def remove_annotation(root: Path, rng: random.Random) -> str:
+def remove_annotation(root: Path, rng: random.Random) -> Edit:
     target = rng.choice(sorted(root.rglob("ann/*.json")))
     target.unlink()
-    return f"removed {target.relative_to(root)}"
+    return f"removed {target.relative_to(root)}", [str(target), str(target.parent)]
 
 
-EDITS = (edit_annotation, add_image, remove_annotation)
+EDITS = (edit_annotation, retag, add_image, edit_annotation, remove_annotation)
 
 
 class ViewContract:
@@ -125,14 +144,18 @@ class ViewContract:
         assert digests(build(source, self.formats, self.options)) == digests(build(source, self.formats, self.options))
 
     def test_after_an_edit_the_stale_paths_cover_every_changed_path(self, source: Path) -> None:
+        """The view made from the reader's change (as a live mount makes it) equals a fresh build of
+        the edited source, and its stale paths cover every path whose bytes changed."""
         rng = random.Random(f"{self.formats}-{source}")  # the same edits on every run
-        tree = build(source, self.formats, self.options)
+        reader = SuperviselySource(str(source), SourceIndex(None))
+        tree = VirtualTree(build_view(reader.scan(), self.formats, self.options))
         before = digests(tree)
         for edit in EDITS:
-            what = edit(source, rng)
-            stale = set(tree.replace(build_view(read_project(str(source), report=ProblemLog()), self.formats,
-                                                self.options)))
+            what, paths = edit(source, rng)
+            project, change = reader.update(paths)
+            stale = set(tree.replace(tree.view.updated(project, change), change))
             after = digests(tree)
+            assert after == digests(build(source, self.formats, self.options)), f"{what}: not what a fresh build gives"
             changed = {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
             uncovered = {p for p in changed
                          if p not in stale and not (p not in before and os.path.dirname(p) in stale)}

@@ -28,7 +28,6 @@ from slyfs.formats.common.naming import (
     escape_component,
     percent_bytes,
     shorten,
-    split_ext,
     text_field,
 )
 from slyfs.formats.common.splits import MAX_SPLIT_BYTES, item_names
