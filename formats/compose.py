@@ -6,7 +6,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterator, Mapping, Sequence
 
-from slyfs.formats.contract import FOLDER, Change, Folder, Node, View
+from slyfs.formats.contract import FOLDER, Change, Folder, Node, View, add_entry
 from slyfs.formats.model import Project
 
 
@@ -53,22 +53,8 @@ class FixedView:
         self.files = dict(files)
         self._dirs: dict[str, dict[str, Node | Folder]] = {"": {}}
         for path, node in self.files.items():
-            parent, _, name = path.rpartition("/")
-            self._folder(parent)
-            self._dirs[parent][name] = node
+            add_entry(self._dirs, path, node)
         self._sorted: dict[str, list[str]] = {}
-
-    def _folder(self, path: str) -> None:
-        if path in self._dirs:
-            return
-        self._dirs[path] = {}
-        while path:  # a new folder: registered in its parent, and so on up while new
-            parent, _, name = path.rpartition("/")
-            known = parent in self._dirs
-            self._dirs.setdefault(parent, {})[name] = FOLDER
-            if known:
-                break
-            path = parent
 
     def list(self, folder: str) -> Sequence[str] | None:
         if folder not in self._dirs:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from slyfs.formats.model import ImageRef, Item, Project
 
@@ -96,6 +96,23 @@ class Folder:
 
 
 FOLDER = Folder()
+
+FolderTable = dict[str, dict[str, Any]]  # folder path ("" is the root) -> {name: FOLDER or what a view keeps}
+
+
+def add_folder(folders: FolderTable, path: str) -> None:
+    """Make ``path`` a folder of the table, registered in its parent and so on up while new."""
+    if path not in folders:
+        folders[path] = {}
+        if path:
+            add_entry(folders, path, FOLDER)
+
+
+def add_entry(folders: FolderTable, path: str, entry: object) -> None:
+    """Put ``entry`` at ``path`` ("a/b.txt"), its parent folders made as needed."""
+    parent, _, name = path.rpartition("/")
+    add_folder(folders, parent)
+    folders[parent][name] = entry
 
 
 class View(Protocol):

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from slyfs.formats.common.splits import item_assigner, item_names, split_order
-from slyfs.formats.contract import FOLDER, Change, Folder, ItemKey, Node
+from slyfs.formats.contract import Change, Folder, ItemKey, Node, add_entry, add_folder
 from slyfs.formats.model import Item, Project
 from slyfs.formats.view import ViewOptions
 
@@ -264,7 +264,7 @@ class _SplitEntry:
     label: str
 
 
-Entry = Node | Folder | _SplitEntry
+Entry = Node | _SplitEntry  # a fixed path of the skeleton: a node, or a split file made on lookup
 
 
 class LayoutView:
@@ -287,7 +287,7 @@ class LayoutView:
         labels = layout.split_labels(self.split_names) if layout.split_labels else {s: s for s in self.split_names}
         self.labels = [labels[s] for s in self.split_names]
         self.groups = self._groups(carried or {}, splits)
-        self._dirs: dict[str, dict[str, Entry]] = {"": {}}
+        self._dirs: dict[str, dict[str, Entry | Folder]] = {"": {}}
         self._item_dirs: dict[str, list[tuple[Group, int]]] = {}
         self._split_nodes: dict[str, Node] = {}
         self._skeleton(labels)
@@ -320,37 +320,20 @@ class LayoutView:
                                                               [(label, 0, len(members[label]))], naming)
         return out
 
-    def _add(self, path: str, entry: Entry) -> None:
-        parent, _, name = path.rpartition("/")
-        self._folder(parent)
-        self._dirs[parent][name] = entry
-
-    def _folder(self, path: str) -> None:
-        if path in self._dirs:
-            return
-        self._dirs[path] = {}
-        while path:  # a new folder: registered in its parent, and so on up while new
-            parent, _, name = path.rpartition("/")
-            known = parent in self._dirs
-            self._dirs.setdefault(parent, {})[name] = FOLDER
-            if known:
-                break
-            path = parent
-
     def _skeleton(self, labels: Mapping[str, str]) -> None:
         layout = self.layout
         for static in layout.static:
-            self._add(static.path, static.node(self.labels))
+            add_entry(self._dirs, static.path, static.node(self.labels))
         for split in self.split_names:
             for split_file in layout.per_split:
-                self._add(split_file.path(labels[split]), _SplitEntry(split_file, split, labels[split]))
+                add_entry(self._dirs, split_file.path(labels[split]), _SplitEntry(split_file, split, labels[split]))
         for group in self.groups.values():
             label = labels.get(group.label, group.label) if layout.group_by == "split" else group.label
             for index, spec in enumerate(layout.per_item):
                 if spec.present is not None and not any(map(spec.present, group.items)):
                     continue
                 folder = spec.folder(label)
-                self._folder(folder)
+                add_folder(self._dirs, folder)
                 self._item_dirs.setdefault(folder, []).append((group, index))
 
     # -- View
