@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,9 @@ from slyfs.formats.readers.supervisely.watch import SuperviselySource
 from slyfs.formats.registry import FORMATS
 from slyfs.formats.view import ViewOptions
 from slyfs.vfs import daemon
-from slyfs.vfs.live import ViewSource
-from tests.conftest import BLOB, PLAIN, wait_for
+from slyfs.vfs.live import ViewSource, Watcher
+from slyfs.vfs.tree import VirtualTree
+from tests.conftest import BLOB, PLAIN, eventually, wait_for
 
 
 def read(path: Path) -> bytes:
@@ -122,3 +124,38 @@ def test_rebuilds_freeze_no_garbage() -> None:
         view.build()
         frozen.append(gc.get_freeze_count())
     assert frozen[-1] <= frozen[1], frozen  # each rebuild's garbage is collected, not kept frozen
+
+
+class SlowSavingSource(SuperviselySource):
+    """A source whose index save waits for a signal, as a big index takes seconds to write."""
+
+    def __init__(self, root: str) -> None:
+        super().__init__(root, SourceIndex(None))
+        self.saving = threading.Event()
+        self.may_finish = threading.Event()
+
+    def save(self) -> None:
+        self.saving.set()
+        self.may_finish.wait(10)
+
+
+def test_an_edit_made_while_the_index_saves_is_seen(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    shutil.copytree(PLAIN, source)
+    reader = SlowSavingSource(str(source))
+    view = ViewSource(reader, ["yolo"], ViewOptions())
+    tree = VirtualTree(view.build())
+    label = next(p for p in tree.walk_files() if p.startswith("labels/") and tree.read_file(p))
+    watcher = Watcher(view, tree)
+    watcher.start()
+    try:
+        assert reader.saving.wait(10)
+        for ann in source.glob("**/ann/*.json"):  # the mount is announced: edits come at once
+            data = json.loads(ann.read_text())
+            data["objects"] = []
+            ann.write_text(json.dumps(data))
+        reader.may_finish.set()
+        assert eventually(lambda: tree.read_file(label) == b""), "an edit made before the watcher's loop ran was lost"
+    finally:
+        reader.may_finish.set()
+        watcher.stop()

@@ -482,11 +482,11 @@ def _locked_mount(make_tree: TreeMaker, settings: MountSettings,
             tree = make_tree(ProgressLine(functools.partial(_tell_parent, write_end)))
 
             def ready() -> None:
+                if when_ready is not None:  # before the mount command returns: edits from then on are seen
+                    when_ready(tree)
                 os.write(write_end, b"ok\n")
                 os.close(write_end)
                 log.info("mounted on %s", settings.mountpoint)
-                if when_ready is not None:
-                    when_ready(tree)
 
             with _fuse_main_errors(backend, settings.mountpoint):
                 _serve(tree, settings, on_ready=ready)

@@ -152,6 +152,7 @@ class Watcher:
         self._pending: set[str] = set()  # changed paths no rebuild has taken in yet
         self._retry_at: float | None = None  # when to retry a failed rebuild
         self._backoff = RETRY_SECONDS
+        self._polled: dict[str, Stamp] | None = None  # the poll signature taken at start
         self._thread = threading.Thread(target=self._run, name="slyfs-watcher", daemon=True)
         try:
             self._inotify: Inotify | None = Inotify()
@@ -160,6 +161,12 @@ class Watcher:
             self._inotify = None
 
     def start(self) -> None:
+        """Start following the source. The watches are set (or the first poll signature taken)
+        before this returns, so an edit made as soon as the mount is announced is seen."""
+        if self._inotify is not None:
+            self._rewatch(self._inotify)
+        else:
+            self._polled = self._signature()
         self._thread.start()
 
     def stop(self) -> None:
@@ -218,7 +225,8 @@ class Watcher:
         return changed
 
     def _poll_loop(self) -> None:
-        before = self._signature()
+        before = self._polled if self._polled is not None else self._signature()
+        self._polled = None  # a later (restarted) loop takes its own
         while not self._stop.wait(POLL_SECONDS):
             now = self._signature()
             if now != before:
