@@ -163,10 +163,13 @@ class Watcher:
     def start(self) -> None:
         """Start following the source. The watches are set (or the first poll signature taken)
         before this returns, so an edit made as soon as the mount is announced is seen."""
-        if self._inotify is not None:
-            self._rewatch(self._inotify)
-        else:
-            self._polled = self._signature()
+        try:
+            if self._inotify is not None:
+                self._rewatch(self._inotify)
+            else:
+                self._polled = self._signature()
+        except Exception:  # the loop watches again itself
+            self._lost_track()
         self._thread.start()
 
     def stop(self) -> None:
@@ -184,10 +187,15 @@ class Watcher:
                 else:
                     self._inotify_loop(self._inotify)
             except Exception:  # whatever broke, the mount must go on following the source
-                log.exception("the watcher failed; watching again in %.0f s", RETRY_SECONDS)
-                self._pending.add(self.view.source.root)  # changes may have gone unseen meanwhile:
-                self._retry_at = time.monotonic()  # rebuild once watching again
+                self._lost_track()
                 self._stop.wait(RETRY_SECONDS)
+
+    def _lost_track(self) -> None:
+        """After an error of the watcher's own: changes may have gone unseen, so the next pass
+        rebuilds from the whole source once watching again."""
+        log.exception("the watcher failed; watching again in %.0f s", RETRY_SECONDS)
+        self._pending.add(self.view.source.root)
+        self._retry_at = time.monotonic()
 
     def _rewatch(self, ino: Inotify) -> None:
         """Watch every folder that matters now (watching one twice is harmless)."""
