@@ -232,7 +232,12 @@ def unmount(mnt: str, seconds: float = 30.0) -> str | None:
 
 
 class StepFailed(Exception):
-    """A measurement that failed or did not finish in time; the message says which and why."""
+    """A measurement that failed or did not finish in time; the message says which and why,
+    ``timed_out`` the seconds waited when it is the latter."""
+
+    def __init__(self, message: str, timed_out: float | None = None) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 def within(seconds: float, what: str, fn: Callable[[], T]) -> tuple[float, T]:
@@ -253,7 +258,7 @@ def within(seconds: float, what: str, fn: Callable[[], T]) -> tuple[float, T]:
     thread.start()
     thread.join(seconds)
     if not box:
-        raise StepFailed(f"{what}: no answer in {seconds:.0f} s")
+        raise StepFailed(f"{what}: no answer in {seconds:.0f} s", seconds)
     if isinstance(box[0], Exception):
         raise StepFailed(f"{what}: {type(box[0]).__name__}: {box[0]}")
     return box[0]
@@ -292,7 +297,7 @@ class Mount:
             within(left, f"{self.system}: list the root", self._wait_listable)
         except subprocess.TimeoutExpired:
             self.__exit__()
-            raise StepFailed(f"{self.system} mount: not done in {self.timeout:.0f} s") from None
+            raise StepFailed(f"{self.system} mount: not done in {self.timeout:.0f} s", self.timeout) from None
         except StepFailed:
             self.__exit__()
             raise
@@ -542,27 +547,30 @@ def edit_rounds(ann: Path, label: str, rounds: int, timeout: float) -> tuple[lis
 
 
 def scale_size(n: int, work: Path, edits: int, timeout: float, with_ratarmount: bool,
-               notes: list[str]) -> dict[str, float]:
-    """Every measurement of one project size (what failed goes to ``notes``, its rows stay empty)."""
+               notes: list[str]) -> dict[str, float | str]:
+    """Every measurement of one project size. What failed goes to ``notes`` and leaves its row
+    empty; what timed out shows as "> N"."""
     project = str(scale_project(work, n))
-    out: dict[str, float] = {}
+    out: dict[str, float | str] = {}
     fmt = ("--format", SCALE_FORMATS)
     cache = tempfile.mkdtemp(prefix="bench-cache-", dir=work)
     mnt = tempfile.mkdtemp(prefix="bench-mnt-", dir=work)
 
-    def step(what: str, fn: Callable[[], None]) -> None:
+    def step(what: str, fn: Callable[[], None], key: str | None = None) -> None:
         try:
             fn()
         except StepFailed as e:
+            if key is not None and e.timed_out is not None:
+                out[key] = f"> {e.timed_out:.0f}"
             notes.append(f"{n:,} images, {what}: {e}")
             print(f"  FAILED {what}: {e}", file=sys.stderr)
             log = Path(cache) / "slyfs.log"
-            if log.exists():
-                notes.append("  last log line: " + (log.read_text().strip().splitlines() or [""])[-1])
+            if not what.startswith("ratarmount") and log.exists():
+                notes.append("  last daemon log line: " + (log.read_text().strip().splitlines() or [""])[-1])
 
     def note(key: str, value: float | None) -> None:
         if value is not None:
-            out[key] = value
+            out[key] = float(value)
             print(f"  {n:,}: {key} = {value:,.2f}", file=sys.stderr)
 
     def first_mount() -> None:
@@ -576,27 +584,38 @@ def scale_size(n: int, work: Path, edits: int, timeout: float, with_ratarmount: 
         drop_caches()
         with Mount("slyfs", [project], mnt, cache, fmt, timeout) as m:
             note("again", m.ready_s)
-            took, names = within(timeout, "listdir labels/train", lambda: os.listdir(f"{mnt}/yolo/labels/train"))
-            note("listdir", took)
-            note("listdir_n", len(names))
-            note("listdir_rss", proc_mb(m.pid, "VmRSS"))
-            took, size = within(timeout, "read instances_train.json",
-                                lambda: read_all(f"{mnt}/coco/annotations/instances_train.json"))
-            note("coco", took)
-            note("coco_mb", size / 1e6)
+
+            def listdir() -> None:
+                took, names = within(timeout, "os.listdir(yolo/labels/train)",
+                                     lambda: os.listdir(f"{mnt}/yolo/labels/train"))
+                note("listdir", took)
+                note("listdir_n", len(names))
+                note("listdir_rss", proc_mb(m.pid, "VmRSS"))
+
+            def coco() -> None:
+                took, size = within(timeout, "read coco/annotations/instances_train.json",
+                                    lambda: read_all(f"{mnt}/coco/annotations/instances_train.json"))
+                note("coco", took)
+                note("coco_mb", size / 1e6)
+
+            def edit() -> None:
+                label = f"{mnt}/yolo/labels/val/val_0000000.txt"
+                within(timeout, "read the label file", lambda: read_all(label))
+                note("edit_rss0", proc_mb(m.pid, "VmRSS"))
+                _, (times, stopped) = within(EDIT_BUDGET_S + timeout, "edits", lambda: edit_rounds(
+                    Path(project) / "val" / "ann" / "val_0000000.jpg.json", label, edits, timeout))
+                note("edit_rss1", proc_mb(m.pid, "VmRSS"))
+                note("edits", len(times))
+                if times:
+                    note("edit_med", statistics.median(times))
+                    note("edit_max", max(times))
+                if stopped:
+                    notes.append(f"{n:,} images, edits: {stopped}")
+
+            step("listdir", listdir, "listdir")
+            step("COCO file", coco, "coco")
             note("coco_hwm", proc_mb(m.pid, "VmHWM"))
-            label = f"{mnt}/yolo/labels/val/val_0000000.txt"
-            within(timeout, "read the label file", lambda: read_all(label))
-            note("edit_rss0", proc_mb(m.pid, "VmRSS"))
-            _, (times, stopped) = within(EDIT_BUDGET_S + timeout, "edits", lambda: edit_rounds(
-                Path(project) / "val" / "ann" / "val_0000000.jpg.json", label, edits, timeout))
-            note("edit_rss1", proc_mb(m.pid, "VmRSS"))
-            note("edits", len(times))
-            if times:
-                note("edit_med", statistics.median(times))
-                note("edit_max", max(times))
-            if stopped:
-                raise StepFailed(stopped)
+            step("edits", edit, "edit_max")
 
     def format_all() -> None:
         with Mount("slyfs", [project], mnt, cache, ("--format", "all"), timeout) as m:
@@ -610,41 +629,46 @@ def scale_size(n: int, work: Path, edits: int, timeout: float, with_ratarmount: 
             raise StepFailed("ratarmount is not installed (pip install slyfs[bench])")
         tars = sorted(str(p) for p in Path(project, "blob").glob("*.tar"))
         index = tempfile.mkdtemp(prefix="bench-ratar-", dir=work)
-        try:
+
+        def mount(key: str) -> None:
             drop_caches()
             with Mount("ratarmount", tars, mnt, index, timeout=timeout) as m:
-                note("rat_first", m.ready_s)
-            drop_caches()
-            with Mount("ratarmount", tars, mnt, index, timeout=timeout) as m:
-                note("rat_again", m.ready_s)
+                note(key, m.ready_s)
                 note("rat_rss", proc_mb(m.pid, "VmRSS"))
+
+        try:
+            step("ratarmount index build", lambda: mount("rat_first"), "rat_first")
+            step("ratarmount remount", lambda: mount("rat_again"), "rat_again")
         finally:
             shutil.rmtree(index, ignore_errors=True)
 
     try:
-        for what, fn in (("first mount", first_mount), ("remount, listdir, COCO, edits", remount),
-                         ("--format all", format_all), ("ratarmount", ratarmount)):
+        for what, fn, key in (("first mount", first_mount, "first"), ("remount", remount, "again"),
+                              ("--format all", format_all, "all"), ("ratarmount", ratarmount, None)):
             print(f"{n:,} images: {what} ...", file=sys.stderr)
-            step(what, fn)
+            step(what, fn, key)
     finally:
         unmount(mnt)
         os.rmdir(mnt)
         shutil.rmtree(cache, ignore_errors=True)
     for key, mine, theirs in (("first_x", "first", "rat_first"), ("again_x", "again", "rat_again")):
-        if mine in out and out.get(theirs):
-            out[key] = out[mine] / out[theirs]
+        a, b = out.get(mine), out.get(theirs)
+        if isinstance(a, float) and isinstance(b, float) and b:
+            out[key] = a / b
     return out
 
 
-def _cell(key: str, value: float | None) -> str:
+def _cell(key: str, value: float | str | None) -> str:
     if value is None:
         return "n/a"
+    if isinstance(value, str):
+        return value
     if key in ("listdir_n", "edits"):
         return f"{value:,.0f}"
     return f"{value:,.0f}" if key.endswith(("rss", "rss0", "rss1", "hwm")) else f"{value:.2f}"
 
 
-def scale_table(results: dict[int, dict[str, float]]) -> str:
+def scale_table(results: dict[int, dict[str, float | str]]) -> str:
     """Metrics down, sizes across, then the target and the largest size's ratio to it."""
     sizes = sorted(results)
     largest = sizes[-1]
@@ -653,7 +677,7 @@ def scale_table(results: dict[int, dict[str, float]]) -> str:
     for key, label, target, bound in SCALE_ROWS:
         cells = [_cell(key, results[n].get(key)) for n in sizes]
         value = results[largest].get(key)
-        ratio = f"{value / bound:.2f}" if bound and value is not None else ""
+        ratio = f"{value / bound:.2f}" if bound and isinstance(value, float) else ""
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {target} | {ratio} |")
     return "\n".join(lines)
 
@@ -663,7 +687,7 @@ def bench_scale(sizes: list[int], work: Path, edits: int, timeout: float, ratarm
     if os.geteuid() != 0:
         print("(not root: the page cache is not dropped before cold mounts)", file=sys.stderr)
     notes: list[str] = []
-    results: dict[int, dict[str, float]] = {}
+    results: dict[int, dict[str, float | str]] = {}
     for n in sizes:
         results[n] = scale_size(n, work, edits, timeout, ratarmount, notes)
         if n != sizes[-1]:
