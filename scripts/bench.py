@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import contextlib
 import json
 import os
 import platform
@@ -208,11 +209,11 @@ def proc_mb(pid: int | None, key: str) -> float | None:
     return None
 
 
-def unmount(mnt: str, seconds: float = 30.0) -> str | None:
-    """Unmount ``mnt`` and wait until every process started for it has exited. What is still there
-    after ``seconds`` is forced (killed, which fails the pending requests; then a lazy unmount), and
-    said: the return value (None: a clean unmount)."""
-    pids = started_for(mnt)
+def unmount(mnt: str, seconds: float = 30.0, daemon: int | None = None) -> str | None:
+    """Unmount ``mnt`` and wait until every process started for it (and ``daemon``) has exited. What
+    is still there after ``seconds`` is forced (killed, which fails the pending requests; then a lazy
+    unmount), and said: the return value (None: a clean unmount)."""
+    pids = sorted({*started_for(mnt), *([daemon] if daemon else [])})
     tool = shutil.which("fusermount3") or "fusermount"
     deadline = time.monotonic() + seconds
     while mounted(mnt) and time.monotonic() < deadline:
@@ -278,7 +279,8 @@ class Mount:
                  extra: tuple[str, ...] = (), timeout: float = 600.0) -> None:
         self.system, self.sources, self.mnt, self.cache_dir = system, list(sources), mnt, cache_dir
         self.extra, self.timeout = extra, timeout
-        self.ready_s, self.pid = 0.0, None
+        self.ready_s: float = 0.0
+        self.pid: int | None = None
 
     def command(self) -> list[str]:
         if self.system == "slyfs":
@@ -310,7 +312,11 @@ class Mount:
             time.sleep(0.01)
 
     def __exit__(self, *exc: object) -> None:
-        forced = unmount(self.mnt)
+        if self.system == "slyfs" and mounted(self.mnt):  # returns once the daemon let go of the mountpoint
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                subprocess.run([sys.executable, "-m", "slyfs.vfs.cli", "umount", self.mnt], env=ENV,
+                               capture_output=True, timeout=60)
+        forced = unmount(self.mnt, daemon=self.pid)
         if forced:
             print(f"unmount forced: {forced}", file=sys.stderr)
 
