@@ -479,7 +479,7 @@ SCALE_ROWS: list[tuple[str, str, str, float | None]] = [
     ("edit_max", "edit visible in its yolo label file, slowest, s", "≤ 1", 1),
     ("edit_rss0", "daemon RSS before the edits, MB", "", None),
     ("edit_rss1", "daemon RSS after the edits, MB", "flat", None),
-    ("all", "--format all: mount (catalog warm) → listable root, s", "", None),
+    ("all", "--format all: mount (catalog and page cache warm) → listable root, s", "", None),
     ("all_rss", "--format all: daemon RSS after mount + root listing, MB", "≤ 1000", 1000),
 ]
 
