@@ -9,7 +9,7 @@ cold (page cache dropped, fresh mount; needs root) and warm passes.
 
     python scripts/bench.py                 # full run (~5-10 min on 2 cores)
     python scripts/bench.py --small 3000    # scaled down (~2 min)
-    python scripts/bench.py --scale 10000,100000,1000000   # mount/remount/RSS growth
+    python scripts/bench.py --scale 10000,100000,1000000 --workdir DIR   # the issue-9 targets
 
 Data is generated once under --workdir and reused.
 """
@@ -18,26 +18,34 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import contextlib
 import json
 import os
 import platform
 import shutil
+import signal
+import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from slyfs.formats.contract import SourceBytes
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.registry import FORMATS, build_view
 from slyfs.formats.view import ViewOptions
+from slyfs.vfs.tree import VirtualTree
 
 REPO = Path(__file__).resolve().parents[1]
 
 ENV = dict(os.environ)
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------- data
@@ -68,9 +76,10 @@ def prepare(workdir: Path, name: str, images: int, kind: str) -> Workload:
         print(f"generating {images} {kind} images in {project} ...", file=sys.stderr)
         make_project(project, images, "blob", 0, image_kind=kind)
         (project / ".complete").write_text("")
-    view = build_view(read_project(str(project)), ["yolo"], ViewOptions())
+    tree = VirtualTree(build_view(read_project(str(project)), ["yolo"], ViewOptions()))
     by_tar: dict[str, list[tuple[str, int, int]]] = {}
-    for path, node in view.items():
+    for path in tree.walk_files():
+        node = tree.node(path)
         if isinstance(node, SourceBytes) and node.ref.path.endswith(".tar"):
             by_tar.setdefault(node.ref.path, []).append((path, node.ref.offset, node.ref.size))
     tar = max(by_tar, key=lambda t: len(by_tar[t]))  # one tar: ratarmount mounts one archive
@@ -145,53 +154,171 @@ def drop_caches() -> bool:
 # ---------------------------------------------------------------- mounts
 
 
-def rss_peak_mb(mountpoint: str) -> float | None:
-    """VmHWM of the process serving ``mountpoint`` (found by its command line)."""
+def mounted(mnt: str) -> bool:
+    """Whether ``mnt`` is a mountpoint, from the kernel's table (a stat would block on a hung daemon)."""
+    return any(line.split()[4] == mnt for line in Path("/proc/self/mountinfo").read_text().splitlines())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _holds_fuse(pid: str) -> bool:
+    fds = f"/proc/{pid}/fd"
+    return any(os.readlink(f"{fds}/{fd}") == "/dev/fuse" for fd in os.listdir(fds))
+
+
+def started_for(mnt: str) -> list[int]:
+    """The processes (other than this one) whose command line names ``mnt``: the mount command and
+    the daemon it forked (slyfs and ratarmount both daemonize; the fork keeps the command line)."""
+    pids = []
     for pid in os.listdir("/proc"):
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                if mnt.encode() in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
+                    pids.append(int(pid))
+            except OSError:
+                continue
+    return pids
+
+
+def daemon_pid(mnt: str) -> int | None:
+    """The process serving ``mnt``: its command line names the mountpoint and it holds /dev/fuse."""
+    for pid in started_for(mnt):
         try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if mountpoint.encode() in cmd:
-                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        return int(line.split()[1]) / 1024
+            if _holds_fuse(str(pid)):
+                return pid
         except OSError:
             continue
     return None
 
 
-def unmount(mnt: str) -> None:
-    for _ in range(50):
-        if subprocess.run(["fusermount", "-u", mnt], capture_output=True).returncode == 0:
-            break
-        time.sleep(0.1)
-    deadline = time.monotonic() + 10
-    while os.path.ismount(mnt) and time.monotonic() < deadline:
+def proc_mb(pid: int | None, key: str) -> float | None:
+    """A memory figure of ``pid`` from /proc/PID/status (VmRSS: now, VmHWM: peak), in MB."""
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def unmount(mnt: str, seconds: float = 30.0, daemon: int | None = None) -> str | None:
+    """Unmount ``mnt`` and wait until every process started for it (and ``daemon``) has exited. What
+    is still there after ``seconds`` is forced (killed, which fails the pending requests; then a lazy
+    unmount), and said: the return value (None: a clean unmount)."""
+    pids = sorted({*started_for(mnt), *([daemon] if daemon else [])})
+    tool = shutil.which("fusermount3") or "fusermount"
+    deadline = time.monotonic() + seconds
+    while mounted(mnt) and time.monotonic() < deadline:
+        if subprocess.run([tool, "-u", mnt], capture_output=True).returncode != 0:
+            time.sleep(0.1)
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
+    forced = []
+    for pid in pids:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            forced.append(f"killed pid {pid}")
+    if mounted(mnt):
+        subprocess.run([tool, "-u", "-z", mnt], capture_output=True)
+        forced.append("lazy unmount")
+    return f"{mnt}: {', '.join(forced)}" if forced else None
+
+
+class StepFailed(Exception):
+    """A measurement that failed or did not finish in time; the message says which and why,
+    ``timed_out`` the seconds waited when it is the latter."""
+
+    def __init__(self, message: str, timed_out: float | None = None) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+def within(seconds: float, what: str, fn: Callable[[], T]) -> tuple[float, T]:
+    """``fn()`` and its duration, run in a thread so that a call blocked in a hung mount cannot hang
+    the benchmark (the thread stays blocked until the mount is forced away)."""
+    box: list = []
+
+    def run() -> None:
+        started = time.perf_counter()
+        try:
+            value = fn()
+        except Exception as e:  # any failure is the step's, reported as such
+            box.append(e)
+            return
+        box.append((time.perf_counter() - started, value))
+
+    thread = threading.Thread(target=run, daemon=True, name=what)
+    thread.start()
+    thread.join(seconds)
+    if not box:
+        raise StepFailed(f"{what}: no answer in {seconds:.0f} s", seconds)
+    if isinstance(box[0], Exception):
+        raise StepFailed(f"{what}: {type(box[0]).__name__}: {box[0]}")
+    return box[0]
+
+
+def ratarmount_command() -> str | None:
+    """ratarmount from PATH or beside this interpreter (a venv's bin/ need not be on PATH)."""
+    beside = Path(sys.executable).parent / "ratarmount"
+    return shutil.which("ratarmount") or (str(beside) if beside.exists() else None)
 
 
 class Mount:
-    """One mount of one system: slyfs (with CLI options) or ratarmount."""
+    """One mount of slyfs (with CLI options) or ratarmount (over one or more tars). ``ready_s``: from
+    the mount command's start until the root lists; ``pid``: the daemon serving it."""
 
-    def __init__(self, system: str, source: str, mnt: str, cache_dir: str, extra: tuple[str, ...] = ()) -> None:
-        self.system, self.source, self.mnt, self.cache_dir, self.extra = system, source, mnt, cache_dir, extra
+    def __init__(self, system: str, sources: Sequence[str], mnt: str, cache_dir: str,
+                 extra: tuple[str, ...] = (), timeout: float = 600.0) -> None:
+        self.system, self.sources, self.mnt, self.cache_dir = system, list(sources), mnt, cache_dir
+        self.extra, self.timeout = extra, timeout
+        self.ready_s: float = 0.0
+        self.pid: int | None = None
+
+    def command(self) -> list[str]:
+        if self.system == "slyfs":
+            return [sys.executable, "-m", "slyfs.vfs.cli", "mount", *self.sources, self.mnt, "--format", "yolo",
+                    "--cache-dir", self.cache_dir, "--log-file", self.cache_dir + "/slyfs.log", *self.extra]
+        return [ratarmount_command() or "ratarmount", "--index-folders", self.cache_dir, *self.sources, self.mnt]
 
     def __enter__(self) -> Mount:
         started = time.perf_counter()
-        if self.system == "slyfs":
-            cmd = [sys.executable, "-m", "slyfs.vfs.cli", "mount", self.source, self.mnt, "--format", "yolo",
-                   "--cache-dir", self.cache_dir, "--log-file", self.cache_dir + "/slyfs.log", *self.extra]
-        else:
-            cmd = ["ratarmount", "--index-folders", self.cache_dir, self.source, self.mnt]
-        subprocess.run(cmd, check=True, env=ENV, capture_output=True)
-        while not os.listdir(self.mnt):
-            time.sleep(0.01)
+        try:
+            r = subprocess.run(self.command(), env=ENV, capture_output=True, timeout=self.timeout)
+            if r.returncode != 0:
+                raise StepFailed(f"{self.system} mount exited {r.returncode}: "
+                                 f"{r.stderr.decode(errors='replace').strip()[-400:]}")
+            left = self.timeout - (time.perf_counter() - started)
+            within(left, f"{self.system}: list the root", self._wait_listable)
+        except subprocess.TimeoutExpired:
+            self.__exit__()
+            raise StepFailed(f"{self.system} mount: not done in {self.timeout:.0f} s", self.timeout) from None
+        except StepFailed:
+            self.__exit__()
+            raise
         self.ready_s = time.perf_counter() - started
+        self.pid = daemon_pid(self.mnt)
         return self
 
-    def __exit__(self, *exc) -> None:
-        unmount(self.mnt)
+    def _wait_listable(self) -> None:
+        while not os.listdir(self.mnt):
+            time.sleep(0.01)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.system == "slyfs" and mounted(self.mnt):  # returns once the daemon let go of the mountpoint
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                subprocess.run([sys.executable, "-m", "slyfs.vfs.cli", "umount", self.mnt], env=ENV,
+                               capture_output=True, timeout=60)
+        forced = unmount(self.mnt, daemon=self.pid)
+        if forced:
+            print(f"unmount forced: {forced}", file=sys.stderr)
 
 
 def ls_lr(root: str) -> tuple[float, int]:
@@ -241,7 +368,7 @@ def mounted_pass(pool, w: Workload, column: str, system: str, extra: tuple[str, 
 
     if state == "cold":
         drop_caches()
-    with Mount(system, source, mnt, cache, extra) as m:
+    with Mount(system, [source], mnt, cache, extra) as m:
         if state == "cold":
             keep_min(("mount", "again"), m.ready_s)
         full = [os.path.join(mnt, p) for p in paths]
@@ -259,7 +386,7 @@ def mounted_pass(pool, w: Workload, column: str, system: str, extra: tuple[str, 
                 t0 = time.perf_counter()
                 _read_paths(labels)
                 record(("ann",), column, time.perf_counter() - t0)
-            record(("rss",), column, rss_peak_mb(mnt))
+            record(("rss",), column, proc_mb(m.pid, "VmHWM"))
 
 
 def bench_workload(w: Workload, table: Table, systems: list[tuple[str, str, tuple[str, ...]]],
@@ -293,7 +420,7 @@ def bench_workload(w: Workload, table: Table, systems: list[tuple[str, str, tupl
             source = str(w.project) if system == "slyfs" else w.tar
             paths = w.view_paths if system == "slyfs" else w.members
             try:
-                with Mount(system, source, mnt, cache, extra) as m:  # first mount: builds the index
+                with Mount(system, [source], mnt, cache, extra) as m:  # first mount: builds the index
                     record(("mount", "first"), column, m.ready_s)
                 for r in readers:
                     for state in (("cold", "warm") if cold else ("warm",)):
@@ -327,64 +454,251 @@ def bench_workload(w: Workload, table: Table, systems: list[tuple[str, str, tupl
 # ---------------------------------------------------------------- scale mode
 
 
-def bench_scale(sizes: list[int], work: Path) -> str:
+SCALE_FORMATS = "yolo,coco"
+EDIT_BUDGET_S = 120.0  # the edits stop after this long, however many were asked for
+
+# (key, metric, target at 10^6 as text, as a number: the last column divides the largest size by it)
+SCALE_ROWS: list[tuple[str, str, str, float | None]] = [
+    ("first", "first mount → listable root (cold, fresh cache dir), s", "≤ 30", 30),
+    ("rat_first", "ratarmount: index build → listable root (cold), s", "the bar", None),
+    ("first_x", "slyfs first mount ÷ ratarmount index build", "≤ 1", 1),
+    ("first_rss", "daemon RSS after first mount + root listing, MB", "", None),
+    ("first_hwm", "daemon peak RSS during first mount, MB", "", None),
+    ("again", "remount (catalog warm, page cache dropped) → listable root, s", "≤ 3", 3),
+    ("rat_again", "ratarmount: remount (index warm, page cache dropped) → listable root, s", "the bar", None),
+    ("again_x", "slyfs remount ÷ ratarmount remount", "≤ 1", 1),
+    ("rat_rss", "ratarmount: RSS after remount + root listing, MB", "", None),
+    ("listdir_n", "entries in yolo/labels/train/ (90 % of the images)", "", None),
+    ("listdir", "os.listdir(yolo/labels/train/) after the remount, s", "≤ 5", 5),
+    ("listdir_rss", "daemon RSS after remount + that listdir, MB", "≤ 500", 500),
+    ("coco", "coco/annotations/instances_train.json: first stat → fully read, s", "≤ 20", 20),
+    ("coco_mb", "its size, MB", "", None),
+    ("coco_hwm", "daemon peak RSS (VmHWM) including that render, MB", "≤ 1000", 1000),
+    ("edits", "edits made (one ann JSON edited in place, label file polled)", "100", None),
+    ("edit_med", "edit visible in its yolo label file, median, s", "≤ 1", 1),
+    ("edit_max", "edit visible in its yolo label file, slowest, s", "≤ 1", 1),
+    ("edit_rss0", "daemon RSS before the edits, MB", "", None),
+    ("edit_rss1", "daemon RSS after the edits, MB", "flat", None),
+    ("all", "--format all: mount (catalog and page cache warm) → listable root, s", "", None),
+    ("all_rss", "--format all: daemon RSS after mount + root listing, MB", "≤ 1000", 1000),
+]
+
+
+def scale_project(work: Path, n: int) -> Path:
+    """The lean n-image project under ``work``, generated once and reused."""
     from scale_project import make_scale_project
 
-    rows = ["| images | first mount -> root (s) | RSS (MB) | remount -> root (s) | RSS (MB) | "
-            "first stat of val labels (s) | coco json ready (s) | live edit visible (s) |",
-            "|---|---|---|---|---|---|---|---|"]
-    for n in sizes:
-        project = work / f"scale-{n}"
-        if not (project / ".complete").exists():
-            shutil.rmtree(project, ignore_errors=True)
-            print(f"generating scale project of {n} images ...", file=sys.stderr)
-            make_scale_project(project, n)
-            (project / ".complete").write_text("")
-        cache = tempfile.mkdtemp(prefix="bench-cache-", dir=work)
-        mnt = tempfile.mkdtemp(prefix="bench-mnt-", dir=work)
-        fmt = "yolo,coco" if "coco" in FORMATS else "yolo"
-        prefix = "yolo/" if "," in fmt else ""
+    project = work / f"scale-{n}"
+    if not (project / ".complete").exists():
+        shutil.rmtree(project, ignore_errors=True)
+        print(f"generating a scale project of {n:,} images in {project} ...", file=sys.stderr)
+        make_scale_project(project, n)
+        (project / ".complete").write_text("")
+    return project
+
+
+def read_all(path: str) -> int:
+    """Read ``path`` to its end; its size."""
+    with open(path, "rb", buffering=0) as f:
+        total = 0
+        while chunk := f.read(1 << 20):
+            total += len(chunk)
+        return total
+
+
+def edit_rounds(ann: Path, label: str, rounds: int, timeout: float) -> tuple[list[float], str | None]:
+    """Edit ``ann`` in place ``rounds`` times (its first shape moved right by 1 px, then by 2, and
+    so on, written with one pwrite over the same bytes: never a truncated file) and time each until
+    ``label`` shows the change. The original is written back at the end. Returns the times and why
+    the rounds stopped early, if they did."""
+    original = ann.read_bytes()
+    doc = json.loads(original)
+    states = []
+    for dx in (1, 2):
+        exterior = [[x + dx, y] for x, y in doc["objects"][0]["points"]["exterior"]]
+        moved = {**doc, "objects": [{**doc["objects"][0], "points": {"exterior": exterior, "interior": []}},
+                                    *doc["objects"][1:]]}
+        states.append(json.dumps(moved).encode())
+    width = max(len(s) for s in (original, *states))
+    states = [s.ljust(width) for s in states]  # trailing blanks: still JSON, always the same length
+
+    def current() -> bytes | None:
         try:
-            with Mount("slyfs", str(project), mnt, cache, ("--format", fmt)) as m:
-                first, rss1 = m.ready_s, rss_peak_mb(mnt)
+            with open(label, "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+
+    times: list[float] = []
+    before, stopped = current(), None
+    budget = time.monotonic() + EDIT_BUDGET_S
+    try:
+        for i in range(rounds):
+            if time.monotonic() > budget:
+                stopped = f"edit budget of {EDIT_BUDGET_S:.0f} s spent after {i} edits"
+                break
+            fd = os.open(ann, os.O_WRONLY)
+            started = time.perf_counter()
+            os.pwrite(fd, states[i % 2], 0)
+            os.close(fd)
+            while (now := current()) == before or now is None:
+                if time.perf_counter() - started > timeout:
+                    return times, f"edit {i + 1} not visible in {label} after {timeout:.0f} s"
+                time.sleep(0.005)
+            times.append(time.perf_counter() - started)
+            before = now
+    finally:
+        ann.write_bytes(original)
+    return times, stopped
+
+
+def scale_size(n: int, work: Path, edits: int, timeout: float, with_ratarmount: bool,
+               notes: list[str]) -> dict[str, float | str]:
+    """Every measurement of one project size. What failed goes to ``notes`` and leaves its row
+    empty; what timed out shows as "> N"."""
+    project = str(scale_project(work, n))
+    out: dict[str, float | str] = {}
+    fmt = ("--format", SCALE_FORMATS)
+    cache = tempfile.mkdtemp(prefix="bench-cache-", dir=work)
+    mnt = tempfile.mkdtemp(prefix="bench-mnt-", dir=work)
+
+    def step(what: str, fn: Callable[[], None], key: str | None = None) -> None:
+        try:
+            fn()
+        except StepFailed as e:
+            if key is not None and e.timed_out is not None:
+                out[key] = f"> {e.timed_out:.0f}"
+            notes.append(f"{n:,} images, {what}: {e}")
+            print(f"  FAILED {what}: {e}", file=sys.stderr)
+            log = Path(cache) / "slyfs.log"
+            if not what.startswith("ratarmount") and log.exists():
+                notes.append("  last daemon log line: " + (log.read_text().strip().splitlines() or [""])[-1])
+
+    def note(key: str, value: float | None) -> None:
+        if value is not None:
+            out[key] = float(value)
+            print(f"  {n:,}: {key} = {value:,.2f}", file=sys.stderr)
+
+    def first_mount() -> None:
+        drop_caches()
+        with Mount("slyfs", [project], mnt, cache, fmt, timeout) as m:
+            note("first", m.ready_s)
+            note("first_rss", proc_mb(m.pid, "VmRSS"))
+            note("first_hwm", proc_mb(m.pid, "VmHWM"))
+
+    def remount() -> None:
+        drop_caches()
+        with Mount("slyfs", [project], mnt, cache, fmt, timeout) as m:
+            note("again", m.ready_s)
+
+            def listdir() -> None:
+                took, names = within(timeout, "os.listdir(yolo/labels/train)",
+                                     lambda: os.listdir(f"{mnt}/yolo/labels/train"))
+                note("listdir", took)
+                note("listdir_n", len(names))
+                note("listdir_rss", proc_mb(m.pid, "VmRSS"))
+
+            def coco() -> None:
+                took, size = within(timeout, "read coco/annotations/instances_train.json",
+                                    lambda: read_all(f"{mnt}/coco/annotations/instances_train.json"))
+                note("coco", took)
+                note("coco_mb", size / 1e6)
+
+            def edit() -> None:
+                label = f"{mnt}/yolo/labels/val/val_0000000.txt"
+                within(timeout, "read the label file", lambda: read_all(label))
+                note("edit_rss0", proc_mb(m.pid, "VmRSS"))
+                _, (times, stopped) = within(EDIT_BUDGET_S + timeout, "edits", lambda: edit_rounds(
+                    Path(project) / "val" / "ann" / "val_0000000.jpg.json", label, edits, timeout))
+                note("edit_rss1", proc_mb(m.pid, "VmRSS"))
+                note("edits", len(times))
+                if times:
+                    note("edit_med", statistics.median(times))
+                    note("edit_max", max(times))
+                if stopped:
+                    notes.append(f"{n:,} images, edits: {stopped}")
+
+            step("listdir", listdir, "listdir")
+            step("COCO file", coco, "coco")
+            note("coco_hwm", proc_mb(m.pid, "VmHWM"))
+            step("edits", edit, "edit_max")
+
+    def format_all() -> None:
+        with Mount("slyfs", [project], mnt, cache, ("--format", "all"), timeout) as m:
+            note("all", m.ready_s)
+            note("all_rss", proc_mb(m.pid, "VmRSS"))
+
+    def ratarmount() -> None:
+        if not with_ratarmount:
+            raise StepFailed("left out (--no-ratarmount)")
+        if ratarmount_command() is None:
+            raise StepFailed("ratarmount is not installed (pip install slyfs[bench])")
+        tars = sorted(str(p) for p in Path(project, "blob").glob("*.tar"))
+        index = tempfile.mkdtemp(prefix="bench-ratar-", dir=work)
+
+        def mount(key: str) -> None:
             drop_caches()
-            with Mount("slyfs", str(project), mnt, cache, ("--format", fmt)) as m:
-                again = m.ready_s
-                val = os.path.join(mnt, prefix + "labels/val")
-                t0 = time.perf_counter()
-                for name in os.listdir(val):
-                    os.stat(os.path.join(val, name))
-                labels_s = time.perf_counter() - t0
-                coco_s = None
-                if "coco" in fmt:
-                    t0 = time.perf_counter()
-                    os.stat(os.path.join(mnt, "coco/annotations/instances_val.json"))
-                    coco_s = time.perf_counter() - t0
-                ann = project / "val" / "ann" / "val_0000000.jpg.json"
-                label = os.path.join(val, "val_0000000.txt")
-                data = json.loads(ann.read_text())
-                data["objects"] = data["objects"] * 3
-                t0 = time.perf_counter()
-                ann.write_text(json.dumps(data))
-                live_s = None
-                while time.perf_counter() - t0 < 60:
-                    with open(label, "rb") as f:
-                        if len(f.read().splitlines()) == len(data["objects"]):
-                            live_s = time.perf_counter() - t0
-                            break
-                    time.sleep(0.05)
-                data["objects"] = data["objects"][:len(data["objects"]) // 3]
-                ann.write_text(json.dumps(data))
-                rss2 = rss_peak_mb(mnt)
+            with Mount("ratarmount", tars, mnt, index, timeout=timeout) as m:
+                note(key, m.ready_s)
+                note("rat_rss", proc_mb(m.pid, "VmRSS"))
+
+        try:
+            step("ratarmount index build", lambda: mount("rat_first"), "rat_first")
+            step("ratarmount remount", lambda: mount("rat_again"), "rat_again")
         finally:
-            unmount(mnt)
-            os.rmdir(mnt)
-            shutil.rmtree(cache, ignore_errors=True)
-        fmt_v = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-        rows.append(f"| {n:,} | {first:.2f} | {rss1:.0f} | {again:.2f} | {rss2:.0f} | {labels_s:.2f} | "
-                    f"{fmt_v(coco_s)} | {fmt_v(live_s)} |")
-        print(rows[-1], file=sys.stderr)
-    return "\n".join(rows)
+            shutil.rmtree(index, ignore_errors=True)
+
+    try:
+        for what, fn, key in (("first mount", first_mount, "first"), ("remount", remount, "again"),
+                              ("--format all", format_all, "all"), ("ratarmount", ratarmount, None)):
+            print(f"{n:,} images: {what} ...", file=sys.stderr)
+            step(what, fn, key)
+    finally:
+        unmount(mnt)
+        os.rmdir(mnt)
+        shutil.rmtree(cache, ignore_errors=True)
+    for key, mine, theirs in (("first_x", "first", "rat_first"), ("again_x", "again", "rat_again")):
+        a, b = out.get(mine), out.get(theirs)
+        if isinstance(a, float) and isinstance(b, float) and b:
+            out[key] = a / b
+    return out
+
+
+def _cell(key: str, value: float | str | None) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, str):
+        return value
+    if key in ("listdir_n", "edits"):
+        return f"{value:,.0f}"
+    return f"{value:,.0f}" if key.endswith(("rss", "rss0", "rss1", "hwm")) else f"{value:.2f}"
+
+
+def scale_table(results: dict[int, dict[str, float | str]]) -> str:
+    """Metrics down, sizes across, then the target and the largest size's ratio to it."""
+    sizes = sorted(results)
+    largest = sizes[-1]
+    lines = ["| metric | " + " | ".join(f"{n:,}" for n in sizes) + " | target at 10^6 | "
+             f"{largest:,} ÷ target |", "|---|" + "---|" * (len(sizes) + 2)]
+    for key, label, target, bound in SCALE_ROWS:
+        cells = [_cell(key, results[n].get(key)) for n in sizes]
+        value = results[largest].get(key)
+        ratio = f"{value / bound:.2f}" if bound and isinstance(value, float) else ""
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {target} | {ratio} |")
+    return "\n".join(lines)
+
+
+def bench_scale(sizes: list[int], work: Path, edits: int, timeout: float, ratarmount: bool) -> str:
+    """The issue-9 targets on lean projects of each size: one table, then what failed."""
+    if os.geteuid() != 0:
+        print("(not root: the page cache is not dropped before cold mounts)", file=sys.stderr)
+    notes: list[str] = []
+    results: dict[int, dict[str, float | str]] = {}
+    for n in sizes:
+        results[n] = scale_size(n, work, edits, timeout, ratarmount, notes)
+        if n != sizes[-1]:
+            print(scale_table(results), file=sys.stderr)
+    return scale_table(results) + "".join(f"\n\n{note}" for note in notes)
 
 
 def bench_views(images: int, work: Path) -> str:
@@ -408,7 +722,7 @@ def bench_views(images: int, work: Path) -> str:
         cache = tempfile.mkdtemp(prefix="bench-cache-", dir=work)
         mnt = tempfile.mkdtemp(prefix="bench-mnt-", dir=work)
         try:
-            with Mount("slyfs", str(project), mnt, cache, ("--format", fmt)):
+            with Mount("slyfs", [str(project)], mnt, cache, ("--format", fmt)):
                 started = time.perf_counter()  # listing stats every file, which renders it
                 paths = [os.path.join(d, f) for d, _, files in os.walk(mnt) for f in files
                          if not f.lower().endswith(image_exts)]
@@ -431,6 +745,14 @@ def machine() -> str:
            f"Python {platform.python_version()}"
 
 
+def revision() -> str:
+    """The checkout's commit, marked when its files differ from it."""
+    def git(*a: str) -> str:
+        return subprocess.run(["git", "-C", str(REPO), *a], capture_output=True, text=True).stdout.strip()
+    modified = " (modified)" if git("status", "--porcelain", "--untracked-files=no") else ""
+    return f"commit {git('rev-parse', '--short', 'HEAD') or '?'}{modified}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "slyfs-bench")
@@ -441,14 +763,22 @@ def main() -> None:
                     help="also slyfs --single-threaded and --timeout 3600 (the tuning comparison)")
     ap.add_argument("--libfuse2", action="store_true",
                     help="also slyfs on fusepy/libfuse 2: live (1 s timeouts) and --timeout 3600")
-    ap.add_argument("--scale", help="comma-separated project sizes: mount/remount/RSS growth instead")
+    ap.add_argument("--scale", help="instead: the issue-9 targets (mount, remount, listing, COCO, edits, RSS) "
+                                    "on lean projects of these comma-separated sizes, with --format yolo,coco")
+    ap.add_argument("--edits", type=int, default=100, help="--scale: annotation edits to time (at most 2 minutes)")
+    ap.add_argument("--step-timeout", type=float, default=600.0,
+                    help="--scale: seconds one mount or one read may take before it is reported and forced away")
     ap.add_argument("--views", type=int, metavar="N",
                     help="instead: time to read every annotation file of each view of an N-image project")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
+    args.workdir = args.workdir.resolve()
     print(f"machine: {machine()}")
+    print(f"slyfs: {revision()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+          f"command: {' '.join(['python', 'scripts/bench.py', *sys.argv[1:]])}")
     if args.scale:
-        print(bench_scale([int(x) for x in args.scale.split(",")], args.workdir))
+        print(bench_scale([int(x) for x in args.scale.split(",")], args.workdir, args.edits, args.step_timeout,
+                          not args.no_ratarmount))
         return
     if args.views:
         print(bench_views(args.views, args.workdir))
@@ -461,7 +791,7 @@ def main() -> None:
     if args.libfuse2:
         systems += [("slyfs libfuse2", "slyfs", ("--libfuse", "2")),
                     ("slyfs libfuse2 t=3600", "slyfs", ("--libfuse", "2", "--timeout", "3600"))]
-    if not args.no_ratarmount and shutil.which("ratarmount"):
+    if not args.no_ratarmount and ratarmount_command():
         systems.append(("ratarmount", "ratarmount", ()))
     table = Table(["tar pread", "files", *[c for c, _, _ in systems]], base="tar pread")
     readers = [int(x) for x in args.readers.split(",")]
