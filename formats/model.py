@@ -9,10 +9,11 @@ right, bottom)`` of the pixels it covers, so its continuous extent is
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -344,6 +345,22 @@ class Dataset:
     def top(self) -> str:
         return self.name.split("/", 1)[0]
 
+    def find(self, name: str) -> int | None:
+        """The position of the item called ``name`` (the items are sorted by name)."""
+        i = bisect.bisect_left(self.items, name, key=_item_name)
+        return i if i < len(self.items) and self.items[i].name == name else None
+
+    def named_from(self, prefix: str) -> Iterator[Item]:
+        """The items whose names start with ``prefix``, in order (found by bisection, not a pass)."""
+        for item in self.items[bisect.bisect_left(self.items, prefix, key=_item_name):]:
+            if not item.name.startswith(prefix):
+                return
+            yield item
+
+
+def _item_name(item: Item) -> str:
+    return item.name
+
 
 AnnotationLoader = Callable[[Item], Annotation]
 Report = Callable[[Problem], None]
@@ -373,3 +390,25 @@ class Project:
 
     def annotation(self, item: Item) -> Annotation:
         return self.load_annotation(item)
+
+    def with_items(self, items: Iterable[Item]) -> Project:
+        """This project with new versions of some of its items (each found by dataset and name):
+        a live edit copies the tuple of the datasets it touches, and nothing else."""
+        by_dataset: dict[str, list[Item]] = {}
+        for item in items:
+            by_dataset.setdefault(item.dataset, []).append(item)
+        datasets = list(self.datasets)
+        for d, ds in enumerate(datasets):
+            news = by_dataset.pop(ds.name, None)
+            if news is None:
+                continue
+            copy = list(ds.items)
+            for new in news:
+                i = ds.find(new.name)
+                if i is None:
+                    raise KeyError((new.dataset, new.name))
+                copy[i] = new
+            datasets[d] = Dataset(ds.name, tuple(copy))
+        if by_dataset:
+            raise KeyError(next(iter(by_dataset)))
+        return replace(self, datasets=tuple(datasets))

@@ -10,7 +10,7 @@ Annotation (and img_info/meta) stamps are kept in memory only, per folder, for t
 rebuilds of one mount: every mount stats each JSON file once, because an edit in place while
 nothing was mounted changes no folder, and the stamp doubles as the file's ImageRef stamp
 (size and identity must be exact). While mounted, a folder is re-listed only when it changed
-(then only new names are stat'ed) and the watcher reports edits in place (``refresh``).
+(then only new names are stat'ed) and the watcher reports edits in place (``restamp``).
 Tar sizes, ``meta.json``, dataset folders and plain ``img/`` files are always read again.
 
 The file is a cache, so nothing read from it is trusted: every row is checked against what
@@ -38,6 +38,7 @@ from slyfs.formats.readers.supervisely.offsets import BlobEntry
 log = logging.getLogger("slyfs.index")
 
 SCHEMA_VERSION = 2
+UNLISTED = Stamp(-1, -1, -1, -1, -1, -1)  # the key of a folder listing that must be read again
 
 
 def _array(blob: bytes) -> array:
@@ -210,17 +211,28 @@ class SourceIndex:
 
     # -- live updates
 
-    def refresh(self, ann_path: str) -> None:
-        """A JSON file of an ann/img_info/meta folder changed (the watcher says so): take its new stamp."""
-        directory, name = os.path.split(ann_path)
+    def restamp(self, path: str, stamp: Stamp) -> bool:
+        """A listed JSON file was edited in place or replaced (the watcher says so, and the folder's
+        stamp need not show it): take its new stamp. False when its folder's listing does not hold
+        the name: then it is new, and the folder must be listed again (``relist``)."""
+        directory, name = os.path.split(path)
         with self._lock:
             hit = self._anns.get(directory)
-            if hit is None:
-                return
-            try:
-                hit[1][name] = file_stamp(os.stat(ann_path))
-            except OSError:
+            if hit is None or name not in hit[1]:
+                return False
+            hit[1][name] = stamp
+            return True
+
+    def relist(self, path: str) -> None:
+        """``path`` appeared, vanished or is no longer a plain file: its folder is listed again at
+        the next scan and the name stat'ed afresh, whatever the folder's stamp says (two changes
+        within one tick of the file system's clock leave it as it was)."""
+        directory, name = os.path.split(path)
+        with self._lock:
+            hit = self._anns.get(directory)
+            if hit is not None:
                 hit[1].pop(name, None)
+                self._anns[directory] = (UNLISTED, hit[1])
 
     def forget_json_files(self) -> None:
         """Edits may have gone unreported (inotify queue overflow): stat every JSON file again."""

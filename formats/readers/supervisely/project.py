@@ -6,13 +6,14 @@ annotation. Annotations are parsed when a view renders a file that needs them.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
 import os
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import partial
 from typing import Any, Protocol
 
@@ -130,9 +131,15 @@ class LinkGuard:
         return self._leaves(path, os.path.islink(path), action, None)
 
 
-def _ext(name: str) -> str:
+def is_image_name(name: str) -> bool:
+    """Whether a file of ``img/`` called ``name`` is an image the scan takes (by its extension)."""
     dot = name.rfind(".")
-    return name[dot:].lower() if dot > 0 else ""
+    return dot > 0 and name[dot:].lower() in IMAGE_EXTS
+
+
+def dataset_dir(root: str, name: str) -> str:
+    """The folder of the dataset with full name ``name`` ("a/b" lives in ``a/datasets/b``)."""
+    return os.path.join(root, "/datasets/".join(name.split("/")))
 
 
 def _scandir(path: str, report: Report, unreadable: str) -> list[os.DirEntry]:
@@ -308,7 +315,7 @@ class _Scanner:
         self.progress(self.items_scanned, f"listing {name}/img and {name}/ann")
         img_dir = self.folder(ds_dir, "img")
         for e in _scandir(img_dir, self.report, "its images are not served") if img_dir else ():
-            if _ext(e.name) in IMAGE_EXTS:
+            if is_image_name(e.name):
                 if self.links.entry(e, "image served as unreadable (EIO)", e.name):
                     images[e.name] = None
                     continue
@@ -491,3 +498,19 @@ def read_project(root: str, report: Report | None = None, cache: ScanCache | Non
                    load_annotation=make_annotation_loader(meta, sink), report=sink,
                    problems=tuple(problems.all()) if problems else (),
                    meta_file=meta_file, meta_fingerprint=meta_fingerprint)
+
+
+def rescan_datasets(project: Project, names: Collection[str], report: Report, cache: ScanCache | None = None,
+                    follow_external_links: bool = False) -> Project:
+    """``project`` after its dataset folders changed: they are listed again, the datasets in
+    ``names`` and every new one scanned as ``read_project`` scans them, vanished ones dropped, and
+    every other one kept as it is (not a file of it is looked at). meta.json is not read: the
+    caller knows it unchanged."""
+    if not os.path.isdir(project.root):
+        raise SourceError(f"{project.root}: no such directory")
+    links = LinkGuard(project.root, report, follow_external_links)
+    scanner = _Scanner(project.root, report, cache, links, None)
+    kept = {ds.name: ds for ds in project.datasets if ds.name not in names}
+    datasets = tuple(kept[name] if name in kept else scanner.dataset(name, d)
+                     for name, d in _dataset_dirs(project.root, report, links))
+    return dataclasses.replace(project, datasets=datasets)
