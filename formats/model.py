@@ -258,6 +258,20 @@ class Annotation:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class ItemFacts:
+    """What membership decisions read of an item's annotation (``--split tags``, ``--no-empty``,
+    ``--classes``): small enough for a reader to keep per annotation file, so that deciding them
+    again need not parse every annotation."""
+
+    tag_names: frozenset[str]
+    class_titles: frozenset[str]  # the classes it has labels of
+
+    @classmethod
+    def of(cls, ann: Annotation) -> ItemFacts:
+        return cls(frozenset(ann.tag_names()), frozenset(label.class_title for label in ann.labels))
+
+
 # ---------------------------------------------------------------- items and projects
 
 
@@ -363,6 +377,7 @@ def _item_name(item: Item) -> str:
 
 
 AnnotationLoader = Callable[[Item], Annotation]
+FactsLoader = Callable[[Item], ItemFacts]
 Report = Callable[[Problem], None]
 
 
@@ -383,6 +398,7 @@ class Project:
     report: Report = _ignore  # where views say what they could not write (the mount's problem log)
     meta_file: ImageRef | None = None  # meta.json itself, for views that pass the source through
     meta_fingerprint: Stamp | tuple = ()  # meta.json's Stamp: changes whenever meta.json does
+    load_facts: FactsLoader | None = None  # a reader's shortcut to ``facts``; None: from the annotation
 
     def items(self) -> Iterator[Item]:
         for ds in self.datasets:
@@ -390,6 +406,11 @@ class Project:
 
     def annotation(self, item: Item) -> Annotation:
         return self.load_annotation(item)
+
+    def facts(self, item: Item) -> ItemFacts:
+        """What membership needs of the item's annotation: as ``annotation`` would give it, without a
+        parse when the reader has kept it."""
+        return self.load_facts(item) if self.load_facts is not None else ItemFacts.of(self.annotation(item))
 
     def with_items(self, items: Iterable[Item]) -> Project:
         """This project with new versions of some of its items (each found by dataset and name):
