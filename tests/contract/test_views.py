@@ -122,6 +122,14 @@ def edit_img_info(root: Path, rng: random.Random) -> Edit:
     return f"edited {target.relative_to(root)}", [str(target)]
 
 
+def rewrite_image(root: Path, rng: random.Random) -> Edit:
+    """A plain image rewritten in place with another image's bytes."""
+    images = sorted(p for p in root.rglob("img/*") if p.is_file())
+    target, other = rng.choice(images), rng.choice(images)
+    target.write_bytes(other.read_bytes() + b"\0")  # never the same bytes, even when other is target
+    return f"rewrote {target.relative_to(root)}", [str(target)]
+
+
 def break_annotation(root: Path, rng: random.Random) -> Edit:
     """An annotation made malformed in place (as a half-written save leaves it)."""
     target = rng.choice(sorted(root.rglob("ann/*.json")))
@@ -130,7 +138,7 @@ def break_annotation(root: Path, rng: random.Random) -> Edit:
 
 
 EDITS = (edit_annotation, retag, add_image, edit_annotation, remove_annotation, remove_image, edit_img_info,
-         break_annotation)
+         rewrite_image, break_annotation)
 
 
 class ViewContract:
@@ -173,12 +181,14 @@ class ViewContract:
         """The view made from the reader's change (as a live mount makes it) equals a fresh build of
         the edited source, and its stale paths cover every path whose bytes changed."""
         rng = random.Random(f"{self.formats}-{(source / 'blob').exists()}")  # the same edits on every run
-        reader = SuperviselySource(str(source), SourceIndex(None))
+        reader = SuperviselySource(str(source), SourceIndex(source.parent / "index.sqlite"))
         tree = VirtualTree(build_view(reader.scan(), self.formats, self.options))
+        reader.save()  # as a mount does: the facts membership read are in the file from now on
         before = digests(tree)
         for edit in EDITS:
             what, paths = edit(source, rng)
             project, change = reader.update(paths)
+            reader.save()
             stale = set(tree.replace(tree.view.updated(project, change), change))
             after = digests(tree)
             assert after == digests(build(source, self.formats, self.options)), f"{what}: not what a fresh build gives"
