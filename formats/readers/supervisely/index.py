@@ -47,7 +47,7 @@ from slyfs.formats.readers.supervisely.offsets import BlobEntry
 log = logging.getLogger("slyfs.index")
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 3  # bump when what is stored changes, and when a parse gives other facts of the same file
 FACTS_FLUSH_ROWS = 10_000  # facts recorded are written once this many wait (and at each save)
 DECODED_FACTS = 4096  # distinct facts kept decoded (rows share them: one decoding each)
 FACTS_WINDOW = 1024  # stored facts rows read per query
