@@ -19,6 +19,10 @@ from slyfs.formats.readers.supervisely import ProblemLog, read_project
 from slyfs.formats.readers.supervisely import project as scanning
 from slyfs.formats.readers.supervisely.index import SourceIndex
 from slyfs.formats.readers.supervisely.watch import SuperviselySource
+from slyfs.formats.registry import build_view
+from slyfs.formats.view import ViewOptions
+from slyfs.vfs.live import ViewSource, Watcher
+from slyfs.vfs.tree import VirtualTree
 from tests.conftest import BLOB, PLAIN
 from tests.helpers.hostile import blob_project, png
 
@@ -256,3 +260,32 @@ def test_problems_of_a_change_are_reported_as_a_scan_reports_them(project: Path,
     now.annotation(next(i for i in now.items() if i.name == "orphan.png"))
     assert any(p.path == str(orphan) and p.message.startswith("annotation unreadable")
                for p in source.problems.all())
+
+
+def test_what_a_poll_reports_takes_the_same_short_ways(project: Path, scanned: list[str]) -> None:
+    """Without inotify the watcher reports folders whose stamps moved and the polled files
+    (vfs/live.py ``Watcher._signature``): an image added shows as its dataset's folders, a new
+    dataset as the root."""
+    source = SuperviselySource(str(project), SourceIndex(None))
+    tree = VirtualTree(build_view(source.scan(), ["yolo"], ViewOptions()))
+    watcher = Watcher(ViewSource(source, ["yolo"], ViewOptions()), tree)  # never started: its poll alone
+    if watcher._inotify is not None:
+        watcher._inotify.close()
+
+    def polled(change: Callable[[], None]) -> list[Path]:
+        before = watcher._signature()
+        change()
+        now = watcher._signature()
+        return [Path(p) for p in now.keys() | before.keys() if now.get(p) != before.get(p)]
+
+    def add_item() -> None:
+        shutil.copyfile(project / "val/img/empty_002.png", project / "val/img/new.png")
+        shutil.copyfile(project / "val/ann/empty_002.png.json", project / "val/ann/new.png.json")
+
+    scanned.clear()
+    _, change = updated(source, polled(add_item), scanned)
+    assert scanned == ["val"] and list(change.items) == [("val", "new.png")]
+    scanned.clear()
+    now, change = updated(source, polled(lambda: shutil.copytree(project / "val", project / "more")), scanned)
+    assert sorted(scanned) == sorted(ds.name for ds in now.datasets)  # the root's folder: a whole rescan
+    assert {k[0] for k in change.items} == {"more"}
