@@ -9,10 +9,11 @@ right, bottom)`` of the pixels it covers, so its continuous extent is
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -257,6 +258,20 @@ class Annotation:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class ItemFacts:
+    """What membership decisions read of an item's annotation (``--split tags``, ``--no-empty``,
+    ``--classes``): small enough for a reader to keep per annotation file, so that deciding them
+    again need not parse every annotation."""
+
+    tag_names: frozenset[str]
+    class_titles: frozenset[str]  # the classes it has labels of
+
+    @classmethod
+    def of(cls, ann: Annotation) -> ItemFacts:
+        return cls(frozenset(ann.tag_names()), frozenset(label.class_title for label in ann.labels))
+
+
 # ---------------------------------------------------------------- items and projects
 
 
@@ -344,8 +359,25 @@ class Dataset:
     def top(self) -> str:
         return self.name.split("/", 1)[0]
 
+    def find(self, name: str) -> int | None:
+        """The position of the item called ``name`` (the items are sorted by name)."""
+        i = bisect.bisect_left(self.items, name, key=_item_name)
+        return i if i < len(self.items) and self.items[i].name == name else None
+
+    def named_from(self, prefix: str) -> Iterator[Item]:
+        """The items whose names start with ``prefix``, in order (found by bisection, not a pass)."""
+        for item in self.items[bisect.bisect_left(self.items, prefix, key=_item_name):]:
+            if not item.name.startswith(prefix):
+                return
+            yield item
+
+
+def _item_name(item: Item) -> str:
+    return item.name
+
 
 AnnotationLoader = Callable[[Item], Annotation]
+FactsLoader = Callable[[Item], ItemFacts]
 Report = Callable[[Problem], None]
 
 
@@ -366,6 +398,7 @@ class Project:
     report: Report = _ignore  # where views say what they could not write (the mount's problem log)
     meta_file: ImageRef | None = None  # meta.json itself, for views that pass the source through
     meta_fingerprint: Stamp | tuple = ()  # meta.json's Stamp: changes whenever meta.json does
+    load_facts: FactsLoader | None = None  # a reader's shortcut to ``facts``; None: from the annotation
 
     def items(self) -> Iterator[Item]:
         for ds in self.datasets:
@@ -373,3 +406,30 @@ class Project:
 
     def annotation(self, item: Item) -> Annotation:
         return self.load_annotation(item)
+
+    def facts(self, item: Item) -> ItemFacts:
+        """What membership needs of the item's annotation: as ``annotation`` would give it, without a
+        parse when the reader has kept it."""
+        return self.load_facts(item) if self.load_facts is not None else ItemFacts.of(self.annotation(item))
+
+    def with_items(self, items: Iterable[Item]) -> Project:
+        """This project with new versions of some of its items (each found by dataset and name):
+        a live edit copies the tuple of the datasets it touches, and nothing else."""
+        by_dataset: dict[str, list[Item]] = {}
+        for item in items:
+            by_dataset.setdefault(item.dataset, []).append(item)
+        datasets = list(self.datasets)
+        for d, ds in enumerate(datasets):
+            news = by_dataset.pop(ds.name, None)
+            if news is None:
+                continue
+            copy = list(ds.items)
+            for new in news:
+                i = ds.find(new.name)
+                if i is None:
+                    raise KeyError((new.dataset, new.name))
+                copy[i] = new
+            datasets[d] = Dataset(ds.name, tuple(copy))
+        if by_dataset:
+            raise KeyError(next(iter(by_dataset)))
+        return replace(self, datasets=tuple(datasets))

@@ -42,6 +42,7 @@ from slyfs.formats.model import (
     Annotation,
     Geometry,
     Item,
+    ItemFacts,
     Label,
     Line,
     Mask,
@@ -283,6 +284,9 @@ class TinyProject:
 
     def annotation(self, item: Item) -> Annotation:
         return self.annotations[f"{item.dataset}/{item.name}"]
+
+    def facts(self, item: Item) -> ItemFacts:
+        return ItemFacts.of(self.annotation(item))
 
 
 def test_splits_by_tags_with_empty_items_left_out() -> None:

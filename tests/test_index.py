@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from slyfs.formats.compose import FixedView
 from slyfs.formats.contract import Change, Generated, SourceBytes
-from slyfs.formats.model import ImageRef
+from slyfs.formats.model import ImageRef, file_stamp
 from slyfs.formats.readers.supervisely import project as reader
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.readers.supervisely.index import SourceIndex
@@ -70,13 +71,13 @@ def test_remount_reuses_the_index_and_sees_changes(source: Path, tmp_path: Path,
     assert str(ann) not in [i[3] for i in items]
 
 
-def test_watcher_refresh_updates_one_fingerprint(source: Path) -> None:
+def test_watcher_restamp_updates_one_fingerprint(source: Path) -> None:
     index = SourceIndex(None)
     before = {i[1]: i[4] for i in summary(source, index)}
     ann = next(source.glob("train/ann/*.json"))
     ann.write_text(ann.read_text() + " ")  # in place: the folder does not change
     assert {i[1]: i[4] for i in summary(source, index)} == before  # not seen by listing...
-    index.refresh(str(ann))
+    assert index.restamp(str(ann), file_stamp(ann.stat()))
     after = {i[1]: i[4] for i in summary(source, index)}
     changed = [k for k in after if after[k] != before[k]]
     assert changed == [ann.name[:-5]]  # ...but by the watcher's report, for that item only
@@ -136,3 +137,23 @@ def test_replace_reports_stale_paths_and_folders() -> None:
     assert told == [stale]
     assert tree.replace(FixedView({"a/same.txt": gen("s")}), Change()) != []
     assert tree.replace(FixedView({"a/same.txt": gen("s")}), Change()) == []
+
+
+def test_restamp_refuses_a_name_not_listed_and_relist_lists_the_folder_again(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text("{}")
+    index = SourceIndex(None)
+    knowns: list[dict] = []
+
+    def scan(known: dict) -> dict:
+        knowns.append(dict(known))
+        return {n: file_stamp((tmp_path / n).stat()) for n in os.listdir(tmp_path)}
+
+    first = index.json_files(str(tmp_path), scan)
+    assert index.json_files(str(tmp_path), scan) is first and len(knowns) == 1  # the folder unchanged: no listing
+    assert not index.restamp(str(tmp_path / "b.json"), first["a.json"])  # not listed: only a listing adds it
+    stamp = first["a.json"]._replace(size=99)
+    assert index.restamp(str(tmp_path / "a.json"), stamp)
+    assert index.json_files(str(tmp_path), scan)["a.json"] == stamp
+    index.relist(str(tmp_path / "a.json"))  # listed again, though the folder's stamp is the same...
+    index.json_files(str(tmp_path), scan)
+    assert knowns == [{}, {}]  # ...and that name stat'ed afresh

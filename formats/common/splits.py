@@ -44,7 +44,7 @@ def split_of(project: Project, item: Item, mode: str, ratios: tuple[float, ...])
     if mode == "dataset":
         return shorten(safe_name(item.dataset.split("/", 1)[0]), MAX_SPLIT_BYTES)
     if mode == "tags":
-        names = project.annotation(item).tag_names()
+        names = project.facts(item).tag_names
         return next((t for t in SPLIT_TAGS if t in names), "train")
     f = stable_fraction(item)
     if f < ratios[0]:
@@ -59,7 +59,7 @@ def split_order(name: str) -> tuple:
 
 def has_kept_labels(project: Project, item: Item, kept: set[str]) -> bool:
     """Whether the item has a label of a kept class (``--no-empty`` leaves out the others)."""
-    return any(label.class_title in kept for label in project.annotation(item).labels)
+    return not kept.isdisjoint(project.facts(item).class_titles)
 
 
 def item_assigner(project: Project, options: ViewOptions, by_dataset: bool = False) -> Callable[[Item], str | None]:

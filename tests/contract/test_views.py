@@ -104,7 +104,41 @@ def remove_annotation(root: Path, rng: random.Random) -> Edit:
     return f"removed {target.relative_to(root)}", [str(target), str(target.parent)]
 
 
-EDITS = (edit_annotation, retag, add_image, edit_annotation, remove_annotation)
+def remove_image(root: Path, rng: random.Random) -> Edit:
+    """A plain image deleted with its annotation: the item is gone."""
+    target = rng.choice(sorted(p for p in root.rglob("img/*") if p.is_file()))
+    ann = target.parent.parent / "ann" / f"{target.name}.json"
+    target.unlink()
+    ann.unlink(missing_ok=True)
+    return f"removed {target.relative_to(root)}", [str(target), str(ann)]
+
+
+def edit_img_info(root: Path, rng: random.Random) -> Edit:
+    """An img_info file rewritten in place (views that pass the source through serve it)."""
+    target = rng.choice(sorted(root.rglob("img_info/*.json")))
+    data = json.loads(target.read_text())
+    data["edited"] = data.get("edited", 0) + 1
+    target.write_text(json.dumps(data))
+    return f"edited {target.relative_to(root)}", [str(target)]
+
+
+def rewrite_image(root: Path, rng: random.Random) -> Edit:
+    """A plain image rewritten in place with another image's bytes."""
+    images = sorted(p for p in root.rglob("img/*") if p.is_file())
+    target, other = rng.choice(images), rng.choice(images)
+    target.write_bytes(other.read_bytes() + b"\0")  # never the same bytes, even when other is target
+    return f"rewrote {target.relative_to(root)}", [str(target)]
+
+
+def break_annotation(root: Path, rng: random.Random) -> Edit:
+    """An annotation made malformed in place (as a half-written save leaves it)."""
+    target = rng.choice(sorted(root.rglob("ann/*.json")))
+    target.write_text(target.read_text()[: len(target.read_text()) // 2])
+    return f"broke {target.relative_to(root)}", [str(target)]
+
+
+EDITS = (edit_annotation, retag, add_image, edit_annotation, remove_annotation, remove_image, edit_img_info,
+         rewrite_image, break_annotation)
 
 
 class ViewContract:
@@ -146,13 +180,15 @@ class ViewContract:
     def test_after_an_edit_the_stale_paths_cover_every_changed_path(self, source: Path) -> None:
         """The view made from the reader's change (as a live mount makes it) equals a fresh build of
         the edited source, and its stale paths cover every path whose bytes changed."""
-        rng = random.Random(f"{self.formats}-{source}")  # the same edits on every run
-        reader = SuperviselySource(str(source), SourceIndex(None))
+        rng = random.Random(f"{self.formats}-{(source / 'blob').exists()}")  # the same edits on every run
+        reader = SuperviselySource(str(source), SourceIndex(source.parent / "index.sqlite"))
         tree = VirtualTree(build_view(reader.scan(), self.formats, self.options))
+        reader.save()  # as a mount does: the facts membership read are in the file from now on
         before = digests(tree)
         for edit in EDITS:
             what, paths = edit(source, rng)
             project, change = reader.update(paths)
+            reader.save()
             stale = set(tree.replace(tree.view.updated(project, change), change))
             after = digests(tree)
             assert after == digests(build(source, self.formats, self.options)), f"{what}: not what a fresh build gives"

@@ -6,15 +6,23 @@ ctime) and re-parsed only when one of them changes (rewriting or replacing the f
 Parsing offsets is the costly part of a scan (~10 s per 10^6 entries through the restricted
 unpickler); loading them from here takes well under a second.
 
+And per annotation file, the facts membership decisions read of it (``ItemFacts``: image tag
+names, the classes it has labels of), keyed by the file's Stamp and meta.json's: a remount with
+``--split tags``, ``--no-empty`` or ``--classes`` then parses only the annotations that changed.
+Only what a parse without problems found is recorded, so an annotation with problems is parsed
+(and its problems reported) again at each mount. Rows of files since deleted stay until the
+index is rebuilt; a stale row never matches a key.
+
 Annotation (and img_info/meta) stamps are kept in memory only, per folder, for the
 rebuilds of one mount: every mount stats each JSON file once, because an edit in place while
 nothing was mounted changes no folder, and the stamp doubles as the file's ImageRef stamp
 (size and identity must be exact). While mounted, a folder is re-listed only when it changed
-(then only new names are stat'ed) and the watcher reports edits in place (``refresh``).
+(then only new names are stat'ed) and the watcher reports edits in place (``restamp``).
 Tar sizes, ``meta.json``, dataset folders and plain ``img/`` files are always read again.
 
 The file is a cache, so nothing read from it is trusted: every row is checked against what
-``save`` can have written (types, key shape, one start and one end per name, offsets in range).
+``save`` can have written (types, key shape, one start and one end per name, offsets in range,
+lists of names).
 A damaged row, a sqlite error or a file that is not a database makes the whole file be discarded
 (one log line) and rebuilt from the source; the mount goes on.
 """
@@ -31,13 +39,19 @@ import threading
 from array import array
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
-from slyfs.formats.model import Stamp, file_stamp
+from slyfs.formats.model import ItemFacts, Stamp, file_stamp
 from slyfs.formats.readers.supervisely.offsets import BlobEntry
 
 log = logging.getLogger("slyfs.index")
+T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # bump when what is stored changes, and when a parse gives other facts of the same file
+FACTS_FLUSH_ROWS = 10_000  # facts recorded are written once this many wait (and at each save)
+DECODED_FACTS = 4096  # distinct facts kept decoded (rows share them: one decoding each)
+FACTS_WINDOW = 1024  # stored facts rows read per query
+UNLISTED = Stamp(-1, -1, -1, -1, -1, -1)  # the key of a folder listing that must be read again
 
 
 def _array(blob: bytes) -> array:
@@ -81,6 +95,46 @@ def validated_row(row: tuple, key: tuple[int, ...]) -> Entries | None:
     return names, starts, ends
 
 
+def _names(value: object) -> bool:
+    return isinstance(value, list) and all(type(n) is str for n in value)
+
+
+def key_text(key: tuple[int, ...]) -> str:
+    """A key as stored: its JSON, made without the encoder (one is made per item at a remount)."""
+    return "[" + ", ".join(map(str, key)) + "]"
+
+
+def validated_facts(row: tuple, key: str, decoded: dict[tuple[str, str], ItemFacts]) -> ItemFacts | None:
+    """The facts of a stored ``(key, tag names, class titles)`` row; None when they are of another
+    version of the annotation file or of meta.json (``key``, as ``key_text`` writes it, differs);
+    IndexDamaged when it is not what ``save`` writes. ``decoded`` keeps the facts already decoded,
+    by their stored text: most items share a few."""
+    stored_key, tags, classes = row
+    if not (isinstance(stored_key, str) and isinstance(tags, str) and isinstance(classes, str)):
+        raise IndexDamaged("a value of the wrong type")
+    if stored_key != key:
+        try:
+            old_key = json.loads(stored_key)
+        except (ValueError, RecursionError):
+            raise IndexDamaged("a value that is not valid JSON") from None
+        if not (isinstance(old_key, list) and old_key and all(type(v) is int for v in old_key)):
+            raise IndexDamaged("a file key that is not a list of integers")
+        return None
+    facts = decoded.get((tags, classes))
+    if facts is None:
+        try:
+            tag_names, class_titles = json.loads(tags), json.loads(classes)
+        except (ValueError, RecursionError):
+            raise IndexDamaged("a value that is not valid JSON") from None
+        if not (_names(tag_names) and _names(class_titles)):
+            raise IndexDamaged("tag names or class titles that are not lists of names")
+        facts = ItemFacts(frozenset(tag_names), frozenset(class_titles))
+        if len(decoded) >= DECODED_FACTS:
+            decoded.clear()
+        decoded[(tags, classes)] = facts
+    return facts
+
+
 # what sqlite says of a file that is not (or no longer) what this module wrote; other errors (busy,
 # locked, read-only, disk full) are the machine's, not the file's, and do not discard it
 DAMAGE_CODES = frozenset({sqlite3.SQLITE_ERROR, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB,
@@ -89,6 +143,15 @@ DAMAGE_CODES = frozenset({sqlite3.SQLITE_ERROR, sqlite3.SQLITE_CORRUPT, sqlite3.
 
 def _damaged(e: sqlite3.Error) -> bool:
     return (getattr(e, "sqlite_errorcode", -1) & 0xFF) in DAMAGE_CODES
+
+
+def _storable(path: str) -> bool:
+    """Whether sqlite can store the name (one that is not UTF-8 on disk holds surrogates)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def index_path(cache_dir: Path, source: str) -> Path:
@@ -106,6 +169,10 @@ class SourceIndex:
         self._offsets: dict[str, tuple[Stamp, list[str], array, array]] = {}
         self._anns: dict[str, tuple[Stamp, dict[str, Stamp]]] = {}
         self._dirty: set[str] = set()  # offsets files not yet saved
+        self._facts: dict[str, tuple[str, str, str]] = {}  # facts recorded, not yet saved: path -> row
+        self._decoded: dict[tuple[str, str], ItemFacts] = {}
+        self._window: dict[str, tuple] = {}  # stored facts rows read ahead (see _facts_row)...
+        self._window_range: tuple[str | None, str | None] = (None, None)  # ...of paths from, to (None: the end)
         self._lock = threading.RLock()
         self._path = path
         self._db: sqlite3.Connection | None = None
@@ -137,6 +204,7 @@ class SourceIndex:
         if self._db is not None:
             self._db.close()
             self._db = None
+        self._forget_window()
         try:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 with contextlib.suppress(FileNotFoundError):
@@ -150,30 +218,56 @@ class SourceIndex:
     def _init_db(db: sqlite3.Connection) -> None:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version != SCHEMA_VERSION:
-            db.executescript("DROP TABLE IF EXISTS offsets; DROP TABLE IF EXISTS ann_dirs;")
+            db.executescript("DROP TABLE IF EXISTS offsets; DROP TABLE IF EXISTS ann_dirs; DROP TABLE IF EXISTS facts;")
         db.executescript(f"""
             PRAGMA user_version = {SCHEMA_VERSION};
             PRAGMA journal_mode = WAL;
             CREATE TABLE IF NOT EXISTS offsets (path TEXT PRIMARY KEY, key TEXT, names TEXT, starts BLOB, ends BLOB);
+            CREATE TABLE IF NOT EXISTS facts (path TEXT PRIMARY KEY, key TEXT, tags TEXT, classes TEXT);
         """)
 
     def _stored(self, path: str, key: Stamp) -> tuple | None:
         """The stored (names, starts, ends) of the offsets file ``path`` if its key is ``key``
         (a row keyed in an older layout, without device or ctime, never matches: re-parsed, replaced)."""
+        def read(db: sqlite3.Connection) -> Entries | None:
+            row = db.execute("SELECT key, names, starts, ends FROM offsets WHERE path = ?", (path,)).fetchone()
+            return None if row is None else validated_row(row, key)
+        return self._read(path, read)
+
+    def _read(self, path: str, read: Callable[[sqlite3.Connection], T | None]) -> T | None:
+        """What ``read`` finds in the file for ``path``; None when the file is damaged: then it is
+        discarded, and the caller reads the source."""
         if self._db is None:
             return None
-        try:  # a damaged file is discarded; then None: the caller reads the source
-            row = self._db.execute("SELECT key, names, starts, ends FROM offsets WHERE path = ?",
-                                   (path,)).fetchone()
-            return None if row is None else validated_row(row, key)
+        try:
+            return read(self._db)
         except sqlite3.Error as e:
             if _damaged(e):
                 self._discard(f"sqlite: {e}")
             else:
                 log.warning("index read failed: %s", e)
-        except (IndexDamaged, ValueError) as e:  # ValueError: a row that is not 4 columns
+        except (IndexDamaged, ValueError) as e:  # ValueError: a row of another number of columns
             self._discard(f"row of {path}: {e}")
         return None
+
+    def _facts_row(self, db: sqlite3.Connection, path: str) -> tuple | None:
+        """The stored facts row of ``path``, read with the next FACTS_WINDOW rows in path order:
+        membership looks items up in about that order, so a remount makes a query per window,
+        not one per item. A path within the window's range that it lacks has no row."""
+        lo, hi = self._window_range
+        if not (lo is not None and lo <= path and (hi is None or path <= hi)):
+            rows = db.execute("SELECT path, key, tags, classes FROM facts WHERE path >= ? ORDER BY path LIMIT ?",
+                              (path, FACTS_WINDOW)).fetchall()
+            if not all(isinstance(row[0], str) for row in rows):
+                raise IndexDamaged("a path that is not text")
+            self._window = {row[0]: row[1:] for row in rows}
+            self._window_range = (path, rows[-1][0] if len(rows) == FACTS_WINDOW else None)
+        return self._window.get(path)
+
+    def _forget_window(self) -> None:
+        """The file changed (rows written, or it was discarded): the window may be out of date."""
+        self._window = {}
+        self._window_range = (None, None)
 
     # -- ScanCache
 
@@ -208,19 +302,50 @@ class SourceIndex:
             self._anns[directory] = (key, files)
             return files
 
+    def facts(self, path: str, key: tuple[int, ...]) -> ItemFacts | None:
+        text = key_text(key)
+
+        def read(db: sqlite3.Connection) -> ItemFacts | None:
+            row = self._facts_row(db, path)
+            return None if row is None else validated_facts(row, text, self._decoded)
+
+        with self._lock:
+            recorded = self._facts.get(path)
+            return validated_facts(recorded, text, self._decoded) if recorded is not None else self._read(path, read)
+
+    def record_facts(self, path: str, key: tuple[int, ...], facts: ItemFacts) -> None:
+        if self._db is None or not _storable(path):
+            return
+        with self._lock:
+            self._facts[path] = (key_text(key), json.dumps(sorted(facts.tag_names)),
+                                 json.dumps(sorted(facts.class_titles)))
+            if len(self._facts) >= FACTS_FLUSH_ROWS:  # a first mount of 10^6 items: not all held until saved
+                self.save()
+
     # -- live updates
 
-    def refresh(self, ann_path: str) -> None:
-        """A JSON file of an ann/img_info/meta folder changed (the watcher says so): take its new stamp."""
-        directory, name = os.path.split(ann_path)
+    def restamp(self, path: str, stamp: Stamp) -> bool:
+        """A listed JSON file was edited in place or replaced (the watcher says so, and the folder's
+        stamp need not show it): take its new stamp. False when its folder's listing does not hold
+        the name: then it is new, and the folder must be listed again (``relist``)."""
+        directory, name = os.path.split(path)
         with self._lock:
             hit = self._anns.get(directory)
-            if hit is None:
-                return
-            try:
-                hit[1][name] = file_stamp(os.stat(ann_path))
-            except OSError:
+            if hit is None or name not in hit[1]:
+                return False
+            hit[1][name] = stamp
+            return True
+
+    def relist(self, path: str) -> None:
+        """``path`` appeared, vanished or is no longer a plain file: its folder is listed again at
+        the next scan and the name stat'ed afresh, whatever the folder's stamp says (two changes
+        within one tick of the file system's clock leave it as it was)."""
+        directory, name = os.path.split(path)
+        with self._lock:
+            hit = self._anns.get(directory)
+            if hit is not None:
                 hit[1].pop(name, None)
+                self._anns[directory] = (UNLISTED, hit[1])
 
     def forget_json_files(self) -> None:
         """Edits may have gone unreported (inotify queue overflow): stat every JSON file again."""
@@ -233,6 +358,8 @@ class SourceIndex:
             return
         with self._lock:
             dirty, self._dirty = self._dirty, set()
+            facts, self._facts = self._facts, {}
+            self._forget_window()
             try:
                 with self._db:
                     for path in dirty:
@@ -240,6 +367,8 @@ class SourceIndex:
                             key, names, starts, ends = self._offsets[path]
                             self._db.execute("REPLACE INTO offsets VALUES (?, ?, ?, ?, ?)", (
                                 path, json.dumps(key), json.dumps(names), starts.tobytes(), ends.tobytes()))
+                    self._db.executemany("REPLACE INTO facts VALUES (?, ?, ?, ?)",
+                                         ((path, *row) for path, row in facts.items()))
             except (sqlite3.Error, UnicodeEncodeError) as e:
                 log.warning("index not saved: %s", e)
 

@@ -6,15 +6,16 @@ annotation. Annotations are parsed when a view renders a file that needs them.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
 import os
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from PIL import Image
 
@@ -26,6 +27,7 @@ from slyfs.formats.model import (
     Dataset,
     ImageRef,
     Item,
+    ItemFacts,
     Mask,
     Problem,
     Project,
@@ -65,6 +67,12 @@ class ScanCache(Protocol):
 
     def json_files(self, directory: str, scan: Callable[[dict[str, Stamp]], dict[str, Stamp]]
                    ) -> dict[str, Stamp]: ...
+
+    def facts(self, path: str, key: tuple[int, ...]) -> ItemFacts | None:
+        """The facts recorded of the annotation file ``path`` under ``key``, if any."""
+        ...
+
+    def record_facts(self, path: str, key: tuple[int, ...], facts: ItemFacts) -> None: ...
 
 
 class SourceError(UserError):
@@ -130,9 +138,15 @@ class LinkGuard:
         return self._leaves(path, os.path.islink(path), action, None)
 
 
-def _ext(name: str) -> str:
+def is_image_name(name: str) -> bool:
+    """Whether a file of ``img/`` called ``name`` is an image the scan takes (by its extension)."""
     dot = name.rfind(".")
-    return name[dot:].lower() if dot > 0 else ""
+    return dot > 0 and name[dot:].lower() in IMAGE_EXTS
+
+
+def dataset_dir(root: str, name: str) -> str:
+    """The folder of the dataset with full name ``name`` ("a/b" lives in ``a/datasets/b``)."""
+    return os.path.join(root, "/datasets/".join(name.split("/")))
 
 
 def _scandir(path: str, report: Report, unreadable: str) -> list[os.DirEntry]:
@@ -308,7 +322,7 @@ class _Scanner:
         self.progress(self.items_scanned, f"listing {name}/img and {name}/ann")
         img_dir = self.folder(ds_dir, "img")
         for e in _scandir(img_dir, self.report, "its images are not served") if img_dir else ():
-            if _ext(e.name) in IMAGE_EXTS:
+            if is_image_name(e.name):
                 if self.links.entry(e, "image served as unreadable (EIO)", e.name):
                     images[e.name] = None
                     continue
@@ -408,10 +422,6 @@ def load_json_file(path: str) -> Any:
         return json.load(f, object_hook=_yield_point)
 
 
-def _parsed_bytes(parsed: tuple[Annotation, int]) -> int:
-    return parsed[1]
-
-
 def estimated_bytes(item: Item, ann: Annotation) -> int:
     """What a parsed annotation costs in memory, roughly: its JSON's size times
     ``PARSED_BYTES_PER_JSON_BYTE``, plus the pixels of its masks (compressed in the JSON)."""
@@ -420,50 +430,89 @@ def estimated_bytes(item: Item, ann: Annotation) -> int:
     return 1024 + PARSED_BYTES_PER_JSON_BYTE * json_bytes + masks
 
 
-def make_annotation_loader(meta: ProjectMeta, report: Report) -> Callable[[Item], Annotation]:
-    """Parses an item's annotation; the last ones are kept (``ANNOTATION_CACHE_BYTES``), since several
-    files of a view render from one annotation. An edited file is a new Item (new fingerprint): a miss."""
-    memo: BoundedMemo[tuple[Annotation, int]] = BoundedMemo(ANNOTATION_CACHE_BYTES, _parsed_bytes)
+class _Parsed(NamedTuple):
+    annotation: Annotation
+    cost: int  # estimated_bytes
+    clean: bool  # no problem reported: the annotation alone made it (its own size, no image read)
 
-    def load(item: Item) -> Annotation:
-        def costed() -> tuple[Annotation, int]:
-            ann = parse(item)
-            return ann, estimated_bytes(item, ann)
-        return memo.get(item, costed)[0]
 
-    def parse(item: Item) -> Annotation:
+def _parsed_cost(parsed: _Parsed) -> int:
+    return parsed.cost
+
+
+class AnnotationReader:
+    """Parses items' annotations on demand (``reader(item)``); the last ones are kept
+    (``ANNOTATION_CACHE_BYTES``), since several files of a view render from one annotation. An
+    edited file is a new Item (new fingerprint): a miss. ``facts(item)`` answers membership from
+    the index's record of the annotation file where there is one for this version of it and of
+    meta.json, and records what a clean parse finds (one with problems is parsed again at each
+    mount, so that they are reported again)."""
+
+    def __init__(self, meta: ProjectMeta, meta_fingerprint: Stamp, report: Report, cache: ScanCache | None) -> None:
+        self.meta = meta
+        self.meta_fingerprint = meta_fingerprint
+        self.report = report
+        self.cache = cache
+        self._memo: BoundedMemo[_Parsed] = BoundedMemo(ANNOTATION_CACHE_BYTES, _parsed_cost)
+
+    def __call__(self, item: Item) -> Annotation:
+        return self._parsed(item).annotation
+
+    def facts(self, item: Item) -> ItemFacts:
+        if self.cache is None or item.ann_path is None or not item.fingerprint:
+            return ItemFacts.of(self(item))
+        key = (*item.fingerprint, *self.meta_fingerprint)
+        known = self.cache.facts(item.ann_path, key)
+        if known is not None:
+            return known
+        parsed = self._parsed(item)
+        facts = ItemFacts.of(parsed.annotation)
+        if parsed.clean:
+            self.cache.record_facts(item.ann_path, key, facts)
+        return facts
+
+    def _parsed(self, item: Item) -> _Parsed:
+        def costed() -> _Parsed:
+            ann, clean = self._parse(item)
+            return _Parsed(ann, estimated_bytes(item, ann), clean)
+        return self._memo.get(item, costed)
+
+    def _parse(self, item: Item) -> tuple[Annotation, bool]:
+        """The item's annotation, and whether it was read without a problem."""
         where = item.ann_path or f"{item.dataset}/{item.name}"
+        reported: list[Problem] = []
+
+        def report(message: str, action: str) -> None:
+            reported.append(Problem(where, message, action, item.name))
+            self.report(reported[-1])
+
         data = None
         if item.ann_path is not None:
             try:
                 data = load_json_file(item.ann_path)
             except RecursionError:
-                report(Problem(where, "annotation unreadable: JSON nested too deeply",
-                               "served without labels", item.name))
+                report("annotation unreadable: JSON nested too deeply", "served without labels")
             except (OSError, ValueError) as e:
-                report(Problem(where, f"annotation unreadable: {e}", "served without labels", item.name))
+                report(f"annotation unreadable: {e}", "served without labels")
         size = parse_size(data)
         if size is None:
             size = read_image_size(item.image) if item.image else None
             if data is not None or item.ann_path is None:
-                report(Problem(where, "no annotation" if item.ann_path is None else "annotation has no valid 'size'",
-                               "size taken from the image" if size else "image skipped: size unknown", item.name))
+                report("no annotation" if item.ann_path is None else "annotation has no valid 'size'",
+                       "size taken from the image" if size else "image skipped: size unknown")
             if size is None:
-                return Annotation(0, 0)
+                return Annotation(0, 0), False
         problems: list[str] = []
         try:
-            ann = parse_annotation(data if data is not None else {}, meta, size, problems)
+            ann = parse_annotation(data if data is not None else {}, self.meta, size, problems)
         except Exception as e:  # a shape of JSON the parser does not foresee: a bug, but one item's
             log.exception("parsing %s", where)
-            report(Problem(where, f"annotation could not be parsed ({type(e).__name__}: {e})",
-                           "served without labels", item.name))
-            return Annotation(*size)
+            report(f"annotation could not be parsed ({type(e).__name__}: {e})", "served without labels")
+            return Annotation(*size), False
         for p in problems:  # "<what is wrong>; <what slyfs does>"
             message, _, action = p.rpartition("; ")
-            report(Problem(where, message or action, action if message else "see message", item.name))
-        return ann
-
-    return load
+            report(message or action, action if message else "see message")
+        return ann, not reported
 
 
 def read_project(root: str, report: Report | None = None, cache: ScanCache | None = None,
@@ -487,7 +536,23 @@ def read_project(root: str, report: Report | None = None, cache: ScanCache | Non
     meta, meta_file, meta_fingerprint = read_meta(root, sink)
     scanner = _Scanner(root, sink, cache, links, progress)
     datasets = tuple(scanner.dataset(name, d) for name, d in _dataset_dirs(root, sink, links))
-    return Project(root=root, meta=meta, datasets=datasets,
-                   load_annotation=make_annotation_loader(meta, sink), report=sink,
+    annotations = AnnotationReader(meta, meta_fingerprint, sink, cache)
+    return Project(root=root, meta=meta, datasets=datasets, load_annotation=annotations, report=sink,
                    problems=tuple(problems.all()) if problems else (),
-                   meta_file=meta_file, meta_fingerprint=meta_fingerprint)
+                   meta_file=meta_file, meta_fingerprint=meta_fingerprint, load_facts=annotations.facts)
+
+
+def rescan_datasets(project: Project, names: Collection[str], report: Report, cache: ScanCache | None = None,
+                    follow_external_links: bool = False) -> Project:
+    """``project`` after its dataset folders changed: they are listed again, the datasets in
+    ``names`` and every new one scanned as ``read_project`` scans them, vanished ones dropped, and
+    every other one kept as it is (not a file of it is looked at). meta.json is not read: the
+    caller knows it unchanged."""
+    if not os.path.isdir(project.root):
+        raise SourceError(f"{project.root}: no such directory")
+    links = LinkGuard(project.root, report, follow_external_links)
+    scanner = _Scanner(project.root, report, cache, links, None)
+    kept = {ds.name: ds for ds in project.datasets if ds.name not in names}
+    datasets = tuple(kept[name] if name in kept else scanner.dataset(name, d)
+                     for name, d in _dataset_dirs(project.root, report, links))
+    return dataclasses.replace(project, datasets=datasets)
