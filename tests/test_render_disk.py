@@ -275,3 +275,18 @@ def test_coco_file_of_a_remount_is_served_from_disk(tmp_path: Path, monkeypatch:
     second = tree()
     assert {p: read_through_handle(second, p) for p in paths} == served
     assert len(runs) == len(paths)  # nothing rendered again
+
+
+def test_mounted_coco_files_are_disk_entries_a_remount_serves_unrendered(tmp_path: Path, mount) -> None:
+    expected_tree = VirtualTree(build_view(read_project(str(BLOB), report=ProblemLog()), ["coco"], ViewOptions()))
+    expected = {p: expected_tree.read_file(p) for p in expected_tree.walk_files() if p.startswith("annotations/")}
+    assert expected and all(len(data) > 256 for data in expected.values())
+    cache = tmp_path / "cache"
+    options = ("--format", "coco", "--cache-dir", str(cache), "--disk-cache-threshold", "256", "--no-watch")
+    with mount(BLOB, *options) as mnt:
+        assert {p: (mnt / p).read_bytes() for p in expected} == expected
+    stored = {p: p.stat().st_ino for p in entries(cache / "render")}
+    assert len(stored) == len(expected)
+    with mount(BLOB, *options) as mnt:
+        assert {p: (mnt / p).read_bytes() for p in expected} == expected
+    assert {p: p.stat().st_ino for p in entries(cache / "render")} == stored  # served, not written again
