@@ -5,11 +5,13 @@ its size; a damaged entry is rendered again, never served."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ from slyfs.formats.readers.supervisely import ProblemLog, read_project
 from slyfs.formats.registry import build_view
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import coco
+from slyfs.vfs import cache
 from slyfs.vfs.cache import DiskRenders, stable_text
 from slyfs.vfs.errors import Unreadable
 from slyfs.vfs.tree import VirtualTree
@@ -227,6 +230,27 @@ def test_an_entry_cut_short_while_open_gives_eio_not_short_bytes(tmp_path: Path)
         tree.read(fh, 4096, 8192)
     tree.release(fh)
     assert tree.read_file("f") == BIG and render.runs == 2
+
+
+def test_a_full_disk_keeps_the_render_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(fd: int, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cache, "_write_all", full)
+    render = Counted(BIG)
+    assert VirtualTree({"f": streamed(("f",), render)}, disk=disk(tmp_path)).read_file("f") == BIG
+    assert render.runs == 2 and not list(tmp_path.iterdir())  # no entry, no temporary file
+
+
+def test_an_error_of_the_render_itself_passes_through_and_leaves_nothing(tmp_path: Path) -> None:
+    def failing() -> Iterator[bytes]:
+        yield BIG
+        raise OSError(errno.EIO, "source went away")
+
+    tree = VirtualTree({"f": streamed(("f",), failing)}, disk=disk(tmp_path))
+    with pytest.raises(OSError, match="source went away"):
+        tree.read_file("f")
+    assert not list(tmp_path.iterdir())
 
 
 def test_temporary_files_of_dead_processes_are_removed(tmp_path: Path) -> None:

@@ -22,15 +22,17 @@ import logging
 import os
 import struct
 import sys
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import slyfs.formats
 from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.contract import Generated
 
 log = logging.getLogger("slyfs.cache")
+T = TypeVar("T")
 
 DEFAULT_DISK_BYTES = 4 << 30
 DISK_MIN_BYTES = 4 << 20  # renders larger than this go to disk
@@ -38,6 +40,7 @@ _TRAILER = struct.Struct("<8sQ32s")  # magic, length of the bytes before it, the
 _MAGIC = b"slyfsR01"
 _ENTRY, _TEMP = ".render", ".tmp"
 _COPY_CHUNK = 1 << 20
+_OPEN_ATTEMPTS = 3
 
 
 def stable_text(value: object) -> str:
@@ -78,6 +81,24 @@ class OnDisk:
 
 
 Rendered = bytes | OnDisk
+
+
+class NotStored(Exception):
+    """A disk entry could not be written (a full or read-only disk)."""
+
+
+def _on_disk(call: Callable[..., T], *args: object) -> T:
+    """``call(*args)``, a file operation of the disk tier: its OSError is NotStored."""
+    try:
+        return call(*args)
+    except OSError as e:
+        raise NotStored(e.strerror or str(e)) from e
+
+
+def _write_all(fd: int, data: bytes | bytearray) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _pid_alive(pid: int) -> bool:
@@ -139,24 +160,35 @@ class DiskRenders:
         self.touch(str(path))
         return OnDisk(str(path), size)
 
-    def store(self, name: str, head: bytes, rest: Iterator[bytes]) -> OnDisk:
-        """Write ``head`` and then every piece of ``rest`` as entry ``name`` and make room for it."""
+    def store(self, name: str, chunks: Iterable[bytes]) -> OnDisk:
+        """Write ``chunks`` as entry ``name`` and make room for it. NotStored when the disk refuses
+        (full, read-only); an error of the render itself passes through as it is."""
         path = self.path(name)
         temp = self.folder / f"{name}.{os.getpid()}{_TEMP}"
-        h = hashlib.sha256()
-        size = 0
+        digest, size, buffer = hashlib.sha256(), 0, bytearray()
+        fd = _on_disk(os.open, temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            with open(temp, "wb") as f:
-                for chunk in itertools.chain((head,), rest):
-                    f.write(chunk)
-                    h.update(chunk)
-                    size += len(chunk)
-                f.write(_TRAILER.pack(_MAGIC, size, h.digest()))
-            os.replace(temp, path)
+            for chunk in chunks:
+                digest.update(chunk)
+                size += len(chunk)
+                buffer += chunk
+                if len(buffer) >= _COPY_CHUNK:
+                    _on_disk(_write_all, fd, buffer)
+                    buffer.clear()
+            buffer += _TRAILER.pack(_MAGIC, size, digest.digest())
+            _on_disk(_write_all, fd, buffer)
+            _on_disk(os.close, fd)
+            fd = -1
+            _on_disk(os.replace, temp, path)
         except BaseException:
+            if fd >= 0:
+                os.close(fd)
             self.discard(temp)
             raise
-        self._evict(keep=path)
+        try:
+            self._evict(keep=path)
+        except OSError as e:  # the entry is whole: serve it; the next insert tries again
+            log.warning("render cache: cannot make room in %s (%s)", self.folder, e.strerror)
         return OnDisk(str(path), size)
 
     def touch(self, path: str) -> None:
@@ -227,7 +259,7 @@ class RenderCache:
     def open(self, node: Generated) -> bytes | DiskHandle:
         """The node's bytes, or an open handle on its disk entry (which keeps reading it even if
         it is evicted meanwhile); an entry gone since it was rendered is rendered again."""
-        while True:
+        for _ in range(_OPEN_ATTEMPTS):
             rendered = self.get(node)
             if not isinstance(rendered, OnDisk):
                 return rendered
@@ -239,6 +271,7 @@ class RenderCache:
             assert self.disk is not None
             self.disk.touch(rendered.path)
             return handle
+        return b"".join(node.chunks())  # evicted as fast as it is written: served from memory
 
     def forget(self, node: Generated) -> None:
         """Drop what is held for ``node`` (its disk entry is gone or damaged): the next get renders."""
@@ -251,18 +284,20 @@ class RenderCache:
         found = self.disk.find(name)
         if found is not None:
             return found
-        head = bytearray()
+        head: list[bytes] = []  # held until the render proves large
+        held = 0
         pieces = iter(node.chunks())
         for piece in pieces:
-            head += piece
-            if len(head) > self.disk.min_bytes:
+            head.append(piece)
+            held += len(piece)
+            if held > self.disk.min_bytes:
                 try:
-                    return self.disk.store(name, bytes(head), pieces)
-                except OSError as e:  # a full or read-only disk: this render is kept in memory
+                    return self.disk.store(name, itertools.chain(head, pieces))
+                except NotStored as e:  # a full or read-only disk: this render is kept in memory
                     log.warning("render cache: cannot write %s (%s); rendering it again in memory",
-                                self.disk.path(name), e.strerror)
+                                self.disk.path(name), e)
                     return b"".join(node.chunks())
-        return bytes(head)
+        return b"".join(head)
 
 
 def _held_bytes(rendered: Rendered) -> int:
