@@ -236,7 +236,7 @@ def test_a_full_disk_keeps_the_render_in_memory(tmp_path: Path, monkeypatch: pyt
     def full(fd: int, data: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(cache, "_write_all", full)
+    monkeypatch.setattr(cache, "write_all", full)
     render = Counted(BIG)
     assert VirtualTree({"f": streamed(("f",), render)}, disk=disk(tmp_path)).read_file("f") == BIG
     assert render.runs == 2 and not list(tmp_path.iterdir())  # no entry, no temporary file

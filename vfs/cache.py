@@ -30,6 +30,7 @@ from typing import TypeVar
 import slyfs.formats
 from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.contract import Generated
+from slyfs.vfs.stores import write_all
 
 log = logging.getLogger("slyfs.cache")
 T = TypeVar("T")
@@ -93,12 +94,6 @@ def _on_disk(call: Callable[..., T], *args: object) -> T:
         return call(*args)
     except OSError as e:
         raise NotStored(e.strerror or str(e)) from e
-
-
-def _write_all(fd: int, data: bytes | bytearray) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _pid_alive(pid: int) -> bool:
@@ -173,10 +168,10 @@ class DiskRenders:
                 size += len(chunk)
                 buffer += chunk
                 if len(buffer) >= _COPY_CHUNK:
-                    _on_disk(_write_all, fd, buffer)
+                    _on_disk(write_all, fd, buffer)
                     buffer.clear()
             buffer += _TRAILER.pack(_MAGIC, size, digest.digest())
-            _on_disk(_write_all, fd, buffer)
+            _on_disk(write_all, fd, buffer)
             _on_disk(os.close, fd)
             fd = -1
             _on_disk(os.replace, temp, path)
