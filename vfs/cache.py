@@ -172,8 +172,8 @@ class DiskRenders:
                     buffer.clear()
             buffer += _TRAILER.pack(_MAGIC, size, digest.digest())
             _on_disk(write_all, fd, buffer)
-            _on_disk(os.close, fd)
-            fd = -1
+            written, fd = fd, -1  # closed even when close reports an error
+            _on_disk(os.close, written)
             _on_disk(os.replace, temp, path)
         except BaseException:
             if fd >= 0:
@@ -192,7 +192,9 @@ class DiskRenders:
             os.utime(path)
 
     def discard(self, path: str | Path) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        """Delete an entry or temporary file if it can be (a damaged entry left in a read-only
+        folder is found damaged again, never served)."""
+        with contextlib.suppress(OSError):
             os.unlink(path)
 
     def entries(self) -> list[tuple[float, int, str]]:
