@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 from slyfs.formats.common.text import JsonArraySpool, json_bytes, json_object_chunks
 from slyfs.formats.contract import Generated, streamed
 from slyfs.formats.readers.supervisely import ProblemLog, read_project
+from slyfs.formats.readers.supervisely.index import SourceIndex
+from slyfs.formats.readers.supervisely.watch import SuperviselySource
 from slyfs.formats.registry import build_view
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import coco
@@ -299,6 +301,29 @@ def test_coco_file_of_a_remount_is_served_from_disk(tmp_path: Path, monkeypatch:
     second = tree()
     assert {p: read_through_handle(second, p) for p in paths} == served
     assert len(runs) == len(paths)  # nothing rendered again
+
+
+def test_an_edit_renders_again_only_its_split_file(blob_copy: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    runs: list[str] = []
+    instances = coco.SplitFiles.instances
+
+    def counted(self: coco.SplitFiles) -> object:
+        runs.append(self.split)
+        return instances(self)
+
+    monkeypatch.setattr(coco.SplitFiles, "instances", counted)
+    reader = SuperviselySource(str(blob_copy), SourceIndex(None))
+    tree = VirtualTree(build_view(reader.scan(), ["coco"], ViewOptions()),
+                       disk=DiskRenders(tmp_path / "render", min_bytes=100, version="test"))
+    paths = ["annotations/instances_train.json", "annotations/instances_val.json"]
+    before = {p: tree.read_file(p) for p in paths}
+    edited = blob_copy / "val" / "ann" / "val_001.jpg.json"
+    edited.write_text(json.dumps(json.loads(edited.read_text()), indent=2))  # a new version, same labels
+    project, change = reader.update([str(edited)])
+    tree.replace(tree.view.updated(project, change), change)
+    assert {p: read_through_handle(tree, p) for p in paths} == before
+    assert sorted(runs) == ["train", "val", "val"]
 
 
 def test_mounted_coco_files_are_disk_entries_a_remount_serves_unrendered(tmp_path: Path, mount) -> None:
