@@ -32,10 +32,22 @@ class Unavailable:
 
 @dataclass(frozen=True, slots=True)
 class Generated:
-    """A file rendered on first need. ``key`` identifies its inputs: equal keys, equal bytes."""
+    """A file rendered on first need. ``key`` identifies its inputs: equal keys, equal bytes.
+    ``stream``, when set, yields the bytes of ``render`` in pieces, so that a large file is
+    written out as it is made instead of being joined in memory (see :func:`streamed`)."""
 
     key: Hashable
     render: Callable[[], bytes] = field(compare=False, hash=False)
+    stream: Callable[[], Iterable[bytes]] | None = field(default=None, compare=False, hash=False)
+
+    def chunks(self) -> Iterable[bytes]:
+        """The file's bytes in pieces (one piece when it is not streamed)."""
+        return self.stream() if self.stream is not None else (self.render(),)
+
+
+def streamed(key: Hashable, stream: Callable[[], Iterable[bytes]]) -> Generated:
+    """A file made in pieces; its ``render`` joins them (what a caller that wants bytes gets)."""
+    return Generated(key, lambda: b"".join(stream()), stream)
 
 
 def constant(data: bytes) -> Callable[[], bytes]:

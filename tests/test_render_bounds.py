@@ -28,7 +28,8 @@ from slyfs.formats.readers.supervisely.project import (
 )
 from slyfs.formats.registry import build_view
 from slyfs.formats.view import ViewOptions
-from slyfs.vfs.tree import RenderCache, VirtualTree
+from slyfs.vfs.cache import RenderCache
+from slyfs.vfs.tree import VirtualTree
 from tests.conftest import REPO, slyfs
 
 CLASSES = [{"title": "hall", "shape": "polygon", "color": "#00FF00"},

@@ -21,6 +21,7 @@ from slyfs.formats.readers.supervisely.project import read_meta
 from slyfs.formats.readers.supervisely.watch import SuperviselySource
 from slyfs.formats.registry import FORMATS, build_view, check_params, options_help, parse_formats
 from slyfs.formats.view import OptionError, ViewOptions, kept_classes
+from slyfs.vfs.cache import DEFAULT_DISK_BYTES, DISK_MIN_BYTES, disk_renders
 from slyfs.vfs.daemon import MountSettings, run_mount, unmount
 from slyfs.vfs.export import (
     ProgressBar,
@@ -105,8 +106,9 @@ def cmd_mount(args: argparse.Namespace) -> int:
         # The index (a sqlite connection) is opened here, in the daemon, never across the fork.
         index = SourceIndex(None if args.no_index else index_path(cache_root, source))
         views.append(ViewSource(SuperviselySource(source, index, args.follow_external_links), names, options))
+        disk = disk_renders(cache_root / "render", args.disk_cache_size, args.disk_cache_threshold)
         with no_gc():
-            return VirtualTree(views[0].build(progress), cache_bytes=args.cache_size, source_root=source)
+            return VirtualTree(views[0].build(progress), cache_bytes=args.cache_size, source_root=source, disk=disk)
 
     def when_ready(tree: VirtualTree) -> None:
         if args.no_watch:
@@ -219,7 +221,14 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--cache-size", type=parse_size, default=DEFAULT_CACHE_BYTES,
                    help="byte budget of generated files kept in memory (default 512M); parsed annotations "
                         "(128M) and VOC masks (64M) have budgets of their own")
-    m.add_argument("--cache-dir", help="where the persistent index lives (default ~/.cache/slyfs)")
+    m.add_argument("--disk-cache-size", type=parse_size, default=DEFAULT_DISK_BYTES,
+                   help="byte budget of large generated files kept under CACHE_DIR/render/ (default 4G; "
+                        "least recently used deleted first); they outlive the mount, so a remount of an "
+                        "unchanged project serves them without rendering")
+    m.add_argument("--disk-cache-threshold", type=parse_size, default=DISK_MIN_BYTES,
+                   help="generated files larger than this go to the disk cache, smaller ones stay in "
+                        "memory (default 4M)")
+    m.add_argument("--cache-dir", help="where the persistent index and the disk cache live (default ~/.cache/slyfs)")
     m.add_argument("--no-index", action="store_true", help="keep no persistent index (rescan all at mount)")
     m.add_argument("--no-watch", action="store_true", help="do not follow source changes (a frozen snapshot)")
     m.add_argument("--timeout", type=float,

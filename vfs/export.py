@@ -35,9 +35,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from slyfs.formats.contract import SourceBytes, Unavailable, UserError
+from slyfs.formats.contract import Generated, SourceBytes, Unavailable, UserError
 from slyfs.formats.model import ImageRef, Project, file_stamp
 from slyfs.formats.source_bytes import SourceUnreadable, open_source
+from slyfs.vfs.stores import write_all
 from slyfs.vfs.tree import VirtualTree
 
 CHUNK = 1 << 20
@@ -175,14 +176,19 @@ class _Writer:
                 self._copy(node.ref, dir_fd, name)
                 self.result.copied += 1
             return node.ref.size
-        data = self.tree.read_file(path)
+        # a generated file is written as it is made (each is read once: no cache), a COCO file of
+        # 10^6 images included, never joined in memory
+        pieces = node.chunks() if isinstance(node, Generated) else (self.tree.read_file(path),)
         dst = os.open(name, NEW_FILE_FLAGS, self.generated_mode, dir_fd=dir_fd)
+        size = 0
         try:
-            _write_all(dst, data)
+            for piece in pieces:
+                write_all(dst, piece)
+                size += len(piece)
         finally:
             os.close(dst)
         self.result.generated += 1
-        return len(data)
+        return size
 
     def _hard_link(self, ref: ImageRef, dir_fd: int, name: str) -> bool:
         """Link when ``ref`` is a whole regular file inside the project, unchanged since it was
@@ -232,19 +238,13 @@ class _Writer:
                 if not use_range:
                     chunk = os.pread(src, count, ref.offset + done)
                     n = len(chunk)
-                    _write_all(dst, chunk)
+                    write_all(dst, chunk)
                 if n == 0:
                     raise ExportError(f"{ref.path}: file is shorter than its index says")
                 done += n
         finally:
             os.close(dst)
             os.close(src)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _umask() -> int:

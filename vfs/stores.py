@@ -12,6 +12,13 @@ from slyfs.formats.model import ImageRef
 from slyfs.formats.source_bytes import open_source, read_bytes, read_source
 
 
+def write_all(fd: int, data: bytes | bytearray) -> None:
+    """Write all of ``data`` to ``fd`` (a write may take less): what export and the disk cache write."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 class LocalStore:
     """Source bytes from local files; a handle is a read-only descriptor on the indexed version."""
 

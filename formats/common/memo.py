@@ -65,3 +65,8 @@ class BoundedMemo(Generic[V]):
                     self._values[key] = value
             flight.done.set()
         return value
+
+    def discard(self, key: Hashable) -> None:
+        """Forget ``key``'s value (found no longer valid): its next ``get`` computes it again."""
+        with self._lock:
+            self._values.pop(key, None)

@@ -4,6 +4,8 @@ escape keeps every string readable back (no reader refuses, folds or drops a cha
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Iterable, Iterator
 
 from slyfs.formats.common.naming import percent_bytes
 
@@ -38,6 +40,51 @@ def yaml_str(s: str) -> str:
     return out if out.isprintable() else "".join(_yaml_escape(c) for c in out)
 
 
+def json_text(value: object) -> str:
+    """Compact JSON (no spaces, non-ASCII text as it is): the smallest text every JSON reader takes."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def json_bytes(data: dict) -> bytes:
-    """Compact UTF-8 JSON (no spaces, non-ASCII text as it is): the smallest file every JSON reader takes."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    """:func:`json_text` as UTF-8: what every generated JSON file holds."""
+    return json_text(data).encode()
+
+
+SPOOL_IN_MEMORY = 1 << 20  # a spool this small stays in memory; a larger one is a temporary file
+SPOOL_CHUNK = 1 << 20  # the pieces a spool is read back in
+
+
+class JsonArraySpool:
+    """A JSON array written an element at a time into a temporary file (in memory while small) and
+    read back in pieces: a document whose head is known only after its arrays (COCO's ``info``
+    counts what they left out) is made without holding its elements as Python objects."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115  # chunks() closes it
+        self._file.write(b"[")
+        self.count = 0
+
+    def append(self, value: object) -> None:
+        self._file.write((b"," if self.count else b"") + json_text(value).encode())
+        self.count += 1
+
+    def chunks(self) -> Iterator[bytes]:
+        """The array's bytes, once: the spool is closed after the last piece."""
+        with self._file as f:
+            f.write(b"]")
+            f.seek(0)
+            while piece := f.read(SPOOL_CHUNK):
+                yield piece
+
+
+def json_object_chunks(fields: Iterable[tuple[str, object]]) -> Iterator[bytes]:
+    """The bytes of ``json_bytes(dict(fields))`` a field at a time; a :class:`JsonArraySpool`
+    value is copied out of its spool in pieces."""
+    yield b"{"
+    for i, (name, value) in enumerate(fields):
+        yield (b"," if i else b"") + json_text(name).encode() + b":"
+        if isinstance(value, JsonArraySpool):
+            yield from value.chunks()
+        else:
+            yield json_text(value).encode()
+    yield b"}"

@@ -38,7 +38,7 @@ from __future__ import annotations
 import functools
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,8 +47,8 @@ from slyfs.formats.common.contours import pixel_edge_outlines
 from slyfs.formats.common.geometry import Box, clipped_box, polygonal, union_box
 from slyfs.formats.common.raster import has_area, pixel_crop
 from slyfs.formats.common.rle import rle
-from slyfs.formats.common.text import json_bytes
-from slyfs.formats.contract import Generated, Node, image_node
+from slyfs.formats.common.text import JsonArraySpool, json_object_chunks
+from slyfs.formats.contract import Node, image_node, streamed
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems
 from slyfs.formats.model import (
     Annotation,
@@ -252,10 +252,10 @@ class SplitFiles:
     def categories(self, classes: Iterable[ObjClass]) -> list[dict]:
         return [{"id": self.category_ids[c.title], "name": c.title, "supercategory": ""} for c in classes]
 
-    def instances(self) -> bytes:
+    def instances(self) -> Iterator[bytes]:
+        """The instances file in pieces, an image at a time (its ``info`` is known only at the end)."""
         path = f"annotations/instances_{self.split}.json"
-        images: list[dict] = []
-        annotations: list[dict] = []
+        images, annotations = JsonArraySpool(), JsonArraySpool()
         left_out: Counter = Counter()
         for image, ann in self.annotated_images():
             images.append(image)
@@ -265,17 +265,18 @@ class SplitFiles:
                 if fields is None:
                     left_out["nothing inside the image", title] += 1
                     continue
-                annotations.append({"id": len(annotations) + 1, "image_id": image["id"],
+                annotations.append({"id": annotations.count + 1, "image_id": image["id"],
                                     "category_id": self.category_ids[title], **fields, **tags.fields()})
         _report_left_out(self.project, path, left_out)
-        return json_bytes({"info": _left_out_info(left_out, "instances"), "licenses": [], "images": images,
-                       "annotations": annotations, "categories": self.categories(self.classes)})
+        yield from json_object_chunks([("info", _left_out_info(left_out, "instances")), ("licenses", []),
+                                       ("images", images), ("annotations", annotations),
+                                       ("categories", self.categories(self.classes))])
 
-    def keypoints(self, visibility_of_disabled: int) -> bytes:
+    def keypoints(self, visibility_of_disabled: int) -> Iterator[bytes]:
+        """The person keypoints file in pieces, an image at a time."""
         path = f"annotations/person_keypoints_{self.split}.json"
         templates = {c.title: c.template for c in self.classes if c.shape == "graph" and c.template}
-        images: list[dict] = []
-        annotations: list[dict] = []
+        images, annotations = JsonArraySpool(), JsonArraySpool()
         left_out: Counter = Counter()
         for image, ann in self.annotated_images():
             images.append(image)
@@ -288,25 +289,25 @@ class SplitFiles:
                     left_out["no visible keypoint inside the image", label.class_title] += 1
                     continue
                 tags = self.object_tags(path, image, label.class_title, label.tags)
-                annotations.append({"id": len(annotations) + 1, "image_id": image["id"],
+                annotations.append({"id": annotations.count + 1, "image_id": image["id"],
                                     "category_id": self.category_ids[label.class_title], **fields, **tags.fields()})
         _report_left_out(self.project, path, left_out)
         categories = [{**cat, "keypoints": list(templates[cat["name"]].labels),
                        "skeleton": _skeleton(templates[cat["name"]])}
                       for cat in self.categories(c for c in self.classes if c.title in templates)]
-        return json_bytes({"info": _left_out_info(left_out, "person keypoints"), "licenses": [], "images": images,
-                       "annotations": annotations, "categories": categories})
+        yield from json_object_chunks([("info", _left_out_info(left_out, "person keypoints")), ("licenses", []),
+                                       ("images", images), ("annotations", annotations), ("categories", categories)])
 
-    def captions(self) -> bytes:
-        images: list[dict] = []
-        annotations: list[dict] = []
+    def captions(self) -> Iterator[bytes]:
+        """The captions file in pieces, an image at a time."""
+        images, annotations = JsonArraySpool(), JsonArraySpool()
         for image, ann in self.annotated_images():
             images.append(image)
             caption = ann.tag_value("caption")
             if isinstance(caption, str):
-                annotations.append({"id": len(annotations) + 1, "image_id": image["id"], "caption": caption})
-        return json_bytes({"info": {"description": "COCO captions served by slyfs"}, "licenses": [],
-                       "images": images, "annotations": annotations})
+                annotations.append({"id": annotations.count + 1, "image_id": image["id"], "caption": caption})
+        yield from json_object_chunks([("info", {"description": "COCO captions served by slyfs"}), ("licenses", []),
+                                       ("images", images), ("annotations", annotations)])
 
 
 def _skeleton(template: GraphTemplate) -> list[list[int]]:
@@ -346,10 +347,10 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     with_keypoints = any(c.shape == "graph" and c.template for c in classes)
     with_captions = any(t.name == "caption" for t in project.meta.tag_metas)
 
-    def split_file(kind: str, render: Callable[[SplitFiles], bytes]) -> Callable[[SplitItems], Node]:
+    def split_file(kind: str, render: Callable[[SplitFiles], Iterator[bytes]]) -> Callable[[SplitItems], Node]:
         def node(split: SplitItems) -> Node:
             src = SplitFiles(project, split.split, list(split.items), list(split.names), classes)
-            return Generated((kind, (options.key(), class_key, split.split, split.key)), functools.partial(render, src))
+            return streamed((kind, (options.key(), class_key, split.split, split.key)), functools.partial(render, src))
         return node
 
     per_split = [SplitFile(lambda split: f"annotations/instances_{split}.json",
