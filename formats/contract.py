@@ -30,6 +30,11 @@ class Unavailable:
     reason: str
 
 
+class NotRenderable(ValueError):
+    """A generated file its source cannot give (a mask of an image of unknown size, an image
+    past a bound): the file reads EIO, the reason is logged, everything else is served."""
+
+
 @dataclass(frozen=True, slots=True)
 class Generated:
     """A file rendered on first need. ``key`` identifies its inputs: equal keys, equal bytes.

@@ -29,6 +29,7 @@ from slyfs.formats.readers.supervisely.project import (
 from slyfs.formats.registry import build_view
 from slyfs.formats.view import ViewOptions
 from slyfs.vfs.cache import RenderCache
+from slyfs.vfs.errors import Unreadable
 from slyfs.vfs.tree import VirtualTree
 from tests.conftest import REPO, slyfs
 
@@ -180,7 +181,7 @@ def test_voc_jpeg_of_a_2gb_sparse_image_is_refused_not_read(tmp_path: Path) -> N
     tree = VirtualTree(build_view(read_project(str(src), report=ProblemLog()), ["voc"],
                                   ViewOptions(params={"voc.jpeg": "1"})))
     start = time.monotonic()
-    with pytest.raises(ValueError, match=rf"image of {2 << 30} bytes is over the limit of \d+ \(MAX_REENCODE_BYTES\)"):
+    with pytest.raises(Unreadable, match=rf"image of {2 << 30} bytes is over the limit of \d+ \(MAX_REENCODE_BYTES\)"):
         tree.read_file("JPEGImages/a.jpg")
     assert time.monotonic() - start < 1  # 6.7 s before, and 2 GB of memory
     assert b"<xmax>6</xmax>" in tree.read_file("Annotations/a.xml")  # the rest of the item is served

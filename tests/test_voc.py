@@ -11,6 +11,7 @@ import io
 import json
 import math
 import os
+import shutil
 import zlib
 from pathlib import Path
 
@@ -20,9 +21,11 @@ from lxml import etree
 from PIL import Image, ImageDraw
 
 from slyfs.formats.contract import Generated, SourceBytes
+from slyfs.formats.layout import LayoutView
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.view import OptionError, ViewOptions
 from slyfs.formats.writers import voc
+from slyfs.vfs.errors import Unreadable
 from slyfs.vfs.tree import VirtualTree
 from tests.conftest import BLOB, PLAIN, SDK_REFERENCE, read_tree
 from tests.helpers.readers import datumaro_import, require
@@ -417,3 +420,22 @@ def test_mount_blob_as_voc(mount):
         served = {hashlib.sha1(d).hexdigest() for p, d in files.items() if p.startswith("JPEGImages/")}
         assert served == sources
         _datumaro_counts(mnt, BLOB, files)
+
+
+def test_mask_of_an_image_of_unknown_size_reads_eio_and_the_rest_is_served(tmp_path: Path,
+                                                                            caplog: pytest.LogCaptureFixture):
+    root = tmp_path / "p"
+    shutil.copytree(PLAIN, root)
+    (root / "val/img/val_001.jpg").unlink()  # no image and an annotation cut short: no size anywhere
+    ann = root / "val/ann/val_001.jpg.json"
+    ann.write_bytes(ann.read_bytes()[:40])
+    tree = VirtualTree(LayoutView(voc.layout, read_project(str(root)), ViewOptions()))
+    failed = []
+    for path in tree.walk_files():
+        try:
+            assert len(tree.read_file(path)) == tree.attr(path).size
+        except Unreadable:
+            failed.append(path)
+    # the image is EIO (it is gone), its two masks too (no size to draw them in), nothing else
+    assert failed == ["JPEGImages/val_001.jpg", "SegmentationClass/val_001.png", "SegmentationObject/val_001.png"]
+    assert "image size unknown" in caplog.text

@@ -8,18 +8,31 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from slyfs.formats.compose import FixedView
-from slyfs.formats.contract import ByteStore, Change, Folder, Generated, Node, SourceBytes, Unavailable, View
+from slyfs.formats.contract import (
+    ByteStore,
+    Change,
+    Folder,
+    Generated,
+    Node,
+    NotRenderable,
+    SourceBytes,
+    Unavailable,
+    View,
+)
 from slyfs.formats.source_bytes import SourceUnreadable
 from slyfs.vfs.cache import DiskHandle, DiskRenders, RenderCache
 from slyfs.vfs.errors import BadHandle, IsADirectory, NotADirectory, NotFound, Unreadable
 from slyfs.vfs.permissions import SourceOwners
 from slyfs.vfs.stores import LocalStore
+
+log = logging.getLogger("slyfs.tree")
 
 DEFAULT_CACHE_BYTES = 512 << 20
 
@@ -35,11 +48,15 @@ class Attr:
 
 
 @contextlib.contextmanager
-def _unreadable_on_source_error() -> Iterator[None]:
-    """Source bytes that cannot be read as indexed are the tree's EIO."""
+def _unreadable_as_eio() -> Iterator[None]:
+    """Source bytes that cannot be read as indexed, and generated files their source cannot
+    give, are the tree's EIO (the latter logged: nothing else says why the file is unreadable)."""
     try:
         yield
     except SourceUnreadable as e:
+        raise Unreadable(str(e)) from None
+    except NotRenderable as e:
+        log.warning("not served: %s", e)
         raise Unreadable(str(e)) from None
 
 
@@ -85,7 +102,8 @@ class VirtualTree:
 
     def content(self, node: Node) -> bytes:
         if isinstance(node, Generated):
-            held = self.cache.open(node)
+            with _unreadable_as_eio():
+                held = self.cache.open(node)
             if isinstance(held, bytes):
                 return held
             try:
@@ -93,7 +111,7 @@ class VirtualTree:
             finally:
                 held.close()
         if isinstance(node, SourceBytes):
-            with _unreadable_on_source_error():
+            with _unreadable_as_eio():
                 return self.store.read_all(node.ref)
         raise Unreadable(node.reason)
 
@@ -106,7 +124,9 @@ class VirtualTree:
             return Attr(False, node.ref.size, node.ref.stamp.mtime_ns / 1e9 if node.ref.stamp else mtime,
                         *self.owners.source(node.ref))
         if isinstance(node, Generated):
-            return Attr(False, self.cache.size(node), mtime, *self.owners.generated(node.key))
+            with _unreadable_as_eio():
+                size = self.cache.size(node)
+            return Attr(False, size, mtime, *self.owners.generated(node.key))
         return Attr(False, 0, mtime, *self.owners.generated())
 
     def listdir(self, path: str) -> Sequence[str]:
@@ -129,7 +149,7 @@ class VirtualTree:
             raise IsADirectory(path)
         if isinstance(node, Unavailable):
             raise Unreadable(node.reason)
-        with _unreadable_on_source_error():
+        with _unreadable_as_eio():
             held = self.cache.open(node) if isinstance(node, Generated) else self.store.open(node.ref)
         with self._handles_lock:
             fh = next(self._next_fh)
@@ -147,7 +167,7 @@ class VirtualTree:
             assert isinstance(node, Generated)
             return self._read_disk(node, held, size, offset)
         assert isinstance(node, SourceBytes)
-        with _unreadable_on_source_error():
+        with _unreadable_as_eio():
             return self.store.read(held, node.ref, size, offset)
 
     def _read_disk(self, node: Generated, held: DiskHandle, size: int, offset: int) -> bytes:

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from slyfs.formats.common.raster import geometry_mask
+from slyfs.formats.contract import NotRenderable
 from slyfs.formats.model import Annotation, Label
 
 MAX_OBJECT_INDEX = 254  # 255 is VOC's "void" index
@@ -52,7 +53,7 @@ def palette_png(indices: np.ndarray) -> bytes:
     """A mode-P PNG of an index image with the VOC colour map as palette."""
     height, width = indices.shape
     if width == 0 or height == 0:
-        raise ValueError("image size unknown: no mask can be drawn")
+        raise NotRenderable("image size unknown (no readable image or annotation size): no mask can be drawn")
     img = Image.frombytes("P", (width, height), np.ascontiguousarray(indices).tobytes())
     img.putpalette(PALETTE)
     buf = io.BytesIO()

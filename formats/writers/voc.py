@@ -49,7 +49,7 @@ from slyfs.formats.common.naming import (
 from slyfs.formats.common.raster import has_area
 from slyfs.formats.common.splits import MAX_SPLIT_BYTES, item_names
 from slyfs.formats.common.text import xml_comment_text, xml_text
-from slyfs.formats.contract import Generated, Node, constant, image_node
+from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems, StaticFile
 from slyfs.formats.model import Annotation, ImageRef, Item, Label, PixelBox, Project, TagValue
 from slyfs.formats.readers.supervisely.annotation import size_problem
@@ -213,14 +213,14 @@ def image_mode(ref: ImageRef | None) -> str | None:
 
 def jpeg_bytes(ref: ImageRef) -> bytes:
     """The image re-encoded as JPEG (quality 95); modes JPEG cannot hold become RGB. Refused
-    (ValueError: the file reads EIO) past ``MAX_REENCODE_BYTES`` or ``MAX_LABELLED_PIXELS``."""
+    (NotRenderable: the file reads EIO) past ``MAX_REENCODE_BYTES`` or ``MAX_LABELLED_PIXELS``."""
     if ref.size > MAX_REENCODE_BYTES:
-        raise ValueError(f"{ref.path}: image of {ref.size} bytes is over the limit of {MAX_REENCODE_BYTES} "
+        raise NotRenderable(f"{ref.path}: image of {ref.size} bytes is over the limit of {MAX_REENCODE_BYTES} "
                          "(MAX_REENCODE_BYTES): not re-encoded")
     with Image.open(io.BytesIO(read_bytes(ref))) as img:
         too_large = size_problem(img.size)
         if too_large:
-            raise ValueError(f"{ref.path}: {too_large}: not re-encoded")
+            raise NotRenderable(f"{ref.path}: {too_large}: not re-encoded")
         encodable = img if img.mode in ("L", "RGB") else img.convert("RGB")
         buf = io.BytesIO()
         encodable.save(buf, format="JPEG", quality=JPEG_QUALITY)
@@ -255,7 +255,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         ann, objs, _ = objects_of(item)
         too_large = size_problem((ann.width, ann.height))
         if too_large:
-            raise ValueError(f"{item.dataset}/{item.name}: {too_large}: no mask is drawn")
+            raise NotRenderable(f"{item.dataset}/{item.name}: {too_large}: no mask is drawn")
         return segmentation_arrays(ann, [label for label, _ in objs], class_index)
 
     def masks_of(item: Item) -> tuple[np.ndarray, np.ndarray]:
