@@ -212,10 +212,14 @@ class Group:
         hit = self._files.get(index)
         if hit is None:
             names = self.names()
+            if spec.name is not _same:
+                names = list(map(spec.name, names))
             present = spec.present
-            pairs = sorted((spec.name(n), i) for i, n in enumerate(names)
-                           if present is None or present(self.items[i]))
-            hit = self._files[index] = ([p[0] for p in pairs], array("l", [p[1] for p in pairs]))
+            at = (range(len(names)) if present is None
+                  else [i for i, item in enumerate(self.items) if present(item)])
+            # sorted positions with a C-level key: no tuple per entry, and a run already in order costs one pass
+            order = sorted(at, key=names.__getitem__)
+            hit = self._files[index] = (list(map(names.__getitem__, order)), array("l", order))
         return hit
 
     def find(self, index: int, spec: ItemFile, name: str) -> int | None:

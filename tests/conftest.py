@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from slyfs.vfs.daemon import is_mounted
+from slyfs.vfs.daemon import MountError, _load_fuse, is_mounted
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"  # copied from the project's shared material; see its README.md
@@ -61,6 +61,16 @@ def mount() -> Callable[..., contextlib.AbstractContextManager[Path]]:
     if not fuse_usable():
         pytest.fail("FUSE is not usable here (/dev/fuse and libfuse 3 or 2 are required for the end-to-end tests)")
     return mounted
+
+
+@pytest.fixture(params=["3", "2"], ids=["libfuse3", "libfuse2"])
+def libfuse(request: pytest.FixtureRequest) -> str:
+    """Both backends: libfuse 3 invalidates stale paths under long timeouts, libfuse 2 relies on 1 s ones."""
+    try:  # as the daemon loads it: a bare import of mfusepy would bind it to libfuse 2 for the whole session
+        _load_fuse(request.param)
+    except MountError as e:
+        pytest.skip(str(e))
+    return request.param
 
 
 @pytest.fixture

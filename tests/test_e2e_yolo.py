@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from slyfs.formats.readers.supervisely.project import read_project
+from slyfs.formats.registry import build_view
+from slyfs.formats.view import ViewOptions
+from slyfs.vfs.fuse_ops import SlyfsOperations
 from tests.conftest import BLOB, PLAIN, read_tree
+from tests.helpers.hostile import plain_project
 from tests.helpers.readers import require, ultralytics_load
 from tests.test_yolo import EXPECTED_NAMES, expected_box, source_anns
 
@@ -102,3 +107,54 @@ def test_sigterm_unmounts_cleanly(mount, tmp_path: Path) -> None:
     finally:
         if is_mounted(mnt):
             slyfs("umount", str(mnt), check=False)
+
+
+# ---------------------------------------------------------------- listings
+
+
+class _Listing:
+    """A tree whose one folder's listing is what the test says."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+
+    def listdir(self, path: str) -> list[str]:
+        return self.names
+
+
+def test_paged_listing_resumes_at_each_offset_and_keeps_its_listing() -> None:
+    tree = _Listing(["a", "b", "c"])
+    ops = SlyfsOperations(tree)  # type: ignore[arg-type]  # only listdir is called
+    fh = ops.opendir("/")
+    full = list(ops.readdir_with_offset("/", 0, fh))
+    assert full == [(".", None, 1), ("..", None, 2), ("a", None, 3), ("b", None, 4), ("c", None, 5)]
+    for offset in range(len(full) + 1):
+        assert list(ops.readdir_with_offset("/", offset, fh)) == full[offset:]
+    tree.names = ["a", "c"]  # a new version: the open directory goes on with the listing it started
+    assert list(ops.readdir_with_offset("/", 3, fh)) == full[3:]
+    other = ops.opendir("/")
+    assert [e[0] for e in ops.readdir_with_offset("/", 0, other)] == [".", "..", "a", "c"]
+    assert [e[0] for e in ops.readdir_with_offset("/", 0, fh)] == [".", "..", "a", "c"]  # rewinddir: read again
+    ops.releasedir("/", fh)
+    ops.releasedir("/", other)
+    assert not ops._listings
+
+
+def test_listing_through_the_mount_is_the_views_own(tmp_path: Path, mount, libfuse: str) -> None:
+    """Thousands of names (many kernel requests) with colliding stems and odd characters come
+    through the kernel once each and in the view's order, on both backends, also while another
+    handle lists the same folder."""
+    odd = ["dup.png", "dup.jpg", "dup_jpg.png", ".hidden.png", "a.b.c.png", "tab\tand space.png", "x" * 240 + ".png",
+           "100%.png", "ü~2.png", "ü.png"]
+    root = plain_project(tmp_path / "p", {**{f"img {i:04d} é.png": None for i in range(3000)}, **dict.fromkeys(odd)})
+    view = build_view(read_project(root), ["yolo"], ViewOptions())
+    with mount(root, "--format", "yolo", "--no-index", "--libfuse", libfuse) as mnt:
+        assert {"dup_png.txt", "dup_jpg.txt", "dup_jpg~2.txt"} <= set(view.list("labels/ds") or ())
+        for split in view.list("images") or ():
+            for folder in (f"images/{split}", f"labels/{split}"):
+                expected = list(view.list(folder) or ())
+                assert len(expected) == 3010
+                with os.scandir(mnt / folder) as first:
+                    head = [next(first).name for _ in range(10)]
+                    assert os.listdir(mnt / folder) == expected
+                    assert head + [e.name for e in first] == expected

@@ -18,7 +18,6 @@ from slyfs.formats.readers.supervisely.index import SourceIndex
 from slyfs.formats.readers.supervisely.watch import SuperviselySource
 from slyfs.formats.registry import FORMATS
 from slyfs.formats.view import ViewOptions
-from slyfs.vfs import daemon
 from slyfs.vfs.live import ViewSource, Watcher
 from slyfs.vfs.tree import VirtualTree
 from tests.conftest import BLOB, PLAIN, eventually, wait_for
@@ -27,16 +26,6 @@ from tests.conftest import BLOB, PLAIN, eventually, wait_for
 def read(path: Path) -> bytes:
     with open(path, "rb") as f:
         return f.read()
-
-
-@pytest.fixture(params=["3", "2"], ids=["libfuse3", "libfuse2"])
-def libfuse(request: pytest.FixtureRequest) -> str:
-    """Both backends: libfuse 3 invalidates stale paths under long timeouts, libfuse 2 relies on 1 s ones."""
-    try:  # as the daemon loads it: a bare import of mfusepy would bind it to libfuse 2 for the whole session
-        daemon._load_fuse(request.param)
-    except daemon.MountError as e:
-        pytest.skip(str(e))
-    return request.param
 
 
 @pytest.fixture

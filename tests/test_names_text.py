@@ -15,7 +15,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
-from slyfs.formats.common.naming import MAX_NAME_BYTES, encodable_text, spaceless_component, text_field, unique_names
+from slyfs.formats.common.naming import (
+    MAX_NAME_BYTES,
+    MAX_STEM_BYTES,
+    encodable_text,
+    escape_component,
+    fit_name,
+    fitted_names,
+    names_if_distinct,
+    spaceless_component,
+    split_ext,
+    text_field,
+    unique_names,
+)
 from slyfs.formats.common.text import yaml_str
 from slyfs.formats.layout import LayoutView
 from slyfs.formats.readers.supervisely.project import read_project
@@ -287,6 +299,19 @@ def test_voc_ids_are_whitespace_free_unique_and_fit(entries: list[tuple[str, str
     assert len(set(ids)) == len(ids)
     for i in ids:
         assert i.split() == [i] and "/" not in i and len((i + ".xml").encode()) <= MAX_NAME_BYTES
+
+
+odd_names_st = st.text(st.characters() | st.sampled_from("/. \udc80\x7f\u200b"),
+                       max_size=70)
+
+
+@given(st.lists(odd_names_st | st.sampled_from(["", ".", "..", ".a", "a.", "a.b.c", "x" * 300]), max_size=8))
+def test_bulk_names_follow_the_per_name_rule(names: list[str]):
+    """The short cut that checks every name at once gives what escaping and fitting each does."""
+    for escape in (escape_component, spaceless_component, yolo_darknet.list_safe):
+        assert fitted_names(list(names), escape) == [fit_name(escape(n), MAX_STEM_BYTES) for n in names]
+    stems = [split_ext(n)[0] for n in names]
+    assert names_if_distinct(names) == (names if len(set(stems)) == len(stems) else None)
 
 
 # ---------------------------------------------------------------- item 11: check prints names escaped

@@ -16,7 +16,8 @@ import logging
 import os
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from itertools import chain, count, repeat
 from typing import Any, TypeVar
 
 from slyfs.formats.contract import SourceBytes
@@ -70,6 +71,8 @@ class SlyfsOperations:
     def __init__(self, tree: VirtualTree, on_ready: Callable[[], None] | None = None) -> None:
         self.tree = tree
         self.on_ready = on_ready
+        self._next_dir = count(1)  # next() on it is atomic: worker threads share it
+        self._listings: dict[int, Sequence[str]] = {}  # open directory handle → the listing it reads
 
     # -- lifecycle
 
@@ -100,7 +103,32 @@ class SlyfsOperations:
 
     @translated
     def readdir(self, path: str, fh: Any) -> list[str]:
+        """The whole listing at once: fusepy's way (libfuse 2 keeps it in one buffer and answers
+        each kernel request with a slice of it)."""
         return [".", "..", *self.tree.listdir(path)]
+
+    @translated
+    def opendir(self, path: str) -> int:
+        return next(self._next_dir)
+
+    @translated
+    def readdir_with_offset(self, path: str, offset: int, fh: int) -> Iterator[tuple[str, None, int]]:
+        """The entries from ``offset`` on, each with the offset of the next one: mfusepy's way, so
+        libfuse 3 passes each kernel request's share straight through. Given offset 0, libfuse 3
+        keeps the whole listing as a linked list and walks it from the start for every request of
+        a few hundred entries (quadratic: 12 s for 900,000 names). An open directory reads one
+        listing, taken when it is read from the start (opendir, rewinddir), so a version that
+        appears meanwhile neither skips nor repeats names."""
+        names = self._listings.get(fh) if offset else None
+        if names is None:
+            names = self._listings[fh] = self.tree.listdir(path)
+        head = ((".", None, 1), ("..", None, 2))[offset:]
+        start = max(offset - 2, 0)
+        return chain(head, zip(map(names.__getitem__, range(start, len(names))), repeat(None), count(start + 3)))
+
+    @translated
+    def releasedir(self, path: str, fh: int) -> None:
+        self._listings.pop(fh, None)
 
     @translated
     def open(self, path: str, fi: Any) -> int:

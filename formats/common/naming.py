@@ -142,12 +142,43 @@ def _with_stem_suffix(name: str, suffix: str) -> str:
     return _cut(stem, room) + suffix + ext
 
 
+def _kept_whole(names: list[str]) -> bool:
+    """Whether :func:`escape_component` keeps every name as it is, told by scans of all of them at
+    once (no Python call per name): this runs on every item of a folder at its first listing."""
+    joined = "".join(names)
+    return all(names) and joined.isprintable() and "/" not in joined and "." not in names and ".." not in names
+
+
+def _kept_whole_spaceless(names: list[str]) -> bool:
+    return _kept_whole(names) and WHITESPACE.search("".join(names)) is None
+
+
+def fitted_names(names: list[str], escape: Callable[[str], str]) -> list[str]:
+    """``fit_name(escape(n), MAX_STEM_BYTES)`` of each name; the common case (nothing to escape,
+    nothing too long) is the names themselves, found without a call per name."""
+    whole = _KEEPS_WHOLE.get(escape)
+    out = names if whole is not None and whole(names) else list(map(escape, names))
+    if max(map(len, out), default=0) > MAX_STEM_BYTES // 4:  # fit_name's own short cut, for all at once
+        out = [fit_name(n, MAX_STEM_BYTES) for n in out]
+    return out
+
+
+def names_if_distinct(names: list[str]) -> list[str] | None:
+    """``names`` when their stems are already distinct, which is all :func:`unique_names` asks:
+    then no name is qualified or numbered. None when some stems collide."""
+    stems = [n.rpartition(".")[0] or n for n in names]  # split_ext's stem: a leading dot starts none
+    return names if len(set(stems)) == len(stems) else None
+
+
 def unique_names(entries: Sequence[tuple[str, str]], escape: Callable[[str], str] = escape_component) -> list[str]:
     """Output names for ``(dataset, item name)`` pairs that share one output folder, such
     that no two names (nor their stems) are equal and every stem has room for a 4-byte
     suffix. ``escape`` makes a name (and a dataset name) safe; a view whose lists are
     whitespace-separated also escapes whitespace there. Same input, same names."""
-    names = [fit_name(escape(n), MAX_STEM_BYTES) for _, n in entries]
+    names = fitted_names([n for _, n in entries], escape)
+    distinct = names_if_distinct(names)
+    if distinct is not None:
+        return distinct
     parts = [split_ext(n) for n in names]  # once per name: this runs for every item at mount
     stem_count = Counter(stem for stem, _ in parts)
     in_ds_count = Counter((ds, stem) for (ds, _), (stem, _) in zip(entries, parts))
@@ -194,3 +225,7 @@ def spaceless_component(name: str) -> str:
     whole: ``escape_component``, then every whitespace character ``%XX``."""
     out = escape_component(name)
     return WHITESPACE.sub(lambda m: percent_bytes(m.group()), out) if WHITESPACE.search(out) else out
+
+
+_KEEPS_WHOLE: dict[Callable[[str], str], Callable[[list[str]], bool]] = {
+    escape_component: _kept_whole, spaceless_component: _kept_whole_spaceless}

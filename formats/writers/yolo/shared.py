@@ -8,7 +8,6 @@ from functools import partial
 
 from slyfs.formats.common.geometry import clipped_box, normalized_cxcywh
 from slyfs.formats.common.labels import RowsOf, class_ids_of, label_file
-from slyfs.formats.common.naming import split_ext
 from slyfs.formats.common.text import yaml_str
 from slyfs.formats.contract import Generated, Node, constant, image_node
 from slyfs.formats.layout import ItemFile, Layout, StaticFile
@@ -70,7 +69,7 @@ def image_file(folder: Callable[[str], str]) -> ItemFile:
 
 def label_name(name: str) -> str:
     """``<stem>.txt`` of an output name."""
-    return split_ext(name)[0] + ".txt"
+    return (name.rpartition(".")[0] or name) + ".txt"  # split_ext's stem, inline: this runs per item of a listing
 
 
 def ultralytics_layout(view: str, names: list[str], render_label: LabelRender, label_key: Hashable,
