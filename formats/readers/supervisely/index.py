@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from slyfs.formats.model import ItemFacts, Stamp, file_stamp
-from slyfs.formats.readers.supervisely.offsets import BlobEntry
+from slyfs.formats.readers.supervisely.offsets import BlobEntry, Entries, entry_columns
 
 log = logging.getLogger("slyfs.index")
 T = TypeVar("T")
@@ -62,9 +62,6 @@ def _array(blob: bytes) -> array:
 
 class IndexDamaged(Exception):
     """A row of the index file that ``save`` cannot have written."""
-
-
-Entries = tuple[list[str], array, array]  # names, starts, ends
 
 
 def validated_row(row: tuple, key: tuple[int, ...]) -> Entries | None:
@@ -271,7 +268,7 @@ class SourceIndex:
 
     # -- ScanCache
 
-    def offsets(self, path: str, load: Callable[[], list[BlobEntry]]) -> list[BlobEntry]:
+    def offsets(self, path: str, load: Callable[[], list[BlobEntry]]) -> Entries:
         key = file_stamp(os.stat(path))
         with self._lock:
             hit = self._offsets.get(path)
@@ -280,13 +277,10 @@ class SourceIndex:
                 if stored is not None:
                     hit = (key, *stored)
                 else:
-                    entries = load()
-                    hit = (key, [e.name for e in entries], array("q", [e.start for e in entries]),
-                           array("q", [e.end for e in entries]))
+                    hit = (key, *entry_columns(load()))
                     self._dirty.add(path)
                 self._offsets[path] = hit
-            _, names, starts, ends = hit
-            return [BlobEntry(n, s, e) for n, s, e in zip(names, starts, ends)]
+            return hit[1:]
 
     def json_files(self, directory: str, scan: Callable[[dict[str, Stamp]], dict[str, Stamp]]
                    ) -> dict[str, Stamp]:
