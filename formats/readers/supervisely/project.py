@@ -65,6 +65,7 @@ PARSED_BYTES_PER_JSON_BYTE = 6
 Report = Callable[[Problem], None]
 PROGRESS_EVERY_ITEMS = 8192
 NOT_OPENED = "never opened: treated as missing"
+_new_tuple = tuple.__new__
 
 
 class ScanCache(Protocol):
@@ -195,8 +196,13 @@ def scan_json_files(directory: str, known: dict[str, Stamp], report: Report, lin
         name = e.name
         if not name.endswith(".json"):
             continue
-        if guard and _is_link(e) and links.entry(e, "file left out", name[:-5]):  # type: ignore[union-attr]
-            continue
+        if guard:
+            try:
+                is_link = e.is_symlink()
+            except OSError:
+                is_link = False
+            if is_link and links.entry(e, "file left out", name[:-5]):  # type: ignore[union-attr]
+                continue
         fp = known.get(name) if known and _is_file(e) else None
         if fp is None:
             try:
@@ -208,7 +214,8 @@ def scan_json_files(directory: str, known: dict[str, Stamp], report: Report, lin
                 if is_special(mode):
                     report(Problem(e.path, str(NotRegularFile(mode)), NOT_OPENED))
                 continue
-            fp = Stamp(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_nlink)
+            # file_stamp(st), without its call nor Stamp.__new__'s Python layer
+            fp = _new_tuple(Stamp, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_nlink))
         out[name] = fp
     return out
 
@@ -299,13 +306,18 @@ class _Scanner:
                 self.report(Problem(e.path, err.reason, "offsets file ignored; its images are not served"))
                 continue
             tar_stamp = self.tar_stamp(tar)
-            tar_size = tar_stamp.size if isinstance(tar_stamp, Stamp) else -1
+            if isinstance(tar_stamp, str):
+                for name in names:
+                    self.report(Problem(e.path, f"entry for {tar}: {tar_stamp}", "image served as unreadable (EIO)",
+                                        item=name))
+                    images[name] = None
+                continue
+            tar_size = tar_stamp.size
             for name, start, end in zip(names, starts, ends):  # the last entry of a name wins, as in the SDK
-                if isinstance(tar_stamp, Stamp) and 0 <= start < end <= tar_size:  # the check_entry test, inline
+                if 0 <= start < end <= tar_size:  # what check_entry tests, inline
                     images[name] = ImageRef(tar, start, end - start, tar_stamp)
                 else:
-                    why = tar_stamp if isinstance(tar_stamp, str) else check_entry(start, end, tar_size)
-                    self.report(Problem(e.path, f"entry for {tar}: {why}",
+                    self.report(Problem(e.path, f"entry for {tar}: {check_entry(start, end, tar_size)}",
                                         "image served as unreadable (EIO)", item=name))
                     images[name] = None
         return images
