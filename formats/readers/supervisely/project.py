@@ -371,7 +371,8 @@ class _Scanner:
         anns = self.json_files(self.folder(ds_dir, "ann"))
         side_dirs = [(folder, os.path.join(ds_dir, folder, ""), files) for folder in SIDECAR_DIRS
                      if (files := self.json_files(self.folder(ds_dir, folder)))]
-        used: set[str] = set()
+        exact = 0  # items with their own <item>.json: distinct names, so a count does
+        legacy: set[str] = set()  # <stem>.json files taken (several items may share one)
         items = []
         sidecars: tuple[tuple[str, ImageRef], ...]
         for n, item_name in enumerate(sorted(images), start=1):
@@ -384,16 +385,22 @@ class _Scanner:
                 stem = _stem(item_name)
                 ann = stem + ".json"
                 fp = anns.get(ann)
+                if fp is not None:
+                    legacy.add(ann)
+            else:
+                exact += 1
             if fp is None:
                 ann_path, sidecars = None, ()
             else:  # the item's ann_path string is shared with its sidecar, not copied (10^6 items)
-                used.add(ann)
                 ann_path = ann_prefix + ann
                 sidecars = (("ann", ImageRef(ann_path, 0, fp.size, fp)),)
             if side_dirs:
                 sidecars += self.side_files(item_name, stem, side_dirs)
             items.append(Item(name, item_name, images[item_name], ann_path, () if fp is None else fp, sidecars))
-        for ann_name in sorted(set(anns) - used):  # labels are never dropped for want of an image
+        # <x>.json is some item's own iff item x exists; looked for only when not every file was taken
+        taken = exact + sum(1 for ann in legacy if ann[:-5] not in images)
+        unused = [] if taken == len(anns) else [ann for ann in anns if ann[:-5] not in images and ann not in legacy]
+        for ann_name in sorted(unused):  # labels are never dropped for want of an image
             item_name = ann_name[:-5]
             ann_path = ann_prefix + ann_name
             self.report(Problem(ann_path, "annotation has no image",
