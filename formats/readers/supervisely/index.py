@@ -51,8 +51,8 @@ SCHEMA_VERSION = 3  # bump when what is stored changes, and when a parse gives o
 FACTS_FLUSH_ROWS = 10_000  # facts recorded are written once this many wait (and at each save)
 DECODED_FACTS = 4096  # distinct facts kept decoded (rows share them: one decoding each)
 FACTS_WINDOW = 1024  # stored facts rows read per query
-UNLISTED = Stamp(-1, -1, -1, -1, -1, -1)
-_STR = frozenset({str})  # the key of a folder listing that must be read again
+UNLISTED = Stamp(-1, -1, -1, -1, -1, -1)  # the key of a folder listing that must be read again
+_STR = frozenset({str})
 
 
 def _array(blob: bytes) -> array:
