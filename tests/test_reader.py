@@ -216,3 +216,23 @@ def test_an_annotation_is_parsed_once_until_its_file_changes(plain_copy: Path, m
     changed = next(i for i in read_project(str(plain_copy)).items() if i.ann_path == item.ann_path)
     assert changed != item
     assert project.annotation(changed).labels == () != first.labels and len(parses) == 2
+
+
+def test_a_legacy_annotation_shared_or_also_an_items_own_is_no_orphan(tmp_path: Path) -> None:
+    """``<stem>.json`` may serve several images, and be another item's own ``<item>.json``: taken
+    either way, so only a file no item takes is reported as having no image."""
+    project = tmp_path / "p"
+    (project / "ds/img").mkdir(parents=True)
+    (project / "ds/ann").mkdir()
+    (project / "meta.json").write_bytes((PLAIN / "meta.json").read_bytes())
+    for name in ("q.jpg", "q.png", "r.jpg", "r.jpg.png"):
+        (project / "ds/img" / name).write_bytes((PLAIN / "train/img/img_001.jpg").read_bytes())
+    for name in ("q.json", "r.jpg.json", "lone.png.json"):
+        (project / "ds/ann" / name).write_text("{}")
+    problems = ProblemLog()
+    items = {i.name: i for i in read_project(str(project), report=problems).items()}
+    assert {n: os.path.basename(i.ann_path or "") for n, i in items.items()} == {
+        "q.jpg": "q.json", "q.png": "q.json", "r.jpg": "r.jpg.json", "r.jpg.png": "r.jpg.json",
+        "lone.png": "lone.png.json"}
+    orphans = [p.item for p in problems.all() if p.message == "annotation has no image"]
+    assert orphans == ["lone.png"]

@@ -19,6 +19,7 @@ import io
 import os
 import pickle
 import pickletools
+from array import array
 from dataclasses import dataclass
 from typing import TypeGuard
 
@@ -91,6 +92,9 @@ class BlobEntry:
     name: str
     start: int  # first data byte of the member in the tar
     end: int  # exclusive
+
+
+Entries = tuple[list[str], array, array]  # an offsets file's entries as columns: names, starts, ends
 
 
 def _entry(rec: object, index: int) -> BlobEntry:
@@ -193,10 +197,15 @@ def read_offsets(path: str) -> list[BlobEntry]:
     return entries
 
 
-def check_entry(entry: BlobEntry, tar_size: int) -> str | None:
-    """Why an entry cannot be served from a tar of ``tar_size`` bytes, or None if it can."""
-    if not 0 <= entry.start < entry.end:
-        return f"offsets {entry.start}..{entry.end} are not an increasing range"
-    if entry.end > tar_size:
-        return f"ends at byte {entry.end}, beyond the tar's {tar_size} bytes"
+def entry_columns(entries: list[BlobEntry]) -> Entries:
+    """Entries as the index keeps them: names, starts, ends."""
+    return [e.name for e in entries], array("q", [e.start for e in entries]), array("q", [e.end for e in entries])
+
+
+def check_entry(start: int, end: int, tar_size: int) -> str | None:
+    """Why the entry ``start..end`` cannot be served from a tar of ``tar_size`` bytes, or None if it can."""
+    if not 0 <= start < end:
+        return f"offsets {start}..{end} are not an increasing range"
+    if end > tar_size:
+        return f"ends at byte {end}, beyond the tar's {tar_size} bytes"
     return None

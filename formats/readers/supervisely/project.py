@@ -15,6 +15,7 @@ import stat
 import threading
 from collections.abc import Callable, Collection
 from functools import partial
+from operator import attrgetter
 from typing import Any, NamedTuple, Protocol
 
 from PIL import Image
@@ -37,7 +38,14 @@ from slyfs.formats.model import (
 )
 from slyfs.formats.readers.supervisely.annotation import parse_annotation, parse_size
 from slyfs.formats.readers.supervisely.meta import MetaError, parse_meta
-from slyfs.formats.readers.supervisely.offsets import BlobEntry, OffsetsError, check_entry, read_offsets
+from slyfs.formats.readers.supervisely.offsets import (
+    BlobEntry,
+    Entries,
+    OffsetsError,
+    check_entry,
+    entry_columns,
+    read_offsets,
+)
 from slyfs.formats.source_bytes import NotRegularFile, is_special, open_regular, read_bytes
 
 log = logging.getLogger("slyfs.source")
@@ -57,13 +65,16 @@ PARSED_BYTES_PER_JSON_BYTE = 6
 Report = Callable[[Problem], None]
 PROGRESS_EVERY_ITEMS = 8192
 NOT_OPENED = "never opened: treated as missing"
+_new_tuple = tuple.__new__
 
 
 class ScanCache(Protocol):
     """What a persistent index offers the scanner (index.py's SourceIndex implements it): results
     reused while the file or directory they came from is unchanged."""
 
-    def offsets(self, path: str, load: Callable[[], list[BlobEntry]]) -> list[BlobEntry]: ...
+    def offsets(self, path: str, load: Callable[[], list[BlobEntry]]) -> Entries:
+        """The offsets file's entries as columns (names, starts, ends), ``load``ed when not known."""
+        ...
 
     def json_files(self, directory: str, scan: Callable[[dict[str, Stamp]], dict[str, Stamp]]
                    ) -> dict[str, Stamp]: ...
@@ -127,11 +138,7 @@ class LinkGuard:
 
     def entry(self, e: os.DirEntry, action: str, item: str | None = None) -> bool:
         """Whether the listed ``e`` is a link leading outside the root (reported if so)."""
-        try:
-            is_link = e.is_symlink()
-        except OSError:
-            is_link = False
-        return self._leaves(e.path, is_link, action, item)
+        return self._leaves(e.path, _is_link(e), action, item)
 
     def path(self, path: str, action: str) -> bool:
         """Whether ``path`` is a link leading outside the root (reported if so)."""
@@ -179,24 +186,37 @@ def scan_json_files(directory: str, known: dict[str, Stamp], report: Report, lin
                     ) -> dict[str, Stamp]:
     """``*.json`` files in ``directory`` with their stamps; names in ``known`` keep
     theirs (a file edited in place is reported by the watcher, not found by listing).
-    Links that ``links`` does not follow are left out."""
+    Links that ``links`` does not follow are left out. One pass, its checks inline: a folder
+    holds up to an annotation per image, and a remount lists them all."""
     out: dict[str, Stamp] = {}
     unreadable = ("its items are served without labels" if os.path.basename(directory) == "ann"
                   else "its files are not served")
+    guard = links is not None and not links.follow
     for e in _scandir(directory, report, unreadable):
-        if not e.name.endswith(".json"):
+        name = e.name
+        if not name.endswith(".json"):
             continue
-        if links is not None and links.entry(e, "file left out", e.name[:-5]):
-            continue
-        fp = known.get(e.name) if _is_file(e) else None
-        if fp is None:
-            listed = _listed(e)
-            if isinstance(listed, NotRegularFile):
-                report(Problem(e.path, str(listed), NOT_OPENED))
-            if not isinstance(listed, os.stat_result):
+        if guard:
+            try:
+                is_link = e.is_symlink()
+            except OSError:
+                is_link = False
+            if is_link and links.entry(e, "file left out", name[:-5]):  # type: ignore[union-attr]
                 continue
-            fp = file_stamp(listed)
-        out[e.name] = fp
+        fp = known.get(name) if known and _is_file(e) else None
+        if fp is None:
+            try:
+                st = e.stat()
+            except OSError:  # a dangling link, or a file gone since listed
+                continue
+            mode = st.st_mode
+            if not stat.S_ISREG(mode):
+                if is_special(mode):
+                    report(Problem(e.path, str(NotRegularFile(mode)), NOT_OPENED))
+                continue
+            # file_stamp(st), without its call nor Stamp.__new__'s Python layer
+            fp = _new_tuple(Stamp, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_nlink))
+        out[name] = fp
     return out
 
 
@@ -280,20 +300,26 @@ class _Scanner:
                 continue
             tar = os.path.join(self.root, "blob", e.name[: -len(OFFSETS_SUFFIX)] + ".tar")
             try:
-                entries = (self.cache.offsets(e.path, partial(read_offsets, e.path)) if self.cache
-                           else read_offsets(e.path))
+                names, starts, ends = (self.cache.offsets(e.path, partial(read_offsets, e.path)) if self.cache
+                                       else entry_columns(read_offsets(e.path)))
             except OffsetsError as err:
                 self.report(Problem(e.path, err.reason, "offsets file ignored; its images are not served"))
                 continue
             tar_stamp = self.tar_stamp(tar)
-            for entry in entries:  # the last entry of a name wins, as in the SDK
-                why = tar_stamp if isinstance(tar_stamp, str) else check_entry(entry, tar_stamp.size)
-                if why:
-                    self.report(Problem(e.path, f"entry for {tar}: {why}",
-                                        "image served as unreadable (EIO)", item=entry.name))
-                    images[entry.name] = None
-                elif isinstance(tar_stamp, Stamp):  # always, once why is empty
-                    images[entry.name] = ImageRef(tar, entry.start, entry.end - entry.start, tar_stamp)
+            if isinstance(tar_stamp, str):
+                for name in names:
+                    self.report(Problem(e.path, f"entry for {tar}: {tar_stamp}", "image served as unreadable (EIO)",
+                                        item=name))
+                    images[name] = None
+                continue
+            tar_size = tar_stamp.size
+            for name, start, end in zip(names, starts, ends):  # the last entry of a name wins, as in the SDK
+                if 0 <= start < end <= tar_size:  # what check_entry tests, inline
+                    images[name] = ImageRef(tar, start, end - start, tar_stamp)
+                else:
+                    self.report(Problem(e.path, f"entry for {tar}: {check_entry(start, end, tar_size)}",
+                                        "image served as unreadable (EIO)", item=name))
+                    images[name] = None
         return images
 
     def json_files(self, folder: str | None) -> dict[str, Stamp]:
@@ -304,16 +330,20 @@ class _Scanner:
         return self.cache.json_files(folder, lambda known: scan_json_files(folder, known, self.report, self.links))
 
     @staticmethod
-    def sidecars(item_name: str, stem: str, ds_dir: str, ann_path: str | None,
-                 side_dirs: dict[str, dict[str, Stamp]]) -> tuple[tuple[str, ImageRef], ...]:
-        """The item's ann/img_info/meta files, each ``<item>.json`` or the legacy ``<stem>.json``."""
+    def side_files(item_name: str, stem: str | None, side_dirs: list[tuple[str, str, dict[str, Stamp]]]
+                   ) -> tuple[tuple[str, ImageRef], ...]:
+        """The item's img_info/meta files, each ``<item>.json`` or the legacy ``<stem>.json``
+        (``side_dirs``: folder, its path with a trailing separator, its files; ``stem`` None: not
+        yet computed)."""
         found = []
-        for folder, files in side_dirs.items():
-            name = item_name + ".json" if item_name + ".json" in files else stem + ".json"
+        for folder, prefix, files in side_dirs:
+            name = item_name + ".json"
             fp = files.get(name)
-            if fp is not None:  # the item's ann_path string is shared, not copied (10^6 items)
-                path = ann_path if folder == "ann" and ann_path else os.path.join(ds_dir, folder, name)
-                found.append((folder, ImageRef(path, 0, fp.size, fp)))
+            if fp is None:
+                name = (_stem(item_name) if stem is None else stem) + ".json"
+                fp = files.get(name)
+            if fp is not None:
+                found.append((folder, ImageRef(prefix + name, 0, fp.size, fp)))
         return tuple(found)
 
     def dataset(self, name: str, ds_dir: str) -> Dataset:
@@ -337,38 +367,68 @@ class _Scanner:
                                         "the img/ file is served", item=e.name))
                 images[e.name] = ImageRef(e.path, 0, st.st_size, file_stamp(st))
         ann_dir = os.path.join(ds_dir, "ann")
+        ann_prefix = os.path.join(ann_dir, "")  # + a listed name: os.path.join(ann_dir, name), without the call
         anns = self.json_files(self.folder(ds_dir, "ann"))
-        side_dirs = {"ann": anns, **{folder: self.json_files(self.folder(ds_dir, folder)) for folder in SIDECAR_DIRS}}
-        used: set[str] = set()
+        side_dirs = [(folder, os.path.join(ds_dir, folder, ""), files) for folder in SIDECAR_DIRS
+                     if (files := self.json_files(self.folder(ds_dir, folder)))]
+        exact = 0  # items with their own <item>.json: distinct names, so a count does
+        legacy: set[str] = set()  # <stem>.json files taken (several items may share one)
         items = []
+        sidecars: tuple[tuple[str, ImageRef], ...]
         for n, item_name in enumerate(sorted(images), start=1):
             if n % PROGRESS_EVERY_ITEMS == 0:
                 self.progress(self.items_scanned + n, f"scanning {name}")
-            stem = item_name.rsplit(".", 1)[0] if "." in item_name[1:] else item_name
-            ann = item_name + ".json" if item_name + ".json" in anns else (
-                stem + ".json" if stem + ".json" in anns else None)
-            if ann is not None:
-                used.add(ann)
-            ann_path = os.path.join(ann_dir, ann) if ann else None
-            items.append(Item(dataset=name, name=item_name, image=images[item_name], ann_path=ann_path,
-                              fingerprint=anns[ann] if ann else (),
-                              sidecars=self.sidecars(item_name, stem, ds_dir, ann_path, side_dirs)))
-        for ann_name in sorted(set(anns) - used):  # labels are never dropped for want of an image
+            stem = None
+            ann = item_name + ".json"
+            fp = anns.get(ann)
+            if fp is None:
+                stem = _stem(item_name)
+                ann = stem + ".json"
+                fp = anns.get(ann)
+                if fp is not None:
+                    legacy.add(ann)
+            else:
+                exact += 1
+            if fp is None:
+                ann_path, sidecars = None, ()
+            else:  # the item's ann_path string is shared with its sidecar, not copied (10^6 items)
+                ann_path = ann_prefix + ann
+                sidecars = (("ann", ImageRef(ann_path, 0, fp.size, fp)),)
+            if side_dirs:
+                sidecars += self.side_files(item_name, stem, side_dirs)
+            items.append(Item(name, item_name, images[item_name], ann_path, () if fp is None else fp, sidecars))
+        # <x>.json is some item's own iff item x exists; looked for only when not every file was taken
+        taken = exact + sum(1 for ann in legacy if ann[:-5] not in images)
+        unused = [] if taken == len(anns) else [ann for ann in anns if ann[:-5] not in images and ann not in legacy]
+        for ann_name in sorted(unused):  # labels are never dropped for want of an image
             item_name = ann_name[:-5]
-            ann_path = os.path.join(ann_dir, ann_name)
+            ann_path = ann_prefix + ann_name
             self.report(Problem(ann_path, "annotation has no image",
                                 "item kept; its image reads as unreadable (EIO)", item=item_name))
-            items.append(Item(dataset=name, name=item_name, image=None, ann_path=ann_path,
-                              fingerprint=anns[ann_name],
-                              sidecars=self.sidecars(item_name, item_name, ds_dir, ann_path, side_dirs)))
-        items.sort(key=lambda i: i.name)
+            fp = anns[ann_name]
+            ann_file = ("ann", ImageRef(ann_path, 0, fp.size, fp))
+            items.append(Item(name, item_name, None, ann_path, fp,
+                              (ann_file, *self.side_files(item_name, item_name, side_dirs))))
+        items.sort(key=attrgetter("name"))  # two sorted runs: the images', the orphan annotations'
         self.items_scanned += len(items)
         return Dataset(name=name, items=tuple(items))
+
+
+def _stem(item_name: str) -> str:
+    """An item name without its extension: the legacy annotation file is ``<stem>.json``."""
+    return item_name.rsplit(".", 1)[0] if "." in item_name[1:] else item_name
 
 
 def _is_file(e: os.DirEntry) -> bool:
     try:
         return e.is_file()
+    except OSError:
+        return False
+
+
+def _is_link(e: os.DirEntry) -> bool:
+    try:
+        return e.is_symlink()
     except OSError:
         return False
 
