@@ -294,8 +294,12 @@ class Stamp(NamedTuple):
 
 
 def file_stamp(st: os.stat_result) -> Stamp:
-    """The stamp of a file from its stat result."""
-    return Stamp(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_nlink)
+    """The stamp of a file from its stat result. Made by ``tuple.__new__`` directly: a scan makes
+    one per file, and the named tuple's own ``__new__`` is a Python-level layer around it."""
+    return _new_tuple(Stamp, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_nlink))
+
+
+_new_tuple = tuple.__new__
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,7 +65,6 @@ PARSED_BYTES_PER_JSON_BYTE = 6
 Report = Callable[[Problem], None]
 PROGRESS_EVERY_ITEMS = 8192
 NOT_OPENED = "never opened: treated as missing"
-_new_tuple = tuple.__new__
 
 
 class ScanCache(Protocol):
@@ -186,8 +185,8 @@ def scan_json_files(directory: str, known: dict[str, Stamp], report: Report, lin
                     ) -> dict[str, Stamp]:
     """``*.json`` files in ``directory`` with their stamps; names in ``known`` keep
     theirs (a file edited in place is reported by the watcher, not found by listing).
-    Links that ``links`` does not follow are left out. One pass, its checks inline: a folder
-    holds up to an annotation per image, and a remount lists them all."""
+    Links that ``links`` does not follow are left out. A folder holds up to an annotation per
+    image, and a remount lists them all: one pass."""
     out: dict[str, Stamp] = {}
     unreadable = ("its items are served without labels" if os.path.basename(directory) == "ann"
                   else "its files are not served")
@@ -205,17 +204,12 @@ def scan_json_files(directory: str, known: dict[str, Stamp], report: Report, lin
                 continue
         fp = known.get(name) if known and _is_file(e) else None
         if fp is None:
-            try:
-                st = e.stat()
-            except OSError:  # a dangling link, or a file gone since listed
+            listed = _listed(e)
+            if isinstance(listed, NotRegularFile):
+                report(Problem(e.path, str(listed), NOT_OPENED))
+            if not isinstance(listed, os.stat_result):  # a directory, a dangling link, gone since listed
                 continue
-            mode = st.st_mode
-            if not stat.S_ISREG(mode):
-                if is_special(mode):
-                    report(Problem(e.path, str(NotRegularFile(mode)), NOT_OPENED))
-                continue
-            # file_stamp(st), without its call nor Stamp.__new__'s Python layer
-            fp = _new_tuple(Stamp, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_nlink))
+            fp = file_stamp(listed)
         out[name] = fp
     return out
 
