@@ -175,10 +175,19 @@ def unique_names(entries: Sequence[tuple[str, str]], escape: Callable[[str], str
     that no two names (nor their stems) are equal and every stem has room for a 4-byte
     suffix. ``escape`` makes a name (and a dataset name) safe; a view whose lists are
     whitespace-separated also escapes whitespace there. Same input, same names."""
-    names = fitted_names([n for _, n in entries], escape)
+    return unique_names_of([n for _, n in entries], lambda: [d for d, _ in entries], escape)
+
+
+def unique_names_of(item_names: list[str], datasets: Callable[[], Sequence[str]],
+                    escape: Callable[[str], str] = escape_component) -> list[str]:
+    """:func:`unique_names` of the pairs of ``datasets()`` and ``item_names``: the datasets are
+    asked for only when some names collide (they are then qualified with them), which a folder of
+    distinct names (the common case) never needs."""
+    names = fitted_names(item_names, escape)
     distinct = names_if_distinct(names)
     if distinct is not None:
         return distinct
+    entries = list(zip(datasets(), item_names))
     parts = [split_ext(n) for n in names]  # once per name: this runs for every item at mount
     stem_count = Counter(stem for stem, _ in parts)
     in_ds_count = Counter((ds, stem) for (ds, _), (stem, _) in zip(entries, parts))

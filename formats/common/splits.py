@@ -8,14 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
-from slyfs.formats.common.naming import (
-    escape_component,
-    fitted_names,
-    names_if_distinct,
-    safe_name,
-    shorten,
-    unique_names,
-)
+from slyfs.formats.common.naming import escape_component, safe_name, shorten, unique_names_of
 from slyfs.formats.model import Item, Project
 from slyfs.formats.view import OptionError, ViewOptions, selected_classes
 
@@ -97,9 +90,7 @@ def splits(project: Project, options: ViewOptions) -> dict[str, list[Item]]:
 def item_names(items: Sequence[Item], escape: Callable[[str], str] = escape_component) -> list[str]:
     """The output name of each item sharing one folder (:func:`naming.unique_names` of their
     dataset and name): unique, stable, with room for a 4-byte suffix after the stem."""
-    names = fitted_names([i.name for i in items], escape)
-    distinct = names_if_distinct(names)  # the common case, without the (dataset, name) pairs
-    return distinct if distinct is not None else unique_names([(i.dataset, i.name) for i in items], escape)
+    return unique_names_of([i.name for i in items], lambda: [i.dataset for i in items], escape)
 
 
 class ItemsKey(tuple):
