@@ -45,6 +45,7 @@ __all__ = [
     "coco_self_eval_ap",
     "datumaro_detect",
     "datumaro_import",
+    "datumaro_import_all",
     "error_chain",
     "require",
     "ultralytics_load",
@@ -403,6 +404,62 @@ def datumaro_import(
     if strict_warnings and bad:
         raise DatumaroStrictError(Path(path), fmt, bad)
     return ds
+
+
+@dataclass
+class ImportReport:
+    """What one import found: the dataset, and every item/annotation error and warning (none stops it)."""
+
+    dataset: Any
+    errors: list[str]
+    warnings: list[str]
+
+    def missing_media(self) -> list[str]:
+        """Ids of items whose media datumaro has no readable file for."""
+        out = []
+        for item in self.dataset:
+            media = item.media
+            path = getattr(media, "path", None)
+            if media is None or not path or not os.path.isfile(path):
+                out.append(item.id)
+        return out
+
+    def label_counts(self) -> dict[tuple[str, str], int]:
+        """``{(annotation type, label name): count}`` over every item (label ``""`` for unlabelled)."""
+        dm = _import("datumaro")
+        labels = self.dataset.categories().get(dm.AnnotationType.label)
+        out: dict[tuple[str, str], int] = {}
+        for item in self.dataset:
+            for ann in item.annotations:
+                label = getattr(ann, "label", None)
+                name = labels[label].name if labels is not None and label is not None else ""
+                key = (ann.type.name, name)
+                out[key] = out.get(key, 0) + 1
+        return out
+
+
+def datumaro_import_all(path: Path, fmt: str, **kwargs: Any) -> ImportReport:
+    """``datumaro.Dataset.import_from(path, fmt)`` that collects every item and annotation error
+    (each ``"ClassName: message"`` chain joined by `` <- ``) and every logged warning instead of stopping
+    at the first, then iterates every item and annotation. A test asserts ``report.errors == []`` and
+    looks at all of them at once. Extra ``kwargs`` go to ``import_from``."""
+    dm = _import("datumaro")
+    from datumaro.components.contexts.importer import ImportErrorPolicy
+
+    errors: list[str] = []
+
+    class CollectingPolicy(ImportErrorPolicy):
+        def _handle_item_error(self, error: Exception) -> None:
+            errors.append(" <- ".join(error_chain(error)))
+
+        def _handle_annotation_error(self, error: Exception) -> None:
+            errors.append(" <- ".join(error_chain(error)))
+
+    with _capture_root_warnings() as handler:
+        ds = dm.Dataset.import_from(str(path), fmt, error_policy=CollectingPolicy(), **kwargs)
+        for item in ds:
+            list(item.annotations)
+    return ImportReport(ds, errors, list(handler.records))
 
 
 def error_chain(exc: BaseException) -> list[str]:
