@@ -164,8 +164,9 @@ def _graph_config() -> dict:
     return {"nodes": nodes, "edges": edges}
 
 
-def build_meta() -> dict:
-    """The project meta: every shape, a keypoint template, every tag value type."""
+def build_meta(format_tags: bool = False) -> dict:
+    """The project meta: every shape, a keypoint template, every tag value type; with
+    ``format_tags``, also the tags and face classes that identity, text and tracking formats read."""
     classes = [
         _cls("car", "rectangle", "#FF0000"),
         _cls("traffic sign", "rectangle", "#008080"),
@@ -192,9 +193,104 @@ def build_meta() -> dict:
         _tag("truncated", "none", "#50C83C", "objectsOnly"),
         _tag("occluded", "oneof_string", "#3C50C8", "objectsOnly", ["0", "1"]),
     ]
+    if format_tags:
+        classes += format_classes()
+        tags += format_tag_metas()
     return {"classes": classes, "tags": tags,
             "projectSettings": {"multiView": {"enabled": False, "tagName": None, "tagId": None,
                                               "isSynced": False}}}
+
+
+# ----------------------------------------------------------------------------- format tags
+
+# Face landmarks in the order VGGFace2 and LFW list them, laid out in a unit face box.
+FACE_LANDMARKS = (("left_eye", (0.30, 0.35)), ("right_eye", (0.70, 0.35)), ("nose", (0.50, 0.55)),
+                  ("mouth_left", (0.35, 0.78)), ("mouth_right", (0.65, 0.78)))
+IDENTITIES = ("Ana Lima", "Bo_Chen", "Zoë Kraft", "Jean-Luc", "Ola Nordmann", "Priya K", "Tomás",
+              "Yuki_Sato")
+SPECIES = ("cat", "dog", "red fox")
+WORDS = ("STOP", "Main St", "exit", 'say "hi"', "one, two", "café", "42", "OPEN 24h")
+
+
+def format_classes() -> list[dict]:
+    """The face box and landmark classes of ``--format-tags``."""
+    nodes = {_node_id(f"face:{label}"): {"label": label, "loc": [round(x * 40), round(y * 40)],
+                                         "color": "#00AA00"} for label, (x, y) in FACE_LANDMARKS}
+    return [_cls("face", "rectangle", "#C04000"),
+            _cls("face_landmarks", "graph", "#00C040", {"nodes": nodes, "edges": []})]
+
+
+def format_tag_metas() -> list[dict]:
+    """The tags of ``--format-tags``; ``text`` may be on images (a crop's word) and objects."""
+    return [
+        _tag("identity", "any_string", "#A01010", "imagesOnly"),
+        _tag("person_id", "any_number", "#A01020", "imagesOnly"),
+        _tag("camera_id", "any_number", "#A01030", "imagesOnly"),
+        _tag("sequence", "any_number", "#A01040", "imagesOnly"),
+        _tag("frame", "any_number", "#A01050", "imagesOnly"),
+        _tag("query", "none", "#A01060", "imagesOnly"),
+        _tag("text", "any_string", "#A01070"),
+        _tag("species", "oneof_string", "#A01080", "imagesOnly", list(SPECIES)),
+        _tag("pair_with", "any_string", "#A01090", "imagesOnly"),
+        _tag("track_id", "any_number", "#A010A0", "objectsOnly"),
+        _tag("score", "any_number", "#A010B0", "objectsOnly"),
+        _tag("is_crowd", "none", "#A010C0", "objectsOnly"),
+        _tag("is_group_of", "none", "#A010D0", "objectsOnly"),
+        _tag("visibility", "any_number", "#A010E0", "objectsOnly"),
+        _tag("ignored", "none", "#A010F0", "objectsOnly"),
+    ]
+
+
+TEXT_SHAPES = ("rectangle", "polygon", "oriented_bbox")
+
+
+def face_objects(rng: random.Random, w: int, h: int) -> list[dict]:
+    """One face box with its five landmarks, sometimes a second face (more than one-face formats hold)."""
+    out = []
+    for _ in range(2 if rng.random() < 0.06 else 1):
+        left, top, right, bottom = _box(rng, w, h, 0.5, min_size=8)
+        out.append(_label("face", "rectangle", {"points": {"exterior": [[left, top], [right, bottom]],
+                                                           "interior": []}}, []))
+        nodes = {_node_id(f"face:{label}"): {"loc": [round(left + fx * (right - left)),
+                                                      round(top + fy * (bottom - top))]}
+                 for label, (fx, fy) in FACE_LANDMARKS}
+        out.append(_label("face_landmarks", "graph", {"nodes": nodes}, []))
+    return out
+
+
+def add_format_tags(ann: dict, rng: random.Random, partner: str | None) -> None:
+    """Adds the identity, camera, text, class and pair image tags, the track, text, score and flag
+    object tags, and faces to one annotation. ``partner``: the file name of an
+    earlier image of the same dataset, for an explicit pair."""
+    person = rng.randrange(len(IDENTITIES))
+    tags = ann["tags"]
+    if rng.random() < 0.85:
+        tags += [{"name": "identity", "value": IDENTITIES[person]}, {"name": "person_id", "value": person + 1},
+                 {"name": "camera_id", "value": rng.randint(1, 6)}, {"name": "sequence", "value": rng.randint(1, 3)},
+                 {"name": "frame", "value": rng.randint(0, 9999)}]
+        if rng.random() < 0.1:
+            tags.append({"name": "query"})
+    if rng.random() < 0.6:
+        tags.append({"name": "text", "value": rng.choice(WORDS)})
+    if rng.random() < 0.7:
+        tags.append({"name": "species", "value": rng.choice(SPECIES)})
+    if partner is not None and rng.random() < 0.15:
+        tags.append({"name": "pair_with", "value": partner})
+    for track, obj in enumerate(ann["objects"], 1):
+        extra = obj["tags"]
+        if rng.random() < 0.9:
+            extra.append({"name": "track_id", "value": track})
+        if obj["geometryType"] in TEXT_SHAPES and rng.random() < 0.5:
+            extra.append({"name": "text", "value": rng.choice(WORDS)})
+        if rng.random() < 0.3:
+            extra.append({"name": "score", "value": round(rng.uniform(0.05, 1.0), 2)})
+        if rng.random() < 0.3:
+            extra.append({"name": "visibility", "value": round(rng.random(), 2)})
+        for flag, chance in (("is_crowd", 0.05), ("is_group_of", 0.05), ("ignored", 0.05)):
+            if rng.random() < chance:
+                extra.append({"name": flag})
+    if rng.random() < 0.8:
+        ann["objects"] += face_objects(rng, ann["size"]["width"], ann["size"]["height"])
 
 
 # ----------------------------------------------------------------------------- images
@@ -720,8 +816,10 @@ def _dump_json(path: Path, data: dict) -> None:
 
 
 def make_project(out: Path, images: int, form: str = "blob", seed: int = 0, image_kind: str = "small",
-                 *, tar_members: int = TAR_MEMBERS_MAX) -> Path:
-    """Write a synthetic project with `images` items to `out` (must be empty or absent); return `out`."""
+                 *, tar_members: int = TAR_MEMBERS_MAX, format_tags: bool = False) -> Path:
+    """Write a synthetic project with `images` items to `out` (must be empty or absent); return `out`.
+    ``format_tags`` adds identities, transcriptions, track ids, class tags and faces (see
+    :func:`add_format_tags`); without it the tree is what it always was."""
     if form not in FORMS:
         raise ValueError(f"form must be one of {FORMS}, not {form!r}")
     if image_kind not in IMAGE_KINDS:
@@ -737,7 +835,7 @@ def make_project(out: Path, images: int, form: str = "blob", seed: int = 0, imag
     pools = {ext: build_pool(image_kind, ext, seed) for ext in ("jpg", "png")}
     items = plan_items(images)
     out.mkdir(parents=True, exist_ok=True)
-    _dump_json(out / "meta.json", build_meta())
+    _dump_json(out / "meta.json", build_meta(format_tags))
     for d in DATASETS:
         (out / d.rel_path / "ann").mkdir(parents=True)
         if form == "plain":
@@ -749,11 +847,16 @@ def make_project(out: Path, images: int, form: str = "blob", seed: int = 0, imag
         (out / "blob").mkdir()
         blobs = BlobWriter(out / "blob", tar_members)
 
+    partners: dict[str, str] = {}  # dataset -> its latest tagged image, a pair's other half
     for index, item in enumerate(items):
         rng = random.Random(f"{seed}/{item.dataset.name}/{item.name}")
         pool = pools[item.ext]
         image = pool[rng.randrange(len(pool))]
         ann = make_annotation(item, rng, image.width, image.height)
+        if format_tags and item.role != "empty":
+            add_format_tags(ann, random.Random(f"{seed}/{item.dataset.name}/{item.name}/format-tags"),
+                            partners.get(item.dataset.name))
+            partners[item.dataset.name] = item.name
         ds_dir = out / item.dataset.rel_path
         _dump_json(ds_dir / "ann" / f"{item.name}.json", ann)
         if item.dataset.name in IMG_INFO_DATASETS:
@@ -785,11 +888,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="tiny ~0.5-1 KB, small ~4 KB, large ~500 KB per image")
     parser.add_argument("--tar-members", type=int, default=TAR_MEMBERS_MAX,
                         help="blob form: members per tar before a new tar is started")
+    parser.add_argument("--format-tags", action="store_true",
+                        help="add identities, transcriptions, track ids, class tags and faces "
+                             "(what identity, text and tracking formats read)")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:
         out = make_project(args.out, args.images, args.form, args.seed, args.image_kind,
-                           tar_members=args.tar_members)
+                           tar_members=args.tar_members, format_tags=args.format_tags)
     except (ValueError, FileExistsError) as exc:
         parser.error(str(exc))
     seconds = time.perf_counter() - started

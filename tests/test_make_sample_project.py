@@ -240,3 +240,35 @@ def test_rejects_bad_arguments(tmp_path: Path) -> None:
     (tmp_path / "c" / "x").write_text("")
     with pytest.raises(FileExistsError):
         msp.make_project(tmp_path / "c", N)
+
+
+def test_format_tags(tmp_path: Path, projects: dict[str, Path]) -> None:
+    """--format-tags: every added tag is declared with the right target, the reader finds no problem,
+    the images are those of the untagged project, and the same arguments give the same tree."""
+    from slyfs.formats.readers.supervisely import ProblemLog, read_project
+
+    tagged = msp.make_project(tmp_path / "tagged", N, "blob", seed=3, tar_members=25, format_tags=True)
+    again = msp.make_project(tmp_path / "again", N, "blob", seed=3, tar_members=25, format_tags=True)
+    assert _files(tagged) == _files(again)
+    untagged = _files(projects["blob"])
+    assert {p: d for p, d in _files(tagged).items() if p.startswith("blob/")} == \
+        {p: d for p, d in untagged.items() if p.startswith("blob/")}
+    meta = json.loads((tagged / "meta.json").read_text())
+    applicable = {t["name"]: t["applicable_type"] for t in meta["tags"]}
+    graphs = {c["title"]: c for c in meta["classes"]}
+    assert [n["label"] for n in graphs["face_landmarks"]["geometry_config"]["nodes"].values()] == \
+        ["left_eye", "right_eye", "nose", "mouth_left", "mouth_right"]
+    seen_image, seen_object, faces = set(), set(), []
+    for path in tagged.rglob("ann/*.json"):
+        ann = json.loads(path.read_text())
+        seen_image |= {t["name"] for t in ann["tags"]}
+        seen_object |= {t["name"] for o in ann["objects"] for t in o["tags"]}
+        faces.append(sum(o["classTitle"] == "face" for o in ann["objects"]))
+    assert all(applicable[n] != "objectsOnly" for n in seen_image)
+    assert all(applicable[n] != "imagesOnly" for n in seen_object)
+    assert {"identity", "person_id", "camera_id", "text", "species", "pair_with"} <= seen_image
+    assert {"track_id", "text", "score", "visibility"} <= seen_object
+    assert max(faces) == 2 and faces.count(1) > len(faces) // 2
+    report = ProblemLog()
+    project = read_project(str(tagged), report=report)
+    assert report.all() == [] and sum(len(d.items) for d in project.datasets) == N
