@@ -238,6 +238,10 @@ class TestVoc(ViewContract):
     formats = ["voc"]
 
 
+class TestKitti(ViewContract):
+    formats = ["kitti"]
+
+
 class TestSupervisely(ViewContract):
     formats = ["supervisely"]
 
