@@ -27,6 +27,7 @@ FORMATS: dict[str, str] = {
     "yolo-darknet": "slyfs.formats.writers.yolo.darknet",
     "voc": "slyfs.formats.writers.voc",
     "kitti": "slyfs.formats.writers.kitti",
+    "open-images": "slyfs.formats.writers.open_images",
     "supervisely": "slyfs.formats.writers.supervisely",
 }
 

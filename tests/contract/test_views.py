@@ -242,6 +242,10 @@ class TestKitti(ViewContract):
     formats = ["kitti"]
 
 
+class TestOpenImages(ViewContract):
+    formats = ["open-images"]
+
+
 class TestSupervisely(ViewContract):
     formats = ["supervisely"]
 
