@@ -14,7 +14,8 @@ from PIL import Image
 
 from slyfs.formats.common.labels import tagged_label_file
 from slyfs.formats.common.masks import distinct_colours, gray_png, painted_indices, rgb_png
-from slyfs.formats.common.naming import plain_subset_names, token_text, token_texts
+from slyfs.formats.common.naming import backslashless_component, plain_subset_names, token_text, token_texts
+from slyfs.formats.common.splits import item_names
 from slyfs.formats.common.tags import find_tag, tag_flag, tag_names, tag_number, tag_option
 from slyfs.formats.common.text import csv_rows
 from slyfs.formats.contract import NotRenderable
@@ -99,6 +100,14 @@ def test_plain_subset_names() -> None:
         {"train": "train", "my_val": "my-val", "my-val": "my-val-2", "a.b": "a-b", "data set": "data-set", "ü": "-"}
     assert plain_subset_names(["instance", "x" * 80], reserved=("instance",), max_bytes=8) == \
         {"instance": "instan-2", "x" * 80: "xxxxxxxx"}
+
+
+def test_backslashless_names_stay_unique() -> None:
+    assert backslashless_component("a\\b/c.png") == "a%5Cb%2Fc.png" and backslashless_component("x.png") == "x.png"
+    items = [Item("ds", n, None, None) for n in ("a%5Cb.png", "a\\b.png", "c.png")]
+    names = item_names(items, escape=backslashless_component)
+    assert len({n.rpartition(".")[0] for n in names}) == 3 and not any("\\" in n for n in names)
+    assert names[2] == "c.png" and all(n.startswith("a%5Cb") for n in names[:2])
 
 
 def test_csv_rows_read_back_with_the_csv_module() -> None:

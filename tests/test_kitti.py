@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from slyfs.formats.common.naming import plain_subset_names
+from slyfs.formats.common.naming import backslashless_component, plain_subset_names
 from slyfs.formats.common.splits import item_names, splits
 from slyfs.formats.model import Annotation, Cuboid2d, Label, Mask, OrientedBox, PointGeom, Polygon, Project, Rectangle
 from slyfs.formats.readers.supervisely import read_project
@@ -158,7 +158,7 @@ def items_by_output(project: Project) -> dict[tuple[str, str], object]:
     subsets = plain_subset_names(list(parts), reserved=kitti.FOLDERS)
     out = {}
     for split, items in parts.items():
-        for item, name in zip(items, item_names(items)):
+        for item, name in zip(items, item_names(items, escape=backslashless_component)):
             out[(subsets[split], name.rpartition(".")[0] or name)] = item
     return out
 
@@ -283,3 +283,49 @@ def test_kitti_importer_on_one_subset_reads_detection(tmp_path: Path) -> None:
         detection = datumaro_import_all(mnt, "kitti_detection")
         assert both.errors == [] and len(both.dataset) == 12
         assert both.label_counts() == detection.label_counts()
+
+
+# ---------------------------------------------------------------- names readers split on
+
+
+HOSTILE_CLASSES = ("traffic sign", "traffic_sign", "background", "a\tb")
+HOSTILE_ITEMS = {"back\\slash.png": 0, 'com,ma "q" x.png': 1, "ü" * 80 + ".png": 2, "dup.png": 3}
+
+
+def hostile_tree(root: Path) -> Path:
+    """Class names with spaces and tabs that collide once spaces are ``_``, one called background;
+    datasets whose names hold ``_`` and ``.``; image names with a backslash, a comma and quotes,
+    long non-ASCII names, the same name in two datasets."""
+    from tests.helpers.hostile import ann, plain_project, rect
+    for dataset in ("my_set.v2", "other"):
+        plain_project(root, {name: ann(rect(1, 1, 4 + k, 5, HOSTILE_CLASSES[k]), rect(0, 0, 2, 2, HOSTILE_CLASSES[0]))
+                             for name, k in HOSTILE_ITEMS.items()}, classes=HOSTILE_CLASSES, dataset=dataset)
+    return root
+
+
+def materialise(view: dict, dest: Path) -> Path:
+    from slyfs.vfs.tree import VirtualTree
+    tree = VirtualTree(view)
+    for path in tree.walk_files():
+        (dest / path).parent.mkdir(parents=True, exist_ok=True)
+        (dest / path).write_bytes(tree.read_file(path))
+    return dest
+
+
+def test_hostile_names_are_mapped_to_what_the_readers_keep(tmp_path: Path) -> None:
+    require("datumaro")
+    from slyfs.formats.layout import LayoutView
+    project = read_project(str(hostile_tree(tmp_path / "src")))
+    out = materialise(LayoutView(kitti.layout, project, ViewOptions()), tmp_path / "out")
+    labels = [line.split()[3] for line in (out / "label_colors.txt").read_text(encoding="utf-8").splitlines()]
+    assert labels[0] == "_background" and labels[2] == "traffic_sign" and labels[3] == "background"
+    assert labels[1].startswith("traffic_sign~") and labels[4] == "a_b" and len(set(labels)) == 5
+    assert sorted(p.name for p in out.iterdir()) == ["dataset_meta.json", "label_colors.txt", "my-set-v2", "other"]
+    detection = datumaro_import_all(out, "kitti_detection")
+    segmentation = datumaro_import_all(out, "kitti_segmentation")
+    for report in (detection, segmentation):
+        assert report.errors == [] and report.missing_media() == [] and len(report.dataset) == 8
+        assert {i.subset for i in report.dataset} == {"my-set-v2", "other"}
+    assert detection.label_counts() == {("bbox", labels[1]): 8 + 2, ("bbox", "traffic_sign"): 2,
+                                        ("bbox", "background"): 2, ("bbox", "a_b"): 2}
+    assert segmentation.label_counts()[("mask", labels[1])] == 8 + 2

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from slyfs.formats.common.naming import plain_subset_names
+from slyfs.formats.common.naming import backslashless_component, plain_subset_names
 from slyfs.formats.common.splits import item_names, splits
 from slyfs.formats.common.text import csv_rows
 from slyfs.formats.model import Annotation, Label, Mask, PointGeom, Polygon, Project, Tag
@@ -125,7 +125,7 @@ def items_by_id(project: Project) -> dict[str, tuple[str, object]]:
     parts = splits(project, ViewOptions())
     subsets = plain_subset_names(list(parts))
     everything = [(split, item) for split, items in parts.items() for item in items]
-    names = item_names([item for _, item in everything])
+    names = item_names([item for _, item in everything], escape=backslashless_component)
     return {name.rpartition(".")[0] or name: (subsets[split], item) for (split, item), name in zip(everything, names)}
 
 
@@ -242,3 +242,40 @@ def test_class_selection_keeps_boxes_of_those_classes_only():
     files = view_files(oi, read_project(str(PLAIN)), ViewOptions(classes=("car",)))
     rows = list(csv.DictReader(io.StringIO(files["annotations/train-annotations-bbox.csv"].render().decode())))
     assert rows and {r["LabelName"] for r in rows} == {"car"}
+
+
+# ---------------------------------------------------------------- names readers split on
+
+
+def test_hostile_names_are_mapped_to_what_the_reader_keeps(tmp_path: Path) -> None:
+    """Labels with commas, quotes, tabs and outer blanks; datasets with ``_`` and ``.``; image names
+    with a backslash (Datumaro reads it as ``/``), a comma and quotes, long non-ASCII names, the same
+    name in two datasets: every image, box and mask comes back."""
+    require("datumaro")
+    from slyfs.formats.layout import LayoutView
+    from slyfs.vfs.tree import VirtualTree
+    from tests.helpers.hostile import ann, plain_project
+
+    classes = ('a,"b"', " pad", "tab\there", "traffic sign")
+    items = {"back\\slash.png": 0, 'com,ma "q" x.png': 1, "ü" * 80 + ".png": 2, "dup.png": 3}
+    for dataset in ("my_set.v2", "other"):
+        plain_project(tmp_path / "src", {name: ann({"classTitle": classes[k], "geometryType": "polygon", "tags": [],
+                                                    "points": {"exterior": [[1, 1], [6, 1], [1, 6]], "interior": []}})
+                                         for name, k in items.items()}, classes=classes, dataset=dataset)
+    tree = VirtualTree(LayoutView(oi.layout, read_project(str(tmp_path / "src")), ViewOptions()))
+    out = tmp_path / "out"
+    for path in tree.walk_files():
+        (out / path).parent.mkdir(parents=True, exist_ok=True)
+        (out / path).write_bytes(tree.read_file(path))
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["my-set-v2", "other"]
+    report = datumaro_import_all(out, "open_images")
+    assert report.errors == [] and report.missing_media() == [] and len(report.dataset) == 8
+    assert not any("\\" in item.id for item in report.dataset)
+    names = oi.label_names(list(classes))
+    assert names[0] == 'a,"b"' and names[1] == "%20pad" and names[2] == "tab%09here"
+    assert report.label_counts() == {(kind, n): 2 for kind in ("bbox", "mask") for n in names}
+    for item in report.dataset:
+        masks = [a for a in item.annotations if a.type.name == "mask"]
+        boxes = [a for a in item.annotations if a.type.name == "bbox"]
+        assert len(masks) == len(boxes) == 1 and masks[0].group == boxes[0].group
+        assert int(masks[0].image.sum()) == 21  # the triangle (1,1)-(6,1)-(1,6) with its boundary

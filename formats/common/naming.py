@@ -271,5 +271,17 @@ def plain_subset_names(splits: Sequence[str], reserved: Collection[str] = (),
     return out
 
 
+def backslashless_component(name: str) -> str:
+    """A name made one path component with no backslash: ``escape_component``, then ``\\`` as
+    ``%5C``. Datumaro turns a backslash in an item id or media path into ``/``, losing the image."""
+    out = escape_component(name)
+    return out.replace("\\", "%5C") if "\\" in out else out
+
+
+def _kept_whole_backslashless(names: list[str]) -> bool:
+    return _kept_whole(names) and "\\" not in "".join(names)
+
+
 _KEEPS_WHOLE: dict[Callable[[str], str], Callable[[list[str]], bool]] = {
-    escape_component: _kept_whole, spaceless_component: _kept_whole_spaceless}
+    escape_component: _kept_whole, spaceless_component: _kept_whole_spaceless,
+    backslashless_component: _kept_whole_backslashless}

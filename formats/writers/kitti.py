@@ -32,8 +32,9 @@ from slyfs.formats.common.geometry import Box, clipped_box
 from slyfs.formats.common.labels import report_left_out, tagged_label_file
 from slyfs.formats.common.masks import background_name, distinct_colours, gray_png, painted_indices, rgb_png
 from slyfs.formats.common.memo import BoundedMemo
-from slyfs.formats.common.naming import plain_subset_names, split_ext, token_texts
+from slyfs.formats.common.naming import backslashless_component, plain_subset_names, split_ext, token_texts
 from slyfs.formats.common.raster import has_area
+from slyfs.formats.common.splits import item_names
 from slyfs.formats.common.tags import find_tag, tag_flag, tag_names, tag_number, tag_option
 from slyfs.formats.common.text import json_bytes
 from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node
@@ -193,6 +194,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         per_item=(ItemFile(_in("image_2"), lambda item, name: image_node(item)),
                   ItemFile(_in("label_2"), label_node, lambda name: f"{split_ext(name)[0]}.txt"),
                   *(mask_file(kind) for kind in FOLDERS[2:])),
+        names=functools.partial(item_names, escape=backslashless_component),
         split_labels=lambda splits: plain_subset_names(splits, reserved=FOLDERS))
 
 

@@ -35,6 +35,7 @@ from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.masks import gray_png
 from slyfs.formats.common.naming import (
     MAX_NAME_BYTES,
+    backslashless_component,
     distinct_texts,
     plain_subset_names,
     shorten,
@@ -42,6 +43,7 @@ from slyfs.formats.common.naming import (
     text_field,
 )
 from slyfs.formats.common.raster import geometry_mask
+from slyfs.formats.common.splits import item_names
 from slyfs.formats.common.tags import find_tag, tag_flag, tag_names, tag_number, tag_option
 from slyfs.formats.common.text import csv_rows, json_bytes
 from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node, streamed
@@ -101,7 +103,8 @@ MASK_TAIL_BYTES = len("_00000000.png")
 
 def mask_name(image_id: str, position: int) -> str:
     """``<ImageID>_<BoxID>.png``, the id cut (hash-tagged) so that the name is one path component
-    and always ends in the BoxID, which :func:`mask_position` reads back."""
+    and always ends in the BoxID, which :func:`mask_position` reads back (ids hold no ``\\``, which
+    the reader refuses in a ``MaskPath``)."""
     return f"{shorten(image_id, MAX_NAME_BYTES - MASK_TAIL_BYTES)}_{box_id(position)}.png"
 
 
@@ -239,4 +242,5 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         whole=(SplitFile(lambda _: "annotations/images.meta", meta_node),),
         per_item=(ItemFile(lambda s: f"images/{s}", lambda item, name: image_node(item), by_split=True),
                   ItemFile(lambda s: f"masks/{s}", mask_node, many=mask_files, by_split=True)),
-        group_by="all", split_labels=plain_subset_names)
+        group_by="all", names=functools.partial(item_names, escape=backslashless_component),
+        split_labels=plain_subset_names)
