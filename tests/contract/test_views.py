@@ -259,3 +259,11 @@ class TestTagSplitsWithoutEmpty(ViewContract):
 
     formats = ["coco", "yolo", "voc"]
     options = ViewOptions(split="tags", include_empty=False)
+
+
+class TestTagSplitsPerSplitFolders(ViewContract):
+    """Items moving between the per-split folders of one naming group (Open Images) or of split
+    groups (KITTI) as their tags change."""
+
+    formats = ["open-images", "kitti"]
+    options = ViewOptions(split="tags", include_empty=False)
