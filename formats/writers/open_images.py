@@ -64,7 +64,6 @@ MASK_FIELDS = ("MaskPath", "ImageID", "LabelName", "BoxID", "BoxXMin", "BoxXMax"
 FLAGS = ("occluded", "truncated", "is_group_of", "is_depiction", "is_inside")  # in BOX_FIELDS order
 MASKED = (Polygon, Mask)  # what gets a mask PNG besides its box
 MASK_VALUE = 255
-ROOT_LABEL = "/m/0"
 
 FLAG_OPTIONS = tuple(tag_option(VIEW, flag) for flag in FLAGS)
 SCORE = tag_option(VIEW, "score")
@@ -148,6 +147,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     tag_label.update((t, class_label[t]) for t in titles if any(m.name == t for m in project.meta.tag_metas))
     base_key = (tuple(names), tuple(titles), tuple(sorted(tags.items())), options.key())
     classes_csv = csv_rows([n, n] for n in names).encode("utf-8")
+    # the reader wants one root: an OID-style id no label has, without subcategories (the labels are flat)
     hierarchy = json_bytes({"LabelName": next(f"/m/{i}" for i in range(len(names) + 1) if f"/m/{i}" not in names),
                             "Subcategory": []})
 
