@@ -27,6 +27,7 @@ from slyfs.formats.model import Item, Project
 from slyfs.formats.view import ViewOptions
 
 GroupBy = Literal["split", "dataset", "all"]
+WHOLE = ""  # the split of a ``Layout.whole`` file: every item of the view
 
 
 def _same(name: str) -> str:
@@ -64,12 +65,22 @@ class SplitFile:
 @dataclass(frozen=True)
 class ItemFile:
     """One file per item of a group, in ``folder(group label)``, named ``name(output name)``
-    (distinct names give distinct file names); ``present`` says which items have one (None: all)."""
+    (distinct names give distinct file names); ``present`` says which items have one (None: all).
+    ``many``, when set, gives an item any number of files instead, named ``many(item, output name)``
+    (names distinct across items), and ``node`` is then called with the file's name.
+    ``by_split``: in a layout grouped ``"all"``, one folder per split, ``folder(split label)``,
+    holding that split's items (names stay unique over the whole group)."""
 
     folder: Callable[[str], str]
     node: Callable[[Item, str], Node]
     name: Callable[[str], str] = _same
     present: Callable[[Item], bool] | None = None
+    many: Callable[[Item, str], Sequence[str]] | None = None
+    by_split: bool = False
+
+    def content_listed(self) -> bool:
+        """Whether the folder's listing depends on the items' contents, not only on their names."""
+        return self.present is not None or self.many is not None
 
 
 @dataclass(frozen=True)
@@ -77,10 +88,12 @@ class Layout:
     """A format's tree. ``group_by``: items named together per split, per dataset (label: the
     dataset's full name) or all in one group (label ""; split-major order). ``names``: the output
     name of each item of a group. ``split_labels``: split names → the names paths use (None: the
-    same). ``default_splits``: the splits of a view with no items at all."""
+    same). ``default_splits``: the splits of a view with no items at all. ``whole``: files made
+    from every item of the view, in split order (``group_by="all"`` only; split label ``""``)."""
 
     static: tuple[StaticFile, ...] = ()
     per_split: tuple[SplitFile, ...] = ()
+    whole: tuple[SplitFile, ...] = ()
     per_item: tuple[ItemFile, ...] = ()
     group_by: GroupBy = "split"
     names: Callable[[Sequence[Item]], list[str]] = item_names
@@ -185,7 +198,7 @@ class Group:
         self.runs = runs  # (split, start, end): sorted runs of ``items``, one per split
         self._naming = naming
         self._names: list[str] | None = None
-        self._files: dict[int, tuple[list[str], array]] = {}
+        self._files: dict[tuple[int, str | None], tuple[list[str], array]] = {}
         self._merged: dict[str, list[str]] = {}
         self._digest: bytes | None = None
         self._lock = threading.Lock()
@@ -197,7 +210,7 @@ class Group:
         group = Group(self.label, items, runs, self._naming)
         group._names = self._names
         keep = set(keep_files)
-        group._files = {i: f for i, f in self._files.items() if i in keep}
+        group._files = {k: f for k, f in self._files.items() if k[0] in keep}
         return group
 
     def names(self) -> list[str]:
@@ -207,24 +220,34 @@ class Group:
                     self._names = self._naming(self.items)
         return self._names
 
-    def files(self, index: int, spec: ItemFile) -> tuple[list[str], array]:
-        """The file names of item file ``index`` (sorted) and the item each names."""
-        hit = self._files.get(index)
+    def files(self, index: int, spec: ItemFile, split: str | None = None) -> tuple[list[str], array]:
+        """The file names of item file ``index`` (sorted) and the item each names; ``split``:
+        only that split's items (a ``by_split`` file)."""
+        hit = self._files.get((index, split))
         if hit is None:
+            if spec.many is not None:
+                hit = self._files[(index, split)] = self._many_files(spec.many, split)
+                return hit
             names = self.names()
             if spec.name is not _same:
                 names = list(map(spec.name, names))
             present = spec.present
-            at = (range(len(names)) if present is None
-                  else [i for i, item in enumerate(self.items) if present(item)])
+            span = range(len(names)) if split is None else range(*self.run(split))
+            at = span if present is None else [i for i in span if present(self.items[i])]
             # sorted positions with a C-level key: no tuple per entry, and a run already in order costs one pass
             order = sorted(at, key=names.__getitem__)
-            hit = self._files[index] = (list(map(names.__getitem__, order)), array("l", order))
+            hit = self._files[(index, split)] = (list(map(names.__getitem__, order)), array("l", order))
         return hit
 
-    def find(self, index: int, spec: ItemFile, name: str) -> int | None:
+    def _many_files(self, many: Callable[[Item, str], Sequence[str]], split: str | None) -> tuple[list[str], array]:
+        names = self.names()
+        pairs = sorted((file, i) for i in (range(len(names)) if split is None else range(*self.run(split)))
+                       for file in many(self.items[i], names[i]))
+        return [file for file, _ in pairs], array("l", [i for _, i in pairs])
+
+    def find(self, index: int, spec: ItemFile, name: str, split: str | None = None) -> int | None:
         """The item whose file ``index`` is called ``name``."""
-        sorted_names, at = self.files(index, spec)
+        sorted_names, at = self.files(index, spec, split)
         i = bisect.bisect_left(sorted_names, name)
         return at[i] if i < len(sorted_names) and sorted_names[i] == name else None
 
@@ -292,7 +315,7 @@ class LayoutView:
         self.labels = [labels[s] for s in self.split_names]
         self.groups = self._groups(carried or {}, splits)
         self._dirs: dict[str, dict[str, Entry | Folder]] = {"": {}}
-        self._item_dirs: dict[str, list[tuple[Group, int]]] = {}
+        self._item_dirs: dict[str, list[tuple[Group, int, str | None]]] = {}
         self._split_nodes: dict[str, Node] = {}
         self._skeleton(labels)
 
@@ -331,14 +354,23 @@ class LayoutView:
         for split in self.split_names:
             for split_file in layout.per_split:
                 add_entry(self._dirs, split_file.path(labels[split]), _SplitEntry(split_file, split, labels[split]))
+        assert not layout.whole or layout.group_by == "all", "whole-view files need group_by='all'"
+        for whole in layout.whole:
+            add_entry(self._dirs, whole.path(WHOLE), _SplitEntry(whole, WHOLE, WHOLE))
         for group in self.groups.values():
             label = labels.get(group.label, group.label) if layout.group_by == "split" else group.label
             for index, spec in enumerate(layout.per_item):
                 if spec.present is not None and not any(map(spec.present, group.items)):
                     continue
+                if spec.by_split and layout.group_by == "all":
+                    for split, _, _ in group.runs:
+                        folder = spec.folder(labels[split])
+                        add_folder(self._dirs, folder)
+                        self._item_dirs.setdefault(folder, []).append((group, index, split))
+                    continue
                 folder = spec.folder(label)
                 add_folder(self._dirs, folder)
-                self._item_dirs.setdefault(folder, []).append((group, index))
+                self._item_dirs.setdefault(folder, []).append((group, index, None))
 
     # -- View
 
@@ -349,7 +381,7 @@ class LayoutView:
         holders = self._item_dirs.get(folder)
         if not holders:
             return sorted(fixed)
-        parts: builtins.list[Sequence[str]] = [g.files(i, self.layout.per_item[i])[0] for g, i in holders]
+        parts: builtins.list[Sequence[str]] = [g.files(i, self.layout.per_item[i], s)[0] for g, i, s in holders]
         if fixed:  # a fixed entry among item files (a subfolder): not kept, the entries are this version's
             return sorted([*fixed, *(n for part in parts for n in part)])
         if len(parts) == 1:
@@ -363,11 +395,11 @@ class LayoutView:
         entry = fixed.get(name)
         if entry is not None:
             return self._split_node(folder, name, entry) if isinstance(entry, _SplitEntry) else entry
-        for group, index in self._item_dirs.get(folder, ()):
+        for group, index, split in self._item_dirs.get(folder, ()):
             spec = self.layout.per_item[index]
-            i = group.find(index, spec, name)
+            i = group.find(index, spec, name, split)
             if i is not None:
-                return spec.node(group.items[i], group.names()[i])
+                return spec.node(group.items[i], name if spec.many is not None else group.names()[i])
         return None
 
     def _split_node(self, folder: str, name: str, entry: _SplitEntry) -> Node:
@@ -383,7 +415,7 @@ class LayoutView:
             group = self.groups.get("")
             if group is None:
                 return SplitItems(split, label, (), (), ("empty",))
-            start, end = group.run(split)
+            start, end = (0, len(group.items)) if split == WHOLE else group.run(split)
             items = group.items[start:end]
             return SplitItems(split, label, items, group.names()[start:end],
                               (items_digest(items), group.keys_digest()))
@@ -397,8 +429,8 @@ class LayoutView:
         for folder, fixed in self._dirs.items():
             prefix = f"{folder}/" if folder else ""
             paths += [prefix + n for n, e in fixed.items() if not isinstance(e, Folder)]
-            for group, index in self._item_dirs.get(folder, ()):
-                paths += [prefix + n for n in group.files(index, self.layout.per_item[index])[0]]
+            for group, index, split in self._item_dirs.get(folder, ()):
+                paths += [prefix + n for n in group.files(index, self.layout.per_item[index], split)[0]]
         return iter(sorted(paths))
 
     # -- change
@@ -425,7 +457,7 @@ class LayoutView:
 
     def _listing_only(self) -> builtins.list[int]:
         """The item files whose listing depends on the items' names alone."""
-        return [i for i, spec in enumerate(self.layout.per_item) if spec.present is None]
+        return [i for i, spec in enumerate(self.layout.per_item) if not spec.content_listed()]
 
     def stale(self, before: object, change: Change) -> builtins.list[str]:
         assert isinstance(before, LayoutView)
@@ -451,9 +483,9 @@ class LayoutView:
             if a.keys() != b.keys():
                 out.add(path)
         for folder, holders in self._item_dirs.items():  # item folders whose listing changed
-            for group, index in holders:
+            for group, index, _ in holders:
                 if group.label not in self.kept and (group.label not in self.retouched
-                                                     or self.layout.per_item[index].present is not None):
+                                                     or self.layout.per_item[index].content_listed()):
                     out.add(folder)
         return sorted(out)
 
@@ -466,7 +498,7 @@ class LayoutView:
         group = self.groups.get("")
         if group is None or "" not in self.retouched:
             return True
-        start, end = group.run(split)
+        start, end = (0, len(group.items)) if split == WHOLE else group.run(split)
         return any(_find(group.items, key, start, end) is not None for key in change.items)
 
     def _item_files(self, key: ItemKey) -> dict[str, Node]:
@@ -474,17 +506,33 @@ class LayoutView:
         for group in self.groups.values():
             i = group.position(key)
             if i is not None:
-                item, name, label = group.items[i], group.names()[i], self._label_of(group)
-                return {f"{spec.folder(label)}/{spec.name(name)}": spec.node(item, name)
-                        for spec in self.layout.per_item if spec.present is None or spec.present(item)}
+                item, name = group.items[i], group.names()[i]
+                out: dict[str, Node] = {}
+                for spec in self.layout.per_item:
+                    folder = spec.folder(self._label_of(group, spec, i))
+                    if spec.many is not None:
+                        out.update((f"{folder}/{n}", spec.node(item, n)) for n in spec.many(item, name))
+                    elif spec.present is None or spec.present(item):
+                        out[f"{folder}/{spec.name(name)}"] = spec.node(item, name)
+                return out
         return {}
 
     def _paths_of(self, group: Group, i: int) -> builtins.list[str]:
-        label = self._label_of(group)
         name = group.names()[i]
-        return [f"{spec.folder(label)}/{spec.name(name)}" for spec in self.layout.per_item]
+        out = []
+        for spec in self.layout.per_item:
+            folder = spec.folder(self._label_of(group, spec, i))
+            if spec.many is not None:
+                out += [f"{folder}/{n}" for n in spec.many(group.items[i], name)]
+            else:
+                out.append(f"{folder}/{spec.name(name)}")
+        return out
 
-    def _label_of(self, group: Group) -> str:
+    def _label_of(self, group: Group, spec: ItemFile, i: int) -> str:
+        """The label an item file of the group's ``i``-th item is foldered under."""
+        if spec.by_split and self.layout.group_by == "all":
+            split = next(name for name, start, end in group.runs if start <= i < end)
+            return self.labels[self.split_names.index(split)]
         if self.layout.group_by != "split":
             return group.label
         return self.labels[self.split_names.index(group.label)]

@@ -26,6 +26,8 @@ FORMATS: dict[str, str] = {
     "yolo-obb": "slyfs.formats.writers.yolo.obb",
     "yolo-darknet": "slyfs.formats.writers.yolo.darknet",
     "voc": "slyfs.formats.writers.voc",
+    "kitti": "slyfs.formats.writers.kitti",
+    "open-images": "slyfs.formats.writers.open_images",
     "supervisely": "slyfs.formats.writers.supervisely",
 }
 

@@ -1,4 +1,4 @@
-"""Per-item label text files (YOLO rows today; KITTI, Open Images next): the rows of each
+"""Per-item label text files (YOLO rows, KITTI's label_2): the rows of each
 label of a kept class, and what a view cannot express counted and reported, never dropped silently."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from slyfs.formats.model import (
     Geometry,
     Graph,
     Item,
+    Label,
     Line,
     Mask,
     OrientedBox,
@@ -43,9 +44,21 @@ GEOMETRY_NAMES = {Rectangle: "rectangle", Polygon: "polygon", Line: "line", Poin
                   Graph: "graph", Cuboid2d: "cuboid", OrientedBox: "oriented box"}
 
 
+LabelRowsOf = Callable[[int, Label, int, int], list[str] | None]
+"""``(class_id, label, width, height)`` → rows, for views whose rows also carry the label's tags
+(KITTI's truncated/occluded/score); None as for :data:`RowsOf`."""
+
+
 def label_file(project: Project, item: Item, class_ids: dict[str, int], view_title: str, rows_of: RowsOf) -> bytes:
     """One label file: the rows of every label of a kept class; what ``rows_of`` cannot
     express is counted by geometry and reported once per image and kind."""
+    return tagged_label_file(project, item, class_ids, view_title,
+                             lambda cid, label, width, height: rows_of(cid, label.geometry, width, height))
+
+
+def tagged_label_file(project: Project, item: Item, class_ids: dict[str, int], view_title: str,
+                      rows_of: LabelRowsOf) -> bytes:
+    """:func:`label_file` with rows made from the whole label (geometry and tags)."""
     ann = project.annotation(item)
     rows: list[str] = []
     left_out: Counter[str] = Counter()
@@ -53,7 +66,7 @@ def label_file(project: Project, item: Item, class_ids: dict[str, int], view_tit
         cid = class_ids.get(label.class_title)
         if cid is None:
             continue
-        label_rows = rows_of(cid, label.geometry, ann.width, ann.height)
+        label_rows = rows_of(cid, label, ann.width, ann.height)
         if label_rows is None:
             left_out[GEOMETRY_NAMES[type(label.geometry)]] += 1
         else:

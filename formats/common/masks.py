@@ -76,3 +76,62 @@ def background_name(names: Iterable[str]) -> str:
     while name in taken:
         name = "_" + name
     return name
+
+
+def painted_indices(width: int, height: int, shapes: Iterable[tuple[Label, int]],
+                    dtype: type[np.unsignedinteger] = np.uint16) -> np.ndarray:
+    """An index image of ``dtype`` (0 where nothing is painted): each label's pixels (RASTER) set
+    to its value, in order, later over earlier; labels without area paint nothing."""
+    out = np.zeros((height, width), dtype=dtype)
+    for label, value in shapes:
+        mask = geometry_mask(label.geometry, width, height)
+        if mask is not None:
+            out[mask] = value
+    return out
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _check_size(shape: tuple[int, ...]) -> None:
+    if shape[0] == 0 or shape[1] == 0:
+        raise NotRenderable("image size unknown (no readable image or annotation size): no mask can be drawn")
+
+
+def gray_png(indices: np.ndarray) -> bytes:
+    """A 1-channel PNG of an index image: 8-bit for ``uint8``, 16-bit for ``uint16`` (the integer
+    masks of KITTI, Cityscapes' instanceIds, MOTS), values exactly as in the array."""
+    _check_size(indices.shape)
+    if indices.dtype == np.uint8:
+        return _png(Image.fromarray(np.ascontiguousarray(indices)))
+    if indices.dtype != np.uint16:
+        raise TypeError(f"gray_png takes uint8 or uint16 indices, not {indices.dtype}")
+    return _png(Image.fromarray(np.ascontiguousarray(indices, dtype="<u2")))
+
+
+def rgb_png(indices: np.ndarray, colours: list[tuple[int, int, int]]) -> bytes:
+    """An RGB PNG of an index image, index k painted ``colours[k]`` (exact, no antialiasing)."""
+    _check_size(indices.shape)
+    table = np.asarray(colours, dtype=np.uint8).reshape(-1, 3)
+    return _png(Image.fromarray(table[indices]))
+
+
+def distinct_colours(colours: Iterable[tuple[int, int, int]],
+                     taken: Iterable[tuple[int, int, int]] = ((0, 0, 0),)) -> list[tuple[int, int, int]]:
+    """Each colour, or, when ``taken`` (by default black, the background) or an earlier one has it,
+    the nearest free colour found by stepping its components: colour-coded masks are decoded by
+    exact colour, so every label needs its own."""
+    used = set(taken)
+    out = []
+    for colour in colours:
+        r, g, b = colour
+        step = 0
+        while (r, g, b) in used:
+            step += 1
+            r, g, b = ((colour[0] + step) % 256, (colour[1] + step * 7) % 256, (colour[2] + step * 13) % 256)
+        used.add((r, g, b))
+        out.append((r, g, b))
+    return out

@@ -1,11 +1,13 @@
-"""Text in structured files: XML character data and comments, YAML scalars, compact JSON. Each
+"""Text in structured files: XML character data and comments, YAML scalars, compact JSON, CSV rows. Each
 escape keeps every string readable back (no reader refuses, folds or drops a character)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from slyfs.formats.common.naming import percent_bytes
 
@@ -48,6 +50,14 @@ def json_text(value: object) -> str:
 def json_bytes(data: dict) -> bytes:
     """:func:`json_text` as UTF-8: what every generated JSON file holds."""
     return json_text(data).encode()
+
+
+def csv_rows(rows: Iterable[Sequence[object]]) -> str:
+    """RFC 4180 CSV as Python's ``csv`` module reads it back: a field holding ``,``, ``"`` or a
+    line break is quoted (``"`` doubled), rows end in ``\r\n``, numbers as ``str`` prints them."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerows(rows)
+    return buf.getvalue()
 
 
 SPOOL_IN_MEMORY = 1 << 20  # a spool this small stays in memory; a larger one is a temporary file

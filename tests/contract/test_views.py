@@ -238,6 +238,14 @@ class TestVoc(ViewContract):
     formats = ["voc"]
 
 
+class TestKitti(ViewContract):
+    formats = ["kitti"]
+
+
+class TestOpenImages(ViewContract):
+    formats = ["open-images"]
+
+
 class TestSupervisely(ViewContract):
     formats = ["supervisely"]
 
@@ -250,4 +258,12 @@ class TestTagSplitsWithoutEmpty(ViewContract):
     """Membership that depends on annotation content (tags, emptiness) under edits."""
 
     formats = ["coco", "yolo", "voc"]
+    options = ViewOptions(split="tags", include_empty=False)
+
+
+class TestTagSplitsPerSplitFolders(ViewContract):
+    """Items moving between the per-split folders of one naming group (Open Images) or of split
+    groups (KITTI) as their tags change."""
+
+    formats = ["open-images", "kitti"]
     options = ViewOptions(split="tags", include_empty=False)
