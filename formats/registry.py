@@ -27,6 +27,9 @@ FORMATS: dict[str, str] = {
     "yolo-darknet": "slyfs.formats.writers.yolo.darknet",
     "voc": "slyfs.formats.writers.voc",
     "supervisely": "slyfs.formats.writers.supervisely",
+    "icdar-recognition": "slyfs.formats.writers.icdar.recognition",
+    "icdar-localization": "slyfs.formats.writers.icdar.localization",
+    "icdar-segmentation": "slyfs.formats.writers.icdar.segmentation",
 }
 
 
