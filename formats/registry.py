@@ -30,6 +30,7 @@ FORMATS: dict[str, str] = {
     "icdar-recognition": "slyfs.formats.writers.icdar.recognition",
     "icdar-localization": "slyfs.formats.writers.icdar.localization",
     "icdar-segmentation": "slyfs.formats.writers.icdar.segmentation",
+    "mot": "slyfs.formats.writers.mot",
 }
 
 

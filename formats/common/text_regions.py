@@ -91,11 +91,6 @@ def text_region(geometry: Geometry, width: int, height: int) -> Region | None:
     return Region(box=box)
 
 
-def number(value: float) -> str:
-    """A coordinate as ICDAR files hold it: ``12`` for whole numbers, else up to 6 decimals."""
-    return str(int(value)) if value == int(value) else f"{value:.6f}".rstrip("0")
-
-
 def subset_labels(splits: Sequence[str]) -> dict[str, str]:
     """Subset folder names: the split names (already safe components), a leading ``.`` written
     ``%2E`` (a hidden folder is no subset to the readers' globs)."""

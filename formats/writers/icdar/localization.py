@@ -20,12 +20,12 @@ from __future__ import annotations
 import functools
 from collections import Counter
 
+from slyfs.formats.common.geometry import coordinate_text
 from slyfs.formats.common.labels import report_left_out
 from slyfs.formats.common.naming import split_ext
 from slyfs.formats.common.tagged import HIDDEN_NOTE_FILE, missing_tags_note
 from slyfs.formats.common.text_regions import (
     affixed_names,
-    number,
     quoted_text,
     subset_labels,
     text_region,
@@ -53,10 +53,10 @@ def region_lines(ann: Annotation, kept: set[str], tag: str) -> tuple[str, Counte
         assert region is not None  # expressible said so
         quoted = f'"{quoted_text(text)}"'
         if region.quad is not None:
-            lines.append(",".join(number(v) for point in region.quad for v in point) + "," + quoted)
+            lines.append(",".join(coordinate_text(v) for point in region.quad for v in point) + "," + quoted)
         else:
             assert region.box is not None
-            lines.append(" ".join(map(number, region.box)) + " " + quoted)
+            lines.append(" ".join(map(coordinate_text, region.box)) + " " + quoted)
     return "".join(f"{line}\n" for line in lines), left_out
 
 

@@ -23,13 +23,13 @@ import io
 import numpy as np
 from PIL import Image
 
-from slyfs.formats.common.geometry import clipped_box
+from slyfs.formats.common.geometry import clipped_box, coordinate_text
 from slyfs.formats.common.labels import report_left_out
 from slyfs.formats.common.masks import voc_colormap
 from slyfs.formats.common.naming import split_ext
 from slyfs.formats.common.raster import geometry_mask, has_area
 from slyfs.formats.common.tagged import HIDDEN_NOTE_FILE, missing_tags_note
-from slyfs.formats.common.text_regions import affixed_names, char_text, number, subset_labels, transcribed
+from slyfs.formats.common.text_regions import affixed_names, char_text, subset_labels, transcribed
 from slyfs.formats.contract import Generated, Node, NotRenderable, image_node
 from slyfs.formats.layout import ItemFile, Layout
 from slyfs.formats.model import Annotation, Geometry, Item, Label, Project
@@ -64,7 +64,7 @@ def gt_lines(ann: Annotation, labels: list[tuple[Label, str]]) -> str:
         assert box is not None  # in_image said so
         x1, y1, x2, y2 = box
         rgb = " ".join(map(str, colors[k]))
-        fields = f"{number((x1 + x2) / 2)} {number((y1 + y2) / 2)} {' '.join(map(number, box))}"
+        fields = " ".join(map(coordinate_text, ((x1 + x2) / 2, (y1 + y2) / 2, *box)))
         out.append(f'#{rgb} {fields} " "' if text == " " else f'{rgb} {fields} "{char_text(text)}"')
     return "".join(f"{line}\n\n" for line in out)
 
