@@ -31,6 +31,7 @@ FORMATS: dict[str, str] = {
     "icdar-localization": "slyfs.formats.writers.icdar.localization",
     "icdar-segmentation": "slyfs.formats.writers.icdar.segmentation",
     "mot": "slyfs.formats.writers.mot",
+    "mots": "slyfs.formats.writers.mots",
 }
 
 
