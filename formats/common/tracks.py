@@ -64,7 +64,7 @@ def uint16_png(pixels: np.ndarray) -> bytes:
     height, width = pixels.shape
     if width == 0 or height == 0:
         raise NotRenderable("image size unknown (no readable image or annotation size): no mask can be drawn")
-    img = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint16), "I;16")
+    img = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint16))  # uint16: mode I;16
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
