@@ -1,0 +1,84 @@
+"""A Supervisely project read from its JSON files alone, for expectations that must not come from
+the view code: the annotation of each item, the tags of an object, and the sample projects the
+text and tracking views are checked on (``--format-tags``: transcriptions and track ids)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from slyfs.formats.readers.supervisely import read_project
+from tests.conftest import BLOB, PLAIN, fuse_usable, mounted
+from tests.helpers.scripts import load_script
+
+SAMPLE_IMAGES = 40
+
+
+def annotations(root: Path) -> dict[tuple[str, str], dict]:
+    """(dataset full name, item name) → the item's annotation JSON."""
+    out = {}
+    for path in root.rglob("ann/*.json"):
+        parts = path.parent.parent.relative_to(root).parts
+        dataset = "/".join(p for i, p in enumerate(parts) if not (i % 2 and p == "datasets"))
+        out[(dataset, path.name[: -len(".json")])] = json.loads(path.read_text(encoding="utf-8"))
+    return out
+
+
+def items_by_split(root: Path) -> dict[str, list[tuple[str, str, dict]]]:
+    """Top-level dataset → its items (dataset, name, annotation JSON), sorted by (dataset, name), as
+    ``--split dataset`` groups them. The item list is the reader's (images without an annotation too)."""
+    anns = annotations(root)
+    out: dict[str, list[tuple[str, str, dict]]] = {}
+    for item in read_project(str(root)).items():
+        ann = anns.get((item.dataset, item.name), {"size": {"width": 0, "height": 0}, "objects": [], "tags": []})
+        out.setdefault(item.dataset.split("/", 1)[0], []).append((item.dataset, item.name, ann))
+    return {split: sorted(items, key=lambda i: (i[0], i[1])) for split, items in out.items()}
+
+
+def tag(obj: dict, name: str) -> tuple[bool, object]:
+    """Whether the object (or annotation) has tag ``name``, and its value."""
+    for t in obj.get("tags", []):
+        if t.get("name") == name:
+            return True, t.get("value")
+    return False, None
+
+
+def inside(box: tuple[int, int, int, int], ann: dict) -> bool:
+    """Whether an inclusive pixel box has a pixel inside the image."""
+    w, h = ann["size"]["width"], ann["size"]["height"]
+    left, top, right, bottom = box
+    return right >= 0 and bottom >= 0 and left < w and top < h
+
+
+def cut_edge_box(box: tuple[int, int, int, int], ann: dict) -> tuple[float, float, float, float]:
+    """x, y, w, h of an inclusive pixel box as an edge box cut to the image."""
+    w, h = ann["size"]["width"], ann["size"]["height"]
+    x0, y0 = max(0, box[0]), max(0, box[1])
+    x1, y1 = min(w, box[2] + 1), min(h, box[3] + 1)
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+def close(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return len(a) == len(b) and all(math.isclose(x, y, abs_tol=1e-5) for x, y in zip(a, b))
+
+
+def sample_projects(tmp_path_factory: pytest.TempPathFactory, seed: int) -> dict[str, Path]:
+    """The SDK fixtures (no text or track tags) and a 40-image ``--format-tags`` sample, plain and blob."""
+    make_project = load_script("make_sample_project").make_project
+    root = tmp_path_factory.mktemp("tagged-samples")
+    out = {"fixture-plain": PLAIN, "fixture-blob": BLOB}
+    for form in ("plain", "blob"):
+        out[f"sample-{form}"] = make_project(root / form, SAMPLE_IMAGES, form, seed=seed, format_tags=True)
+    return out
+
+
+def mount_once(source: Path, formats: str) -> Iterator[tuple[Path, Path]]:
+    """(mountpoint, its log) of one real mount of ``source`` in ``formats``, for a module fixture."""
+    if not fuse_usable():
+        pytest.fail("FUSE is not usable here (/dev/fuse and libfuse 3 or 2 are required for the end-to-end tests)")
+    with mounted(source, "--format", formats) as mnt:
+        yield mnt, mnt.with_suffix(".log")
