@@ -45,7 +45,7 @@ OPTIONS = (TRACK_TAG, VISIBILITY_TAG, IGNORED_TAG)
 
 def frame_names(items: Sequence[Item]) -> list[str]:
     """``000001.jpg``, ``000002.png``…: frame numbers in the items' order, each image's own extension."""
-    return [f"{k:06d}{escape_component(item.ext)}" for k, item in enumerate(items, 1)]
+    return [f"{k:06d}{escape_component(item.ext) if item.ext else ''}" for k, item in enumerate(items, 1)]
 
 
 def visibility(label: Label, tag: str) -> float:
