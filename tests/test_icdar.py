@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from slyfs.formats.common.splits import item_names
 from slyfs.formats.common.tagged import HIDDEN_NOTE_FILE, NOTE_FILE, positive_int
 from slyfs.formats.common.text_regions import (
     affixed_names,
@@ -26,7 +25,16 @@ from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers.icdar import localization
 from tests.helpers.readers import datumaro_import_all, require
-from tests.helpers.sly_json import close, cut_edge_box, inside, items_by_split, mount_once, sample_projects, tag
+from tests.helpers.sly_json import (
+    close,
+    cut_edge_box,
+    inside,
+    items_by_split,
+    mount_once,
+    output_stems,
+    sample_projects,
+    tag,
+)
 from tests.helpers.views import view_files
 from tests.test_voc import AREA_TYPES, area_raster, pixel_box
 
@@ -200,12 +208,8 @@ def test_localization_reads_back(mounted_icdar):
 
 def _by_view_id(splits: dict[str, list[tuple[str, str, dict]]]) -> dict[tuple[str, str], dict]:
     """(subset, item id) → annotation JSON, the ids being the stems of the items' output names."""
-    out = {}
-    for split, items in splits.items():
-        names = item_names([_item(d, n) for d, n, _ in items])
-        for name, (_, _, ann) in zip(names, items):
-            out[(split, name.rsplit(".", 1)[0] if "." in name[1:] else name)] = ann
-    return out
+    return {(split, stem): ann for split, items in splits.items()
+            for (_, _, ann), stem in zip(items, output_stems(items))}
 
 
 def test_segmentation_masks_are_the_source_pixels(mounted_icdar):

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from slyfs.formats.common.naming import split_ext
+from slyfs.formats.common.splits import item_names
+from slyfs.formats.model import Item
 from slyfs.formats.readers.supervisely import read_project
 from tests.conftest import BLOB, PLAIN, fuse_usable, mounted
 from tests.helpers.scripts import load_script
@@ -37,6 +40,12 @@ def items_by_split(root: Path) -> dict[str, list[tuple[str, str, dict]]]:
         ann = anns.get((item.dataset, item.name), {"size": {"width": 0, "height": 0}, "objects": [], "tags": []})
         out.setdefault(item.dataset.split("/", 1)[0], []).append((item.dataset, item.name, ann))
     return {split: sorted(items, key=lambda i: (i[0], i[1])) for split, items in out.items()}
+
+
+def output_stems(items: list[tuple[str, str, dict]]) -> list[str]:
+    """The file stems the views give a folder of these items (the shared unique-name rule, which
+    tests/test_names_text.py checks on its own): what files are matched to source items by."""
+    return [split_ext(n)[0] for n in item_names([Item(d, n, None, None) for d, n, _ in items])]
 
 
 def tag(obj: dict, name: str) -> tuple[bool, object]:
