@@ -86,7 +86,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     classes = selected_classes(project, options)
     class_ids = {c.title: k for k, c in enumerate(classes, 1)}
     labels = "".join(f"{name}\n" for name in line_names([c.title for c in classes])).encode("utf-8")
-    opt_key = options.key()
+    opt_key = (options.key(), tuple(class_ids))
 
     def gt_text(split: SplitItems) -> bytes:
         out = []

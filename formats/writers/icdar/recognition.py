@@ -21,7 +21,7 @@ from collections import Counter
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.naming import spaceless_component
 from slyfs.formats.common.splits import item_names
-from slyfs.formats.common.tagged import HIDDEN_NOTE_FILE, missing_tags_note
+from slyfs.formats.common.tagged import HIDDEN_NOTE_FILE, find_tag, missing_tags_note
 from slyfs.formats.common.text_regions import caption_text, subset_labels
 from slyfs.formats.contract import Generated, Node, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems
@@ -42,7 +42,8 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         lines = []
         for item, name in zip(split.items, split.names):
             ann = project.annotation(item)
-            value = next((t.value for t in ann.tags if t.name == tag), None)
+            found = find_tag(ann.tags, tag)
+            value = found.value if found is not None else None
             lines.append(f'{name}, "{caption_text(str(value))}"\n' if value is not None else f"{name}, \n")
             report_left_out(project, item, VIEW, Counter(GEOMETRY_NAMES[type(label.geometry)]
                                                          for label in ann.labels if label.class_title in kept))
