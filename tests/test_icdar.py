@@ -26,10 +26,14 @@ from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers.icdar import localization
 from tests.helpers.readers import datumaro_import_all, require
 from tests.helpers.sly_json import (
+    HOSTILE_NAMES,
+    annotations,
     close,
     cut_edge_box,
+    hostile_text_project,
     inside,
     items_by_split,
+    materialise,
     mount_once,
     output_stems,
     sample_projects,
@@ -251,3 +255,36 @@ def test_a_project_without_transcriptions_says_so(mounted_icdar):
         if not _tagged(source):
             assert f"--opt {view}.text-tag=NAME" in note.read_text()
             assert f"no tag 'text' in meta.json: {view} has no" in log.read_text()
+
+
+# ---------------------------------------------------------------- names readers split on
+
+
+@pytest.mark.parametrize(("view", "importer"), [("icdar-recognition", "icdar_word_recognition"),
+                                                ("icdar-localization", "icdar_text_localization"),
+                                                ("icdar-segmentation", "icdar_text_segmentation")])
+def test_hostile_names_and_texts_read_back(tmp_path: Path, view: str, importer: str):
+    """Spaces, ``_``, ``", "``, quotes, backslashes, long and non-ASCII names, collisions: every image is
+    an item with its image, every transcription is read back as its documented escape."""
+    require("datumaro")
+    root = hostile_text_project(tmp_path / "src")
+    project = read_project(str(root))
+    out = materialise(view_files([view], project, ViewOptions()), tmp_path / "view")
+    report = datumaro_import_all(out, importer)
+    assert report.errors == [] and report.warnings == []
+    assert report.missing_media() == []
+    assert len(report.dataset) == len(HOSTILE_NAMES)
+    assert {item.subset for item in report.dataset} == {"tr_ain x"}
+    anns = [a for item in report.dataset for a in item.annotations]
+    texts = Counter(str(t["value"]) for a in annotations(root).values() for o in a["objects"] for t in o["tags"]
+                    if t["name"] == "text")
+    if view == "icdar-localization":
+        assert Counter(a.attributes.get("text", "") for a in anns) == Counter(
+            {quoted_text(t): n for t, n in texts.items()})
+    elif view == "icdar-segmentation":
+        assert Counter(a.attributes["text"] for a in anns if a.attributes["text"] != " ") == Counter(
+            {char_text(t): n for t, n in texts.items() if t != " "})
+    else:
+        captions = Counter(str(t["value"]) for a in annotations(root).values()
+                           for t in a["tags"] if t["name"] == "text")
+        assert Counter(a.caption for a in anns) == Counter({caption_text(t): n for t, n in captions.items()})

@@ -13,9 +13,23 @@ import pytest
 from slyfs.formats.common.tagged import NOTE_FILE
 from slyfs.formats.model import Annotation, Item, Label, PointGeom, Rectangle, Tag
 from slyfs.formats.readers.supervisely import read_project
+from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import mot
 from tests.helpers.readers import datumaro_import_all, require
-from tests.helpers.sly_json import close, cut_edge_box, inside, items_by_split, mount_once, sample_projects, tag
+from tests.helpers.sly_json import (
+    HOSTILE_CLASSES,
+    HOSTILE_NAMES,
+    close,
+    cut_edge_box,
+    hostile_text_project,
+    inside,
+    items_by_split,
+    materialise,
+    mount_once,
+    sample_projects,
+    tag,
+)
+from tests.helpers.views import view_files
 from tests.test_voc import pixel_box
 
 SOURCES = ("fixture-plain", "fixture-blob", "sample-plain", "sample-blob")
@@ -121,3 +135,22 @@ def test_a_project_without_track_ids_says_so(mounted_mot):
     if not _tagged(source):
         assert "--opt mot.track-tag=NAME" in note.read_text()
         assert "no tag 'track_id' in meta.json: mot has no track ids" in log.read_text()
+
+
+def test_hostile_names_read_back(tmp_path: Path):
+    """Image names with spaces, ``, ``, long and non-ASCII characters, collisions become frames that
+    keep their bytes; class names with spaces and blanks come back from labels.txt."""
+    require("datumaro")
+    root = hostile_text_project(tmp_path / "src")
+    project = read_project(str(root))
+    out = materialise(view_files(["mot"], project, ViewOptions()), tmp_path / "view")
+    report = datumaro_import_all(out / "tr_ain x", "mot_seq")
+    assert report.errors == [] and report.warnings == []
+    assert report.missing_media() == []
+    assert len(report.dataset) == len(HOSTILE_NAMES)
+    assert HOSTILE_CLASSES == ("traffic sign", " lead", "a_b")
+    assert report.label_counts() == {("bbox", name): len(HOSTILE_NAMES) for name in ("traffic sign", "%20lead", "a_b")}
+    items = sorted(project.items(), key=lambda i: (i.dataset, i.name))
+    for frame, item in enumerate(items, 1):
+        with open(item.image.path, "rb") as f:
+            assert (out / "tr_ain x" / "img1" / f"{frame:06d}{item.ext}").read_bytes() == f.read()

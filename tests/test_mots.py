@@ -16,9 +16,21 @@ from slyfs.formats.common.tagged import NOTE_FILE
 from slyfs.formats.common.tracks import line_names, mots_pixel, uint16_png
 from slyfs.formats.model import Annotation, Label, Line, Rectangle, Tag
 from slyfs.formats.readers.supervisely import read_project
+from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import mots
 from tests.helpers.readers import datumaro_import_all, require
-from tests.helpers.sly_json import items_by_split, mount_once, output_stems, sample_projects, tag
+from tests.helpers.sly_json import (
+    HOSTILE_CLASSES,
+    HOSTILE_NAMES,
+    hostile_text_project,
+    items_by_split,
+    materialise,
+    mount_once,
+    output_stems,
+    sample_projects,
+    tag,
+)
+from tests.helpers.views import view_files
 from tests.test_voc import AREA_TYPES, area_raster
 
 SOURCES = ("fixture-plain", "fixture-blob", "sample-plain", "sample-blob")
@@ -128,3 +140,18 @@ def test_a_project_without_track_ids_says_so(mounted_mots):
     if not _tagged(source):
         assert "--opt mots.track-tag=NAME" in note.read_text()
         assert "no tag 'track_id' in meta.json: mots has no track ids" in log.read_text()
+
+
+def test_hostile_names_read_back(tmp_path: Path):
+    """Image names with spaces, ``, ``, long and non-ASCII characters and collisions keep images and
+    instance PNGs paired; class names with spaces and blanks come back from labels.txt."""
+    require("datumaro")
+    root = hostile_text_project(tmp_path / "src")
+    out = materialise(view_files(["mots"], read_project(str(root)), ViewOptions()), tmp_path / "view")
+    report = datumaro_import_all(out / "tr_ain x", "mots")
+    assert report.errors == [] and report.warnings == []
+    assert report.missing_media() == []
+    assert len(report.dataset) == len(HOSTILE_NAMES)
+    assert HOSTILE_CLASSES == ("traffic sign", " lead", "a_b")
+    # the three boxes of an image overlap but each keeps some pixels
+    assert report.label_counts() == {("mask", name): len(HOSTILE_NAMES) for name in ("traffic sign", "%20lead", "a_b")}

@@ -91,3 +91,50 @@ def mount_once(source: Path, formats: str) -> Iterator[tuple[Path, Path]]:
         pytest.fail("FUSE is not usable here (/dev/fuse and libfuse 3 or 2 are required for the end-to-end tests)")
     with mounted(source, "--format", formats) as mnt:
         yield mnt, mnt.with_suffix(".log")
+
+
+HOSTILE_NAMES = ("a b.png", "a, b.png", " lead.png", "x_y.png", "ü" * 122 + "a.png", "ü" * 122 + "b.png",
+                 "dup.png", "dup.jpg", "gt_x.png", "x_GT.png", "labels.png", "Ω.png")
+HOSTILE_TEXTS = ('say "hi", there\\', " ", "one, two", "", "tab\there", "#1")
+HOSTILE_CLASSES = ("traffic sign", " lead", "a_b")
+
+
+def hostile_text_project(root: Path) -> Path:
+    """A plain project whose image, dataset and class names and transcriptions are what the
+    text and tracking readers split or strip at; every object has a ``text`` and a ``track_id`` tag,
+    three images in four a ``text`` tag."""
+    from tests.helpers.hostile import ann, meta, plain_project, rect
+
+    items = {}
+    for k, name in enumerate(HOSTILE_NAMES):
+        objects = []
+        for j, cls in enumerate(HOSTILE_CLASSES):
+            obj = rect(j, j, j + 4 + k % 3, j + 5, cls)
+            obj["tags"] = [{"name": "text", "value": HOSTILE_TEXTS[(k + j) % len(HOSTILE_TEXTS)]},
+                           {"name": "track_id", "value": 1 + j}]
+            objects.append(obj)
+        items[name] = ann(*objects, width=12, height=12)
+        if k % 4:
+            items[name]["tags"] = [{"name": "text", "value": HOSTILE_TEXTS[k % len(HOSTILE_TEXTS)]}]
+    plain_project(root, items, classes=HOSTILE_CLASSES, dataset="tr_ain x")
+    data = meta(HOSTILE_CLASSES)
+    data["tags"] = [{"name": "text", "value_type": "any_string", "color": "#000000", "id": 1},
+                    {"name": "track_id", "value_type": "any_number", "color": "#000001", "id": 2}]
+    (root / "meta.json").write_text(json.dumps(data))
+    return root
+
+
+def materialise(files: dict, dest: Path) -> Path:
+    """The rendered bytes of a ``view_files`` map written under ``dest``."""
+    from slyfs.formats.contract import Generated, SourceBytes
+
+    for path, node in files.items():
+        target = dest / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(node, Generated):
+            target.write_bytes(node.render())
+        elif isinstance(node, SourceBytes):
+            with open(node.ref.path, "rb") as f:
+                f.seek(node.ref.offset)
+                target.write_bytes(f.read(node.ref.size))
+    return dest
