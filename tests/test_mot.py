@@ -154,3 +154,21 @@ def test_hostile_names_read_back(tmp_path: Path):
     for frame, item in enumerate(items, 1):
         with open(item.image.path, "rb") as f:
             assert (out / "tr_ain x" / "img1" / f"{frame:06d}{item.ext}").read_bytes() == f.read()
+
+
+def test_cvat_reads_frames_from_zero_and_tracks_from_ids(mounted_mot):
+    """CVAT imports through ``mot_seq`` too, then takes frame − 1 as its frame index and makes a track of
+    the rows of each positive track id (the others stay plain boxes): every row must name a frame of the
+    sequence and a track id that is -1 or positive, and the tagged objects make tracks."""
+    source, mnt, _ = mounted_mot
+    tracks: dict[tuple[str, int], list[int]] = {}
+    for split, items in items_by_split(source).items():
+        rows = [line.split(",") for line in (mnt / split / "gt" / "gt.txt").read_text().splitlines()]
+        assert all(len(row) == 9 for row in rows)
+        for row in rows:
+            frame, track = int(row[0]) - 1, int(row[1])
+            assert 0 <= frame < len(items) and (track == -1 or track > 0), row
+            if track > 0:
+                tracks.setdefault((split, track), []).append(frame)
+    assert bool(tracks) == _tagged(source)
+    assert all(frames == sorted(frames) for frames in tracks.values())

@@ -18,7 +18,7 @@ from slyfs.formats.model import Annotation, Label, Line, Rectangle, Tag
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import mots
-from tests.helpers.readers import datumaro_import_all, require
+from tests.helpers.readers import datumaro_detect, datumaro_import_all, require
 from tests.helpers.sly_json import (
     HOSTILE_CLASSES,
     HOSTILE_NAMES,
@@ -115,6 +115,7 @@ def test_instance_images_are_the_source_pixels(mounted_mots):
         assert report.errors == [] and report.warnings == []
         assert report.missing_media() == []
         assert len(report.dataset) == len(items)
+        assert "mots" in datumaro_detect(mnt / split)  # CVAT detects the format before it imports
         by_id = {item.id: item for item in report.dataset}
         wanted_counts: Counter = Counter()
         for (_, name, ann), stem in zip(items, output_stems(items)):
