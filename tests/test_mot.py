@@ -47,15 +47,16 @@ def test_rows_carry_track_flags_and_visibility():
               Label("other", Rectangle(0, 0, 1, 1)),
               Label("car", Rectangle(50, 50, 60, 60), (Tag("track_id", "x"),)))
     rows, left_out = mot.gt_rows(7, Annotation(20, 10, labels=labels), {"car": 1},
-                                 ("track_id", "visibility", "ignored"))
+                                 ("track_id", "visibility", "ignored", "occluded"))
     assert rows == ["7,4,2,3,10,6,1,1,0.25\n", "7,-1,0,0,4,4,0,1,0\n"]
     assert left_out == Counter({"point": 1, "outside-image rectangle": 1})
 
 
 def test_other_tags_can_hold_track_visibility_and_ignored():
-    labels = (Label("car", Rectangle(0, 0, 1, 1), (Tag("obj", 9), Tag("vis", "0.5"), Tag("skip", "no"))),)
-    rows, _ = mot.gt_rows(1, Annotation(4, 4, labels=labels), {"car": 2}, ("obj", "vis", "skip"))
-    assert rows == ["1,9,0,0,2,2,1,2,0.5\n"]
+    labels = (Label("car", Rectangle(0, 0, 1, 1), (Tag("obj", 9), Tag("vis", "0.5"), Tag("skip", "no"))),
+              Label("car", Rectangle(0, 0, 1, 1), (Tag("skip"), Tag("hidden"), Tag("occluded", "1"))))
+    rows, _ = mot.gt_rows(1, Annotation(4, 4, labels=labels), {"car": 2}, ("obj", "vis", "skip", "hidden"))
+    assert rows == ["1,9,0,0,2,2,1,2,0.5\n", "1,-1,0,0,2,2,0,2,0\n"]
 
 
 # ---------------------------------------------------------------- real mounts

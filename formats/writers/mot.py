@@ -12,8 +12,8 @@ Every object of a kept class with an extent in the image is a row: the edge box 
 to the image. ``track_id``: the object tag ``track_id`` (``--opt mot.track-tag=NAME``), a positive whole
 number, else ``-1`` (no track; none is made up). ``not_ignored``: 0 when the object has the flag tag
 ``ignored`` (``mot.ignored-tag``). ``visibility``: the tag ``visibility`` (``mot.visibility-tag``), else
-``1 - occluded`` from the ``occluded`` flag tag, else 1. Points and objects wholly outside the image
-are reported as left out.
+``1 - occluded`` from the ``occluded`` flag tag (``mot.occluded-tag``), else 1. Points and objects
+wholly outside the image are reported as left out.
 """
 
 from __future__ import annotations
@@ -39,8 +39,10 @@ VISIBILITY_TAG = FormatOption("mot.visibility-tag", "object tag whose value (a n
                               default="visibility")
 IGNORED_TAG = FormatOption("mot.ignored-tag", "object flag tag that marks an object as ignored (not_ignored 0)",
                            default="ignored")
-OCCLUDED_TAG = "occluded"
-OPTIONS = (TRACK_TAG, VISIBILITY_TAG, IGNORED_TAG)
+OCCLUDED_TAG = FormatOption("mot.occluded-tag", "object flag tag that gives visibility 0 (without a visibility tag)",
+                            default="occluded")
+OPTIONS = (TRACK_TAG, VISIBILITY_TAG, IGNORED_TAG, OCCLUDED_TAG)
+Tags = tuple[str, str, str, str]  # the track, visibility, ignored and occluded tags
 
 
 def frame_names(items: Sequence[Item]) -> list[str]:
@@ -48,19 +50,18 @@ def frame_names(items: Sequence[Item]) -> list[str]:
     return [f"{k:06d}{escape_component(item.ext) if item.ext else ''}" for k, item in enumerate(items, 1)]
 
 
-def visibility(label: Label, tag: str) -> float:
+def visibility(label: Label, tag: str, occluded_tag: str) -> float:
     found = find_tag(label.tags, tag)
     value = finite_float(found.value) if found is not None else None
     if value is not None:
         return value
-    occluded = find_tag(label.tags, OCCLUDED_TAG)
+    occluded = find_tag(label.tags, occluded_tag)
     return 0.0 if occluded is not None and flag_set(occluded.value) else 1.0
 
 
-def gt_rows(frame: int, ann: Annotation, class_ids: dict[str, int], tags: tuple[str, str, str]
-            ) -> tuple[list[str], Counter[str]]:
+def gt_rows(frame: int, ann: Annotation, class_ids: dict[str, int], tags: Tags) -> tuple[list[str], Counter[str]]:
     """One image's gt.txt rows and what was left out, by kind."""
-    track_tag, visibility_tag, ignored_tag = tags
+    track_tag, visibility_tag, ignored_tag, occluded_tag = tags
     rows = []
     left_out: Counter[str] = Counter()
     for label in ann.labels:
@@ -76,13 +77,14 @@ def gt_rows(frame: int, ann: Annotation, class_ids: dict[str, int], tags: tuple[
         ignored = find_tag(label.tags, ignored_tag)
         fields = [frame, track_id(label, track_tag) or -1, *map(coordinate_text, (x0, y0, x1 - x0, y1 - y0)),
                   0 if ignored is not None and flag_set(ignored.value) else 1, cid,
-                  coordinate_text(visibility(label, visibility_tag))]
+                  coordinate_text(visibility(label, visibility_tag, occluded_tag))]
         rows.append(",".join(map(str, fields)) + "\n")
     return rows, left_out
 
 
 def layout(project: Project, options: ViewOptions) -> Layout:
-    tags = (options.param(TRACK_TAG), options.param(VISIBILITY_TAG), options.param(IGNORED_TAG))
+    tags = (options.param(TRACK_TAG), options.param(VISIBILITY_TAG), options.param(IGNORED_TAG),
+            options.param(OCCLUDED_TAG))
     classes = selected_classes(project, options)
     class_ids = {c.title: k for k, c in enumerate(classes, 1)}
     labels = "".join(f"{name}\n" for name in line_names([c.title for c in classes])).encode("utf-8")
