@@ -29,6 +29,11 @@ FORMATS: dict[str, str] = {
     "kitti": "slyfs.formats.writers.kitti",
     "open-images": "slyfs.formats.writers.open_images",
     "supervisely": "slyfs.formats.writers.supervisely",
+    "icdar-recognition": "slyfs.formats.writers.icdar.recognition",
+    "icdar-localization": "slyfs.formats.writers.icdar.localization",
+    "icdar-segmentation": "slyfs.formats.writers.icdar.segmentation",
+    "mot": "slyfs.formats.writers.mot",
+    "mots": "slyfs.formats.writers.mots",
 }
 
 

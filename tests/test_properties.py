@@ -147,5 +147,7 @@ def test_every_view_output_lies_inside_its_image_and_parses(raw: list[dict]) -> 
                 assert isinstance(yaml.safe_load(body), dict)
             elif path.endswith(".png"):
                 assert body.startswith(b"\x89PNG")
+            elif path.endswith(".bmp"):
+                assert body.startswith(b"BM")
             else:
                 body.decode("utf-8")

@@ -68,3 +68,8 @@ def pixel_extent(geometry: Geometry) -> PixelBox | None:
         x, y = math.floor(geometry.x), math.floor(geometry.y)
         return (x, y, x, y)
     return geometry.pixel_box()
+
+
+def coordinate_text(value: float) -> str:
+    """A coordinate as text label files hold it: ``12`` for whole numbers, else up to 6 decimals."""
+    return str(int(value)) if value == int(value) else f"{value:.6f}".rstrip("0")

@@ -250,6 +250,26 @@ class TestSupervisely(ViewContract):
     formats = ["supervisely"]
 
 
+class TestIcdarRecognition(ViewContract):
+    formats = ["icdar-recognition"]
+
+
+class TestIcdarLocalization(ViewContract):
+    formats = ["icdar-localization"]
+
+
+class TestIcdarSegmentation(ViewContract):
+    formats = ["icdar-segmentation"]
+
+
+class TestMot(ViewContract):
+    formats = ["mot"]
+
+
+class TestMots(ViewContract):
+    formats = ["mots"]
+
+
 class TestAll(ViewContract):
     formats = list(FORMATS)
 
