@@ -1,0 +1,125 @@
+"""Colour-coded and integer masks beside the VOC palette ones (common/masks.py): distinct label
+colours taken from meta.json, RGB and 16-bit PNGs of index images, several index images painted
+in one pass over the labels, instance numbers of bound labels, and label names for the
+``r g b name`` label files (CamVid, Cityscapes) whose readers split lines at whitespace."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from PIL import Image
+
+from slyfs.formats.common.naming import WHITESPACE, distinct_texts, line_unsafe, text_field
+from slyfs.formats.common.raster import geometry_mask
+from slyfs.formats.contract import NotRenderable
+from slyfs.formats.model import Geometry, Label
+
+RGB = tuple[int, int, int]
+BLACK: RGB = (0, 0, 0)
+
+
+def spread_colour(k: int) -> RGB:
+    """Colour ``k`` of the VOC colour map extended past 256: the bits of k spread over r, g, b from
+    the top bit down; distinct for every k below 2**24."""
+    r = g = b = 0
+    for shift in range(7, -1, -1):
+        r |= (k & 1) << shift
+        g |= ((k >> 1) & 1) << shift
+        b |= ((k >> 2) & 1) << shift
+        k >>= 3
+    return (r, g, b)
+
+
+def distinct_colours(wanted: Sequence[RGB], reserved: Sequence[RGB] = (BLACK,)) -> list[RGB]:
+    """One colour per label, all distinct and none of ``reserved``: each label keeps its wanted
+    colour (meta.json's) unless a reserved colour or an earlier label has it; then it takes the
+    first free colour of :func:`spread_colour` 1, 2, … (readers decode colour masks by exact colour,
+    so two labels of one colour could not be told apart)."""
+    used = set(reserved)
+    clashing = []
+    out: list[RGB | None] = []
+    for colour in wanted:
+        if colour in used:
+            out.append(None)
+            clashing.append(len(out) - 1)
+        else:
+            used.add(colour)
+            out.append(colour)
+    spare = _free_colours(used)
+    for i in clashing:
+        out[i] = next(spare)
+    return [c for c in out if c is not None]
+
+
+def _free_colours(used: set[RGB]) -> Iterator[RGB]:
+    k = 1
+    while True:
+        colour = spread_colour(k)
+        if colour not in used:
+            used.add(colour)
+            yield colour
+        k += 1
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _check_size(indices: np.ndarray) -> None:
+    if indices.size == 0:
+        raise NotRenderable("image size unknown (no readable image or annotation size): no mask can be drawn")
+
+
+def colour_png(indices: np.ndarray, colours: Sequence[RGB]) -> bytes:
+    """An RGB PNG of an index image: pixel value k drawn in ``colours[k]``."""
+    _check_size(indices)
+    table = np.asarray(colours, dtype=np.uint8).reshape(-1, 3)
+    return _png(Image.fromarray(np.ascontiguousarray(table[indices]), "RGB"))
+
+
+def gray16_png(values: np.ndarray) -> bytes:
+    """A 16-bit grayscale PNG of an integer image (values 0..65535)."""
+    _check_size(values)
+    return _png(Image.fromarray(np.ascontiguousarray(values, dtype="<u2"), "I;16"))
+
+
+def painted_layers(width: int, height: int, geometries: Sequence[Geometry],
+                   layers: Sequence[tuple[Sequence[int], type[np.integer]]]) -> list[np.ndarray]:
+    """Index images made in one rasterisation of each geometry: layer ``(values, dtype)`` holds
+    ``values[i]`` where geometry i lies, later geometries over earlier ones, 0 elsewhere."""
+    out = [np.zeros((height, width), dtype=dtype) for _, dtype in layers]
+    for i, geometry in enumerate(geometries):
+        mask = geometry_mask(geometry, width, height)
+        if mask is None:
+            continue
+        for image, (values, _) in zip(out, layers):
+            image[mask] = values[i]
+    return out
+
+
+def instance_numbers(labels: Sequence[Label]) -> list[int]:
+    """1-based instance number of each label, in order of first appearance: labels bound by one
+    ``instance`` key and of one class are one object (as CVAT merges a group's shapes)."""
+    seen: dict[object, int] = {}
+    out = []
+    for i, label in enumerate(labels):
+        key = (label.instance, label.class_title) if label.instance is not None else i
+        out.append(seen.setdefault(key, len(seen) + 1))
+    return out
+
+
+def token_label_name(title: str) -> str:
+    """A class title as the one whitespace-free token an ``r g b name`` line ends with: whitespace
+    becomes ``_``, other control characters ``%XX``, a leading ``#`` (a comment to the readers) ``%23``."""
+    out = text_field(WHITESPACE.sub("_", title), line_unsafe, strip=False) or "_"
+    return "%23" + out[1:] if out.startswith("#") else out
+
+
+def token_label_names(titles: Sequence[str]) -> list[str]:
+    """:func:`token_label_name` of each title, distinct for distinct titles (``a b`` beside
+    ``a_b`` becomes ``a_b~<hash>``)."""
+    return distinct_texts(titles, token_label_name)

@@ -1,0 +1,119 @@
+"""CVAT's Segmentation Mask 1.1 view: VOC-style class and instance PNGs with a labelmap, as
+Datumaro's ``voc_segmentation`` / ``voc_instance_segmentation`` importers read them.
+
+```
+labelmap.txt                          "# label:color_rgb:parts:actions", then "name:r,g,b::" a label
+ImageSets/Segmentation/<split>.txt    the ids of the split, one a line (every image of it)
+SegmentationClass/<id>.png            palette PNG: index = class (0 background), palette = labelmap colours
+SegmentationObject/<id>.png           palette PNG: index k = instance k, VOC colour map
+JPEGImages/<id><ext>                  the source image bytes
+```
+``<id>`` is the image's output name without extension, unique over the whole project. Class
+colours are meta.json's, made distinct and never black (the background's). Area geometries
+(rectangle, polygon, bitmap, alpha mask, cuboid hull, oriented box) are painted in label order,
+later over earlier; labels bound by one instance key are one instance. Points, lines and graphs
+have no pixels: they are reported as left out.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from collections.abc import Callable
+
+import numpy as np
+
+from slyfs.formats.common.colour_masks import BLACK, distinct_colours, instance_numbers, painted_layers
+from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
+from slyfs.formats.common.masks import (
+    MAX_OBJECT_INDEX,
+    background_name,
+    labelmap_names,
+    labelmap_text,
+    palette_png,
+)
+from slyfs.formats.common.memo import BoundedMemo
+from slyfs.formats.common.naming import spaceless_component, split_ext
+from slyfs.formats.common.raster import has_area
+from slyfs.formats.common.splits import dashed_split_names, item_names
+from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node
+from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems, StaticFile
+from slyfs.formats.model import Item, Label, Project
+from slyfs.formats.readers.supervisely.annotation import size_problem
+from slyfs.formats.view import ViewOptions, selected_classes
+
+VIEW = "segmask"
+MAX_CLASSES = MAX_OBJECT_INDEX  # class indices share the 8-bit PNG and VOC's void index 255
+MASK_CACHE_BYTES = 64 << 20  # index images kept for their item's other PNG
+
+
+def kept_area_labels(project: Project, item: Item, class_index: dict[str, int]
+                     ) -> tuple[list[Label], list[int], Counter[str]]:
+    """The item's labels painted in the masks, their instance numbers, and what is left out
+    (by kind: geometries without area, instances past ``MAX_OBJECT_INDEX``)."""
+    ann = project.annotation(item)
+    left_out: Counter[str] = Counter()
+    area = []
+    for label in ann.labels:
+        if label.class_title not in class_index:
+            continue
+        if has_area(label.geometry):
+            area.append(label)
+        else:
+            left_out[GEOMETRY_NAMES[type(label.geometry)]] += 1
+    numbers = instance_numbers(area)
+    kept = [(label, k) for label, k in zip(area, numbers) if k <= MAX_OBJECT_INDEX]
+    for label, k in zip(area, numbers):
+        if k > MAX_OBJECT_INDEX:
+            left_out[f"{GEOMETRY_NAMES[type(label.geometry)]} (instance past the {MAX_OBJECT_INDEX}th)"] += 1
+    return [label for label, _ in kept], [k for _, k in kept], left_out
+
+
+def layout(project: Project, options: ViewOptions) -> Layout:
+    classes = selected_classes(project, options)[:MAX_CLASSES]
+    titles = [c.title for c in classes]
+    names = labelmap_names(titles)
+    colours = [BLACK, *distinct_colours([c.color for c in classes])]
+    class_index = {t: k for k, t in enumerate(titles, 1)}
+    palette = [v for rgb in colours for v in rgb]
+    labelmap = labelmap_text(background_name(names), names, colours)
+    base_key = (options.key(), tuple(zip(titles, names, colours[1:])))
+    memo: BoundedMemo[tuple[np.ndarray, np.ndarray]] = BoundedMemo(
+        MASK_CACHE_BYTES, lambda masks: masks[0].nbytes + masks[1].nbytes)
+
+    def draw(item: Item) -> tuple[np.ndarray, np.ndarray]:
+        ann = project.annotation(item)
+        too_large = size_problem((ann.width, ann.height))
+        if too_large:
+            raise NotRenderable(f"{item.dataset}/{item.name}: {too_large}: no mask is drawn")
+        labels, numbers, left_out = kept_area_labels(project, item, class_index)
+        report_left_out(project, item, VIEW, left_out)
+        cls, obj = painted_layers(ann.width, ann.height, [label.geometry for label in labels],
+                                  [([class_index[label.class_title] for label in labels], np.uint8),
+                                   (numbers, np.uint8)])
+        return cls, obj
+
+    def png_of(item: Item, which: int) -> bytes:
+        masks = memo.get(item, lambda: draw(item))
+        return palette_png(masks[0], palette) if which == 0 else palette_png(masks[1])
+
+    def mask(kind: str, which: int) -> Callable[[Item, str], Node]:
+        return lambda item, name: Generated((kind, item.dataset, item.name, item.fingerprint, base_key),
+                                            functools.partial(png_of, item, which))
+
+    def id_list(split: SplitItems) -> Node:
+        text = "".join(f"{split_ext(name)[0]}\n" for name in split.names).encode("utf-8")
+        return Generated(("segmask-list", text), constant(text))
+
+    return Layout(
+        static=(StaticFile("labelmap.txt", lambda _: Generated(("segmask-labelmap", labelmap), constant(labelmap))),),
+        per_split=(SplitFile(lambda label: f"ImageSets/Segmentation/{label}.txt", id_list),),
+        per_item=(ItemFile(lambda _: "JPEGImages", lambda item, _: image_node(item)),
+                  ItemFile(lambda _: "SegmentationClass", mask("segmask-class", 0), _png_name),
+                  ItemFile(lambda _: "SegmentationObject", mask("segmask-object", 1), _png_name)),
+        group_by="all", names=functools.partial(item_names, escape=spaceless_component),
+        split_labels=dashed_split_names)
+
+
+def _png_name(name: str) -> str:
+    return f"{split_ext(name)[0]}.png"
