@@ -242,6 +242,10 @@ class TestSupervisely(ViewContract):
     formats = ["supervisely"]
 
 
+class TestSegmask(ViewContract):
+    formats = ["segmask"]
+
+
 class TestAll(ViewContract):
     formats = list(FORMATS)
 
