@@ -27,6 +27,7 @@ FORMATS: dict[str, str] = {
     "yolo-darknet": "slyfs.formats.writers.yolo.darknet",
     "voc": "slyfs.formats.writers.voc",
     "segmask": "slyfs.formats.writers.segmask",
+    "camvid": "slyfs.formats.writers.camvid",
     "supervisely": "slyfs.formats.writers.supervisely",
 }
 

@@ -246,6 +246,10 @@ class TestSegmask(ViewContract):
     formats = ["segmask"]
 
 
+class TestCamvid(ViewContract):
+    formats = ["camvid"]
+
+
 class TestAll(ViewContract):
     formats = list(FORMATS)
 

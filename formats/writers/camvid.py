@@ -1,0 +1,93 @@
+"""CamVid 1.0 view: colour-coded class masks beside the images, as Datumaro's ``camvid``
+importer reads them.
+
+```
+label_colors.txt         "r g b name" a line: "0 0 0 background" first, then the classes
+<split>.txt              "/<split>/<image> <split>annot/<stem>.png" a line, every image of the split
+<split>/<image>          the source image bytes
+<split>annot/<stem>.png  RGB: each pixel the colour of the class on top, background black
+```
+Class colours are meta.json's, made distinct and never black. Class names become one
+whitespace-free token (the reader splits lines at whitespace: spaces become ``_``). Image names
+have whitespace and ``"`` as ``%XX``, so that list lines need no quoting. Area geometries are
+painted in label order, later over earlier; points, lines and graphs have no pixels and are
+reported as left out. CamVid has no instances and no attributes: tags are not written.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+
+import numpy as np
+
+from slyfs.formats.common.colour_masks import BLACK, colour_png, distinct_colours, painted_layers, token_label_names
+from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
+from slyfs.formats.common.masks import background_name
+from slyfs.formats.common.naming import spaceless_component, split_ext
+from slyfs.formats.common.raster import has_area
+from slyfs.formats.common.splits import dashed_split_names, item_names
+from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node
+from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems, StaticFile
+from slyfs.formats.model import Item, Project
+from slyfs.formats.readers.supervisely.annotation import size_problem
+from slyfs.formats.view import ViewOptions, selected_classes
+
+VIEW = "camvid"
+
+
+def camvid_component(name: str) -> str:
+    """An item name as one path that a CamVid list line keeps whole without quotes:
+    ``spaceless_component``, then ``"`` as ``%22``."""
+    return spaceless_component(name).replace('"', "%22")
+
+
+def label_colors_text(names: list[str], colours: list[tuple[int, int, int]]) -> bytes:
+    """``label_colors.txt``: ``r g b name`` for the background (index 0) and each class."""
+    return "".join(f"{r} {g} {b} {name}\n" for name, (r, g, b) in zip(names, colours)).encode("utf-8")
+
+
+def layout(project: Project, options: ViewOptions) -> Layout:
+    classes = selected_classes(project, options)
+    titles = [c.title for c in classes]
+    names = token_label_names(titles)
+    colours = [BLACK, *distinct_colours([c.color for c in classes])]
+    class_index = {t: k for k, t in enumerate(titles, 1)}
+    label_colors = label_colors_text([background_name(names), *names], colours)
+    base_key = (options.key(), label_colors)
+
+    def render_mask(item: Item) -> bytes:
+        ann = project.annotation(item)
+        too_large = size_problem((ann.width, ann.height))
+        if too_large:
+            raise NotRenderable(f"{item.dataset}/{item.name}: {too_large}: no mask is drawn")
+        kept = [label for label in ann.labels if label.class_title in class_index]
+        area = [label for label in kept if has_area(label.geometry)]
+        report_left_out(project, item, VIEW, Counter(GEOMETRY_NAMES[type(label.geometry)]
+                                                     for label in kept if not has_area(label.geometry)))
+        (indices,) = painted_layers(ann.width, ann.height, [label.geometry for label in area],
+                                    [([class_index[label.class_title] for label in area], np.uint16)])
+        return colour_png(indices, colours)
+
+    def mask(item: Item, name: str) -> Node:
+        return Generated(("camvid-mask", item.dataset, item.name, item.fingerprint, base_key),
+                         functools.partial(render_mask, item))
+
+    def pair_list(split: SplitItems) -> Node:
+        label = split.label
+        text = "".join(f"/{label}/{name} {label}annot/{split_ext(name)[0]}.png\n"
+                       for name in split.names).encode("utf-8")
+        return Generated(("camvid-list", text), constant(text))
+
+    return Layout(
+        static=(StaticFile("label_colors.txt",
+                           lambda _: Generated(("camvid-labels", label_colors), constant(label_colors))),),
+        per_split=(SplitFile(lambda label: f"{label}.txt", pair_list),),
+        per_item=(ItemFile(lambda label: label, lambda item, _: image_node(item)),
+                  ItemFile(lambda label: f"{label}annot", mask, _png_name)),
+        group_by="split", names=functools.partial(item_names, escape=camvid_component),
+        split_labels=dashed_split_names)
+
+
+def _png_name(name: str) -> str:
+    return f"{split_ext(name)[0]}.png"
