@@ -28,6 +28,7 @@ FORMATS: dict[str, str] = {
     "voc": "slyfs.formats.writers.voc",
     "segmask": "slyfs.formats.writers.segmask",
     "camvid": "slyfs.formats.writers.camvid",
+    "cityscapes": "slyfs.formats.writers.cityscapes",
     "supervisely": "slyfs.formats.writers.supervisely",
 }
 

@@ -81,9 +81,11 @@ def colour_png(indices: np.ndarray, colours: Sequence[RGB]) -> bytes:
     return _png(Image.fromarray(np.ascontiguousarray(table[indices]), "RGB"))
 
 
-def gray16_png(values: np.ndarray) -> bytes:
-    """A 16-bit grayscale PNG of an integer image (values 0..65535)."""
+def gray_png(values: np.ndarray) -> bytes:
+    """A grayscale PNG of an integer image: 8-bit for a uint8 image, else 16-bit (values 0..65535)."""
     _check_size(values)
+    if values.dtype == np.uint8:
+        return _png(Image.fromarray(np.ascontiguousarray(values), "L"))
     return _png(Image.fromarray(np.ascontiguousarray(values, dtype="<u2"), "I;16"))
 
 
@@ -123,3 +125,8 @@ def token_label_names(titles: Sequence[str]) -> list[str]:
     """:func:`token_label_name` of each title, distinct for distinct titles (``a b`` beside
     ``a_b`` becomes ``a_b~<hash>``)."""
     return distinct_texts(titles, token_label_name)
+
+
+def label_colors_text(names: Sequence[str], colours: Sequence[RGB]) -> bytes:
+    """``label_colors.txt`` of CamVid and Cityscapes: ``r g b name`` a line, index k on line k+1."""
+    return "".join(f"{r} {g} {b} {name}\n" for name, (r, g, b) in zip(names, colours)).encode("utf-8")

@@ -21,7 +21,14 @@ from collections import Counter
 
 import numpy as np
 
-from slyfs.formats.common.colour_masks import BLACK, colour_png, distinct_colours, painted_layers, token_label_names
+from slyfs.formats.common.colour_masks import (
+    BLACK,
+    colour_png,
+    distinct_colours,
+    label_colors_text,
+    painted_layers,
+    token_label_names,
+)
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.masks import background_name
 from slyfs.formats.common.naming import spaceless_component, split_ext
@@ -40,11 +47,6 @@ def camvid_component(name: str) -> str:
     """An item name as one path that a CamVid list line keeps whole without quotes:
     ``spaceless_component``, then ``"`` as ``%22``."""
     return spaceless_component(name).replace('"', "%22")
-
-
-def label_colors_text(names: list[str], colours: list[tuple[int, int, int]]) -> bytes:
-    """``label_colors.txt``: ``r g b name`` for the background (index 0) and each class."""
-    return "".join(f"{r} {g} {b} {name}\n" for name, (r, g, b) in zip(names, colours)).encode("utf-8")
 
 
 def layout(project: Project, options: ViewOptions) -> Layout:

@@ -12,7 +12,8 @@ JPEGImages/<id><ext>                  the source image bytes
 colours are meta.json's, made distinct and never black (the background's). Area geometries
 (rectangle, polygon, bitmap, alpha mask, cuboid hull, oriented box) are painted in label order,
 later over earlier; labels bound by one instance key are one instance. Points, lines and graphs
-have no pixels: they are reported as left out.
+have no pixels: they are reported as left out, as are the labels of classes past the 254th
+(the class PNG is 8-bit, 255 is VOC's void) and instances past the 254th.
 """
 
 from __future__ import annotations
@@ -47,17 +48,20 @@ MAX_CLASSES = MAX_OBJECT_INDEX  # class indices share the 8-bit PNG and VOC's vo
 MASK_CACHE_BYTES = 64 << 20  # index images kept for their item's other PNG
 
 
-def kept_area_labels(project: Project, item: Item, class_index: dict[str, int]
+def kept_area_labels(project: Project, item: Item, class_index: dict[str, int], over: frozenset[str]
                      ) -> tuple[list[Label], list[int], Counter[str]]:
     """The item's labels painted in the masks, their instance numbers, and what is left out
-    (by kind: geometries without area, instances past ``MAX_OBJECT_INDEX``)."""
+    (by kind: geometries without area, labels of the classes ``over`` the 8-bit index, instances
+    past ``MAX_OBJECT_INDEX``)."""
     ann = project.annotation(item)
     left_out: Counter[str] = Counter()
     area = []
     for label in ann.labels:
-        if label.class_title not in class_index:
+        if label.class_title in over:
+            left_out[f"{GEOMETRY_NAMES[type(label.geometry)]} (class past the {MAX_CLASSES}th)"] += 1
+        elif label.class_title not in class_index:
             continue
-        if has_area(label.geometry):
+        elif has_area(label.geometry):
             area.append(label)
         else:
             left_out[GEOMETRY_NAMES[type(label.geometry)]] += 1
@@ -70,7 +74,9 @@ def kept_area_labels(project: Project, item: Item, class_index: dict[str, int]
 
 
 def layout(project: Project, options: ViewOptions) -> Layout:
-    classes = selected_classes(project, options)[:MAX_CLASSES]
+    selected = selected_classes(project, options)
+    classes = selected[:MAX_CLASSES]
+    over = frozenset(c.title for c in selected[MAX_CLASSES:])
     titles = [c.title for c in classes]
     names = labelmap_names(titles)
     colours = [BLACK, *distinct_colours([c.color for c in classes])]
@@ -86,7 +92,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         too_large = size_problem((ann.width, ann.height))
         if too_large:
             raise NotRenderable(f"{item.dataset}/{item.name}: {too_large}: no mask is drawn")
-        labels, numbers, left_out = kept_area_labels(project, item, class_index)
+        labels, numbers, left_out = kept_area_labels(project, item, class_index, over)
         report_left_out(project, item, VIEW, left_out)
         cls, obj = painted_layers(ann.width, ann.height, [label.geometry for label in labels],
                                   [([class_index[label.class_title] for label in labels], np.uint8),
