@@ -86,7 +86,7 @@ def gray_png(values: np.ndarray) -> bytes:
     _check_size(values)
     if values.dtype == np.uint8:
         return _png(Image.fromarray(np.ascontiguousarray(values), "L"))
-    return _png(Image.fromarray(np.ascontiguousarray(values, dtype="<u2"), "I;16"))
+    return _png(Image.fromarray(np.ascontiguousarray(values, dtype="<u2")))  # mode I;16
 
 
 def painted_layers(width: int, height: int, geometries: Sequence[Geometry],

@@ -250,6 +250,10 @@ class TestCamvid(ViewContract):
     formats = ["camvid"]
 
 
+class TestCityscapes(ViewContract):
+    formats = ["cityscapes"]
+
+
 class TestAll(ViewContract):
     formats = list(FORMATS)
 
