@@ -26,7 +26,7 @@ from slyfs.vfs.tree import VirtualTree
 from tests.conftest import BLOB, PLAIN
 from tests.helpers.hostile import ann, plain_project, rect
 from tests.helpers.mask_oracle import SOURCES, expected, make_samples, mounted_all, source_root
-from tests.helpers.readers import datumaro_import_all, require
+from tests.helpers.readers import datumaro_detect, datumaro_import_all, require
 from tests.helpers.views import view_files
 
 
@@ -73,6 +73,8 @@ def check_view(root: Path, tree: Path, titles: list[str] | None = None) -> dict[
         assert "_" not in path.stem
         listed.update({line: path.stem for line in path.read_text("utf-8").splitlines()})
     assert sorted(listed) == sorted(ids)
+    for path in (tree / "ImageSets" / "Segmentation").iterdir():  # CVAT's importer (Datumaro's voc) reads Main
+        assert (tree / "ImageSets" / "Main" / path.name).read_bytes() == path.read_bytes()
     counts: Counter[tuple[str, str]] = Counter()
     for vid, (split, item) in ids.items():
         assert listed[vid].replace("-", "_") == split.replace("-", "_")
@@ -94,7 +96,7 @@ def datumaro_reads(tree: Path, root: Path, counts: dict[tuple[str, str], int]) -
     require("datumaro")
     project = read_project(str(root))
     n_images = sum(1 for _ in project.items())
-    for importer in ("voc_segmentation", "voc_instance_segmentation"):
+    for importer in ("voc_segmentation", "voc_instance_segmentation", "voc"):  # voc: as CVAT imports it
         report = datumaro_import_all(tree, importer)
         assert report.errors == [] and report.missing_media() == []
         assert len(report.dataset) == n_images
@@ -107,6 +109,13 @@ def test_mounted_view_reads_back_exactly(source: str, samples: dict[str, Path], 
     counts = check_view(root, tree)
     assert counts  # every source has painted objects
     datumaro_reads(tree, root, counts)
+
+
+def test_datumaro_detects_it_as_cvat_does(mounts: dict[str, Path]) -> None:
+    """CVAT runs detection for format ``voc`` before importing; Datumaro's own finds the segmentation tasks."""
+    require("datumaro")
+    found = datumaro_detect(mounts["fixture-blob"])
+    assert {"voc", "voc_segmentation", "voc_instance_segmentation"} <= set(found)
 
 
 def test_instances_come_back_as_groups(samples: dict[str, Path], mounts: dict[str, Path]) -> None:

@@ -4,6 +4,8 @@ Datumaro's ``voc_segmentation`` / ``voc_instance_segmentation`` importers read t
 ```
 labelmap.txt                          "# label:color_rgb:parts:actions", then "name:r,g,b::" a label
 ImageSets/Segmentation/<split>.txt    the ids of the split, one a line (every image of it)
+ImageSets/Main/<split>.txt            the same ids: CVAT imports this format with Datumaro's ``voc``,
+                                      which in Datumaro 1.x finds subsets only there
 SegmentationClass/<id>.png            palette PNG: index = class (0 background), palette = labelmap colours
 SegmentationObject/<id>.png           palette PNG: index k = instance k, VOC colour map
 JPEGImages/<id><ext>                  the source image bytes
@@ -107,13 +109,16 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         return lambda item, name: Generated((kind, item.dataset, item.name, item.fingerprint, base_key),
                                             functools.partial(png_of, item, which))
 
-    def id_list(split: SplitItems) -> Node:
-        text = "".join(f"{split_ext(name)[0]}\n" for name in split.names).encode("utf-8")
-        return Generated(("segmask-list", text), constant(text))
+    def id_list(task: str) -> Callable[[SplitItems], Node]:
+        def node(split: SplitItems) -> Node:
+            text = "".join(f"{split_ext(name)[0]}\n" for name in split.names).encode("utf-8")
+            return Generated((f"segmask-{task}-list", text), constant(text))
+        return node
 
     return Layout(
         static=(StaticFile("labelmap.txt", lambda _: Generated(("segmask-labelmap", labelmap), constant(labelmap))),),
-        per_split=(SplitFile(lambda label: f"ImageSets/Segmentation/{label}.txt", id_list),),
+        per_split=tuple(SplitFile(functools.partial("ImageSets/{}/{}.txt".format, task), id_list(task))
+                        for task in ("Segmentation", "Main")),
         per_item=(ItemFile(lambda _: "JPEGImages", lambda item, _: image_node(item)),
                   ItemFile(lambda _: "SegmentationClass", mask("segmask-class", 0), _png_name),
                   ItemFile(lambda _: "SegmentationObject", mask("segmask-object", 1), _png_name)),
