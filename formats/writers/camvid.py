@@ -72,7 +72,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         return colour_png(indices, colours)
 
     def mask(item: Item, name: str) -> Node:
-        return Generated(("camvid-mask", item.dataset, item.name, item.fingerprint, base_key),
+        return Generated(("camvid-mask", item.dataset, item.name, item.fingerprint, item.image, base_key),
                          functools.partial(render_mask, item))
 
     def pair_list(split: SplitItems) -> Node:

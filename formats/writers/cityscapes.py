@@ -154,8 +154,8 @@ def layout(project: Project, options: ViewOptions) -> Layout:
 
     def mask_file(kind: str) -> ItemFile:
         def node(item: Item, name: str) -> Node:
-            return Generated((f"cityscapes-{kind}", item.dataset, item.name, item.fingerprint, base_key),
-                             functools.partial(renders[kind], item))
+            key = (f"cityscapes-{kind}", item.dataset, item.name, item.fingerprint, item.image, base_key)
+            return Generated(key, functools.partial(renders[kind], item))
         return ItemFile(lambda label: f"gtFine/{label}", node, lambda name: f"{split_ext(name)[0]}_gtFine_{kind}.png")
 
     return Layout(

@@ -106,7 +106,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         return palette_png(masks[0], palette) if which == 0 else palette_png(masks[1])
 
     def mask(kind: str, which: int) -> Callable[[Item, str], Node]:
-        return lambda item, name: Generated((kind, item.dataset, item.name, item.fingerprint, base_key),
+        return lambda item, name: Generated((kind, item.dataset, item.name, item.fingerprint, item.image, base_key),
                                             functools.partial(png_of, item, which))
 
     def id_list(task: str) -> Callable[[SplitItems], Node]:
