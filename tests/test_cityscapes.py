@@ -109,7 +109,8 @@ def check_view(root: Path, tree: Path, classes_only: bool = False, crowd_tag: st
     assert sorted(p.name for p in (tree / "gtFine").iterdir()) == sorted(s.replace("_", "-") for s in split_items)
     for split, items in split_items.items():
         label = split.replace("_", "-")
-        gt, images = tree / "gtFine" / label, tree / "leftImg8bit" / label
+        assert [p.name for p in (tree / "gtFine" / label).iterdir()] == [label]  # one city per split
+        gt, images = tree / "gtFine" / label / label, tree / "leftImg8bit" / label / label
         names = output_names(items)
         assert len(list(gt.iterdir())) == 3 * len(items) and len(list(images.iterdir())) == len(items)
         for item, name in zip(items, names):
@@ -130,6 +131,18 @@ def check_view(root: Path, tree: Path, classes_only: bool = False, crowd_tag: st
     return dict(counts)
 
 
+def loader_pairs(tree: Path, split: str) -> list[tuple[Path, Path, Path]]:
+    """Image and target files as torchvision's ``Cityscapes`` and cityscapesScripts pair them: each city
+    folder of ``leftImg8bit/<split>``, each image in it, its ``gtFine`` files from the name before
+    ``_leftImg8bit``."""
+    out = []
+    for city in sorted((tree / "leftImg8bit" / split).iterdir()):
+        for image in sorted(city.iterdir()):
+            base = tree / "gtFine" / split / city.name / image.name.split("_leftImg8bit")[0]
+            out.append((image, Path(f"{base}_gtFine_instanceIds.png"), Path(f"{base}_gtFine_labelIds.png")))
+    return out
+
+
 def datumaro_reads(tree: Path, root: Path, counts: dict[tuple[str, str], int]) -> None:
     require("datumaro")
     report = datumaro_import_all(tree, "cityscapes")
@@ -142,6 +155,10 @@ def datumaro_reads(tree: Path, root: Path, counts: dict[tuple[str, str], int]) -
 def test_mounted_view_reads_back_exactly(source: str, samples: dict[str, Path], mounts: dict[str, Path]) -> None:
     root, tree = source_root(source, samples), mounts[source]
     counts = check_view(root, tree)
+    project = read_project(str(root))
+    for split, items in splits(project, ViewOptions()).items():
+        pairs = loader_pairs(tree, split.replace("_", "-"))
+        assert len(pairs) == len(items) and all(a.is_file() and b.is_file() for _, a, b in pairs)
     if source.startswith("sample"):
         assert counts  # the generator tags some objects is_crowd: Datumaro reads those back
     datumaro_reads(tree, root, counts)
@@ -214,7 +231,7 @@ def test_keys_name_their_inputs_and_images_are_source_bytes() -> None:
     assert len(keys) == len(set(keys))
     assert all(isinstance(n, SourceBytes) for p, n in files.items() if p.startswith("leftImg8bit/"))
     other = view_files(cityscapes, project, ViewOptions(params={"cityscapes.instance-ids": "classes"}))
-    path = "gtFine/train/img_001_gtFine_instanceIds.png"
+    path = "gtFine/train/train/img_001_gtFine_instanceIds.png"
     assert files[path].key != other[path].key
 
 
@@ -238,7 +255,7 @@ def test_names_the_reader_would_take_apart_are_mapped(tmp_path: Path) -> None:
         assert all(len(part.encode()) <= 255 for part in path.split("/"))
         (out / path).parent.mkdir(parents=True, exist_ok=True)
         (out / path).write_bytes(tree.read_file(path))
-    assert sorted(p.name for p in (out / "leftImg8bit/my-train").iterdir())[:3] == \
+    assert sorted(p.name for p in (out / "leftImg8bit/my-train/my-train").iterdir())[:3] == \
         ["e_leftImg8bit.png", "x-leftImg8bit_leftImg8bit.png", "y-gtFine_z_leftImg8bit.png"]
     names = [n for n, _ in read_label_colors((out / "label_colors.txt").read_text())]
     assert names[0] == "background" and names[1].startswith("a_b~") and names[2:] == ["a_b", "%23x", "traffic_sign"]

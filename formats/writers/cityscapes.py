@@ -3,12 +3,14 @@
 
 ```
 label_colors.txt                                "0 0 0 background" first, then "r g b name" a class
-gtFine/<split>/<stem>_gtFine_color.png          RGB: the colour of the class on top, background black
-gtFine/<split>/<stem>_gtFine_labelIds.png       8-bit: the index of the class on top (0 background)
-gtFine/<split>/<stem>_gtFine_instanceIds.png    16-bit: class*1000+k for instance k (1.. per image and
-                                                class), the class index alone for crowd objects
-leftImg8bit/<split>/<stem>_leftImg8bit<ext>     the source image bytes under the Cityscapes name
+gtFine/<split>/<city>/<stem>_gtFine_color.png        RGB: the colour of the class on top, background black
+gtFine/<split>/<city>/<stem>_gtFine_labelIds.png     8-bit: the index of the class on top (0 background)
+gtFine/<split>/<city>/<stem>_gtFine_instanceIds.png  16-bit: class*1000+k for instance k (1.. per image and
+                                                     class), the class index alone for crowd objects
+leftImg8bit/<split>/<city>/<stem>_leftImg8bit<ext>   the source image bytes under the Cityscapes name
 ```
+``<city>`` is the split's name again: Cityscapes loaders (cityscapesScripts, torchvision) walk
+``<split>/<city>/``, and one city per split keeps the items of a split in one folder, named together.
 Class index = line order of label_colors.txt; colours are meta.json's, made distinct and never
 black. Class names become one whitespace-free token (spaces → ``_``). ``cityscapes.instance-ids=classes``
 writes the class index for every object, which is what Datumaro 1.13.12 writes and the only values
@@ -156,12 +158,13 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         def node(item: Item, name: str) -> Node:
             key = (f"cityscapes-{kind}", item.dataset, item.name, item.fingerprint, item.image, base_key)
             return Generated(key, functools.partial(renders[kind], item))
-        return ItemFile(lambda label: f"gtFine/{label}", node, lambda name: f"{split_ext(name)[0]}_gtFine_{kind}.png")
+        return ItemFile(lambda label: f"gtFine/{label}/{label}", node,
+                        lambda name: f"{split_ext(name)[0]}_gtFine_{kind}.png")
 
     return Layout(
         static=(StaticFile("label_colors.txt",
                            lambda _: Generated(("cityscapes-labels", label_colors), constant(label_colors))),),
-        per_item=(ItemFile(lambda label: f"leftImg8bit/{label}", lambda item, _: image_node(item), _image_name),
+        per_item=(ItemFile(lambda label: f"leftImg8bit/{label}/{label}", lambda item, _: image_node(item), _image_name),
                   *(mask_file(kind) for kind in renders)),
         group_by="split", names=cityscapes_names, split_labels=dashed_split_names)
 
