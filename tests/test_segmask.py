@@ -24,7 +24,7 @@ from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import segmask
 from slyfs.vfs.tree import VirtualTree
 from tests.conftest import BLOB, PLAIN
-from tests.helpers.hostile import ann, plain_project, rect
+from tests.helpers.hostile import ann, plain_project, png, rect
 from tests.helpers.mask_oracle import SOURCES, expected, make_samples, mounted_all, source_root
 from tests.helpers.readers import datumaro_detect, datumaro_import_all, require
 from tests.helpers.views import view_files
@@ -203,3 +203,22 @@ def test_names_readers_split_or_strip_are_mapped(tmp_path: Path) -> None:
     assert {i.subset for i in report.dataset} == {"my-train"}
     assert report.label_counts() == {("mask", n): 1 for n in names[1:]}
     shutil.rmtree(out)
+
+
+def test_classes_and_instances_past_the_8_bit_index_are_reported(tmp_path: Path) -> None:
+    classes = tuple(f"c{k}" for k in range(256))
+    many = [rect(k % 20, k // 20, k % 20, k // 20, "c0") for k in range(300)]  # 300 one-pixel instances
+    root = plain_project(tmp_path / "p", {"a.png": ann(*many, width=20, height=20),
+                                          "b.png": ann(rect(0, 0, 1, 1, "c254"), rect(2, 2, 3, 3, "c255"),
+                                                       rect(4, 4, 5, 5, "c253"))},
+                         classes=classes, images={"a.png": png(20, 20), "b.png": png()})
+    log = ProblemLog()
+    tree = VirtualTree(view_files(segmask, read_project(str(root), report=log), ViewOptions()))
+    with Image.open(io.BytesIO(tree.read_file("SegmentationObject/a.png"))) as obj:
+        assert np.asarray(obj).max() == 254 and np.count_nonzero(np.asarray(obj)) == 254
+    with Image.open(io.BytesIO(tree.read_file("SegmentationClass/b.png"))) as cls:
+        assert sorted(np.unique(np.asarray(cls))) == [0, 254]  # c253 is index 254; c254, c255 are not painted
+    assert len(read_labelmap(tree.read_file("labelmap.txt").decode())) == 255
+    messages = sorted(p.message for p in log.all() if "cannot be expressed" in p.message)
+    assert messages == ["2 rectangle (class past the 254th) label(s) cannot be expressed in segmask",
+                        "46 rectangle (instance past the 254th) label(s) cannot be expressed in segmask"]
