@@ -5,6 +5,7 @@ split mapped."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from pathlib import Path
@@ -23,7 +24,7 @@ from slyfs.formats.writers import camvid
 from slyfs.vfs.tree import VirtualTree
 from tests.conftest import BLOB, PLAIN
 from tests.helpers.hostile import ann, plain_project, rect
-from tests.helpers.mask_oracle import SOURCES, expected, make_samples, mounted_all, source_root
+from tests.helpers.mask_oracle import SOURCES, expected, imports_by_backend, make_samples, mounted_all, source_root
 from tests.helpers.readers import datumaro_import_all, require
 from tests.helpers.views import view_files
 
@@ -69,8 +70,8 @@ def check_view(root: Path, tree: Path, titles: list[str] | None = None) -> dict[
             assert (tree / label / name).read_bytes() == read_bytes(item.image)
             want = expected(project, item, titles)
             with Image.open(tree / f"{label}annot" / f"{split_ext(name)[0]}.png") as png:
-                assert png.mode == "RGB"
-                rgb = np.asarray(png)
+                assert png.mode == "P" and np.array_equal(np.asarray(png), want.cls), name
+                rgb = np.asarray(png.convert("RGB"))
             assert np.array_equal(_indices(rgb, colour_index), want.cls), name
             counts.update(("mask", labels[k][0]) for k in np.unique(want.cls))
     assert len(lists) == len(splits(project, ViewOptions())) and seen == sum(1 for _ in project.items())
@@ -88,11 +89,11 @@ def _indices(rgb: np.ndarray, colour_index: dict[tuple[int, int, int], int]) -> 
 
 
 def datumaro_reads(tree: Path, root: Path, counts: dict[tuple[str, str], int]) -> None:
-    require("datumaro")
-    report = datumaro_import_all(tree, "camvid")
-    assert report.errors == [] and report.missing_media() == []
-    assert len(report.dataset) == sum(1 for _ in read_project(str(root)).items())
-    assert report.label_counts() == counts
+    """Datumaro reads the masks alike with its OpenCV backend (colours) and its PIL one (indices)."""
+    for report in imports_by_backend(tree, "camvid"):
+        assert report.errors == [] and report.missing_media() == []
+        assert len(report.dataset) == sum(1 for _ in read_project(str(root)).items())
+        assert report.label_counts() == counts
 
 
 @pytest.mark.parametrize("source", SOURCES)
@@ -165,3 +166,16 @@ def test_names_its_parser_would_split_are_mapped(tmp_path: Path) -> None:
     assert report.errors == [] and report.missing_media() == [] and len(report.dataset) == 3
     assert {i.subset for i in report.dataset} == {"my-train"}
     assert report.label_counts() == counts
+
+
+def test_labels_of_classes_past_the_255th_are_reported(tmp_path: Path) -> None:
+    classes = tuple(f"c{k}" for k in range(300))
+    root = plain_project(tmp_path / "p", {"a.png": ann(rect(0, 0, 4, 4, "c299"), rect(5, 5, 9, 9, "c3"))},
+                         classes=classes)
+    log = ProblemLog()
+    files = VirtualTree(view_files(camvid, read_project(str(root), report=log), ViewOptions()))
+    with Image.open(io.BytesIO(files.read_file("dsannot/a.png"))) as png:
+        assert sorted(np.unique(np.asarray(png))) == [0, 4]  # c3 is index 4; c299 has none
+    assert len(files.read_file("label_colors.txt").splitlines()) == 256
+    assert [p.message for p in log.all()] == [
+        "1 rectangle (class past the 255th) label(s) cannot be expressed in camvid"]

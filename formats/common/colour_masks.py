@@ -6,13 +6,15 @@ in one pass over the labels, instance numbers of bound labels, and label names f
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Container, Iterator, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
 
+from slyfs.formats.common.labels import GEOMETRY_NAMES
 from slyfs.formats.common.naming import WHITESPACE, distinct_texts, line_unsafe, text_field
-from slyfs.formats.common.raster import geometry_mask
+from slyfs.formats.common.raster import geometry_mask, has_area
 from slyfs.formats.contract import NotRenderable
 from slyfs.formats.model import Geometry, Label
 
@@ -101,6 +103,25 @@ def painted_layers(width: int, height: int, geometries: Sequence[Geometry],
         for image, (values, _) in zip(out, layers):
             image[mask] = values[i]
     return out
+
+
+def area_labels(labels: Sequence[Label], class_index: Mapping[str, int], over: Container[str],
+                max_classes: int) -> tuple[list[Label], Counter[str]]:
+    """The labels of a mask view's classes that paint pixels, in order, and what it cannot hold,
+    by kind (as ``labels.report_left_out`` reports it): geometries without area, and labels of the
+    classes ``over`` its limit of ``max_classes`` (kind ``"<geometry> (class past the Nth)"``)."""
+    kept = []
+    left_out: Counter[str] = Counter()
+    for label in labels:
+        kind = GEOMETRY_NAMES[type(label.geometry)]
+        if label.class_title in over:
+            left_out[f"{kind} (class past the {max_classes}th)"] += 1
+        elif label.class_title in class_index:
+            if has_area(label.geometry):
+                kept.append(label)
+            else:
+                left_out[kind] += 1
+    return kept, left_out
 
 
 def instance_numbers(labels: Sequence[Label]) -> list[int]:

@@ -5,8 +5,11 @@ importer reads them.
 label_colors.txt         "r g b name" a line: "0 0 0 background" first, then the classes
 <split>.txt              "/<split>/<image> <split>annot/<stem>.png" a line, every image of the split
 <split>/<image>          the source image bytes
-<split>annot/<stem>.png  RGB: each pixel the colour of the class on top, background black
+<split>annot/<stem>.png  palette PNG: index = class on top (0 background), palette = the label colours
 ```
+A palette PNG reads as the class colours to colour-decoding readers (OpenCV, ``convert("RGB")``) and
+as class indices to those that take the index (PIL arrays, Datumaro's PIL backend, SegNet-style
+loaders). Labels of classes past the 255th are reported as left out.
 Class colours are meta.json's, made distinct and never black. Class names become one
 whitespace-free token (the reader splits lines at whitespace: spaces become ``_``). Image names
 have whitespace and ``"`` as ``%XX``, so that list lines need no quoting. Area geometries are
@@ -17,22 +20,20 @@ reported as left out. CamVid has no instances and no attributes: tags are not wr
 from __future__ import annotations
 
 import functools
-from collections import Counter
 
 import numpy as np
 
 from slyfs.formats.common.colour_masks import (
     BLACK,
-    colour_png,
+    area_labels,
     distinct_colours,
     label_colors_text,
     painted_layers,
     token_label_names,
 )
-from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
-from slyfs.formats.common.masks import background_name
+from slyfs.formats.common.labels import report_left_out
+from slyfs.formats.common.masks import background_name, palette_png
 from slyfs.formats.common.naming import spaceless_component, split_ext
-from slyfs.formats.common.raster import has_area
 from slyfs.formats.common.splits import dashed_split_names, item_names
 from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems, StaticFile
@@ -41,6 +42,7 @@ from slyfs.formats.readers.supervisely.annotation import size_problem
 from slyfs.formats.view import ViewOptions, selected_classes
 
 VIEW = "camvid"
+MAX_CLASSES = 255  # palette PNG (and Datumaro reads CamVid masks as 8-bit)
 
 
 def camvid_component(name: str) -> str:
@@ -50,12 +52,15 @@ def camvid_component(name: str) -> str:
 
 
 def layout(project: Project, options: ViewOptions) -> Layout:
-    classes = selected_classes(project, options)
+    selected = selected_classes(project, options)
+    classes = selected[:MAX_CLASSES]
+    over = frozenset(c.title for c in selected[MAX_CLASSES:])
     titles = [c.title for c in classes]
     names = token_label_names(titles)
     colours = [BLACK, *distinct_colours([c.color for c in classes])]
     class_index = {t: k for k, t in enumerate(titles, 1)}
     label_colors = label_colors_text([background_name(names), *names], colours)
+    palette = [v for rgb in colours for v in rgb]
     base_key = (options.key(), label_colors)
 
     def render_mask(item: Item) -> bytes:
@@ -63,13 +68,11 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         too_large = size_problem((ann.width, ann.height))
         if too_large:
             raise NotRenderable(f"{item.dataset}/{item.name}: {too_large}: no mask is drawn")
-        kept = [label for label in ann.labels if label.class_title in class_index]
-        area = [label for label in kept if has_area(label.geometry)]
-        report_left_out(project, item, VIEW, Counter(GEOMETRY_NAMES[type(label.geometry)]
-                                                     for label in kept if not has_area(label.geometry)))
+        area, left_out = area_labels(ann.labels, class_index, over, MAX_CLASSES)
+        report_left_out(project, item, VIEW, left_out)
         (indices,) = painted_layers(ann.width, ann.height, [label.geometry for label in area],
-                                    [([class_index[label.class_title] for label in area], np.uint16)])
-        return colour_png(indices, colours)
+                                    [([class_index[label.class_title] for label in area], np.uint8)])
+        return palette_png(indices, palette)
 
     def mask(item: Item, name: str) -> Node:
         return Generated(("camvid-mask", item.dataset, item.name, item.fingerprint, item.image, base_key),

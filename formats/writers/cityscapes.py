@@ -30,6 +30,7 @@ import numpy as np
 
 from slyfs.formats.common.colour_masks import (
     BLACK,
+    area_labels,
     colour_png,
     distinct_colours,
     gray_png,
@@ -37,11 +38,10 @@ from slyfs.formats.common.colour_masks import (
     painted_layers,
     token_label_names,
 )
-from slyfs.formats.common.labels import GEOMETRY_NAMES, flag_tag, report_left_out
+from slyfs.formats.common.labels import flag_tag, report_left_out
 from slyfs.formats.common.masks import background_name
 from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import MAX_EXT_BYTES, MAX_NAME_BYTES, escape_component, fit_name, split_ext
-from slyfs.formats.common.raster import has_area
 from slyfs.formats.common.splits import dashed_split_names, item_names
 from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node
 from slyfs.formats.layout import ItemFile, Layout, StaticFile
@@ -124,17 +124,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         too_large = size_problem((ann.width, ann.height))
         if too_large:
             raise NotRenderable(f"{item.dataset}/{item.name}: {too_large}: no mask is drawn")
-        left_out: Counter[str] = Counter()
-        area = []
-        for label in ann.labels:
-            kind = GEOMETRY_NAMES[type(label.geometry)]
-            if label.class_title in over:
-                left_out[f"{kind} (class past the {MAX_CLASSES}th)"] += 1
-            elif label.class_title in class_index:
-                if has_area(label.geometry):
-                    area.append(label)
-                else:
-                    left_out[kind] += 1
+        area, left_out = area_labels(ann.labels, class_index, over, MAX_CLASSES)
         crowd = [not as_instances or flag_tag(label.tags, crowd_tag) for label in area]
         ids, unheld = instance_ids(area, class_index, crowd)
         if unheld:

@@ -26,7 +26,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from slyfs.formats.common.colour_masks import BLACK, distinct_colours, instance_numbers, painted_layers
+from slyfs.formats.common.colour_masks import (
+    BLACK,
+    area_labels,
+    distinct_colours,
+    instance_numbers,
+    painted_layers,
+)
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.masks import (
     MAX_OBJECT_INDEX,
@@ -37,7 +43,6 @@ from slyfs.formats.common.masks import (
 )
 from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import spaceless_component, split_ext
-from slyfs.formats.common.raster import has_area
 from slyfs.formats.common.splits import dashed_split_names, item_names
 from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems, StaticFile
@@ -50,28 +55,13 @@ MAX_CLASSES = MAX_OBJECT_INDEX  # class indices share the 8-bit PNG and VOC's vo
 MASK_CACHE_BYTES = 64 << 20  # index images kept for their item's other PNG
 
 
-def kept_area_labels(project: Project, item: Item, class_index: dict[str, int], over: frozenset[str]
-                     ) -> tuple[list[Label], list[int], Counter[str]]:
-    """The item's labels painted in the masks, their instance numbers, and what is left out
-    (by kind: geometries without area, labels of the classes ``over`` the 8-bit index, instances
-    past ``MAX_OBJECT_INDEX``)."""
-    ann = project.annotation(item)
-    left_out: Counter[str] = Counter()
-    area = []
-    for label in ann.labels:
-        if label.class_title in over:
-            left_out[f"{GEOMETRY_NAMES[type(label.geometry)]} (class past the {MAX_CLASSES}th)"] += 1
-        elif label.class_title not in class_index:
-            continue
-        elif has_area(label.geometry):
-            area.append(label)
-        else:
-            left_out[GEOMETRY_NAMES[type(label.geometry)]] += 1
-    numbers = instance_numbers(area)
-    kept = [(label, k) for label, k in zip(area, numbers) if k <= MAX_OBJECT_INDEX]
-    for label, k in zip(area, numbers):
-        if k > MAX_OBJECT_INDEX:
-            left_out[f"{GEOMETRY_NAMES[type(label.geometry)]} (instance past the {MAX_OBJECT_INDEX}th)"] += 1
+def instances_of(labels: list[Label]) -> tuple[list[Label], list[int], Counter[str]]:
+    """The area labels drawn in the object PNG and their instance numbers; those of instances past
+    ``MAX_OBJECT_INDEX`` are left out (counted by kind)."""
+    numbers = instance_numbers(labels)
+    left_out = Counter(f"{GEOMETRY_NAMES[type(label.geometry)]} (instance past the {MAX_OBJECT_INDEX}th)"
+                       for label, k in zip(labels, numbers) if k > MAX_OBJECT_INDEX)
+    kept = [(label, k) for label, k in zip(labels, numbers) if k <= MAX_OBJECT_INDEX]
     return [label for label, _ in kept], [k for _, k in kept], left_out
 
 
@@ -94,8 +84,9 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         too_large = size_problem((ann.width, ann.height))
         if too_large:
             raise NotRenderable(f"{item.dataset}/{item.name}: {too_large}: no mask is drawn")
-        labels, numbers, left_out = kept_area_labels(project, item, class_index, over)
-        report_left_out(project, item, VIEW, left_out)
+        area, left_out = area_labels(ann.labels, class_index, over, MAX_CLASSES)
+        labels, numbers, past = instances_of(area)
+        report_left_out(project, item, VIEW, left_out + past)
         cls, obj = painted_layers(ann.width, ann.height, [label.geometry for label in labels],
                                   [([class_index[label.class_title] for label in labels], np.uint8),
                                    (numbers, np.uint8)])

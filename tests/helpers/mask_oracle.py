@@ -15,6 +15,7 @@ import numpy as np
 
 from slyfs.formats.model import Cuboid2d, Graph, Item, Line, Mask, OrientedBox, PointGeom, Polygon, Project, Rectangle
 from tests.conftest import BLOB, PLAIN, fuse_usable, mounted
+from tests.helpers.readers import ImportReport, datumaro_import_all, require
 from tests.helpers.scripts import load_script
 from tests.test_coco_masks import painted
 
@@ -74,6 +75,21 @@ def make_samples(root: Path) -> dict[str, Path]:
 def source_root(source: str, samples: dict[str, Path]) -> Path:
     kind, form = source.split("-")
     return {"plain": PLAIN, "blob": BLOB}[form] if kind == "fixture" else samples[form]
+
+
+def imports_by_backend(tree: Path, importer: str) -> Iterator[ImportReport]:
+    """Datumaro's import of ``tree`` with its OpenCV image backend (masks decoded by colour), then with
+    its PIL one (a palette PNG read as its indices)."""
+    require("datumaro")
+    from datumaro.util.image import IMAGE_BACKEND, ImageBackend
+
+    for backend in (ImageBackend.cv2, ImageBackend.PIL):
+        token = IMAGE_BACKEND.set(backend)
+        try:
+            report = datumaro_import_all(tree, importer)
+        finally:
+            IMAGE_BACKEND.reset(token)
+        yield report
 
 
 @contextlib.contextmanager
