@@ -25,7 +25,15 @@ from slyfs.formats.writers import cityscapes
 from slyfs.vfs.tree import VirtualTree
 from tests.conftest import BLOB, PLAIN, mounted
 from tests.helpers.hostile import ann, plain_project, rect
-from tests.helpers.mask_oracle import AREA_TYPES, SOURCES, expected, make_samples, mounted_all, source_root
+from tests.helpers.mask_oracle import (
+    AREA_TYPES,
+    SOURCES,
+    expected,
+    imports_by_backend,
+    make_samples,
+    mounted_all,
+    source_root,
+)
 from tests.helpers.readers import datumaro_detect, datumaro_import_all, require
 from tests.helpers.views import view_files
 from tests.test_coco_masks import painted
@@ -144,11 +152,10 @@ def loader_pairs(tree: Path, split: str) -> list[tuple[Path, Path, Path]]:
 
 
 def datumaro_reads(tree: Path, root: Path, counts: dict[tuple[str, str], int]) -> None:
-    require("datumaro")
-    report = datumaro_import_all(tree, "cityscapes")
-    assert report.errors == [] and report.missing_media() == []
-    assert len(report.dataset) == sum(1 for _ in read_project(str(root)).items())
-    assert report.label_counts() == counts
+    for report in imports_by_backend(tree, "cityscapes"):
+        assert report.errors == [] and report.missing_media() == []
+        assert len(report.dataset) == sum(1 for _ in read_project(str(root)).items())
+        assert report.label_counts() == counts
 
 
 @pytest.mark.parametrize("source", SOURCES)
