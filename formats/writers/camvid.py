@@ -91,7 +91,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         per_item=(ItemFile(lambda label: label, lambda item, _: image_node(item)),
                   ItemFile(lambda label: f"{label}annot", mask, _png_name)),
         group_by="split", names=functools.partial(item_names, escape=camvid_component),
-        split_labels=dashed_split_names)
+        split_labels=dashed_split_names, default_splits=("train",))
 
 
 def _png_name(name: str) -> str:

@@ -114,7 +114,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
                   ItemFile(lambda _: "SegmentationClass", mask("segmask-class", 0), _png_name),
                   ItemFile(lambda _: "SegmentationObject", mask("segmask-object", 1), _png_name)),
         group_by="all", names=functools.partial(item_names, escape=spaceless_component),
-        split_labels=dashed_split_names)
+        split_labels=dashed_split_names, default_splits=("train",))
 
 
 def _png_name(name: str) -> str:
