@@ -179,3 +179,16 @@ def test_labels_of_classes_past_the_255th_are_reported(tmp_path: Path) -> None:
     assert len(files.read_file("label_colors.txt").splitlines()) == 256
     assert [p.message for p in log.all()] == [
         "1 rectangle (class past the 255th) label(s) cannot be expressed in camvid"]
+
+
+def test_a_view_without_images_is_an_empty_dataset(tmp_path: Path) -> None:
+    root = plain_project(tmp_path / "p", {"a.png": ann()})
+    tree = VirtualTree(view_files(camvid, read_project(str(root)), ViewOptions(include_empty=False)))
+    assert sorted(tree.walk_files()) == ["label_colors.txt", "train.txt"]
+    out = tmp_path / "out"
+    for path in tree.walk_files():
+        (out / path).parent.mkdir(parents=True, exist_ok=True)
+        (out / path).write_bytes(tree.read_file(path))
+    require("datumaro")
+    report = datumaro_import_all(out, "camvid")
+    assert report.errors == [] and len(report.dataset) == 0

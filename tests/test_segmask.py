@@ -222,3 +222,16 @@ def test_classes_and_instances_past_the_8_bit_index_are_reported(tmp_path: Path)
     messages = sorted(p.message for p in log.all() if "cannot be expressed" in p.message)
     assert messages == ["2 rectangle (class past the 254th) label(s) cannot be expressed in segmask",
                         "46 rectangle (instance past the 254th) label(s) cannot be expressed in segmask"]
+
+
+def test_a_view_without_images_is_an_empty_dataset(tmp_path: Path) -> None:
+    root = plain_project(tmp_path / "p", {"a.png": ann()})
+    tree = VirtualTree(view_files(segmask, read_project(str(root)), ViewOptions(include_empty=False)))
+    out = tmp_path / "out"
+    for path in tree.walk_files():
+        (out / path).parent.mkdir(parents=True, exist_ok=True)
+        (out / path).write_bytes(tree.read_file(path))
+    assert (out / "ImageSets/Segmentation/train.txt").read_bytes() == b""
+    require("datumaro")
+    report = datumaro_import_all(out, "voc_segmentation")
+    assert report.errors == [] and len(report.dataset) == 0
