@@ -16,12 +16,11 @@ from slyfs.formats.common.colour_masks import (
     instance_numbers,
     label_colors_text,
     painted_layers,
-    spread_colour,
     token_label_name,
     token_label_names,
 )
 from slyfs.formats.common.labels import flag_tag
-from slyfs.formats.common.masks import labelmap_name, labelmap_names
+from slyfs.formats.common.masks import labelmap_name, labelmap_names, spread_colour
 from slyfs.formats.common.splits import dashed_split_names
 from slyfs.formats.contract import NotRenderable
 from slyfs.formats.model import Label, PointGeom, Rectangle, Tag

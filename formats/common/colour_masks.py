@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from slyfs.formats.common.labels import GEOMETRY_NAMES
+from slyfs.formats.common.masks import spread_colour
 from slyfs.formats.common.naming import WHITESPACE, distinct_texts, line_unsafe, text_field
 from slyfs.formats.common.raster import geometry_mask, has_area
 from slyfs.formats.contract import NotRenderable
@@ -20,18 +21,6 @@ from slyfs.formats.model import Geometry, Label
 
 RGB = tuple[int, int, int]
 BLACK: RGB = (0, 0, 0)
-
-
-def spread_colour(k: int) -> RGB:
-    """Colour ``k`` of the VOC colour map extended past 256: the bits of k spread over r, g, b from
-    the top bit down; distinct for every k below 2**24."""
-    r = g = b = 0
-    for shift in range(7, -1, -1):
-        r |= (k & 1) << shift
-        g |= ((k >> 1) & 1) << shift
-        b |= ((k >> 2) & 1) << shift
-        k >>= 3
-    return (r, g, b)
 
 
 def distinct_colours(wanted: Sequence[RGB], reserved: Sequence[RGB] = (BLACK,)) -> list[RGB]:

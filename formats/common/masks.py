@@ -18,19 +18,21 @@ from slyfs.formats.model import Annotation, Label
 MAX_OBJECT_INDEX = 254  # 255 is VOC's "void" index
 
 
+def spread_colour(k: int) -> tuple[int, int, int]:
+    """Colour ``k`` of the VOC devkit's colour map: the bits of k spread over r, g, b from the top
+    bit down. Past 255 it goes on the same way, distinct for every k below 2**24."""
+    r = g = b = 0
+    for shift in range(7, -1, -1):
+        r |= (k & 1) << shift
+        g |= ((k >> 1) & 1) << shift
+        b |= ((k >> 2) & 1) << shift
+        k >>= 3
+    return (r, g, b)
+
+
 def voc_colormap(n: int = 256) -> list[tuple[int, int, int]]:
-    """The VOC devkit's colour map: the bits of index k spread over r, g, b from the top bit down."""
-    out = []
-    for k in range(n):
-        r = g = b = 0
-        c = k
-        for shift in range(7, -1, -1):
-            r |= (c & 1) << shift
-            g |= ((c >> 1) & 1) << shift
-            b |= ((c >> 2) & 1) << shift
-            c >>= 3
-        out.append((r, g, b))
-    return out
+    """The first ``n`` colours of the VOC devkit's colour map."""
+    return [spread_colour(k) for k in range(n)]
 
 
 PALETTE: list[int] = [v for rgb in voc_colormap() for v in rgb]
