@@ -5,11 +5,12 @@ colour PNGs), PNG encoding and datumaro's ``labelmap.txt``."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from PIL import Image
 
+from slyfs.formats.common.naming import distinct_texts, line_unsafe, text_field
 from slyfs.formats.common.raster import geometry_mask
 from slyfs.formats.contract import NotRenderable
 from slyfs.formats.model import Annotation, Label
@@ -17,19 +18,21 @@ from slyfs.formats.model import Annotation, Label
 MAX_OBJECT_INDEX = 254  # 255 is VOC's "void" index
 
 
+def spread_colour(k: int) -> tuple[int, int, int]:
+    """Colour ``k`` of the VOC devkit's colour map: the bits of k spread over r, g, b from the top
+    bit down. Past 255 it goes on the same way, distinct for every k below 2**24."""
+    r = g = b = 0
+    for shift in range(7, -1, -1):
+        r |= (k & 1) << shift
+        g |= ((k >> 1) & 1) << shift
+        b |= ((k >> 2) & 1) << shift
+        k >>= 3
+    return (r, g, b)
+
+
 def voc_colormap(n: int = 256) -> list[tuple[int, int, int]]:
-    """The VOC devkit's colour map: the bits of index k spread over r, g, b from the top bit down."""
-    out = []
-    for k in range(n):
-        r = g = b = 0
-        c = k
-        for shift in range(7, -1, -1):
-            r |= (c & 1) << shift
-            g |= ((c >> 1) & 1) << shift
-            b |= ((c >> 2) & 1) << shift
-            c >>= 3
-        out.append((r, g, b))
-    return out
+    """The first ``n`` colours of the VOC devkit's colour map."""
+    return [spread_colour(k) for k in range(n)]
 
 
 PALETTE: list[int] = [v for rgb in voc_colormap() for v in rgb]
@@ -49,21 +52,22 @@ def segmentation_arrays(ann: Annotation, labels: list[Label],
     return cls, obj
 
 
-def palette_png(indices: np.ndarray) -> bytes:
-    """A mode-P PNG of an index image with the VOC colour map as palette."""
+def palette_png(indices: np.ndarray, palette: Sequence[int] = PALETTE) -> bytes:
+    """A mode-P PNG of an index image; the palette (flat r, g, b…) defaults to the VOC colour map."""
     height, width = indices.shape
     if width == 0 or height == 0:
         raise NotRenderable("image size unknown (no readable image or annotation size): no mask can be drawn")
     img = Image.frombytes("P", (width, height), np.ascontiguousarray(indices).tobytes())
-    img.putpalette(PALETTE)
+    img.putpalette(palette)
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
 
 
-def labelmap_text(background: str, names: list[str]) -> bytes:
-    """datumaro's labelmap.txt; colour k is the VOC colour map's, as in the mask palettes."""
-    colors = voc_colormap(len(names) + 1)
+def labelmap_text(background: str, names: list[str], colours: Sequence[tuple[int, int, int]] | None = None) -> bytes:
+    """datumaro's labelmap.txt; colour k is ``colours[k]`` (0: the background's), by default the
+    VOC colour map's, as in the mask palettes."""
+    colors = voc_colormap(len(names) + 1) if colours is None else colours
     lines = ["# label:color_rgb:parts:actions"]
     lines += [f"{n}:{','.join(map(str, colors[k]))}::" for k, n in enumerate([background, *names])]
     return ("\n".join(lines) + "\n").encode("utf-8")
@@ -135,3 +139,14 @@ def distinct_colours(colours: Iterable[tuple[int, int, int]],
         used.add((r, g, b))
         out.append((r, g, b))
     return out
+def labelmap_name(title: str) -> str:
+    """A class title as the first field of a ``name:r,g,b:parts:actions`` line: ``:`` and control
+    characters become ``%XX``, as do leading/trailing blanks (the reader strips lines) and a
+    leading ``#`` (a comment to it)."""
+    out = text_field(title, lambda ch: line_unsafe(ch) or ch == ":")
+    return "%23" + out[1:] if out.startswith("#") else out
+
+
+def labelmap_names(titles: Sequence[str]) -> list[str]:
+    """:func:`labelmap_name` of each title, distinct for distinct titles."""
+    return distinct_texts(titles, labelmap_name)

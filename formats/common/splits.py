@@ -6,9 +6,9 @@ cache key that names a split's items: the per-split loop every view runs is
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-from slyfs.formats.common.naming import escape_component, safe_name, shorten, unique_names_of
+from slyfs.formats.common.naming import escape_component, safe_name, shorten, spaceless_component, unique_names_of
 from slyfs.formats.model import Item, Project
 from slyfs.formats.view import OptionError, ViewOptions, selected_classes
 
@@ -107,3 +107,20 @@ def items_key(items: Sequence[Item]) -> ItemsKey:
     """The part of the cache key of a split's aggregate files (lists, JSON of every image) that
     changes exactly when an item of the split is added, removed, renamed or edited."""
     return ItemsKey((i.dataset, i.name, i.fingerprint) for i in items)
+
+
+def dashed_split_names(splits_: Iterable[str]) -> dict[str, str]:
+    """Split names for readers that split file names at ``_`` (VOC and Segmentation Mask skip a
+    ``<split>.txt`` with ``_``): ``_`` becomes ``-``, whitespace ``%XX``; at most
+    ``MAX_SPLIT_BYTES``; clashes get ``~2``, ``~3``…"""
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for s in splits_:
+        base = spaceless_component(s.replace("_", "-"))
+        name, k = shorten(base, MAX_SPLIT_BYTES), 1
+        while name in used:
+            k += 1
+            name = shorten(base, MAX_SPLIT_BYTES - len(f"~{k}")) + f"~{k}"
+        used.add(name)
+        out[s] = name
+    return out

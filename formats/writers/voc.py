@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +48,7 @@ from slyfs.formats.common.naming import (
 )
 from slyfs.formats.common.raster import has_area
 from slyfs.formats.common.splits import MAX_SPLIT_BYTES, item_names
+from slyfs.formats.common.splits import dashed_split_names as voc_split_names
 from slyfs.formats.common.text import xml_comment_text, xml_text
 from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems, StaticFile
@@ -100,23 +101,6 @@ def voc_class_name(title: str) -> str:
 def voc_class_names(titles: list[str]) -> list[str]:
     """:func:`voc_class_name` of each title, distinct for distinct titles."""
     return distinct_texts(titles, voc_class_name, MAX_CLASS_BYTES)
-
-
-def voc_split_names(splits_: Iterable[str]) -> dict[str, str]:
-    """VOC split names: ``_`` becomes ``-``, since ``<class>_<split>.txt`` shares the folder and
-    readers take only names without ``_`` for splits; whitespace becomes ``%XX``; at most
-    ``MAX_SPLIT_BYTES``; clashes get ``~2``, ``~3``…"""
-    out: dict[str, str] = {}
-    used: set[str] = set()
-    for s in splits_:
-        base = spaceless_component(s.replace("_", "-"))
-        name, k = shorten(base, MAX_SPLIT_BYTES), 1
-        while name in used:
-            k += 1
-            name = shorten(base, MAX_SPLIT_BYTES - len(f"~{k}")) + f"~{k}"
-        used.add(name)
-        out[s] = name
-    return out
 
 
 def tag_flag(value: TagValue) -> str:

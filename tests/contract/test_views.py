@@ -268,6 +268,16 @@ class TestMot(ViewContract):
 
 class TestMots(ViewContract):
     formats = ["mots"]
+class TestSegmask(ViewContract):
+    formats = ["segmask"]
+
+
+class TestCamvid(ViewContract):
+    formats = ["camvid"]
+
+
+class TestCityscapes(ViewContract):
+    formats = ["cityscapes"]
 
 
 class TestAll(ViewContract):

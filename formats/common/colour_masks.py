@@ -1,0 +1,142 @@
+"""Colour-coded and integer masks beside the VOC palette ones (common/masks.py): distinct label
+colours taken from meta.json, RGB and 16-bit PNGs of index images, several index images painted
+in one pass over the labels, instance numbers of bound labels, and label names for the
+``r g b name`` label files (CamVid, Cityscapes) whose readers split lines at whitespace."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from collections.abc import Container, Iterator, Mapping, Sequence
+
+import numpy as np
+from PIL import Image
+
+from slyfs.formats.common.labels import GEOMETRY_NAMES
+from slyfs.formats.common.masks import spread_colour
+from slyfs.formats.common.naming import WHITESPACE, distinct_texts, line_unsafe, text_field
+from slyfs.formats.common.raster import geometry_mask, has_area
+from slyfs.formats.contract import NotRenderable
+from slyfs.formats.model import Geometry, Label
+
+RGB = tuple[int, int, int]
+BLACK: RGB = (0, 0, 0)
+
+
+def distinct_colours(wanted: Sequence[RGB], reserved: Sequence[RGB] = (BLACK,)) -> list[RGB]:
+    """One colour per label, all distinct and none of ``reserved``: each label keeps its wanted
+    colour (meta.json's) unless a reserved colour or an earlier label has it; then it takes the
+    first free colour of :func:`spread_colour` 1, 2, … (readers decode colour masks by exact colour,
+    so two labels of one colour could not be told apart)."""
+    used = set(reserved)
+    clashing = []
+    out: list[RGB | None] = []
+    for colour in wanted:
+        if colour in used:
+            out.append(None)
+            clashing.append(len(out) - 1)
+        else:
+            used.add(colour)
+            out.append(colour)
+    spare = _free_colours(used)
+    for i in clashing:
+        out[i] = next(spare)
+    return [c for c in out if c is not None]
+
+
+def _free_colours(used: set[RGB]) -> Iterator[RGB]:
+    k = 1
+    while True:
+        colour = spread_colour(k)
+        if colour not in used:
+            used.add(colour)
+            yield colour
+        k += 1
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _check_size(indices: np.ndarray) -> None:
+    if indices.size == 0:
+        raise NotRenderable("image size unknown (no readable image or annotation size): no mask can be drawn")
+
+
+def colour_png(indices: np.ndarray, colours: Sequence[RGB]) -> bytes:
+    """An RGB PNG of an index image: pixel value k drawn in ``colours[k]``."""
+    _check_size(indices)
+    table = np.asarray(colours, dtype=np.uint8).reshape(-1, 3)
+    return _png(Image.fromarray(np.ascontiguousarray(table[indices]), "RGB"))
+
+
+def gray_png(values: np.ndarray) -> bytes:
+    """A grayscale PNG of an integer image: 8-bit for a uint8 image, else 16-bit (values 0..65535)."""
+    _check_size(values)
+    if values.dtype == np.uint8:
+        return _png(Image.fromarray(np.ascontiguousarray(values), "L"))
+    return _png(Image.fromarray(np.ascontiguousarray(values, dtype="<u2")))  # mode I;16
+
+
+def painted_layers(width: int, height: int, geometries: Sequence[Geometry],
+                   layers: Sequence[tuple[Sequence[int], type[np.integer]]]) -> list[np.ndarray]:
+    """Index images made in one rasterisation of each geometry: layer ``(values, dtype)`` holds
+    ``values[i]`` where geometry i lies, later geometries over earlier ones, 0 elsewhere."""
+    out = [np.zeros((height, width), dtype=dtype) for _, dtype in layers]
+    for i, geometry in enumerate(geometries):
+        mask = geometry_mask(geometry, width, height)
+        if mask is None:
+            continue
+        for image, (values, _) in zip(out, layers):
+            image[mask] = values[i]
+    return out
+
+
+def area_labels(labels: Sequence[Label], class_index: Mapping[str, int], over: Container[str],
+                max_classes: int) -> tuple[list[Label], Counter[str]]:
+    """The labels of a mask view's classes that paint pixels, in order, and what it cannot hold,
+    by kind (as ``labels.report_left_out`` reports it): geometries without area, and labels of the
+    classes ``over`` its limit of ``max_classes`` (kind ``"<geometry> (class past the Nth)"``)."""
+    kept = []
+    left_out: Counter[str] = Counter()
+    for label in labels:
+        kind = GEOMETRY_NAMES[type(label.geometry)]
+        if label.class_title in over:
+            left_out[f"{kind} (class past the {max_classes}th)"] += 1
+        elif label.class_title in class_index:
+            if has_area(label.geometry):
+                kept.append(label)
+            else:
+                left_out[kind] += 1
+    return kept, left_out
+
+
+def instance_numbers(labels: Sequence[Label]) -> list[int]:
+    """1-based instance number of each label, in order of first appearance: labels bound by one
+    ``instance`` key and of one class are one object (as CVAT merges a group's shapes)."""
+    seen: dict[object, int] = {}
+    out = []
+    for i, label in enumerate(labels):
+        key = (label.instance, label.class_title) if label.instance is not None else i
+        out.append(seen.setdefault(key, len(seen) + 1))
+    return out
+
+
+def token_label_name(title: str) -> str:
+    """A class title as the one whitespace-free token an ``r g b name`` line ends with: whitespace
+    becomes ``_``, other control characters ``%XX``, a leading ``#`` (a comment to the readers) ``%23``."""
+    out = text_field(WHITESPACE.sub("_", title), line_unsafe, strip=False) or "_"
+    return "%23" + out[1:] if out.startswith("#") else out
+
+
+def token_label_names(titles: Sequence[str]) -> list[str]:
+    """:func:`token_label_name` of each title, distinct for distinct titles (``a b`` beside
+    ``a_b`` becomes ``a_b~<hash>``)."""
+    return distinct_texts(titles, token_label_name)
+
+
+def label_colors_text(names: Sequence[str], colours: Sequence[RGB]) -> bytes:
+    """``label_colors.txt`` of CamVid and Cityscapes: ``r g b name`` a line, index k on line k+1."""
+    return "".join(f"{r} {g} {b} {name}\n" for name, (r, g, b) in zip(names, colours)).encode("utf-8")
