@@ -26,6 +26,7 @@ FORMATS: dict[str, str] = {
     "yolo-obb": "slyfs.formats.writers.yolo.obb",
     "yolo-darknet": "slyfs.formats.writers.yolo.darknet",
     "voc": "slyfs.formats.writers.voc",
+    "datumaro": "slyfs.formats.writers.datumaro",
     "supervisely": "slyfs.formats.writers.supervisely",
 }
 

@@ -6,6 +6,7 @@ cache key that names a split's items: the per-split loop every view runs is
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 
 from slyfs.formats.common.naming import escape_component, safe_name, shorten, unique_names_of
@@ -107,3 +108,25 @@ def items_key(items: Sequence[Item]) -> ItemsKey:
     """The part of the cache key of a split's aggregate files (lists, JSON of every image) that
     changes exactly when an item of the split is added, removed, renamed or edited."""
     return ItemsKey((i.dataset, i.name, i.fingerprint) for i in items)
+
+
+_NOT_SUBSET = re.compile(r"[^A-Za-z0-9-]+")
+
+
+def subset_names(split_names: Sequence[str]) -> dict[str, str]:
+    """Subset names every reader keeps whole (``[A-Za-z0-9-]+``; some split file names on ``_``):
+    a name already of that form stays; in another, each run of other characters becomes ``-``, and
+    ``-<8 hex of the hash of the name>`` is added when that result is taken or empty."""
+    out: dict[str, str] = {}
+    used = {s for s in split_names if _NOT_SUBSET.search(s) is None and s}
+    for s in split_names:
+        if s in used and _NOT_SUBSET.search(s) is None:
+            out[s] = s
+            continue
+        base = _NOT_SUBSET.sub("-", s).strip("-")
+        name = base
+        if not base or base in used:
+            name = f"{base}-{hashlib.sha1(s.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}".lstrip("-")
+        used.add(name)
+        out[s] = name
+    return out
