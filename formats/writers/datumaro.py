@@ -30,11 +30,10 @@ import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
 
-from slyfs.formats.common.geometry import clipped_box
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.naming import split_ext
-from slyfs.formats.common.raster import pixel_crop
-from slyfs.formats.common.rle import compressed_counts, compressed_rle
+from slyfs.formats.common.raster import geometry_mask
+from slyfs.formats.common.rle import compressed_rle
 from slyfs.formats.common.splits import subset_names
 from slyfs.formats.common.tags import first_tag, flag_value, int_value, tag_attributes
 from slyfs.formats.common.text import JsonArraySpool, json_object_chunks
@@ -112,11 +111,11 @@ def joints(template: GraphTemplate) -> list[list[int]]:
 
 
 def mask_rle(label: Label, width: int, height: int) -> dict:
-    """The label's pixels (cut to the image) as compressed RLE of the whole image."""
-    box = clipped_box(label.geometry, width, height)
-    if box is None:
-        return {"counts": compressed_counts([width * height]), "size": [height, width]}
-    return compressed_rle(pixel_crop(label.geometry, box), (int(box[0]), int(box[1])), (width, height))
+    """The label's pixels (cut to the image) as compressed RLE of the whole image, painted on the
+    whole image as the class masks of other views are (a crop's rasterisation can differ at an edge)."""
+    mask = geometry_mask(label.geometry, width, height)
+    assert mask is not None  # only area geometries come here
+    return compressed_rle(mask)
 
 
 def shape_fields(label: Label, template: GraphTemplate | None, width: int, height: int) -> dict | str:

@@ -242,6 +242,10 @@ class TestSupervisely(ViewContract):
     formats = ["supervisely"]
 
 
+class TestDatumaro(ViewContract):
+    formats = ["datumaro"]
+
+
 class TestAll(ViewContract):
     formats = list(FORMATS)
 
