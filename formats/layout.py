@@ -1,13 +1,14 @@
 """A format view declared as a layout, and the lazy view that serves it a folder at a time.
 
-A writer declares what its tree holds (``Layout``): files at fixed paths (``StaticFile``), one
-file per split (``SplitFile``) and folders of per-item files (``ItemFile``), the items grouped by
-split, by dataset or all together, each group named once (``Layout.names``). ``LayoutView``
-answers ``list``/``lookup`` from that declaration: a group's output names are computed when a
-folder of it is first listed or looked up, a node only when its path is looked up, so nothing
-grows with items x formats at mount. ``updated`` makes the next version from a ``Change``,
-carrying over every group the change did not touch, and ``stale`` names the paths that may hold
-other bytes, from the changed items and the small folder skeleton, never by comparing two trees.
+A writer declares what its tree holds (``Layout``): files at fixed paths (``StaticFile``), one file
+per split (``SplitFile``), a file of every split (``WholeFile``) and folders of per-item files
+(``ItemFile``), the items grouped by split, by dataset or all together, each group named once
+(``Layout.names``). ``LayoutView`` answers ``list``/``lookup`` from that declaration: a group's
+output names are computed when a folder of it is first listed or looked up, a node only when its
+path is looked up, so nothing grows with items x formats at mount. ``updated`` makes the next
+version from a ``Change``, carrying over every group the change did not touch, and ``stale`` names
+the paths that may hold other bytes, from the changed items and the small folder skeleton, never by
+comparing two trees.
 """
 
 from __future__ import annotations
@@ -62,6 +63,15 @@ class SplitFile:
 
 
 @dataclass(frozen=True)
+class WholeFile:
+    """One file at ``path`` made from every split (CVAT's project ``annotations.xml``); ``node`` is
+    given each split's ``SplitItems``, in split order."""
+
+    path: str
+    node: Callable[[Sequence[SplitItems]], Node]
+
+
+@dataclass(frozen=True)
 class ItemFile:
     """One file per item of a group, in ``folder(group label)``, named ``name(output name)``
     (distinct names give distinct file names); ``present`` says which items have one (None: all)."""
@@ -80,6 +90,7 @@ class Layout:
     same). ``default_splits``: the splits of a view with no items at all."""
 
     static: tuple[StaticFile, ...] = ()
+    whole: tuple[WholeFile, ...] = ()
     per_split: tuple[SplitFile, ...] = ()
     per_item: tuple[ItemFile, ...] = ()
     group_by: GroupBy = "split"
@@ -268,7 +279,12 @@ class _SplitEntry:
     label: str
 
 
-Entry = Node | _SplitEntry  # a fixed path of the skeleton: a node, or a split file made on lookup
+@dataclass(frozen=True)
+class _WholeEntry:
+    spec: WholeFile = field(compare=False)
+
+
+Entry = Node | _SplitEntry | _WholeEntry  # a fixed path of the skeleton: a node, or a file made on lookup
 
 
 class LayoutView:
@@ -328,6 +344,8 @@ class LayoutView:
         layout = self.layout
         for static in layout.static:
             add_entry(self._dirs, static.path, static.node(self.labels))
+        for whole in layout.whole:
+            add_entry(self._dirs, whole.path, _WholeEntry(whole))
         for split in self.split_names:
             for split_file in layout.per_split:
                 add_entry(self._dirs, split_file.path(labels[split]), _SplitEntry(split_file, split, labels[split]))
@@ -362,7 +380,9 @@ class LayoutView:
             return None
         entry = fixed.get(name)
         if entry is not None:
-            return self._split_node(folder, name, entry) if isinstance(entry, _SplitEntry) else entry
+            if isinstance(entry, _SplitEntry):
+                return self._split_node(folder, name, entry)
+            return self._whole_node(entry.spec) if isinstance(entry, _WholeEntry) else entry
         for group, index in self._item_dirs.get(folder, ()):
             spec = self.layout.per_item[index]
             i = group.find(index, spec, name)
@@ -375,6 +395,13 @@ class LayoutView:
         node = self._split_nodes.get(path)
         if node is None:
             node = self._split_nodes[path] = entry.spec.node(self.split_items(entry.split, entry.label))
+        return node
+
+    def _whole_node(self, spec: WholeFile) -> Node:
+        node = self._split_nodes.get(spec.path)
+        if node is None:
+            node = self._split_nodes[spec.path] = spec.node(
+                [self.split_items(split, label) for split, label in zip(self.split_names, self.labels)])
         return node
 
     def split_items(self, split: str, label: str) -> SplitItems:
@@ -446,7 +473,8 @@ class LayoutView:
                 continue
             for name in a.keys() | b.keys():
                 ea, eb = a.get(name), b.get(name)
-                if ea != eb or (isinstance(eb, _SplitEntry) and self._split_touched(eb.split, change)):
+                if ea != eb or (isinstance(eb, _SplitEntry) and self._split_touched(eb.split, change)) \
+                        or (isinstance(eb, _WholeEntry) and bool(change.items)):  # any item may be in it
                     out.add(f"{path}/{name}" if path else name)
             if a.keys() != b.keys():
                 out.add(path)

@@ -27,6 +27,7 @@ FORMATS: dict[str, str] = {
     "yolo-darknet": "slyfs.formats.writers.yolo.darknet",
     "voc": "slyfs.formats.writers.voc",
     "datumaro": "slyfs.formats.writers.datumaro",
+    "cvat": "slyfs.formats.writers.cvat",
     "supervisely": "slyfs.formats.writers.supervisely",
 }
 

@@ -30,6 +30,7 @@ import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
 
+from slyfs.formats.common.geometry import pixel_centre, template_joints
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.naming import split_ext
 from slyfs.formats.common.raster import geometry_mask
@@ -76,12 +77,11 @@ CUBOID_ORDER = ("face1-topleft", "face2-topleft", "face2-topright", "face1-topri
 
 
 def centre(point: Point2) -> list[float]:
-    """A pixel index as the continuous point at the pixel's centre."""
-    return [point[0] + 0.5, point[1] + 0.5]
+    return list(pixel_centre(point))
 
 
 def flat_centres(points: Sequence[Point2]) -> list[float]:
-    return [v for p in points for v in centre(p)]
+    return [v for p in points for v in pixel_centre(p)]
 
 
 def xywh(left: float, top: float, right: float, bottom: float) -> list[float]:
@@ -102,12 +102,6 @@ def graph_points(graph: Graph, template: GraphTemplate) -> tuple[list[float], li
             points += centre((node.x, node.y))
             visibility.append(1 if node.disabled else 2)
     return points, visibility
-
-
-def joints(template: GraphTemplate) -> list[list[int]]:
-    """A template's edges as 1-based node positions."""
-    index = {node_id: i + 1 for i, node_id in enumerate(template.node_ids)}
-    return [[index[a], index[b]] for a, b in template.edges if a in index and b in index]
 
 
 def mask_rle(label: Label, width: int, height: int) -> dict:
@@ -168,8 +162,8 @@ class Labels:
         labels += [{"name": n, "parent": "", "attributes": []} for n in self.tag_labels]
         colormap = [{"label_id": i, "r": c.color[0], "g": c.color[1], "b": c.color[2]}
                     for i, c in enumerate(self.classes)]
-        points = [{"label_id": self.class_ids[title], "labels": list(t.labels), "joints": joints(t), "positions": []}
-                  for title, t in self.templates.items()]
+        points = [{"label_id": self.class_ids[title], "labels": list(t.labels), "joints": template_joints(t),
+                   "positions": []} for title, t in self.templates.items()]
         out: dict = {"label": {"labels": labels, "label_groups": [], "attributes": attributes},
                      "mask": {"colormap": colormap}}
         if points:
