@@ -246,6 +246,10 @@ class TestDatumaro(ViewContract):
     formats = ["datumaro"]
 
 
+class TestCvat(ViewContract):
+    formats = ["cvat"]
+
+
 class TestAll(ViewContract):
     formats = list(FORMATS)
 
