@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import math
+import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +40,7 @@ from slyfs.vfs.tree import VirtualTree
 from tests.conftest import BLOB, PLAIN, fuse_usable, mounted
 from tests.helpers.readers import datumaro_import_all, require
 from tests.helpers.scripts import load_script
-from tests.helpers.source import meta_of, source_annotations
+from tests.helpers.source import meta_of, renamed_copy, source_annotations, write_tree
 from tests.helpers.views import view_files
 
 SAMPLE_IMAGES = 40
@@ -315,3 +316,23 @@ def test_occluded_tag_is_the_shape_flag_and_the_option_renames_it(samples: dict[
     renamed = view_files(["cvat"], read_project(str(root)), ViewOptions(params={"cvat.occluded-tag": "nothing"}))
     doc = etree.fromstring(VirtualTree(renamed).read_file("annotations.xml"))
     assert {el.get("occluded") for image in doc.iter("image") for el in image if el.tag == "box"} == {"0"}
+
+
+LONG = "v" * 90 + "_set"
+RENAMES = {"train": "my train_set ü", "val": LONG}
+
+
+def test_odd_dataset_and_image_names_become_reader_safe_subsets(tmp_path: Path) -> None:
+    """Spaces, ``_``, non-ASCII and a long name in datasets; spaces, non-ASCII and collisions in images."""
+    root = renamed_copy(PLAIN, tmp_path / "p", RENAMES)
+    tree = VirtualTree(view_files(["cvat"], read_project(str(root)), ViewOptions()))
+    out = write_tree({p: tree.read_file(p) for p in tree.walk_files()}, tmp_path / "view")
+    subsets = sorted(p.name for p in (out / "images").iterdir())
+    assert len(subsets) == 2 and all(re.fullmatch(r"[A-Za-z0-9-]{1,64}", s) for s in subsets)
+    assert cvat_read(out) == expected(root)[1]
+    report = datumaro_import_all(out, "cvat")
+    assert report.errors == [] and report.missing_media() == []
+    assert sorted({item.subset for item in report.dataset}) == subsets
+    ids = {item.id for item in report.dataset}
+    assert len(ids) == len(report.dataset) == sum(1 for _ in source_annotations(root))
+    assert {"straße_ü", "img 002 space", "dup_jpg", "dup_png"} <= ids

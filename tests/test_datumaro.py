@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +40,7 @@ from slyfs.vfs.tree import VirtualTree
 from tests.conftest import BLOB, PLAIN, fuse_usable, mounted
 from tests.helpers.readers import datumaro_import_all, require
 from tests.helpers.scripts import load_script
-from tests.helpers.source import meta_of, source_annotations
+from tests.helpers.source import meta_of, renamed_copy, source_annotations, write_tree
 from tests.helpers.views import view_files
 
 SAMPLE_IMAGES = 40
@@ -262,3 +263,22 @@ def test_build_reads_no_annotation_and_file_starts_with_the_version() -> None:
     assert "annotations/train.json" in view_files(["datumaro"], lazy, ViewOptions())
     data = VirtualTree(view_files(["datumaro"], project, ViewOptions())).read_file("annotations/val.json")
     assert data.startswith(b'{"dm_format_version":"1.0"')
+
+
+LONG = "v" * 90 + "_set"
+RENAMES = {"train": "my train_set ü", "val": LONG}
+
+
+def test_odd_dataset_and_image_names_become_reader_safe_subsets(tmp_path: Path) -> None:
+    """Spaces, ``_``, non-ASCII and a long name in datasets; spaces, non-ASCII and collisions in images."""
+    root = renamed_copy(PLAIN, tmp_path / "p", RENAMES)
+    tree = VirtualTree(view_files(["datumaro"], read_project(str(root)), ViewOptions()))
+    out = write_tree({p: tree.read_file(p) for p in tree.walk_files()}, tmp_path / "view")
+    subsets = sorted(p.stem for p in (out / "annotations").glob("*.json"))
+    assert len(subsets) == 2 and all(re.fullmatch(r"[A-Za-z0-9-]{1,64}", s) for s in subsets)
+    report = datumaro_import_all(out, "datumaro")
+    assert report.errors == [] and report.missing_media() == []
+    assert sorted({item.subset for item in report.dataset}) == subsets
+    ids = {item.id for item in report.dataset}
+    assert len(ids) == len(report.dataset) == sum(1 for _ in source_annotations(root))
+    assert {"straße_ü", "img 002 space", "dup_jpg", "dup_png"} <= ids

@@ -4,7 +4,8 @@ what a view must hold without the reader or the writers."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import shutil
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,3 +31,20 @@ def source_annotations(root: Path) -> Iterator[SourceAnnotation]:
 
 def meta_of(root: Path) -> dict:
     return json.loads((root / "meta.json").read_text(encoding="utf-8"))
+
+
+def renamed_copy(source: Path, dest: Path, renames: dict[str, str]) -> Path:
+    """A copy of project ``source`` at ``dest`` with top-level datasets renamed (old → new)."""
+    shutil.copytree(source, dest)
+    for old, new in renames.items():
+        (dest / old).rename(dest / new)
+    return dest
+
+
+def write_tree(files: Mapping[str, bytes], dest: Path) -> Path:
+    """A view's files (path → bytes) written under ``dest``, for readers that want a real folder."""
+    for path, data in files.items():
+        target = dest / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return dest
