@@ -100,6 +100,7 @@ def test_shape_fields_follow_the_mapping() -> None:
     assert fields(graph) == "graph"
     turned = fields(OrientedBox(10, 10, 19, 14, math.pi / 6))
     assert turned["bbox"] == [10, 10, 10, 5] and turned["rotation"] == pytest.approx(30)
+    assert fields(OrientedBox(0, 0, 3, 3, -math.pi / 2))["rotation"] == pytest.approx(270)
     keys = [f"face{f}-{c}" for f in (1, 2) for c in ("topleft", "topright", "bottomright", "bottomleft")]
     cuboid = Cuboid2d({k: (i, 10 * i) for i, k in enumerate(keys)})
     got = fields(cuboid)

@@ -14,7 +14,7 @@ Conventions (the README repeats them):
   as compressed COCO RLE of the image; line → ``polyline``; point → ``points`` (visibility 2);
   graph → ``points`` in its template's node order (disabled node: visibility 1, missing: 0 at
   0,0) with a ``points`` category per graph class; cuboid → ``cuboid_2d`` (face1 = front);
-  oriented box → ``bbox`` of the unturned box + ``attributes.rotation`` (degrees, clockwise).
+  oriented box → ``bbox`` of the unturned box + ``attributes.rotation`` (degrees in [0, 360), clockwise).
 - Object tags → ``attributes`` (valueless → true); the ``occluded`` tag → ``attributes.occluded``
   (bool), the ``track_id`` tag → ``object_id``; labels bound by one instance key share a ``group``.
   Image tags → ``label`` annotations (a value in ``attributes.value``), the ``caption`` tag →
@@ -118,7 +118,8 @@ def shape_fields(label: Label, template: GraphTemplate | None, width: int, heigh
     if isinstance(g, Rectangle):
         return {"type": "bbox", "bbox": xywh(g.left, g.top, g.right, g.bottom)}
     if isinstance(g, OrientedBox):
-        return {"type": "bbox", "bbox": xywh(g.left, g.top, g.right, g.bottom), "rotation": math.degrees(g.angle)}
+        return {"type": "bbox", "bbox": xywh(g.left, g.top, g.right, g.bottom),
+                "rotation": math.degrees(g.angle) % 360}  # CVAT's range, [0, 360)
     if isinstance(g, Polygon) and not g.interiors and len(set(g.exterior)) >= 3:
         return {"type": "polygon", "points": flat_centres(g.exterior)}
     if isinstance(g, (Polygon, Mask)):
