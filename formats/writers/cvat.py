@@ -212,13 +212,20 @@ class Labels:
             etree.SubElement(label, "attributes").append(attribute_spec(meta, self.attribute_names[meta.name]))
         return labels
 
-    def attributes(self, parent: etree._Element, tags: Sequence[Tag]) -> None:
-        """Object tags as ``<attribute>`` children (the occluded tag is the shape's own flag)."""
+    def attribute_tags(self, tags: Sequence[Tag]) -> list[Tag]:
+        """The object tags that are ``<attribute>``s: the first of each name, but the occluded tag
+        when it reads as a flag (it is the shape's own ``occluded``)."""
         seen: set[str] = set()
+        out = []
         for tag in tags:
-            if tag.name in seen or tag.name == self.occluded and flag_value(tag.value) is not None:
-                continue
-            seen.add(tag.name)
+            if tag.name not in seen and not (tag.name == self.occluded and flag_value(tag.value) is not None):
+                seen.add(tag.name)
+                out.append(tag)
+        return out
+
+    def attributes(self, parent: etree._Element, tags: Sequence[Tag]) -> None:
+        """Object tags as ``<attribute>`` children."""
+        for tag in self.attribute_tags(tags):
             el = etree.SubElement(parent, "attribute", name=self.attribute_names.get(tag.name, xml_text(tag.name)))
             el.text = "true" if tag.value is None else xml_text(str(tag.value))
 
@@ -228,8 +235,9 @@ class Labels:
 
 
 def shape_element(labels: Labels, label: Label, ann: Annotation, group: int | None,
-                  left_out: Counter[str], problems: list[str]) -> etree._Element | None:
-    """One shape, or None (counted in ``left_out``) when this label cannot be written."""
+                  left_out: Counter[str], unwritten: Counter[str]) -> etree._Element | None:
+    """One shape, or None (counted in ``left_out``) when this label cannot be written; the
+    cuboids whose tags are not written, and those tags, are counted in ``unwritten``."""
     g = label.geometry
     common = {"label": labels.names[label.class_title], "source": "manual", "occluded": labels.occluded_of(label.tags)}
     fields: dict[str, str]
@@ -266,8 +274,9 @@ def shape_element(labels: Labels, label: Label, ann: Annotation, group: int | No
         el.set("group_id", str(group))
     if tag != "cuboid" or labels.cuboid_attributes:
         labels.attributes(el, label.tags)
-    elif label.tags:
-        problems.append(f"{len(label.tags)} tag(s) of a {label.class_title!r} cuboid")
+    elif tags := labels.attribute_tags(label.tags):
+        unwritten["cuboid"] += 1
+        unwritten["tag"] += len(tags)
     return el
 
 
@@ -291,7 +300,7 @@ def skeleton_element(labels: Labels, label: Label, graph: Graph, common: dict[st
 
 
 def image_element(labels: Labels, frame: int, name: str, subset: str, task_id: int, ann: Annotation,
-                  left_out: Counter[str], problems: list[str]) -> etree._Element:
+                  left_out: Counter[str], unwritten: Counter[str]) -> etree._Element:
     attrs = {"id": str(frame), "name": xml_text(name), "subset": subset, "task_id": str(task_id)}
     if ann.width > 0 and ann.height > 0:
         attrs |= {"width": str(ann.width), "height": str(ann.height)}
@@ -301,7 +310,7 @@ def image_element(labels: Labels, frame: int, name: str, subset: str, task_id: i
         if label.class_title not in labels.names:
             continue
         group = groups.setdefault(label.instance, len(groups) + 1) if label.instance is not None else None
-        shape = shape_element(labels, label, ann, group, left_out, problems)
+        shape = shape_element(labels, label, ann, group, left_out, unwritten)
         if shape is not None:
             el.append(shape)
     for tag in ann.tags:
@@ -355,13 +364,14 @@ def annotations_xml(project: Project, labels: Labels, splits: Sequence[SplitItem
         for item, name in zip(split.items, split.names):
             ann = project.annotation(item)
             left_out: Counter[str] = Counter()
-            problems: list[str] = []
-            yield indented(image_element(labels, frame, name, split.label, task_id, ann, left_out, problems), 1)
+            unwritten: Counter[str] = Counter()
+            yield indented(image_element(labels, frame, name, split.label, task_id, ann, left_out, unwritten), 1)
             frame += 1
             report_left_out(project, item, VIEW_TITLE, left_out)
-            for problem in problems:
-                project.report(Problem(item.ann_path or f"{item.dataset}/{item.name}", f"{problem} not written "
-                                       "(--opt cvat.cuboid-attributes=1 writes them)", "left out", item.name))
+            if unwritten:
+                project.report(Problem(item.ann_path or f"{item.dataset}/{item.name}",
+                                       f"{unwritten['tag']} tag(s) of {unwritten['cuboid']} cuboid(s) not written",
+                                       "left out (--opt cvat.cuboid-attributes=1 writes them)", item.name))
             total += left_out
     if total:
         summary = ", ".join(f"{n} {kind}" for kind, n in sorted(total.items()))
