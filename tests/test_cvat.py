@@ -339,3 +339,8 @@ def test_odd_dataset_and_image_names_become_reader_safe_subsets(tmp_path: Path) 
     ids = {item.id for item in report.dataset}
     assert len(ids) == len(report.dataset) == sum(1 for _ in source_annotations(root))
     assert {"straße_ü", "img 002 space", "dup_jpg", "dup_png"} <= ids
+
+
+def test_image_names_xml_cannot_hold_are_escaped_alike_in_the_file_and_the_xml() -> None:
+    assert cvat.xml_component("a\ufffeb/c.jpg") == "a%EF%BF%BEb%2Fc.jpg"
+    assert cvat.xml_component("straße ü.jpg") == "straße ü.jpg"

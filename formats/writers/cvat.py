@@ -39,10 +39,10 @@ from lxml import etree
 
 from slyfs.formats.common.geometry import pixel_centre, template_joints
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
-from slyfs.formats.common.naming import distinct_texts
+from slyfs.formats.common.naming import distinct_texts, escape_component
 from slyfs.formats.common.raster import geometry_mask
 from slyfs.formats.common.rle import row_runs
-from slyfs.formats.common.splits import subset_names
+from slyfs.formats.common.splits import item_names, subset_names
 from slyfs.formats.common.tags import first_tag, flag_value
 from slyfs.formats.common.text import xml_comment_text, xml_text
 from slyfs.formats.contract import Node, image_node, streamed
@@ -84,6 +84,12 @@ INDENT = "  "
 
 
 # ---------------------------------------------------------------- pure conversions
+
+
+def xml_component(name: str) -> str:
+    """An image name that is both one path component and XML text, so that ``<image name>`` and
+    the served file are the same name (``%XX`` for what either refuses)."""
+    return xml_text(escape_component(name))
 
 
 def num(value: float) -> str:
@@ -301,7 +307,7 @@ def skeleton_element(labels: Labels, label: Label, graph: Graph, common: dict[st
 
 def image_element(labels: Labels, frame: int, name: str, subset: str, task_id: int, ann: Annotation,
                   left_out: Counter[str], unwritten: Counter[str]) -> etree._Element:
-    attrs = {"id": str(frame), "name": xml_text(name), "subset": subset, "task_id": str(task_id)}
+    attrs = {"id": str(frame), "name": name, "subset": subset, "task_id": str(task_id)}
     if ann.width > 0 and ann.height > 0:
         attrs |= {"width": str(ann.width), "height": str(ann.height)}
     el = etree.Element("image", attrs)
@@ -392,4 +398,5 @@ def layout(project: Project, options: ViewOptions) -> Layout:
 
     return Layout(whole=(WholeFile("annotations.xml", node),),
                   per_item=(ItemFile(lambda label: f"images/{label}", image),),
-                  split_labels=subset_names, default_splits=("default",))
+                  names=functools.partial(item_names, escape=xml_component), split_labels=subset_names,
+                  default_splits=("default",))
