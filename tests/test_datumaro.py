@@ -38,7 +38,7 @@ from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import datumaro
 from slyfs.vfs.tree import VirtualTree
 from tests.conftest import BLOB, PLAIN, fuse_usable, mounted
-from tests.helpers.readers import datumaro_import_all, require
+from tests.helpers.readers import datumaro_detect, datumaro_import_all, require
 from tests.helpers.scripts import load_script
 from tests.helpers.source import meta_of, renamed_copy, source_annotations, write_tree
 from tests.helpers.views import view_files
@@ -183,7 +183,8 @@ def imports(mounts: dict[str, tuple[Path, Path]]) -> dict:
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_datumaro_imports_the_mount_with_every_item_and_annotation(source: str, mounts, imports) -> None:
-    root, _ = mounts[source]
+    root, mnt = mounts[source]
+    assert "datumaro" in datumaro_detect(mnt)  # what CVAT runs before it imports
     report = imports[source]
     assert report.errors == []
     assert report.missing_media() == []
