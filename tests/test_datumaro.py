@@ -227,32 +227,41 @@ def datumaro_label_type():
     return require("datumaro").AnnotationType.label
 
 
+def dm_annotations(root: Path, **params: str) -> list[dict]:
+    """Every annotation of the datumaro view of ``root``, as its JSON files hold them."""
+    files = view_files(["datumaro"], read_project(str(root)), ViewOptions(params=params))
+    tree = VirtualTree(files)
+    return [a for path in files if path.startswith("annotations/")
+            for item in json.loads(tree.read_file(path))["items"] for a in item["annotations"]]
+
+
 def test_sample_object_tags_become_attributes_object_ids_and_groups(samples: dict[str, Path]) -> None:
     root = samples["plain"]
-    files = view_files(["datumaro"], read_project(str(root)), ViewOptions())
-    tree = VirtualTree(files)
-    tracks: Counter = Counter()
+    tags: dict[str, Counter] = {"track_id": Counter(), "score": Counter(), "is_crowd": Counter(), "occluded": Counter()}
+    bound = Counter()
     for source in source_annotations(root):
         for obj in source.data["objects"]:
             for tag in obj.get("tags", []):
-                if tag["name"] == "track_id":
-                    tracks[int(tag["value"])] += 1
-    got: Counter = Counter()
-    occluded = set()
-    for path in files:
-        if path.startswith("annotations/"):
-            for item in json.loads(tree.read_file(path))["items"]:
-                for a in item["annotations"]:
-                    if "object_id" in a:
-                        got[a["object_id"]] += 1
-                    if "occluded" in a["attributes"]:
-                        occluded.add(a["attributes"]["occluded"])
-    assert tracks and got == tracks
-    assert occluded == {True, False}
-    renamed = view_files(["datumaro"], read_project(str(root)),
-                         ViewOptions(params={"datumaro.track-id-tag": "no-such-tag"}))
-    text = b"".join(VirtualTree(renamed).read_file(p) for p in renamed if p.startswith("annotations/"))
-    assert b'"object_id"' not in text and b'"track_id"' in text
+                if tag["name"] in tags:
+                    tags[tag["name"]][tag.get("value")] += 1
+            if obj.get("instance"):
+                bound[source.dataset, source.name, obj["instance"]] += 1
+    annotations = dm_annotations(root)
+    assert tags["track_id"] and Counter(a["object_id"] for a in annotations if "object_id" in a) == \
+        Counter({int(v): n for v, n in tags["track_id"].items()})
+    assert Counter(a["attributes"]["score"] for a in annotations if "score" in a["attributes"]) == tags["score"]
+    assert tags["is_crowd"] and Counter(a["attributes"].get("is_crowd") for a in annotations
+                                        if "is_crowd" in a["attributes"]) == {True: sum(tags["is_crowd"].values())}
+    occluded = Counter(a["attributes"]["occluded"] for a in annotations if "occluded" in a["attributes"])
+    assert occluded == {True: tags["occluded"]["1"], False: tags["occluded"]["0"]}
+    grouped = Counter(a["group"] for a in annotations if a["group"])
+    assert bound and sum(grouped.values()) == sum(bound.values())
+
+    renamed = dm_annotations(root, **{"datumaro.track-id-tag": "no-such-tag", "datumaro.score-tag": "visibility"})
+    assert not any("object_id" in a for a in renamed)
+    assert sum("track_id" in a["attributes"] for a in renamed) == sum(tags["track_id"].values())
+    assert all(isinstance(a["attributes"]["score"], float) for a in renamed if "score" in a["attributes"])
+    assert not any("visibility" in a["attributes"] for a in renamed)
 
 
 def test_build_reads_no_annotation_and_file_starts_with_the_version() -> None:

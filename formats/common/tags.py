@@ -45,3 +45,14 @@ def int_value(value: TagValue) -> int | None:
         return int(str(value).strip())
     except ValueError:
         return None
+
+
+def number_value(value: TagValue) -> float | None:
+    """A tag value as a finite number (a score), None when it is not one."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None

@@ -14,10 +14,12 @@ Conventions (the README repeats them):
   as compressed COCO RLE of the image; line → ``polyline``; point → ``points`` (visibility 2);
   graph → ``points`` in its template's node order (disabled node: visibility 1, missing: 0 at
   0,0) with a ``points`` category per graph class; cuboid → ``cuboid_2d`` (face1 = front);
-  oriented box → ``bbox`` of the unturned box + ``attributes.rotation`` (degrees in [0, 360), clockwise).
-- Object tags → ``attributes`` (valueless → true); the ``occluded`` tag → ``attributes.occluded``
-  (bool), the ``track_id`` tag → ``object_id``; labels bound by one instance key share a ``group``.
-  Image tags → ``label`` annotations (a value in ``attributes.value``), the ``caption`` tag →
+  oriented box → ``bbox`` of the unturned box + ``attributes.rotation`` (degrees in [0, 360),
+  clockwise).
+- Object tags → ``attributes`` (valueless → true); the ``occluded`` and ``is_crowd`` tags →
+  those attributes as bools, ``score`` → ``attributes.score`` as a number (what Datumaro's
+  converters read), the ``track_id`` tag → ``object_id``; labels bound by one instance key share
+  a ``group``. Image tags → ``label`` annotations (a value in ``attributes.value``), the ``caption`` tag →
   a ``caption`` annotation. The tag names are ``--opt datumaro.<x>-tag=NAME`` settings.
 - What cannot be written (a graph without template, a mask of an image of unknown size, an
   image tag with no declared meta) is counted in ``infos.slyfs_left_out`` and the problem log.
@@ -28,7 +30,7 @@ from __future__ import annotations
 import functools
 import math
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from slyfs.formats.common.geometry import pixel_centre, template_joints
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
@@ -36,7 +38,7 @@ from slyfs.formats.common.naming import split_ext
 from slyfs.formats.common.raster import geometry_mask
 from slyfs.formats.common.rle import compressed_rle
 from slyfs.formats.common.splits import subset_names
-from slyfs.formats.common.tags import first_tag, flag_value, int_value, tag_attributes
+from slyfs.formats.common.tags import first_tag, flag_value, int_value, number_value, tag_attributes
 from slyfs.formats.common.text import JsonArraySpool, json_object_chunks
 from slyfs.formats.contract import Node, image_node, streamed
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems
@@ -57,6 +59,7 @@ from slyfs.formats.model import (
     Project,
     Rectangle,
     Tag,
+    TagValue,
 )
 from slyfs.formats.view import FormatOption, ViewOptions, selected_classes
 
@@ -65,7 +68,12 @@ OCCLUDED_TAG = FormatOption("datumaro.occluded-tag", "object tag written as attr
 TRACK_TAG = FormatOption("datumaro.track-id-tag", "object tag whose integer value is the object_id",
                          default="track_id")
 CAPTION_TAG = FormatOption("datumaro.caption-tag", "image tag written as a caption annotation", default="caption")
-OPTIONS = (OCCLUDED_TAG, TRACK_TAG, CAPTION_TAG)
+SCORE_TAG = FormatOption("datumaro.score-tag", "object tag written as attributes.score (a number)", default="score")
+CROWD_TAG = FormatOption("datumaro.crowd-tag", "object tag written as attributes.is_crowd (bool)", default="is_crowd")
+OPTIONS = (OCCLUDED_TAG, TRACK_TAG, CAPTION_TAG, SCORE_TAG, CROWD_TAG)
+# the attributes Datumaro's converters give a meaning to, each read from the tag an option names
+MEANINGFUL: tuple[tuple[str, FormatOption, Callable[[TagValue], object]], ...] = (
+    ("occluded", OCCLUDED_TAG, flag_value), ("score", SCORE_TAG, number_value), ("is_crowd", CROWD_TAG, flag_value))
 
 VIEW_TITLE = "Datumaro"
 # Datumaro's Cuboid2D vertex order, as Supervisely cuboid vertex keys (face1 is the front face)
@@ -147,7 +155,7 @@ class Labels:
 
     def __init__(self, project: Project, classes: tuple[ObjClass, ...], options: ViewOptions) -> None:
         self.classes = classes
-        self.occluded = options.param(OCCLUDED_TAG)
+        self.meaningful = [(attribute, options.param(option), parse) for attribute, option, parse in MEANINGFUL]
         self.track = options.param(TRACK_TAG)
         self.caption = options.param(CAPTION_TAG)
         self.class_ids = {c.title: i for i, c in enumerate(classes)}
@@ -158,7 +166,8 @@ class Labels:
         self.tag_labels = [f"tag:{n}" if n in titles else n for n in self.tag_names]
 
     def categories(self, project: Project) -> dict:
-        attributes = sorted({t.name for t in project.meta.tag_metas} | {"rotation", "value", self.occluded})
+        attributes = sorted({t.name for t in project.meta.tag_metas} | {"rotation", "value"}
+                            | {attribute for attribute, _, _ in MEANINGFUL})
         labels = [{"name": c.title, "parent": "", "attributes": []} for c in self.classes]
         labels += [{"name": n, "parent": "", "attributes": []} for n in self.tag_labels]
         colormap = [{"label_id": i, "r": c.color[0], "g": c.color[1], "b": c.color[2]}
@@ -173,11 +182,12 @@ class Labels:
 
     def object_fields(self, tags: Sequence[Tag]) -> dict:
         """``attributes`` (and ``object_id``) of an object from its tags."""
-        attributes = tag_attributes(tags, skip=(self.occluded, self.track))
-        occluded = first_tag(tags, self.occluded)
-        if occluded is not None:
-            flag = flag_value(occluded.value)
-            attributes[self.occluded] = flag if flag is not None else str(occluded.value)
+        attributes: dict = tag_attributes(tags, skip={self.track, *(name for _, name, _ in self.meaningful)})
+        for attribute, name, parse in self.meaningful:
+            tag = first_tag(tags, name)
+            if tag is not None:
+                value = parse(tag.value)  # a value it does not read as stays as it is
+                attributes[attribute] = value if value is not None else tag.value
         out: dict = {"attributes": attributes}
         track = first_tag(tags, self.track)
         if track is not None:
