@@ -1,13 +1,14 @@
 """A format view declared as a layout, and the lazy view that serves it a folder at a time.
 
-A writer declares what its tree holds (``Layout``): files at fixed paths (``StaticFile``), one
-file per split (``SplitFile``) and folders of per-item files (``ItemFile``), the items grouped by
-split, by dataset or all together, each group named once (``Layout.names``). ``LayoutView``
-answers ``list``/``lookup`` from that declaration: a group's output names are computed when a
-folder of it is first listed or looked up, a node only when its path is looked up, so nothing
-grows with items x formats at mount. ``updated`` makes the next version from a ``Change``,
-carrying over every group the change did not touch, and ``stale`` names the paths that may hold
-other bytes, from the changed items and the small folder skeleton, never by comparing two trees.
+A writer declares what its tree holds (``Layout``): files at fixed paths (``StaticFile``), one file
+per split (``SplitFile``), a file of every split (``WholeFile``) and folders of per-item files
+(``ItemFile``), the items grouped by split, by dataset or all together, each group named once
+(``Layout.names``). ``LayoutView`` answers ``list``/``lookup`` from that declaration: a group's
+output names are computed when a folder of it is first listed or looked up, a node only when its
+path is looked up, so nothing grows with items x formats at mount. ``updated`` makes the next
+version from a ``Change``, carrying over every group the change did not touch, and ``stale`` names
+the paths that may hold other bytes, from the changed items and the small folder skeleton, never by
+comparing two trees.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from slyfs.formats.model import Item, Project
 from slyfs.formats.view import ViewOptions
 
 GroupBy = Literal["split", "dataset", "all"]
-WHOLE = ""  # the split of a ``Layout.whole`` file: every item of the view
 
 
 def _same(name: str) -> str:
@@ -63,6 +63,15 @@ class SplitFile:
 
 
 @dataclass(frozen=True)
+class WholeFile:
+    """One file at ``path`` made from every split (CVAT's project ``annotations.xml``); ``node`` is
+    given each split's ``SplitItems``, in split order."""
+
+    path: str
+    node: Callable[[Sequence[SplitItems]], Node]
+
+
+@dataclass(frozen=True)
 class ItemFile:
     """One file per item of a group, in ``folder(group label)``, named ``name(output name)``
     (distinct names give distinct file names); ``present`` says which items have one (None: all).
@@ -88,12 +97,11 @@ class Layout:
     """A format's tree. ``group_by``: items named together per split, per dataset (label: the
     dataset's full name) or all in one group (label ""; split-major order). ``names``: the output
     name of each item of a group. ``split_labels``: split names → the names paths use (None: the
-    same). ``default_splits``: the splits of a view with no items at all. ``whole``: files made
-    from every item of the view, in split order (``group_by="all"`` only; split label ``""``)."""
+    same). ``default_splits``: the splits of a view with no items at all."""
 
     static: tuple[StaticFile, ...] = ()
+    whole: tuple[WholeFile, ...] = ()
     per_split: tuple[SplitFile, ...] = ()
-    whole: tuple[SplitFile, ...] = ()
     per_item: tuple[ItemFile, ...] = ()
     group_by: GroupBy = "split"
     names: Callable[[Sequence[Item]], list[str]] = item_names
@@ -291,7 +299,12 @@ class _SplitEntry:
     label: str
 
 
-Entry = Node | _SplitEntry  # a fixed path of the skeleton: a node, or a split file made on lookup
+@dataclass(frozen=True)
+class _WholeEntry:
+    spec: WholeFile = field(compare=False)
+
+
+Entry = Node | _SplitEntry | _WholeEntry  # a fixed path of the skeleton: a node, or a file made on lookup
 
 
 class LayoutView:
@@ -351,12 +364,11 @@ class LayoutView:
         layout = self.layout
         for static in layout.static:
             add_entry(self._dirs, static.path, static.node(self.labels))
+        for whole in layout.whole:
+            add_entry(self._dirs, whole.path, _WholeEntry(whole))
         for split in self.split_names:
             for split_file in layout.per_split:
                 add_entry(self._dirs, split_file.path(labels[split]), _SplitEntry(split_file, split, labels[split]))
-        assert not layout.whole or layout.group_by == "all", "whole-view files need group_by='all'"
-        for whole in layout.whole:
-            add_entry(self._dirs, whole.path(WHOLE), _SplitEntry(whole, WHOLE, WHOLE))
         for group in self.groups.values():
             label = labels.get(group.label, group.label) if layout.group_by == "split" else group.label
             for index, spec in enumerate(layout.per_item):
@@ -394,7 +406,9 @@ class LayoutView:
             return None
         entry = fixed.get(name)
         if entry is not None:
-            return self._split_node(folder, name, entry) if isinstance(entry, _SplitEntry) else entry
+            if isinstance(entry, _SplitEntry):
+                return self._split_node(folder, name, entry)
+            return self._whole_node(entry.spec) if isinstance(entry, _WholeEntry) else entry
         for group, index, split in self._item_dirs.get(folder, ()):
             spec = self.layout.per_item[index]
             i = group.find(index, spec, name, split)
@@ -409,13 +423,20 @@ class LayoutView:
             node = self._split_nodes[path] = entry.spec.node(self.split_items(entry.split, entry.label))
         return node
 
+    def _whole_node(self, spec: WholeFile) -> Node:
+        node = self._split_nodes.get(spec.path)
+        if node is None:
+            node = self._split_nodes[spec.path] = spec.node(
+                [self.split_items(split, label) for split, label in zip(self.split_names, self.labels)])
+        return node
+
     def split_items(self, split: str, label: str) -> SplitItems:
         """A split's items and names as its split files see them."""
         if self.layout.group_by == "all":
             group = self.groups.get("")
             if group is None:
                 return SplitItems(split, label, (), (), ("empty",))
-            start, end = (0, len(group.items)) if split == WHOLE else group.run(split)
+            start, end = group.run(split)
             items = group.items[start:end]
             return SplitItems(split, label, items, group.names()[start:end],
                               (items_digest(items), group.keys_digest()))
@@ -478,7 +499,8 @@ class LayoutView:
                 continue
             for name in a.keys() | b.keys():
                 ea, eb = a.get(name), b.get(name)
-                if ea != eb or (isinstance(eb, _SplitEntry) and self._split_touched(eb.split, change)):
+                if ea != eb or (isinstance(eb, _SplitEntry) and self._split_touched(eb.split, change)) \
+                        or (isinstance(eb, _WholeEntry) and bool(change.items)):  # any item may be in it
                     out.add(f"{path}/{name}" if path else name)
             if a.keys() != b.keys():
                 out.add(path)
@@ -498,7 +520,7 @@ class LayoutView:
         group = self.groups.get("")
         if group is None or "" not in self.retouched:
             return True
-        start, end = (0, len(group.items)) if split == WHOLE else group.run(split)
+        start, end = group.run(split)
         return any(_find(group.items, key, start, end) is not None for key in change.items)
 
     def _item_files(self, key: ItemKey) -> dict[str, Node]:

@@ -31,6 +31,8 @@ FORMATS: dict[str, str] = {
     "segmask": "slyfs.formats.writers.segmask",
     "camvid": "slyfs.formats.writers.camvid",
     "cityscapes": "slyfs.formats.writers.cityscapes",
+    "datumaro": "slyfs.formats.writers.datumaro",
+    "cvat": "slyfs.formats.writers.cvat",
     "supervisely": "slyfs.formats.writers.supervisely",
     "icdar-recognition": "slyfs.formats.writers.icdar.recognition",
     "icdar-localization": "slyfs.formats.writers.icdar.localization",

@@ -26,6 +26,7 @@ REFUSED = {
     "pose.disabled": "--opt pose.disabled='7': accepted values are 0, 1",
     "voc.jpeg": "--opt voc.jpeg='7': accepted values are 0, 1",
     "cityscapes.instance-ids": "--opt cityscapes.instance-ids='7': accepted values are instances, classes",
+    "cvat.cuboid-attributes": "--opt cvat.cuboid-attributes='7': accepted values are 0, 1",
 }
 
 

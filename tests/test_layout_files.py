@@ -1,12 +1,14 @@
 """The Layout features the Open Images view brought, on a small in-memory project: items with any
 number of files (``ItemFile.many``), per-split folders of a layout grouped ``"all"``
-(``ItemFile.by_split``) and files made from every item (``Layout.whole``); and after a change, the
+(``ItemFile.by_split``) and files made from every split (``WholeFile``); and after a change, the
 next version equals a fresh build and its stale paths cover every path that changed."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from slyfs.formats.contract import Change, Generated, constant
-from slyfs.formats.layout import ItemFile, Layout, LayoutView, SplitFile, SplitItems
+from slyfs.formats.layout import ItemFile, Layout, LayoutView, SplitItems, WholeFile
 from slyfs.formats.model import Annotation, Dataset, Item, Label, Project, ProjectMeta, Rectangle
 from slyfs.formats.view import ViewOptions
 
@@ -30,14 +32,14 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     def boxes(item: Item, name: str) -> list[str]:
         return [f"{name.rpartition('.')[0]}_{k}.png" for k in range(len(project.annotation(item).labels))]
 
-    def index(split: SplitItems) -> Generated:
-        data = "".join(f"{n}\n" for n in split.names).encode()
-        return Generated(("index", split.key), constant(data))
+    def index(splits: Sequence[SplitItems]) -> Generated:
+        data = "".join(f"{n}\n" for split in splits for n in split.names).encode()
+        return Generated(("index", tuple(split.key for split in splits)), constant(data))
 
     return Layout(per_item=(ItemFile(lambda s: f"images/{s}", lambda i, n: node("image", i, n), by_split=True),
                             ItemFile(lambda s: f"masks/{s}", lambda i, n: node("mask", i, n), many=boxes,
                                      by_split=True)),
-                  whole=(SplitFile(lambda _: "all.txt", index),), group_by="all")
+                  whole=(WholeFile("all.txt", index),), group_by="all")
 
 
 def files(view: LayoutView) -> dict[str, bytes]:

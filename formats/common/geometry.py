@@ -5,7 +5,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from slyfs.formats.model import Cuboid2d, Geometry, Mask, OrientedBox, PixelBox, Point2, PointGeom, Polygon, Rectangle
+from slyfs.formats.model import (
+    Cuboid2d,
+    Geometry,
+    GraphTemplate,
+    Mask,
+    OrientedBox,
+    PixelBox,
+    Point2,
+    PointGeom,
+    Polygon,
+    Rectangle,
+)
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 continuous, x1/y1 exclusive
 
@@ -73,3 +84,13 @@ def pixel_extent(geometry: Geometry) -> PixelBox | None:
 def coordinate_text(value: float) -> str:
     """A coordinate as text label files hold it: ``12`` for whole numbers, else up to 6 decimals."""
     return str(int(value)) if value == int(value) else f"{value:.6f}".rstrip("0")
+def pixel_centre(point: Point2) -> tuple[float, float]:
+    """A pixel index as the continuous point at the centre of that pixel (how views that take
+    continuous vertices write polygons, lines and keypoints)."""
+    return (point[0] + 0.5, point[1] + 0.5)
+
+
+def template_joints(template: GraphTemplate) -> list[list[int]]:
+    """A keypoint template's edges as 1-based positions of their nodes in template order."""
+    index = {node_id: i + 1 for i, node_id in enumerate(template.node_ids)}
+    return [[index[a], index[b]] for a, b in template.edges if a in index and b in index]

@@ -6,6 +6,7 @@ cache key that names a split's items: the per-split loop every view runs is
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Sequence
 
 from slyfs.formats.common.naming import escape_component, safe_name, shorten, spaceless_component, unique_names_of
@@ -121,6 +122,28 @@ def dashed_split_names(splits_: Iterable[str]) -> dict[str, str]:
         while name in used:
             k += 1
             name = shorten(base, MAX_SPLIT_BYTES - len(f"~{k}")) + f"~{k}"
+        used.add(name)
+        out[s] = name
+    return out
+
+
+_NOT_SUBSET = re.compile(r"[^A-Za-z0-9-]+")
+
+
+def subset_names(split_names: Sequence[str]) -> dict[str, str]:
+    """Subset names every reader keeps whole (``[A-Za-z0-9-]+``; some split file names on ``_``):
+    a name already of that form stays; in another, each run of other characters becomes ``-``, and
+    ``-<8 hex of the hash of the name>`` is added when that result is taken or empty."""
+    out: dict[str, str] = {}
+    used = {s for s in split_names if _NOT_SUBSET.search(s) is None and s}
+    for s in split_names:
+        if s in used and _NOT_SUBSET.search(s) is None:
+            out[s] = s
+            continue
+        base = _NOT_SUBSET.sub("-", s).strip("-")
+        name = base
+        if not base or base in used:
+            name = f"{base}-{hashlib.sha1(s.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}".lstrip("-")
         used.add(name)
         out[s] = name
     return out

@@ -47,7 +47,7 @@ from slyfs.formats.common.splits import item_names
 from slyfs.formats.common.tags import find_tag, tag_flag, tag_names, tag_number, tag_option
 from slyfs.formats.common.text import csv_rows, json_bytes
 from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node, streamed
-from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems, StaticFile
+from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems, StaticFile, WholeFile
 from slyfs.formats.model import Item, Mask, Polygon, Project, Tag
 from slyfs.formats.readers.supervisely.annotation import size_problem
 from slyfs.formats.view import ViewOptions, selected_classes
@@ -195,15 +195,16 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     def image_row(item: Item, iid: str, subset: str) -> list[list[object]]:
         return [[iid, subset, *[""] * (len(IMAGE_FIELDS) - 2)]]
 
-    def meta_node(split: SplitItems) -> Node:
+    def meta_node(splits: Sequence[SplitItems]) -> Node:
         def render() -> bytes:
             sizes = []
-            for item, name in zip(split.items, split.names):
-                ann = project.annotation(item)
-                if ann.width > 0 and ann.height > 0:
-                    sizes.append((image_id(name), ann.height, ann.width))
+            for split in splits:
+                for item, name in zip(split.items, split.names):
+                    ann = project.annotation(item)
+                    if ann.width > 0 and ann.height > 0:
+                        sizes.append((image_id(name), ann.height, ann.width))
             return images_meta(sizes)
-        return Generated(("oi-images-meta", split.key, base_key), render)
+        return Generated(("oi-images-meta", tuple(split.key for split in splits), base_key), render)
 
     def mask_files(item: Item, name: str) -> list[str]:
         return [str(row[0]) for row in rows_of(item, image_id(name)).masks]
@@ -239,7 +240,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
                       split_csv("boxes", BOX_FIELDS, lambda item, iid, _: rows_of(item, iid).boxes)),
             SplitFile(lambda s: f"annotations/{s}-annotations-object-segmentation.csv",
                       split_csv("masks", MASK_FIELDS, lambda item, iid, _: rows_of(item, iid).masks))),
-        whole=(SplitFile(lambda _: "annotations/images.meta", meta_node),),
+        whole=(WholeFile("annotations/images.meta", meta_node),),
         per_item=(ItemFile(lambda s: f"images/{s}", lambda item, name: image_node(item), by_split=True),
                   ItemFile(lambda s: f"masks/{s}", mask_node, many=mask_files, by_split=True)),
         group_by="all", names=functools.partial(item_names, escape=backslashless_component),

@@ -278,6 +278,12 @@ class TestCamvid(ViewContract):
 
 class TestCityscapes(ViewContract):
     formats = ["cityscapes"]
+class TestDatumaro(ViewContract):
+    formats = ["datumaro"]
+
+
+class TestCvat(ViewContract):
+    formats = ["cvat"]
 
 
 class TestAll(ViewContract):
