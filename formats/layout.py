@@ -64,12 +64,27 @@ class SplitFile:
 @dataclass(frozen=True)
 class ItemFile:
     """One file per item of a group, in ``folder(group label)``, named ``name(output name)``
-    (distinct names give distinct file names); ``present`` says which items have one (None: all)."""
+    (distinct names give distinct file names); ``present`` says which items have one (None: all).
+    ``many``, when set, gives instead each item's own list of file names (from its output name and
+    its annotation, so read when the folder is listed), and ``node`` is given the file name: a
+    format with one file per object (LabelMe's masks). Names of distinct items must differ."""
 
     folder: Callable[[str], str]
     node: Callable[[Item, str], Node]
     name: Callable[[str], str] = _same
     present: Callable[[Item], bool] | None = None
+    many: Callable[[Item, str], Sequence[str]] | None = None
+
+    def listing_only(self) -> bool:
+        """Whether the folder's listing depends on the items' names alone."""
+        return self.present is None and self.many is None
+
+    def file_names(self, item: Item, name: str) -> Sequence[str]:
+        """The item's files here (it must be ``present``), by its output name."""
+        return self.many(item, name) if self.many is not None else (self.name(name),)
+
+    def file_node(self, item: Item, name: str, file_name: str) -> Node:
+        return self.node(item, file_name if self.many is not None else name)
 
 
 @dataclass(frozen=True)
@@ -212,11 +227,15 @@ class Group:
         hit = self._files.get(index)
         if hit is None:
             names = self.names()
-            if spec.name is not _same:
-                names = list(map(spec.name, names))
             present = spec.present
             at = (range(len(names)) if present is None
                   else [i for i, item in enumerate(self.items) if present(item)])
+            if spec.many is not None:
+                pairs = sorted((f, i) for i in at for f in spec.many(self.items[i], names[i]))
+                hit = self._files[index] = ([f for f, _ in pairs], array("l", [i for _, i in pairs]))
+                return hit
+            if spec.name is not _same:
+                names = list(map(spec.name, names))
             # sorted positions with a C-level key: no tuple per entry, and a run already in order costs one pass
             order = sorted(at, key=names.__getitem__)
             hit = self._files[index] = (list(map(names.__getitem__, order)), array("l", order))
@@ -367,7 +386,7 @@ class LayoutView:
             spec = self.layout.per_item[index]
             i = group.find(index, spec, name)
             if i is not None:
-                return spec.node(group.items[i], group.names()[i])
+                return spec.file_node(group.items[i], group.names()[i], name)
         return None
 
     def _split_node(self, folder: str, name: str, entry: _SplitEntry) -> Node:
@@ -425,7 +444,7 @@ class LayoutView:
 
     def _listing_only(self) -> builtins.list[int]:
         """The item files whose listing depends on the items' names alone."""
-        return [i for i, spec in enumerate(self.layout.per_item) if spec.present is None]
+        return [i for i, spec in enumerate(self.layout.per_item) if spec.listing_only()]
 
     def stale(self, before: object, change: Change) -> builtins.list[str]:
         assert isinstance(before, LayoutView)
@@ -453,7 +472,7 @@ class LayoutView:
         for folder, holders in self._item_dirs.items():  # item folders whose listing changed
             for group, index in holders:
                 if group.label not in self.kept and (group.label not in self.retouched
-                                                     or self.layout.per_item[index].present is not None):
+                                                     or not self.layout.per_item[index].listing_only()):
                     out.add(folder)
         return sorted(out)
 
@@ -475,14 +494,16 @@ class LayoutView:
             i = group.position(key)
             if i is not None:
                 item, name, label = group.items[i], group.names()[i], self._label_of(group)
-                return {f"{spec.folder(label)}/{spec.name(name)}": spec.node(item, name)
-                        for spec in self.layout.per_item if spec.present is None or spec.present(item)}
+                return {f"{spec.folder(label)}/{file_name}": spec.file_node(item, name, file_name)
+                        for spec in self.layout.per_item if spec.present is None or spec.present(item)
+                        for file_name in spec.file_names(item, name)}
         return {}
 
     def _paths_of(self, group: Group, i: int) -> builtins.list[str]:
         label = self._label_of(group)
         name = group.names()[i]
-        return [f"{spec.folder(label)}/{spec.name(name)}" for spec in self.layout.per_item]
+        return [f"{spec.folder(label)}/{file_name}" for spec in self.layout.per_item
+                for file_name in spec.file_names(group.items[i], name)]
 
     def _label_of(self, group: Group) -> str:
         if self.layout.group_by != "split":

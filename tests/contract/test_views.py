@@ -242,6 +242,10 @@ class TestSupervisely(ViewContract):
     formats = ["supervisely"]
 
 
+class TestLabelme(ViewContract):
+    formats = ["labelme"]
+
+
 class TestAll(ViewContract):
     formats = list(FORMATS)
 
