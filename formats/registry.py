@@ -28,6 +28,7 @@ FORMATS: dict[str, str] = {
     "voc": "slyfs.formats.writers.voc",
     "supervisely": "slyfs.formats.writers.supervisely",
     "labelme": "slyfs.formats.writers.labelme",
+    "imagenet": "slyfs.formats.writers.imagenet",
 }
 
 

@@ -246,6 +246,15 @@ class TestLabelme(ViewContract):
     formats = ["labelme"]
 
 
+class TestImagenet(ViewContract):
+    formats = ["imagenet"]
+
+
+class TestImagenetTxt(ViewContract):
+    formats = ["imagenet"]
+    options = ViewOptions(params={"imagenet.layout": "txt"})
+
+
 class TestAll(ViewContract):
     formats = list(FORMATS)
 
