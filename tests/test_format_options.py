@@ -25,6 +25,7 @@ REFUSED = {
     "coco.disabled_visibility": "--opt coco.disabled_visibility='7': accepted values are 0, 1, 2",
     "pose.disabled": "--opt pose.disabled='7': accepted values are 0, 1",
     "voc.jpeg": "--opt voc.jpeg='7': accepted values are 0, 1",
+    "imagenet.layout": "--opt imagenet.layout='7': accepted values are folders, txt",
 }
 
 
