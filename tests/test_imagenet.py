@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from collections import Counter
 from collections.abc import Iterator
@@ -110,7 +111,17 @@ def test_a_missing_tag_is_said_in_the_log_and_in_the_txt_readme():
     project = read_project(str(PLAIN), report=log)
     tree = VirtualTree(build_view(project, ["imagenet"], ViewOptions(params={"imagenet.class-tag": "nope"})))
     assert tree.listdir("") == ["no_label"]  # the folders layout holds images only
-    assert any("tag 'nope' is not in meta.json" in p.message for p in log.all())
+    assert len(tree.walk_files()) == 12  # listing reads every annotation (and reports its objects)
+    messages = [p.message for p in log.all()]
+    assert any("tag 'nope' is not in meta.json" in m for m in messages)
+    kinds = {"bitmap": "mask", "alpha_mask": "mask", "cuboid_2d": "cuboid", "oriented_bbox": "oriented box"}
+    want = Counter(kinds.get(obj["geometryType"], obj["geometryType"])
+                   for _, ann in source_images(PLAIN) for obj in ann["objects"])
+    got: Counter = Counter()
+    for m in messages:
+        if found := re.fullmatch(r"(\d+) (.+) label\(s\) cannot be expressed in ImageNet", m):
+            got[found[2]] += int(found[1])
+    assert got == want  # every object, counted by kind: the format has no place for any
     txt = VirtualTree(build_view(project, ["imagenet"], ViewOptions(params={"imagenet.class-tag": "nope",
                                                                              "imagenet.layout": "txt"})))
     readme = txt.read_file(imagenet.README).decode()

@@ -19,14 +19,17 @@ meta.json order, or a valueless tag's own name. Names are unique over the whole 
 is a class to Datumaro and any file that is not an image makes it refuse the folders layout, so
 that layout holds images only: what is missing is said in the mount's problem log alone, and
 images whose extension Datumaro does not take as an image's (``.gif``) are left out and logged.
+Objects have no place in ImageNet: each image's are counted by kind in the log.
 """
 
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import (
     distinct_texts,
@@ -40,8 +43,9 @@ from slyfs.formats.common.splits import SPLIT_TAGS, item_names
 from slyfs.formats.contract import Generated, Node, constant, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems, StaticFile
 from slyfs.formats.model import Item, Problem, Project, ProjectMeta, TagMeta
-from slyfs.formats.view import FormatOption, ViewOptions
+from slyfs.formats.view import FormatOption, ViewOptions, selected_classes
 
+VIEW_TITLE = "ImageNet"
 NO_LABEL = "no_label"
 # Datumaro's detector refuses these directory names (any case); import_from does not, CVAT's detector does
 REFUSED_DIRS = ("labels", "images", "annotations", "instances")
@@ -161,10 +165,18 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     source = class_source(project.meta, options.param(CLASS_TAG))
     if source.problem:
         project.report(Problem(project.root, source.problem, "images served without classes"))
-    key = (project.root, source.tag, source.classes)
+    kept = {c.title for c in selected_classes(project, options)}
+    key = (project.root, project.report, source.tag, source.classes, frozenset(kept))  # report: each log hears once
+
+    def read(item: Item) -> list[int]:
+        """The item's classes; its objects, which ImageNet has no place for, are reported."""
+        ann = project.annotation(item)
+        report_left_out(project, item, VIEW_TITLE, Counter(GEOMETRY_NAMES[type(label.geometry)]
+                                                           for label in ann.labels if label.class_title in kept))
+        return item_classes(ann.tags, source)
 
     def classes_of(item: Item) -> list[int]:
-        return _CLASSES.get((key, item), lambda: item_classes(project.annotation(item).tags, source))
+        return _CLASSES.get((key, item), lambda: read(item))
 
     if options.param(LAYOUT) == "txt":
         return _txt_layout(project, source, classes_of)
