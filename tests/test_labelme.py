@@ -283,3 +283,51 @@ def test_groups_follow_instance_bindings(mounted_view):
         bound = Counter(obj["instance"] for obj, _ in kept_objects(ann) if obj.get("instance"))
         want.append(sorted(n for n in bound.values() if n > 1))
     assert sorted(got) == sorted(want)
+
+
+# ---------------------------------------------------------------- tags and view options
+
+
+def test_flag_tags_and_the_first_tag_of_a_name():
+    from slyfs.formats.common.tags import first_tag, flag_is_set
+    assert [flag_is_set(v) for v in (None, 1, 0, 0.0, 2.5, "1", "0", " yes ", "No", "FALSE", "", "maybe")] == \
+        [True, True, False, False, True, True, False, True, False, False, False, True]
+    tags = (Tag("a", 1), Tag("b"), Tag("a", 2))
+    assert first_tag(tags, "a") == Tag("a", 1) and first_tag(tags, "c") is None
+
+
+def view(root: Path, **kwargs) -> dict[str, bytes]:
+    tree = VirtualTree(LayoutView(labelme.layout, read_project(str(root)), ViewOptions(**kwargs)))
+    return {p: tree.read_file(p) for p in tree.walk_files()}
+
+
+def test_another_occluded_tag():
+    """``--opt labelme.occluded-tag=comment``: that tag becomes the flag, ``occluded`` an attribute."""
+    files = view(PLAIN, params={"labelme.occluded-tag": "comment"})
+    flags = Counter()
+    for path, data in files.items():
+        if path.startswith("Annotations/"):
+            for el in etree.fromstring(data).iter("object"):
+                attrs = el.findtext("attributes")
+                flags[el.findtext("occluded")] += 1
+                assert "comment=" not in attrs
+    comments = sum(1 for ann in source_anns(PLAIN) for obj, _ in kept_objects(ann)
+                   if any(t["name"] == "comment" for t in obj["tags"]))
+    assert flags["yes"] == comments > 0
+
+
+def test_classes_splits_and_no_empty_are_honoured():
+    files = view(PLAIN, classes=("car", "road"), include_empty=False, split="tags")
+    names = Counter(el.findtext("name") for p, d in files.items() if p.startswith("Annotations/")
+                    for el in etree.fromstring(d).iter("object"))
+    want = Counter(obj["classTitle"] for ann in source_anns(PLAIN) for obj, _ in kept_objects(ann)
+                   if obj["classTitle"] in ("car", "road"))
+    assert names == want
+    holding = sum(1 for ann in source_anns(PLAIN) if any(o["classTitle"] in ("car", "road") for o in ann["objects"]))
+    assert len([p for p in files if p.startswith("Annotations/")]) == holding
+    assert {p.split("/")[1] for p in files} <= {"train", "val", "test"}
+    for path, data in files.items():
+        if path.startswith("Annotations/"):
+            assert etree.fromstring(data).findtext("folder") == path.split("/")[1]
+    masks = [p for p in files if p.startswith("Masks/")]
+    assert masks and all(p.endswith(".png") and "_mask_" in p for p in masks)
