@@ -212,3 +212,53 @@ def test_the_files_are_the_source_images(mounted_view):
         images = {p: d for p, d in files.items() if p.startswith("images/")}
     served = Counter(hashlib.sha1(d).hexdigest() for d in images.values())
     assert served == source_digests(source, tag, per_class=lay == "folders")
+
+
+# ---------------------------------------------------------------- hostile class names and image types
+
+
+HOSTILE_CLASSES = ["no_label", "a/b", "Images", "red fox", " padded ", "café"]
+
+
+def materialise(tree: VirtualTree, dest: Path) -> Path:
+    for path in tree.walk_files():
+        (dest / path).parent.mkdir(parents=True, exist_ok=True)
+        (dest / path).write_bytes(tree.read_file(path))
+    return dest
+
+
+@pytest.mark.parametrize("lay", ["folders", "txt"])
+def test_hostile_classes_and_a_jfif_read_back(tmp_path: Path, lay: str):
+    """Class values readers would take for something else, one per image, and a ``.jfif`` (no image to
+    Datumaro's folder reader): every class comes back under its documented name, the JFIF only in the list."""
+    require("datumaro")
+    source = tmp_path / "src"
+    shutil.copytree(PLAIN, source)
+    meta_path = source / "meta.json"
+    data = json.loads(meta_path.read_text())
+    next(t for t in data["tags"] if t["name"] == FIXTURE_TAG)["values"] = HOSTILE_CLASSES
+    meta_path.write_text(json.dumps(data))
+    anns = sorted(source.rglob("ann/*.json"))
+    for k, path in enumerate(anns):
+        ann = json.loads(path.read_text())
+        ann["tags"] = [t for t in ann["tags"] if t["name"] != FIXTURE_TAG]
+        ann["tags"].append({"name": FIXTURE_TAG, "value": HOSTILE_CLASSES[k % len(HOSTILE_CLASSES)]})
+        path.write_text(json.dumps(ann))
+    jfif = source / "train/img/img_001.jpg"
+    jfif.rename(jfif.with_suffix(".jfif"))  # a JPEG under a name Supervisely takes and Datumaro does not
+    (source / "train/ann/img_001.jpg.json").rename(source / "train/ann/img_001.jfif.json")
+    jfif_class = HOSTILE_CLASSES[[p.name for p in anns].index("img_001.jpg.json") % len(HOSTILE_CLASSES)]
+    log = ProblemLog()
+    tree = VirtualTree(build_view(read_project(str(source), report=log), ["imagenet"],
+                                  ViewOptions(params={"imagenet.layout": lay})))
+    out = materialise(tree, tmp_path / "out")
+    report = datumaro_import_all(out, "imagenet" if lay == "folders" else "imagenet_txt")
+    assert report.errors == [] and report.missing_media() == []
+    names = imagenet.class_folders(HOSTILE_CLASSES) if lay == "folders" else imagenet.synset_names(HOSTILE_CLASSES)
+    assert names == (["%6Eo_label", "a%2Fb", "%49mages", "red fox", " padded ", "café"] if lay == "folders"
+                     else ["no_label", "a/b", "Images", "red fox", "%20padded%20", "café"])
+    want = Counter(("label", names[k % len(HOSTILE_CLASSES)]) for k in range(len(anns)))
+    if lay == "folders":  # the JFIF is left out, and the log says so
+        want["label", names[HOSTILE_CLASSES.index(jfif_class)]] -= 1
+        assert any(p.item == "img_001.jfif" and "not an image extension" in p.message for p in log.all())
+    assert report.label_counts() == +want

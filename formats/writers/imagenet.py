@@ -18,7 +18,7 @@ Classes come from one image tag (``--opt imagenet.class-tag=NAME``; by default t
 meta.json order, or a valueless tag's own name. Names are unique over the whole view. Every folder
 is a class to Datumaro and any file that is not an image makes it refuse the folders layout, so
 that layout holds images only: what is missing is said in the mount's problem log alone, and
-images whose extension Datumaro does not take as an image's (``.gif``) are left out and logged.
+images whose extension Datumaro does not take as an image's (``.jfif``, ``.mpo``, ``.nrrd``) are left out and logged.
 Objects have no place in ImageNet: each image's are counted by kind in the log.
 """
 
@@ -49,7 +49,7 @@ VIEW_TITLE = "ImageNet"
 NO_LABEL = "no_label"
 # Datumaro's detector refuses these directory names (any case); import_from does not, CVAT's detector does
 REFUSED_DIRS = ("labels", "images", "annotations", "instances")
-# what Datumaro's find_images takes for an image (util/image.py IMAGE_EXTENSIONS; no .gif)
+# what Datumaro's find_images takes for an image (util/image.py IMAGE_EXTENSIONS: not .jfif, .mpo, .nrrd)
 IMAGE_EXTS = frozenset((".jpg", ".jpeg", ".jpe", ".jp2", ".png", ".bmp", ".dib", ".tif", ".tiff", ".tga", ".webp",
                         ".pfm", ".sr", ".ras", ".exr", ".hdr", ".pic", ".pbm", ".pgm", ".ppm", ".pxm", ".pnm"))
 SYNSETS = "synsets.txt"
