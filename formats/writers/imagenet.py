@@ -42,7 +42,7 @@ from slyfs.formats.common.naming import (
 from slyfs.formats.common.splits import SPLIT_TAGS, item_names
 from slyfs.formats.contract import Generated, Node, constant, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems, StaticFile
-from slyfs.formats.model import Item, Problem, Project, ProjectMeta, TagMeta
+from slyfs.formats.model import Item, Problem, Project, ProjectMeta, Tag, TagMeta
 from slyfs.formats.view import FormatOption, ViewOptions, selected_classes
 
 VIEW_TITLE = "ImageNet"
@@ -73,7 +73,7 @@ OPTIONS = (LAYOUT, CLASS_TAG)
 @dataclass(frozen=True)
 class ClassSource:
     """Where the classes come from: ``tag`` (None: no usable tag) and its ``classes`` in index order;
-    ``problem`` says why there is none, or what was picked, and what to set."""
+    without a tag, ``problem`` says why and what to set."""
 
     tag: TagMeta | None
     classes: tuple[str, ...]
@@ -136,7 +136,7 @@ def txt_split_labels(splits: Sequence[str]) -> dict[str, str]:
     return {s: f"{s}~2" if s == split_ext(SYNSETS)[0] else s for s in splits}
 
 
-def item_classes(tags: Sequence, source: ClassSource) -> list[int]:
+def item_classes(tags: Sequence[Tag], source: ClassSource) -> list[int]:
     """The indices of the classes an image's tags give it, each once, in tag order."""
     tag = source.tag
     if tag is None:

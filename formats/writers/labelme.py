@@ -50,6 +50,7 @@ from slyfs.formats.model import (
     Item,
     Label,
     Line,
+    Mask,
     OrientedBox,
     Point2,
     PointGeom,
@@ -176,9 +177,11 @@ class LabelmeObject:
 
 @dataclass(frozen=True, slots=True)
 class Parsed:
-    """An item's objects in file order, with what was left out: per geometry kind, and outside the image."""
+    """An item's objects in file order (image size ``width`` x ``height``), with what was left out:
+    per geometry kind, and outside the image."""
 
-    annotation: Annotation
+    width: int
+    height: int
     objects: tuple[LabelmeObject, ...]
     left_out: Counter[str]
     outside: int
@@ -232,7 +235,7 @@ def parse(ann: Annotation, titles: set[str]) -> Parsed:
             outside += 1
         else:
             objects.append(obj)
-    return Parsed(ann, tuple(objects), left_out, outside)
+    return Parsed(ann.width, ann.height, tuple(objects), left_out, outside)
 
 
 def parts_of(objects: Sequence[LabelmeObject]) -> list[tuple[str, str]]:
@@ -258,17 +261,16 @@ def _coordinate(parent: etree._Element, tag: str, value: float) -> None:
 def annotation_xml(filename: str, folder: str, parsed: Parsed, stem: str, occluded_tag: str,
                    notes: Sequence[str]) -> bytes:
     """The ``Annotations/<split>/<stem>.xml`` document, elements in Datumaro's order."""
-    ann = parsed.annotation
     root = etree.Element("annotation")
     etree.SubElement(root, "filename").text = xml_text(filename)
     etree.SubElement(root, "folder").text = xml_text(folder)
     source = etree.SubElement(root, "source")
     etree.SubElement(source, "sourceImage").text = ""
     etree.SubElement(source, "sourceAnnotation").text = "slyfs"
-    if ann.width > 0 and ann.height > 0:
+    if parsed.width > 0 and parsed.height > 0:
         size = etree.SubElement(root, "imagesize")
-        etree.SubElement(size, "nrows").text = str(ann.height)
-        etree.SubElement(size, "ncols").text = str(ann.width)
+        etree.SubElement(size, "nrows").text = str(parsed.height)
+        etree.SubElement(size, "ncols").text = str(parsed.width)
     for note in notes:
         root.append(etree.Comment(" slyfs: " + xml_comment_text(note) + " "))
     for index, (obj, (hasparts, ispartof)) in enumerate(zip(parsed.objects, parts_of(parsed.objects))):
@@ -319,7 +321,9 @@ def notes_of(parsed: Parsed) -> list[str]:
 
 
 def _objects_cost(parsed: Parsed) -> int:
-    return 200 + 100 * len(parsed.objects) + sum(16 * len(o.points) for o in parsed.objects)
+    """About what a memo entry holds: the objects, their vertices, the rasters of bitmap labels."""
+    return 200 + sum(100 + 16 * len(o.points) + (o.label.geometry.pixels.nbytes if isinstance(o.label.geometry, Mask)
+                                                  else 0) for o in parsed.objects)
 
 
 def layout(project: Project, options: ViewOptions) -> Layout:
@@ -356,10 +360,10 @@ def layout(project: Project, options: ViewOptions) -> Layout:
 
     def render_mask(item: Item, index: int) -> bytes:
         parsed = parsed_of(item)
-        too_large = size_problem((parsed.annotation.width, parsed.annotation.height))
+        too_large = size_problem((parsed.width, parsed.height))
         if too_large:
             raise NotRenderable(f"{item.dataset}/{item.name}: {too_large}: no mask is drawn")
-        pixels = geometry_mask(parsed.objects[index].label.geometry, parsed.annotation.width, parsed.annotation.height)
+        pixels = geometry_mask(parsed.objects[index].label.geometry, parsed.width, parsed.height)
         assert pixels is not None
         return mask_png(pixels)
 
