@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import shutil
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -331,3 +332,30 @@ def test_classes_splits_and_no_empty_are_honoured():
             assert etree.fromstring(data).findtext("folder") == path.split("/")[1]
     masks = [p for p in files if p.startswith("Masks/")]
     assert masks and all(p.endswith(".png") and "_mask_" in p for p in masks)
+
+
+def test_a_removed_mask_object_is_stale_and_gone(tmp_path: Path):
+    """Masks/ is listed from the annotations (ItemFile.many): dropping a bitmap label removes its PNG,
+    and the stale paths of the live rebuild name it, the XML and the folder."""
+    from slyfs.formats.readers.supervisely.index import SourceIndex
+    from slyfs.formats.readers.supervisely.watch import SuperviselySource
+
+    source = tmp_path / "src"
+    shutil.copytree(PLAIN, source)
+    reader = SuperviselySource(str(source), SourceIndex(tmp_path / "index.sqlite"))
+    tree = VirtualTree(LayoutView(labelme.layout, reader.scan(), ViewOptions()))
+    before = set(tree.walk_files())
+    target = source / "train/ann/img_001.jpg.json"
+    ann = json.loads(target.read_text())
+    masks_before = {p for p in before if p.startswith("Masks/train/img_001_mask_")}
+    ann["objects"] = [o for o in ann["objects"] if o["geometryType"] != "bitmap"]
+    target.write_text(json.dumps(ann))
+    project, change = reader.update([str(target)])
+    stale = set(tree.replace(tree.view.updated(project, change), change))
+    after = set(tree.walk_files())
+    fresh = VirtualTree(LayoutView(labelme.layout, read_project(str(source)), ViewOptions()))
+    assert after == set(fresh.walk_files())
+    assert {p: tree.read_file(p) for p in after} == {p: fresh.read_file(p) for p in after}
+    gone = before - after
+    assert gone and gone <= masks_before and gone <= stale
+    assert "Annotations/train/img_001.xml" in stale and "Masks/train" in stale
