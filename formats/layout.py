@@ -191,7 +191,7 @@ class Group:
     """The items named together (one folder family) and, computed on first need, their output
     names, each item file's sorted names, and a digest of the items."""
 
-    __slots__ = ("label", "items", "runs", "_naming", "_names", "_files", "_merged", "_digest", "_lock")
+    __slots__ = ("label", "items", "runs", "_naming", "_names", "_files", "_own", "_merged", "_digest", "_lock")
 
     def __init__(self, label: str, items: Sequence[Item], runs: Sequence[tuple[str, int, int]],
                  naming: Callable[[Sequence[Item]], list[str]]) -> None:
@@ -201,6 +201,7 @@ class Group:
         self._naming = naming
         self._names: list[str] | None = None
         self._files: dict[int, tuple[list[str], array]] = {}
+        self._own: dict[int, dict[int, Sequence[str]]] = {}  # per item file whose listing reads the items: who has what
         self._merged: dict[str, list[str]] = {}
         self._digest: bytes | None = None
         self._lock = threading.Lock()
@@ -231,15 +232,29 @@ class Group:
             at = (range(len(names)) if present is None
                   else [i for i, item in enumerate(self.items) if present(item)])
             if spec.many is not None:
-                pairs = sorted((f, i) for i in at for f in spec.many(self.items[i], names[i]))
+                own = self._own[index] = {i: spec.many(self.items[i], names[i]) for i in at}
+                pairs = sorted((f, i) for i, fs in own.items() for f in fs)
                 hit = self._files[index] = ([f for f, _ in pairs], array("l", [i for _, i in pairs]))
                 return hit
             if spec.name is not _same:
                 names = list(map(spec.name, names))
+            if present is not None:
+                self._own[index] = {i: (names[i],) for i in at}
             # sorted positions with a C-level key: no tuple per entry, and a run already in order costs one pass
             order = sorted(at, key=names.__getitem__)
             hit = self._files[index] = (list(map(names.__getitem__, order)), array("l", order))
         return hit
+
+    def item_files(self, index: int, spec: ItemFile, i: int) -> Sequence[str]:
+        """The files item ``i`` has in item file ``index``: as the folder's listing has them once it was
+        made (what was served, even after the item's source changed), else as they are now."""
+        own = self._own.get(index)
+        if own is not None:
+            return own.get(i, ())
+        item = self.items[i]
+        if spec.present is not None and not spec.present(item):
+            return ()
+        return spec.file_names(item, self.names()[i])
 
     def find(self, index: int, spec: ItemFile, name: str) -> int | None:
         """The item whose file ``index`` is called ``name``."""
@@ -495,15 +510,15 @@ class LayoutView:
             if i is not None:
                 item, name, label = group.items[i], group.names()[i], self._label_of(group)
                 return {f"{spec.folder(label)}/{file_name}": spec.file_node(item, name, file_name)
-                        for spec in self.layout.per_item if spec.present is None or spec.present(item)
-                        for file_name in spec.file_names(item, name)}
+                        for index, spec in enumerate(self.layout.per_item)
+                        for file_name in group.item_files(index, spec, i)}
         return {}
 
     def _paths_of(self, group: Group, i: int) -> builtins.list[str]:
         label = self._label_of(group)
         name = group.names()[i]
-        return [f"{spec.folder(label)}/{file_name}" for spec in self.layout.per_item
-                for file_name in spec.file_names(group.items[i], name)]
+        return [f"{spec.folder(label)}/{file_name}" for index, spec in enumerate(self.layout.per_item)
+                for file_name in ((spec.name(name),) if spec.listing_only() else group.item_files(index, spec, i))]
 
     def _label_of(self, group: Group) -> str:
         if self.layout.group_by != "split":

@@ -334,11 +334,18 @@ def test_classes_splits_and_no_empty_are_honoured():
     assert masks and all(p.endswith(".png") and "_mask_" in p for p in masks)
 
 
-def test_a_removed_mask_object_is_stale_and_gone(tmp_path: Path):
+@pytest.mark.parametrize("memos", ["kept", "none"])
+def test_a_removed_mask_object_is_stale_and_gone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, memos: str):
     """Masks/ is listed from the annotations (ItemFile.many): dropping a bitmap label removes its PNG,
-    and the stale paths of the live rebuild name it, the XML and the folder."""
+    and the stale paths of the live rebuild name it, the XML and the folder. With no memo keeping the
+    old annotation, the old files are still known: from the listing that served them."""
+    from slyfs.formats.readers.supervisely import project as reader_project
     from slyfs.formats.readers.supervisely.index import SourceIndex
     from slyfs.formats.readers.supervisely.watch import SuperviselySource
+
+    if memos == "none":
+        monkeypatch.setattr(labelme, "OBJECTS_MEMO_BYTES", 1)
+        monkeypatch.setattr(reader_project, "ANNOTATION_CACHE_BYTES", 1)
 
     source = tmp_path / "src"
     shutil.copytree(PLAIN, source)
