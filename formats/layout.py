@@ -76,7 +76,9 @@ class ItemFile:
     """One file per item of a group, in ``folder(group label)``, named ``name(output name)``
     (distinct names give distinct file names); ``present`` says which items have one (None: all).
     ``many``, when set, gives an item any number of files instead, named ``many(item, output name)``
-    (names distinct across items), and ``node`` is then called with the file's name.
+    (from its annotation, so read when the folder is listed; names distinct across items), and
+    ``node`` is then called with the file's name: a format with one file per object (LabelMe's and
+    Open Images' masks).
     ``by_split``: in a layout grouped ``"all"``, one folder per split, ``folder(split label)``,
     holding that split's items (names stay unique over the whole group)."""
 
@@ -90,6 +92,13 @@ class ItemFile:
     def content_listed(self) -> bool:
         """Whether the folder's listing depends on the items' contents, not only on their names."""
         return self.present is not None or self.many is not None
+
+    def file_names(self, item: Item, name: str) -> Sequence[str]:
+        """The item's files here (it must be ``present``), by its output name."""
+        return self.many(item, name) if self.many is not None else (self.name(name),)
+
+    def file_node(self, item: Item, name: str, file_name: str) -> Node:
+        return self.node(item, file_name if self.many is not None else name)
 
 
 @dataclass(frozen=True)
@@ -197,7 +206,7 @@ class Group:
     """The items named together (one folder family) and, computed on first need, their output
     names, each item file's sorted names, and a digest of the items."""
 
-    __slots__ = ("label", "items", "runs", "_naming", "_names", "_files", "_merged", "_digest", "_lock")
+    __slots__ = ("label", "items", "runs", "_naming", "_names", "_files", "_own", "_merged", "_digest", "_lock")
 
     def __init__(self, label: str, items: Sequence[Item], runs: Sequence[tuple[str, int, int]],
                  naming: Callable[[Sequence[Item]], list[str]]) -> None:
@@ -207,6 +216,8 @@ class Group:
         self._naming = naming
         self._names: list[str] | None = None
         self._files: dict[tuple[int, str | None], tuple[list[str], array]] = {}
+        # per listing that reads the items (present=, many=): which files each listed item has
+        self._own: dict[tuple[int, str | None], dict[int, Sequence[str]]] = {}
         self._merged: dict[str, list[str]] = {}
         self._digest: bytes | None = None
         self._lock = threading.Lock()
@@ -233,25 +244,35 @@ class Group:
         only that split's items (a ``by_split`` file)."""
         hit = self._files.get((index, split))
         if hit is None:
-            if spec.many is not None:
-                hit = self._files[(index, split)] = self._many_files(spec.many, split)
-                return hit
             names = self.names()
-            if spec.name is not _same:
-                names = list(map(spec.name, names))
             present = spec.present
             span = range(len(names)) if split is None else range(*self.run(split))
             at = span if present is None else [i for i in span if present(self.items[i])]
+            if spec.many is not None:
+                own = self._own[(index, split)] = {i: spec.many(self.items[i], names[i]) for i in at}
+                pairs = sorted((f, i) for i, fs in own.items() for f in fs)
+                hit = self._files[(index, split)] = ([f for f, _ in pairs], array("l", [i for _, i in pairs]))
+                return hit
+            if spec.name is not _same:
+                names = list(map(spec.name, names))
+            if present is not None:
+                self._own[(index, split)] = {i: (names[i],) for i in at}
             # sorted positions with a C-level key: no tuple per entry, and a run already in order costs one pass
             order = sorted(at, key=names.__getitem__)
             hit = self._files[(index, split)] = (list(map(names.__getitem__, order)), array("l", order))
         return hit
 
-    def _many_files(self, many: Callable[[Item, str], Sequence[str]], split: str | None) -> tuple[list[str], array]:
-        names = self.names()
-        pairs = sorted((file, i) for i in (range(len(names)) if split is None else range(*self.run(split)))
-                       for file in many(self.items[i], names[i]))
-        return [file for file, _ in pairs], array("l", [i for _, i in pairs])
+    def item_files(self, index: int, spec: ItemFile, i: int, split: str | None) -> Sequence[str]:
+        """The files item ``i`` has in item file ``index`` (its folder's split: ``split``): as the
+        folder's listing had them once it was made (what was served, even after the item's source
+        changed), else as they are now."""
+        own = self._own.get((index, split))
+        if own is not None:
+            return own.get(i, ())
+        item = self.items[i]
+        if spec.present is not None and not spec.present(item):
+            return ()
+        return spec.file_names(item, self.names()[i])
 
     def find(self, index: int, spec: ItemFile, name: str, split: str | None = None) -> int | None:
         """The item whose file ``index`` is called ``name``."""
@@ -413,7 +434,7 @@ class LayoutView:
             spec = self.layout.per_item[index]
             i = group.find(index, spec, name, split)
             if i is not None:
-                return spec.node(group.items[i], name if spec.many is not None else group.names()[i])
+                return spec.file_node(group.items[i], group.names()[i], name)
         return None
 
     def _split_node(self, folder: str, name: str, entry: _SplitEntry) -> Node:
@@ -529,31 +550,29 @@ class LayoutView:
             i = group.position(key)
             if i is not None:
                 item, name = group.items[i], group.names()[i]
-                out: dict[str, Node] = {}
-                for spec in self.layout.per_item:
-                    folder = spec.folder(self._label_of(group, spec, i))
-                    if spec.many is not None:
-                        out.update((f"{folder}/{n}", spec.node(item, n)) for n in spec.many(item, name))
-                    elif spec.present is None or spec.present(item):
-                        out[f"{folder}/{spec.name(name)}"] = spec.node(item, name)
-                return out
+                return {f"{spec.folder(self._label_of(group, spec, i))}/{file}": spec.file_node(item, name, file)
+                        for index, spec in enumerate(self.layout.per_item)
+                        for file in group.item_files(index, spec, i, self._split_of(group, spec, i))}
         return {}
 
     def _paths_of(self, group: Group, i: int) -> builtins.list[str]:
         name = group.names()[i]
-        out = []
-        for spec in self.layout.per_item:
-            folder = spec.folder(self._label_of(group, spec, i))
-            if spec.many is not None:
-                out += [f"{folder}/{n}" for n in spec.many(group.items[i], name)]
-            else:
-                out.append(f"{folder}/{spec.name(name)}")
-        return out
+        return [f"{spec.folder(self._label_of(group, spec, i))}/{file_name}"
+                for index, spec in enumerate(self.layout.per_item)
+                for file_name in ((spec.name(name),) if not spec.content_listed()
+                                  else group.item_files(index, spec, i, self._split_of(group, spec, i)))]
+
+    def _split_of(self, group: Group, spec: ItemFile, i: int) -> str | None:
+        """The split of the folder an item file of the group's ``i``-th item is in, when the file
+        has one folder per split in a layout grouped ``"all"`` (``by_split``); else None."""
+        if spec.by_split and self.layout.group_by == "all":
+            return next(name for name, start, end in group.runs if start <= i < end)
+        return None
 
     def _label_of(self, group: Group, spec: ItemFile, i: int) -> str:
         """The label an item file of the group's ``i``-th item is foldered under."""
-        if spec.by_split and self.layout.group_by == "all":
-            split = next(name for name, start, end in group.runs if start <= i < end)
+        split = self._split_of(group, spec, i)
+        if split is not None:
             return self.labels[self.split_names.index(split)]
         if self.layout.group_by != "split":
             return group.label

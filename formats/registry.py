@@ -39,6 +39,8 @@ FORMATS: dict[str, str] = {
     "icdar-segmentation": "slyfs.formats.writers.icdar.segmentation",
     "mot": "slyfs.formats.writers.mot",
     "mots": "slyfs.formats.writers.mots",
+    "labelme": "slyfs.formats.writers.labelme",
+    "imagenet": "slyfs.formats.writers.imagenet",
 }
 
 

@@ -27,6 +27,7 @@ REFUSED = {
     "voc.jpeg": "--opt voc.jpeg='7': accepted values are 0, 1",
     "cityscapes.instance-ids": "--opt cityscapes.instance-ids='7': accepted values are instances, classes",
     "cvat.cuboid-attributes": "--opt cvat.cuboid-attributes='7': accepted values are 0, 1",
+    "imagenet.layout": "--opt imagenet.layout='7': accepted values are folders, txt",
 }
 
 

@@ -284,6 +284,17 @@ class TestDatumaro(ViewContract):
 
 class TestCvat(ViewContract):
     formats = ["cvat"]
+class TestLabelme(ViewContract):
+    formats = ["labelme"]
+
+
+class TestImagenet(ViewContract):
+    formats = ["imagenet"]
+
+
+class TestImagenetTxt(ViewContract):
+    formats = ["imagenet"]
+    options = ViewOptions(params={"imagenet.layout": "txt"})
 
 
 class TestAll(ViewContract):
