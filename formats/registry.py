@@ -27,6 +27,7 @@ FORMATS: dict[str, str] = {
     "yolo-darknet": "slyfs.formats.writers.yolo.darknet",
     "voc": "slyfs.formats.writers.voc",
     "supervisely": "slyfs.formats.writers.supervisely",
+    "wider-face": "slyfs.formats.writers.wider_face",
 }
 
 

@@ -1,0 +1,155 @@
+"""What the identity and face views (WIDER Face, VGGFace2, Market-1501, LFW) share: reading the
+image tags that carry identities, cameras and pairs, naming identities and subsets so that their
+readers do not split them, the five-landmark graphs, and the ``README.slyfs.txt`` that says what
+a project lacked. These formats need facts a Supervisely project holds only as tags; a view never
+invents them, it says which tag (or ``--opt``) would give them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from slyfs.formats.common.naming import distinct_texts, percent_bytes, shorten, spaceless_component
+from slyfs.formats.common.splits import MAX_SPLIT_BYTES
+from slyfs.formats.contract import Generated, constant
+from slyfs.formats.layout import StaticFile
+from slyfs.formats.model import Annotation, Graph, GraphNode, ObjClass, Problem, Project, Tag, TagValue
+from slyfs.formats.view import FormatOption
+
+README_NAME = "README.slyfs.txt"
+SUBSET_UNSAFE = re.compile(r"[^A-Za-z0-9-]")
+LANDMARK_COUNT = 5  # VGGFace2 / LFW: left eye, right eye, nose, left and right mouth corners
+MAX_IDENTITY_BYTES = 128
+
+
+def tag_option(fmt: str, what: str, default: str, meaning: str) -> FormatOption:
+    """The ``--opt <fmt>.<what>-tag=NAME`` setting naming the tag that carries ``meaning``."""
+    return FormatOption(f"{fmt}.{what}-tag", f"the tag that holds {meaning} (default {default})", default=default)
+
+
+def tag_value_text(value: TagValue) -> str | None:
+    """A tag's value as text (numbers as written: ``3``, not ``3.0``); None for a valueless tag or
+    empty text, which carry no identity."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
+def first_tag(tags: Iterable[Tag], name: str) -> Tag | None:
+    """The first tag called ``name`` (a tag given twice counts once)."""
+    return next((t for t in tags if t.name == name), None)
+
+
+def image_tag_text(ann: Annotation, name: str) -> str | None:
+    """The text of the image tag ``name``, None when the image has none (or it has no value)."""
+    tag = first_tag(ann.tags, name)
+    return tag_value_text(tag.value) if tag is not None else None
+
+
+def tag_int(ann: Annotation, name: str) -> int | None:
+    """The image tag ``name`` as a whole number, None when absent or not a whole number."""
+    text = image_tag_text(ann, name)
+    if text is None:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() else None
+
+
+def flag_set(value: TagValue) -> bool:
+    """Whether a flag tag says yes: valueless, or any value but 0/false/no/empty."""
+    if value is None:
+        return True
+    if isinstance(value, (int, float)):
+        return value != 0
+    return value.strip().lower() not in ("0", "false", "no", "")
+
+
+def token(text: str, extra: str = "") -> str:
+    """``text`` as one path component and one whitespace-free token: whitespace, ``/``, controls and
+    each character of ``extra`` become ``%XX`` (a literal ``%`` too, so that the form reads back)."""
+    out = spaceless_component(text.replace("%", "%25"))
+    return "".join(percent_bytes(c) if c in extra else c for c in out) if extra else out
+
+
+def identity_names(values: Iterable[str], reserved: Iterable[str] = (),
+                   escape_one: Callable[[str], str] = token) -> dict[str, str]:
+    """Each distinct identity (or label) as a safe, distinct token (``escape_one``, by default
+    :func:`token`, at most ``MAX_IDENTITY_BYTES``); a name equal to one of ``reserved``
+    (``no_label``) gets its first character as ``%XX``. Same values, same names."""
+    taken = set(reserved)
+
+    def escape(value: str) -> str:
+        out = shorten(escape_one(value), MAX_IDENTITY_BYTES)
+        return percent_bytes(out[0]) + out[1:] if out in taken else out
+
+    uniq = sorted(set(values))
+    return dict(zip(uniq, distinct_texts(uniq, escape, MAX_IDENTITY_BYTES)))
+
+
+def subset_names(splits: Sequence[str]) -> dict[str, str]:
+    """Split names made ``[A-Za-z0-9-]+``: WIDER and VGGFace2 take the subset from a file name
+    split at ``_``. Every other character becomes ``-``; a clash gets ``-2``, ``-3``…"""
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for split in splits:
+        base = SUBSET_UNSAFE.sub("-", split)[:MAX_SPLIT_BYTES] or "-"
+        name, k = base, 1
+        while name in used:
+            k += 1
+            name = f"{base[:MAX_SPLIT_BYTES - len(str(k)) - 1]}-{k}"
+        used.add(name)
+        out[split] = name
+    return out
+
+
+def landmark_classes(classes: Iterable[ObjClass]) -> set[str]:
+    """The graph classes whose template has exactly five nodes: face landmarks."""
+    return {c.title for c in classes
+            if c.shape == "graph" and c.template is not None and len(c.template.node_ids) == LANDMARK_COUNT}
+
+
+def landmark_points(graph: Graph, template: Sequence[str]) -> list[tuple[float, float]] | None:
+    """The five nodes in template order at pixel centres, None when one is missing or disabled."""
+    nodes: list[GraphNode | None] = [graph.nodes.get(node_id) for node_id in template]
+    if any(n is None or n.disabled for n in nodes):
+        return None
+    return [(n.x + 0.5, n.y + 0.5) for n in nodes if n is not None]
+
+
+def number(value: float) -> str:
+    """A coordinate as readers parse it back exactly: ``12`` or ``12.5``."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+@dataclass(frozen=True)
+class Notes:
+    """What a view could not take from the project (project-wide), said once in the problem log
+    and in ``README.slyfs.txt`` at the view's root."""
+
+    view: str
+    lines: tuple[str, ...]
+
+    def report(self, project: Project) -> None:
+        for line in self.lines:
+            project.report(Problem(project.root, f"{self.view}: {line}", "see README.slyfs.txt"))
+
+    def static(self) -> tuple[StaticFile, ...]:
+        """The README file, or nothing when the project gave the view everything."""
+        if not self.lines:
+            return ()
+        text = (f"slyfs {self.view} view: what this project did not give\n\n"
+                + "".join(f"- {line}\n" for line in self.lines)).encode()
+        return (StaticFile(README_NAME, lambda splits: Generated(("identity-readme", text), constant(text))),)
+
+
+def scan_tags(project: Project, read: Callable[[Annotation], object]) -> dict[tuple[str, str], object]:
+    """``read`` of every item's annotation, by (dataset, name): the tags these views put into folder
+    and file names must all be known before the first folder is listed."""
+    return {(item.dataset, item.name): read(project.annotation(item)) for item in project.items()}
