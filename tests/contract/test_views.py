@@ -242,6 +242,10 @@ class TestSupervisely(ViewContract):
     formats = ["supervisely"]
 
 
+class TestWiderFace(ViewContract):
+    formats = ["wider-face"]
+
+
 class TestAll(ViewContract):
     formats = list(FORMATS)
 
