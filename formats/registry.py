@@ -28,6 +28,7 @@ FORMATS: dict[str, str] = {
     "voc": "slyfs.formats.writers.voc",
     "supervisely": "slyfs.formats.writers.supervisely",
     "wider-face": "slyfs.formats.writers.wider_face",
+    "vggface2": "slyfs.formats.writers.vggface2",
 }
 
 

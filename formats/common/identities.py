@@ -7,14 +7,14 @@ invents them, it says which tag (or ``--opt``) would give them."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from slyfs.formats.common.naming import distinct_texts, percent_bytes, shorten, spaceless_component
 from slyfs.formats.common.splits import MAX_SPLIT_BYTES
-from slyfs.formats.contract import Generated, constant
-from slyfs.formats.layout import StaticFile
-from slyfs.formats.model import Annotation, Graph, GraphNode, ObjClass, Problem, Project, Tag, TagValue
+from slyfs.formats.contract import Generated, constant, image_node
+from slyfs.formats.layout import ItemFile, StaticFile
+from slyfs.formats.model import Annotation, Graph, GraphNode, Item, ObjClass, Problem, Project, Tag, TagValue
 from slyfs.formats.view import FormatOption
 
 README_NAME = "README.slyfs.txt"
@@ -149,7 +149,23 @@ class Notes:
         return (StaticFile(README_NAME, lambda splits: Generated(("identity-readme", text), constant(text))),)
 
 
-def scan_tags(project: Project, read: Callable[[Annotation], object]) -> dict[tuple[str, str], object]:
+def scan_tags(project: Project, read: Callable[[Annotation], str | None]) -> dict[tuple[str, str], str | None]:
     """``read`` of every item's annotation, by (dataset, name): the tags these views put into folder
     and file names must all be known before the first folder is listed."""
     return {(item.dataset, item.name): read(project.annotation(item)) for item in project.items()}
+
+
+ItemKey = tuple[str, str]
+
+
+def folders_by_value(values: Mapping[ItemKey, str | None], folders: Mapping[str | None, str],
+                     folder: Callable[[str, str], str]) -> tuple[ItemFile, ...]:
+    """Each item's image (source bytes) in ``folder(split label, folders[its value])``: one
+    ``ItemFile`` per value, holding the items of that value (``None``: the items without one)."""
+    def images(value: str | None) -> ItemFile:
+        def present(item: Item) -> bool:
+            return values.get((item.dataset, item.name)) == value
+        sub = folders[value]
+        return ItemFile(lambda label: folder(label, sub), lambda item, _: image_node(item), present=present)
+
+    return tuple(images(value) for value in folders)

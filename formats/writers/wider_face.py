@@ -24,6 +24,7 @@ from slyfs.formats.common.identities import (
     Notes,
     first_tag,
     flag_set,
+    folders_by_value,
     identity_names,
     image_tag_text,
     number,
@@ -37,8 +38,8 @@ from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.naming import spaceless_component
 from slyfs.formats.common.raster import has_area
 from slyfs.formats.common.splits import item_names
-from slyfs.formats.contract import Generated, Node, constant, image_node
-from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems, StaticFile
+from slyfs.formats.contract import Generated, Node, constant
+from slyfs.formats.layout import Layout, SplitFile, SplitItems, StaticFile
 from slyfs.formats.model import Item, Label, Project
 from slyfs.formats.view import ViewOptions, selected_classes
 
@@ -97,13 +98,12 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     event_tag = options.param(EVENT)
     attribute_tags = {a: options.param(o) for a, o in ATTRIBUTE_OPTIONS.items()}
     classes = [c.title for c in selected_classes(project, options)]
-    events: dict[tuple[str, str], str | None] = scan_tags(  # type: ignore[assignment]
-        project, lambda ann: image_tag_text(ann, event_tag))
+    events = scan_tags(project, lambda ann: image_tag_text(ann, event_tag))
     event_values = sorted({e for e in events.values() if e is not None})
     names = identity_names([*classes, *event_values], reserved=(NO_LABEL,), escape_one=wider_label)
     labels = list(dict.fromkeys(names[v] for v in [*classes, *event_values]))
     index = {name: k for k, name in enumerate(labels)}
-    folders = {e: f"{index[names[e]]}--{names[e]}" for e in event_values}
+    folders: dict[str | None, str] = {e: f"{index[names[e]]}--{names[e]}" for e in event_values}
     class_names = {c: names[c] for c in classes}
     labels_text = "\n".join(labels).encode()
     key = (options.key(), tuple(labels))
@@ -145,16 +145,10 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     def bbx_gt(split: SplitItems) -> Node:
         return Generated(("wider-bbx-gt", split.split, split.key, key), functools.partial(render, split))
 
-    def images_in(folder: str, wanted: str | None) -> ItemFile:
-        def present(item: Item) -> bool:
-            return events.get((item.dataset, item.name)) == wanted
-        return ItemFile(lambda subset: f"WIDER_{subset}/images/{folder}", lambda item, _: image_node(item),
-                        present=present)
-
-    per_item = [images_in(NO_LABEL, None), *(images_in(folders[e], e) for e in event_values)]
+    per_item = folders_by_value(events, {None: NO_LABEL, **folders}, lambda subset, sub: f"WIDER_{subset}/images/{sub}")
     labels_node = Generated(("wider-labels", labels_text), constant(labels_text))
     return Layout(
         static=(StaticFile("labels.txt", lambda splits: labels_node), *readme.static()),
         per_split=(SplitFile(lambda subset: f"wider_face_split/wider_face_{subset}_bbx_gt.txt", bbx_gt),),
-        per_item=tuple(per_item),
+        per_item=per_item,
         group_by="split", names=functools.partial(item_names, escape=wider_name), split_labels=subset_names)

@@ -246,6 +246,10 @@ class TestWiderFace(ViewContract):
     formats = ["wider-face"]
 
 
+class TestVggFace2(ViewContract):
+    formats = ["vggface2"]
+
+
 class TestAll(ViewContract):
     formats = list(FORMATS)
 
