@@ -77,7 +77,9 @@ class Layout:
     """A format's tree. ``group_by``: items named together per split, per dataset (label: the
     dataset's full name) or all in one group (label ""; split-major order). ``names``: the output
     name of each item of a group. ``split_labels``: split names → the names paths use (None: the
-    same). ``default_splits``: the splits of a view with no items at all."""
+    same). ``default_splits``: the splits of a view with no items at all. ``epoch``: what, besides
+    each item's own key, the names and folders depend on (identity views name folders after tag
+    values found over the whole project): when it changes, the next version is built afresh."""
 
     static: tuple[StaticFile, ...] = ()
     per_split: tuple[SplitFile, ...] = ()
@@ -86,6 +88,7 @@ class Layout:
     names: Callable[[Sequence[Item]], list[str]] = item_names
     split_labels: Callable[[Sequence[str]], Mapping[str, str]] | None = None
     default_splits: tuple[str, ...] = ()
+    epoch: Hashable = None
 
 
 LayoutOf = Callable[[Project, ViewOptions], Layout]
@@ -276,11 +279,13 @@ class LayoutView:
 
     def __init__(self, layout_of: LayoutOf, project: Project, options: ViewOptions,
                  membership: Membership | None = None, carried: Mapping[str, Group] | None = None,
-                 retouched: frozenset[str] = frozenset()) -> None:
+                 retouched: frozenset[str] = frozenset(), layout: Layout | None = None,
+                 rebuilt: bool = False) -> None:
         self.layout_of = layout_of
         self.project = project
         self.options = options
-        self.layout = layout = layout_of(project, options)
+        self.layout = layout = layout or layout_of(project, options)
+        self.rebuilt = rebuilt  # made afresh after an epoch change: every path may be stale
         self._assign = item_assigner(project, options, by_dataset=layout.group_by == "dataset")
         self.membership = membership or Membership.of(project, self._assign)
         # groups carried over from the previous version unchanged, and those whose items were replaced
@@ -406,6 +411,9 @@ class LayoutView:
     def updated(self, project: Project, change: Change) -> LayoutView:
         if change.everything:
             return LayoutView(self.layout_of, project, self.options)
+        layout = self.layout_of(project, self.options)
+        if layout.epoch != self.layout.epoch:
+            return LayoutView(self.layout_of, project, self.options, layout=layout, rebuilt=True)
         assign = item_assigner(project, self.options, by_dataset=self.layout.group_by == "dataset")
         membership, reshaped, retouched = self.membership.updated(change, assign)
         carried: dict[str, Group] = {}
@@ -421,7 +429,7 @@ class LayoutView:
                     carried[label] = group.retouched(membership.groups[label], group.runs, self._listing_only())
                 elif label not in reshaped:
                     carried[label] = group
-        return LayoutView(self.layout_of, project, self.options, membership, carried, frozenset(retouched))
+        return LayoutView(self.layout_of, project, self.options, membership, carried, frozenset(retouched), layout)
 
     def _listing_only(self) -> builtins.list[int]:
         """The item files whose listing depends on the items' names alone."""
@@ -429,7 +437,7 @@ class LayoutView:
 
     def stale(self, before: object, change: Change) -> builtins.list[str]:
         assert isinstance(before, LayoutView)
-        if change.everything:
+        if change.everything or self.rebuilt:
             return sorted({*before.walk(), *self.walk(), *before._dirs, *self._dirs})
         out: set[str] = set()
         for key in change.items:  # the changed items' own files whose node differs

@@ -29,6 +29,7 @@ FORMATS: dict[str, str] = {
     "supervisely": "slyfs.formats.writers.supervisely",
     "wider-face": "slyfs.formats.writers.wider_face",
     "vggface2": "slyfs.formats.writers.vggface2",
+    "market1501": "slyfs.formats.writers.market1501",
 }
 
 

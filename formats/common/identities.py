@@ -93,11 +93,12 @@ def identity_names(values: Iterable[str], reserved: Iterable[str] = (),
     return dict(zip(uniq, distinct_texts(uniq, escape, MAX_IDENTITY_BYTES)))
 
 
-def subset_names(splits: Sequence[str]) -> dict[str, str]:
+def subset_names(splits: Sequence[str], reserved: Iterable[str] = ()) -> dict[str, str]:
     """Split names made ``[A-Za-z0-9-]+``: WIDER and VGGFace2 take the subset from a file name
-    split at ``_``. Every other character becomes ``-``; a clash gets ``-2``, ``-3``…"""
+    split at ``_``. Every other character becomes ``-``; a clash (with an earlier one or one of
+    ``reserved``, a format's own folder names) gets ``-2``, ``-3``…"""
     out: dict[str, str] = {}
-    used: set[str] = set()
+    used: set[str] = set(reserved)
     for split in splits:
         base = SUBSET_UNSAFE.sub("-", split)[:MAX_SPLIT_BYTES] or "-"
         name, k = base, 1

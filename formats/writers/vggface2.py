@@ -139,4 +139,4 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         static=(StaticFile("labels.txt", lambda splits: labels_node), *readme.static()),
         per_split=(table(0), table(1)),
         per_item=folders_by_value(identities, folders, lambda subset, sub: f"{subset}/{sub}"),
-        group_by="split", names=item_names, split_labels=subset_names)
+        group_by="split", names=item_names, split_labels=subset_names, epoch=key[1])

@@ -283,7 +283,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         return (item.dataset, item.name, item.fingerprint, opt_key, class_key)
 
     def mask(kind: str, which: int) -> Callable[[Item, str], Node]:
-        return lambda item, name: Generated((kind, *_base(item)), functools.partial(png_of, item, which))
+        return lambda item, name: Generated((kind, *_base(item), item.image), functools.partial(png_of, item, which))
 
     presence_memo: BoundedMemo[dict[str, tuple[set[str], bool]]] = BoundedMemo(
         PRESENCE_MEMO_ENTRIES, lambda presence: 1)

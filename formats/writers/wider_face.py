@@ -151,4 +151,5 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         static=(StaticFile("labels.txt", lambda splits: labels_node), *readme.static()),
         per_split=(SplitFile(lambda subset: f"wider_face_split/wider_face_{subset}_bbx_gt.txt", bbx_gt),),
         per_item=per_item,
-        group_by="split", names=functools.partial(item_names, escape=wider_name), split_labels=subset_names)
+        group_by="split", names=functools.partial(item_names, escape=wider_name), split_labels=subset_names,
+        epoch=tuple(labels))
