@@ -30,6 +30,7 @@ FORMATS: dict[str, str] = {
     "wider-face": "slyfs.formats.writers.wider_face",
     "vggface2": "slyfs.formats.writers.vggface2",
     "market1501": "slyfs.formats.writers.market1501",
+    "lfw": "slyfs.formats.writers.lfw",
 }
 
 
