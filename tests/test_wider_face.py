@@ -117,4 +117,5 @@ def test_label_and_name_mapping() -> None:
     assert len(set(names.values())) == len(names)
     assert all(" " not in n and "/" not in n and "--" not in n for n in names.values())
     assert wider_face.wider_name(" a b.jpg") == "%20a%20b.jpg" and wider_face.wider_name("a\\b.jpg") == "a%5Cb.jpg"
+    assert wider_face.wider_name("noext") == "noext."
     assert subset_names(["my_set", "my-set", "ok"]) == {"my_set": "my-set", "my-set": "my-set-2", "ok": "ok"}

@@ -62,8 +62,10 @@ def wider_label(text: str) -> str:
 
 
 def wider_name(name: str) -> str:
-    """An image name as a whole path line: whitespace (the reader strips lines) and ``\\`` as ``%XX``."""
-    return spaceless_component(name).replace("\\", "%5C")
+    """An image name as a whole path line: whitespace (the reader strips lines) and ``\\`` as ``%XX``,
+    and a ``.`` at the end of a name without one (the reader takes only lines with a ``.`` for paths)."""
+    out = spaceless_component(name).replace("\\", "%5C")
+    return out if "." in out else out + "."
 
 
 def attribute_text(name: str, value: object) -> str:
