@@ -6,10 +6,13 @@ invents them, it says which tag (or ``--opt``) would give them."""
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
+from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import distinct_texts, percent_bytes, shorten, spaceless_component
 from slyfs.formats.common.splits import MAX_SPLIT_BYTES
 from slyfs.formats.contract import Generated, constant, image_node
@@ -150,10 +153,27 @@ class Notes:
         return (StaticFile(README_NAME, lambda splits: Generated(("identity-readme", text), constant(text))),)
 
 
-def scan_tags(project: Project, read: Callable[[Annotation], str | None]) -> dict[tuple[str, str], str | None]:
+V = TypeVar("V")
+SCAN_MEMO_ENTRIES = 1 << 18  # tag values kept per annotation version, so that a live edit re-reads one file
+_SCANNED: BoundedMemo[tuple] = BoundedMemo(SCAN_MEMO_ENTRIES, lambda value: 1)
+
+
+def scan_tags(project: Project, what: Hashable, read: Callable[[Annotation], V]) -> dict[tuple[str, str], V]:
     """``read`` of every item's annotation, by (dataset, name): the tags these views put into folder
-    and file names must all be known before the first folder is listed."""
-    return {(item.dataset, item.name): read(project.annotation(item)) for item in project.items()}
+    and file names must all be known before the first folder is listed. ``what`` names ``read`` (the
+    view and the tags it reads): values are kept per version of each annotation file, so that the next
+    version of a view (a live edit) parses only the files that changed."""
+    def value(item: Item) -> tuple:
+        return (read(project.annotation(item)),)
+
+    out = {}
+    for item in project.items():
+        if item.fingerprint:
+            key = (what, project.meta_fingerprint, item.ann_path, item.fingerprint)
+            out[(item.dataset, item.name)] = _SCANNED.get(key, functools.partial(value, item))[0]
+        else:
+            out[(item.dataset, item.name)] = read(project.annotation(item))
+    return out
 
 
 ItemKey = tuple[str, str]

@@ -33,6 +33,7 @@ from slyfs.formats.common.identities import (
     landmark_classes,
     landmark_points,
     number,
+    scan_tags,
     tag_option,
 )
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
@@ -70,14 +71,9 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     templates = {c.title: c.template.node_ids for c in classes
                  if c.title in landmark_classes(classes) and c.template is not None}
     assign = item_assigner(project, options)
-    split_of: dict[Key, str] = {}
-    values: dict[Key, tuple[str | None, str | None]] = {}
-    for item in project.items():
-        split = assign(item)
-        if split is not None:
-            ann = project.annotation(item)
-            split_of[(item.dataset, item.name)] = split
-            values[(item.dataset, item.name)] = (image_tag_text(ann, identity_tag), image_tag_text(ann, pair_tag))
+    split_of = {(item.dataset, item.name): split for item in project.items() if (split := assign(item)) is not None}
+    values = {k: v for k, v in scan_tags(project, ("lfw", identity_tag, pair_tag), lambda ann: (
+        image_tag_text(ann, identity_tag), image_tag_text(ann, pair_tag))).items() if k in split_of}
     people = identity_names([p for p, _ in values.values() if p is not None], reserved=(NEGATIVE_UNKNOWN,))
     faces = _faces(sorted(values), {k: people.get(p) if p else None for k, (p, _) in values.items()}, split_of)
     pairs, unpaired_reasons = _pairs(values, split_of, faces)

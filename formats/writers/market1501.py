@@ -17,6 +17,7 @@ An image without a whole-number person and camera has no ids to give: it keeps i
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from slyfs.formats.common.identities import (
     Notes,
     first_tag,
     flag_set,
+    scan_tags,
     subset_names,
     tag_int,
     tag_option,
@@ -111,20 +113,15 @@ def layout(project: Project, options: ViewOptions) -> Layout:
                     non_negative(tag_int(ann, tags[FRAME.key])), non_negative(tag_int(ann, tags[BBOX.key])),
                     query is not None and flag_set(query.value))
 
-    ids: dict[tuple[str, str], ReId] = {}
+    scanned = scan_tags(project, ("market1501", tuple(tags.values())), read)
+    ids = {k: found for k, found in scanned.items() if found is not None}
     untagged: list[Item] = []
     for item in project.items():
-        ann = project.annotation(item)
-        found = read(ann)
-        if found is None:
+        if scanned[(item.dataset, item.name)] is None:
             untagged.append(item)
             project.report(Problem(item.ann_path or f"{item.dataset}/{item.name}",
                                    f"no whole-number {tags[PERSON.key]!r} and {tags[CAMERA.key]!r} tags for "
                                    f"{VIEW}", "served under its own name, without ids", item.name))
-        else:
-            ids[(item.dataset, item.name)] = found
-        report_left_out(project, item, VIEW, Counter(GEOMETRY_NAMES[type(label.geometry)]
-                                                     for label in ann.labels if label.class_title in kept))
     names = market_names([(key, split_ext(key[1])[1], r) for key, r in sorted(ids.items())])
     names.update(zip([(i.dataset, i.name) for i in untagged], map(unlike_pattern, item_names(untagged))))
     key = (options.key(), tuple(sorted(names.items())))
@@ -148,10 +145,17 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         found = ids.get((item.dataset, item.name))
         return found is not None and found.query
 
-    def image_list(split: SplitItems) -> Node:
-        text = "".join(f"bounding_box_{split.label}/{name}\n"
+    def list_text(split: SplitItems) -> bytes:
+        """The split's gallery paths; its labels (the format holds none) are reported here."""
+        for item in split.items:
+            labels = project.annotation(item).labels
+            report_left_out(project, item, VIEW, Counter(GEOMETRY_NAMES[type(label.geometry)]
+                                                         for label in labels if label.class_title in kept))
+        return "".join(f"bounding_box_{split.label}/{name}\n"
                        for item, name in zip(split.items, split.names) if in_gallery(item)).encode()
-        return Generated(("market1501-list", split.split, split.key, key), lambda: text)
+
+    def image_list(split: SplitItems) -> Node:
+        return Generated(("market1501-list", split.split, split.key, key), functools.partial(list_text, split))
 
     def image(item: Item, name: str) -> Node:
         return image_node(item)

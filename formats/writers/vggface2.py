@@ -94,7 +94,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     kept = {c.title for c in classes}
     marks = landmark_classes(classes)
     templates = {c.title: c.template.node_ids for c in classes if c.title in marks and c.template is not None}
-    identities = scan_tags(project, lambda ann: image_tag_text(ann, identity_tag))
+    identities = scan_tags(project, ("image-tag", identity_tag), lambda ann: image_tag_text(ann, identity_tag))
     names = identity_names([v for v in identities.values() if v is not None], reserved=(NO_LABEL,))
     folders: dict[str | None, str] = {None: NO_LABEL}
     folders.update(names)

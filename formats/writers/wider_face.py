@@ -100,7 +100,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     event_tag = options.param(EVENT)
     attribute_tags = {a: options.param(o) for a, o in ATTRIBUTE_OPTIONS.items()}
     classes = [c.title for c in selected_classes(project, options)]
-    events = scan_tags(project, lambda ann: image_tag_text(ann, event_tag))
+    events = scan_tags(project, ("image-tag", event_tag), lambda ann: image_tag_text(ann, event_tag))
     event_values = sorted({e for e in events.values() if e is not None})
     names = identity_names([*classes, *event_values], reserved=(NO_LABEL,), escape_one=wider_label)
     labels = list(dict.fromkeys(names[v] for v in [*classes, *event_values]))
