@@ -179,7 +179,7 @@ class Group:
     """The items named together (one folder family) and, computed on first need, their output
     names, each item file's sorted names, and a digest of the items."""
 
-    __slots__ = ("label", "items", "runs", "_naming", "_names", "_files", "_merged", "_digest", "_lock")
+    __slots__ = ("label", "items", "runs", "_naming", "_names", "_files", "_digest", "_lock")
 
     def __init__(self, label: str, items: Sequence[Item], runs: Sequence[tuple[str, int, int]],
                  naming: Callable[[Sequence[Item]], list[str]]) -> None:
@@ -189,7 +189,6 @@ class Group:
         self._naming = naming
         self._names: list[str] | None = None
         self._files: dict[int, tuple[list[str], array]] = {}
-        self._merged: dict[str, list[str]] = {}
         self._digest: bytes | None = None
         self._lock = threading.Lock()
 
@@ -230,13 +229,6 @@ class Group:
         sorted_names, at = self.files(index, spec)
         i = bisect.bisect_left(sorted_names, name)
         return at[i] if i < len(sorted_names) and sorted_names[i] == name else None
-
-    def merged(self, folder: str, parts: list[Sequence[str]]) -> list[str]:
-        """The listing of a folder holding several item files of this group."""
-        hit = self._merged.get(folder)
-        if hit is None:
-            hit = self._merged[folder] = sorted(n for part in parts for n in part)
-        return hit
 
     def position(self, key: ItemKey) -> int | None:
         for _, start, end in self.runs:
@@ -299,6 +291,7 @@ class LayoutView:
         self._dirs: dict[str, dict[str, Entry | Folder]] = {"": {}}
         self._item_dirs: dict[str, list[tuple[Group, int]]] = {}
         self._split_nodes: dict[str, Node] = {}
+        self._merged: dict[str, builtins.list[str]] = {}  # listings of folders holding several item files
         self._skeleton(labels)
 
     # -- construction
@@ -359,7 +352,10 @@ class LayoutView:
             return sorted([*fixed, *(n for part in parts for n in part)])
         if len(parts) == 1:
             return parts[0]
-        return holders[0][0].merged(folder, parts)
+        hit = self._merged.get(folder)  # this version's: the groups whose files it merges may not all carry over
+        if hit is None:
+            hit = self._merged[folder] = sorted(n for part in parts for n in part)
+        return hit
 
     def lookup(self, folder: str, name: str) -> Node | Folder | None:
         fixed = self._dirs.get(folder)

@@ -5,11 +5,17 @@ source JSON; renamed images keep their bytes; images without ids are left out an
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from slyfs.formats.readers.supervisely.index import SourceIndex
+from slyfs.formats.readers.supervisely.watch import SuperviselySource
+from slyfs.formats.registry import build_view
+from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers.market1501 import ReId, market_names
 from tests.conftest import BLOB, PLAIN
 from tests.helpers.faces import SourceImage, make_samples, mounts, source_images
@@ -89,3 +95,25 @@ def test_names_fill_frames_and_boxes_without_inventing_people() -> None:
            (("d", "e.jpg"), ".jpg", ReId(-1, 1, 3, 0, 7, True))]
     assert market_names(ids) == {("d", "a.jpg"): "0001_c2s1_000005_00.jpg", ("d", "b.jpg"): "0001_c2s1_000006_00.jpg",
                                  ("d", "c.png"): "0001_c2s1_000005_01.png", ("d", "e.jpg"): "-1_c1s3_000000_07.jpg"}
+
+
+def test_live_edits_list_query_afresh(tmp_path: Path, sources: dict[str, Path]) -> None:
+    """``query/`` holds images of every split: after each edit that moves one more image there, its
+    listing is the fresh build's, though other splits' groups carry over."""
+    root = tmp_path / "src"
+    shutil.copytree(sources["sample-plain"], root)
+    reader = SuperviselySource(str(root), SourceIndex(tmp_path / "index.sqlite"))
+    view = build_view(reader.scan(), ["market1501"], ViewOptions())
+    targets = [i for i in re_id_images(root) if i.tag("query") is None and i.split != "train"][:3]
+    assert len(targets) == 3
+    for target in targets:
+        before = list(view.list("query") or [])
+        path = root / target.dataset.replace("/", "/datasets/") / "ann" / f"{target.name}.json"
+        ann = json.loads(path.read_text("utf-8"))
+        ann["tags"].append({"name": "query"})
+        path.write_text(json.dumps(ann), "utf-8")
+        project, change = reader.update([str(path)])
+        view = view.updated(project, change)
+        fresh = build_view(project, ["market1501"], ViewOptions())
+        assert list(view.list("query") or []) == list(fresh.list("query") or [])
+        assert len(fresh.list("query") or []) == len(before) + 1

@@ -254,7 +254,8 @@ class IdentityTagged(ViewContract):
         meta["tags"] += [{"name": name, "value_type": kind, "color": "#102030", "id": 9000 + k,
                           "hotkey": "", "applicable_type": "imagesOnly", "classes": []}
                          for k, (name, kind) in enumerate((("person_id", "any_number"), ("camera_id", "any_number"),
-                                                           ("identity", "any_string"), ("pair_with", "any_string")))]
+                                                           ("identity", "any_string"), ("pair_with", "any_string"),
+                                                           ("query", "none")))]
         (copy / "meta.json").write_text(json.dumps(meta), "utf-8")
         earlier: dict[Path, str] = {}
         for k, ann_path in enumerate(sorted(copy.rglob("ann/*.json"))):
@@ -262,6 +263,8 @@ class IdentityTagged(ViewContract):
             ann["tags"] = [*ann.get("tags", []), {"name": "person_id", "value": k % 3 + 1},
                            {"name": "camera_id", "value": k % 2 + 1},
                            {"name": "identity", "value": ("Ana Lima", "Bo_Chen", f"solo {k}")[k % 3]}]
+            if k % 4 == 0:
+                ann["tags"].append({"name": "query", "value": None})
             if ann_path.parent in earlier:
                 ann["tags"].append({"name": "pair_with", "value": earlier[ann_path.parent]})
             earlier[ann_path.parent] = ann_path.name[:-5]
