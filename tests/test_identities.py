@@ -9,6 +9,7 @@ from slyfs.formats.common.identities import (
     flag_set,
     folders_by_value,
     identity_names,
+    image_name,
     image_tag_text,
     landmark_classes,
     landmark_points,
@@ -49,7 +50,7 @@ def test_tag_values() -> None:
 
 def test_tokens_and_names() -> None:
     assert token("Ana Lima") == "Ana%20Lima" and token("a/b\tc") == "a%2Fb%09c" and token("50%") == "50%25"
-    assert token("a\\b", "\\") == "a%5Cb" and token("Zoë") == "Zoë"
+    assert token("a\\b") == "a%5Cb" and token("Zoë") == "Zoë" and image_name(" a\\b c.jpg") == "%20a%5Cb%20c.jpg"
     names = identity_names(["b", "Ana Lima", "Ana%20Lima", "no_label", "b"], reserved=("no_label",))
     assert names == {"Ana Lima": "Ana%20Lima", "Ana%20Lima": "Ana%2520Lima", "b": "b", "no_label": "%6Eo_label"}
     long = identity_names(["x" * 300])["x" * 300]

@@ -84,7 +84,8 @@ def test_images_without_ids_keep_their_names_and_are_said(sources: dict[str, Pat
     log = views["sample-blob"].with_suffix(".log").read_text("utf-8")
     assert log.count("'camera_id' tags for Market-1501") == len(untagged) > 0
     served = {p.name for p in views["fixture-plain"].glob("bounding_box_*/*")}
-    assert {i.name for i in source_images(PLAIN)} - served <= {"dup.png", "dup.jpg"}  # dups get qualified names
+    own = {i.name.replace(" ", "%20") for i in source_images(PLAIN)}  # the README's rule for image names
+    assert own - served <= {"dup.png", "dup.jpg"}  # dups get qualified names
     assert len(served) == len(source_images(PLAIN))
 
 

@@ -74,11 +74,16 @@ def flag_set(value: TagValue) -> bool:
     return value.strip().lower() not in ("0", "false", "no", "")
 
 
-def token(text: str, extra: str = "") -> str:
-    """``text`` as one path component and one whitespace-free token: whitespace, ``/``, controls and
-    each character of ``extra`` become ``%XX`` (a literal ``%`` too, so that the form reads back)."""
-    out = spaceless_component(text.replace("%", "%25"))
-    return "".join(percent_bytes(c) if c in extra else c for c in out) if extra else out
+def image_name(name: str) -> str:
+    """An image name as one path component and one field these readers keep whole: whitespace (they
+    strip lines and split at tabs) and ``\\`` (they read it as ``/``) as ``%XX``."""
+    return spaceless_component(name).replace("\\", "%5C")
+
+
+def token(text: str) -> str:
+    """``text`` (an identity, an event, a label) as one path component and one whitespace-free token:
+    whitespace, ``/``, ``\\``, controls and ``%`` (so that the form reads back) as ``%XX``."""
+    return image_name(text.replace("%", "%25"))
 
 
 def identity_names(values: Iterable[str], reserved: Iterable[str] = (),

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from slyfs.formats.common.identities import (
     Notes,
     identity_names,
+    image_name,
     image_tag_text,
     landmark_classes,
     landmark_points,
@@ -37,7 +38,7 @@ from slyfs.formats.common.identities import (
     tag_option,
 )
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
-from slyfs.formats.common.naming import spaceless_component, split_ext
+from slyfs.formats.common.naming import split_ext
 from slyfs.formats.common.splits import item_assigner, item_names
 from slyfs.formats.contract import Generated, Node, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems
@@ -97,8 +98,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         return (item.dataset, item.name)
 
     def output_names(items: Sequence[Item]) -> list[str]:
-        return [faces[key_of(i)].stem + faces[key_of(i)].ext if key_of(i) in faces else spaceless_component(i.name)
-                for i in items]
+        return [faces[key_of(i)].stem + faces[key_of(i)].ext for i in items]
 
     def pairs_text(split: SplitItems) -> bytes:
         keys = [key_of(i) for i in split.items]
@@ -193,7 +193,7 @@ def _faces(keys: Sequence[Key], person_of: dict[Key, str | None], split_of: dict
         if person_of[k] is None:
             by_split.setdefault(split_of[k], []).append(k)
     for split, ks in by_split.items():
-        names = item_names([Item(d, n, None, None) for d, n in ks], spaceless_component)
+        names = item_names([Item(d, n, None, None) for d, n in ks], image_name)
         for k, name in zip(ks, names):
             stem, ext = split_ext(name)
             while (split, stem) in taken:

@@ -27,6 +27,7 @@ from slyfs.formats.common.identities import (
     Notes,
     first_tag,
     flag_set,
+    image_name,
     scan_tags,
     subset_names,
     tag_int,
@@ -123,7 +124,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
                                    f"no whole-number {tags[PERSON.key]!r} and {tags[CAMERA.key]!r} tags for "
                                    f"{VIEW}", "served under its own name, without ids", item.name))
     names = market_names([(key, split_ext(key[1])[1], r) for key, r in sorted(ids.items())])
-    names.update(zip([(i.dataset, i.name) for i in untagged], map(unlike_pattern, item_names(untagged))))
+    names.update(zip([(i.dataset, i.name) for i in untagged], map(unlike_pattern, item_names(untagged, image_name))))
     key = (options.key(), tuple(sorted(names.items())))
 
     notes = []

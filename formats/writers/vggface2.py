@@ -17,6 +17,7 @@ left out, counted and reported, as is every other label of a kept class.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from collections import Counter
 from collections.abc import Iterable
@@ -26,6 +27,7 @@ from slyfs.formats.common.identities import (
     Notes,
     folders_by_value,
     identity_names,
+    image_name,
     image_tag_text,
     landmark_classes,
     landmark_points,
@@ -139,4 +141,5 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         static=(StaticFile("labels.txt", lambda splits: labels_node), *readme.static()),
         per_split=(table(0), table(1)),
         per_item=folders_by_value(identities, folders, lambda subset, sub: f"{subset}/{sub}"),
-        group_by="split", names=item_names, split_labels=subset_names, epoch=key[1])
+        group_by="split", names=functools.partial(item_names, escape=image_name), split_labels=subset_names,
+        epoch=key[1])

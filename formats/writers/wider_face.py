@@ -26,6 +26,7 @@ from slyfs.formats.common.identities import (
     flag_set,
     folders_by_value,
     identity_names,
+    image_name,
     image_tag_text,
     number,
     scan_tags,
@@ -35,7 +36,6 @@ from slyfs.formats.common.identities import (
     token,
 )
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
-from slyfs.formats.common.naming import spaceless_component
 from slyfs.formats.common.raster import has_area
 from slyfs.formats.common.splits import item_names
 from slyfs.formats.contract import Generated, Node, constant
@@ -58,13 +58,13 @@ def wider_label(text: str) -> str:
     """A label as one token of a box line and the tail of a ``<k>--<label>`` folder: whitespace,
     ``/`` and ``\\`` as ``%XX`` (box lines must not look like paths), and ``--`` (where the reader
     splits the folder name) as ``-%2D``."""
-    return token(text, "\\").replace("--", "-%2D")
+    return token(text).replace("--", "-%2D")
 
 
 def wider_name(name: str) -> str:
-    """An image name as a whole path line: whitespace (the reader strips lines) and ``\\`` as ``%XX``,
-    and a ``.`` at the end of a name without one (the reader takes only lines with a ``.`` for paths)."""
-    out = spaceless_component(name).replace("\\", "%5C")
+    """An image name as a whole path line (:func:`image_name`), with a ``.`` at the end of a name
+    without one: the reader takes only lines with a ``.`` for paths."""
+    out = image_name(name)
     return out if "." in out else out + "."
 
 
