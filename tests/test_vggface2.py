@@ -74,6 +74,10 @@ def test_datumaro_reads_identities_boxes_and_landmarks(source: str, sources: dic
     assert len(report.dataset) == len(images)
     assert Counter(report.label_counts()) == expected_counts(sources[source])
     assert {item.subset for item in report.dataset} == {image.split for image in images}
+    # CVAT matches items to its frames by the id without the identity folder: one image each
+    served = {(p.parent.parent.name, p.stem) for p in views[source].glob("*/*/*") if p.is_file()}
+    as_cvat = Counter((item.subset, item.id.split("/", 1)[1]) for item in report.dataset)
+    assert set(as_cvat) == served and max(as_cvat.values()) == 1
 
 
 def test_landmarks_at_pixel_centres_in_template_order(sources: dict[str, Path], views: dict[str, Path]) -> None:
