@@ -24,6 +24,7 @@ README_NAME = "README.slyfs.txt"
 SUBSET_UNSAFE = re.compile(r"[^A-Za-z0-9-]")
 LANDMARK_COUNT = 5  # VGGFace2 / LFW: left eye, right eye, nose, left and right mouth corners
 MAX_IDENTITY_BYTES = 128
+ItemKey = tuple[str, str]  # (dataset, item name)
 
 
 def tag_option(fmt: str, what: str, default: str, meaning: str) -> FormatOption:
@@ -163,7 +164,7 @@ SCAN_MEMO_ENTRIES = 1 << 18  # tag values kept per annotation version, so that a
 _SCANNED: BoundedMemo[tuple] = BoundedMemo(SCAN_MEMO_ENTRIES, lambda value: 1)
 
 
-def scan_tags(project: Project, what: Hashable, read: Callable[[Annotation], V]) -> dict[tuple[str, str], V]:
+def scan_tags(project: Project, what: Hashable, read: Callable[[Annotation], V]) -> dict[ItemKey, V]:
     """``read`` of every item's annotation, by (dataset, name): the tags these views put into folder
     and file names must all be known before the first folder is listed. ``what`` names ``read`` (the
     view and the tags it reads): values are kept per version of each annotation file, so that the next
@@ -179,9 +180,6 @@ def scan_tags(project: Project, what: Hashable, read: Callable[[Annotation], V])
         else:
             out[(item.dataset, item.name)] = read(project.annotation(item))
     return out
-
-
-ItemKey = tuple[str, str]
 
 
 def folders_by_value(values: Mapping[ItemKey, str | None], folders: Mapping[str | None, str],
