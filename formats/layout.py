@@ -64,12 +64,16 @@ class SplitFile:
 @dataclass(frozen=True)
 class ItemFile:
     """One file per item of a group, in ``folder(group label)``, named ``name(output name)``
-    (distinct names give distinct file names); ``present`` says which items have one (None: all)."""
+    (distinct names give distinct file names); ``present`` says which items have one (None: all).
+    ``positions``, when set with ``present``, gives the positions of the present items of a group's
+    items at once: many files sharing one index of the items (a folder per identity) then cost one
+    pass over the items, not one per file."""
 
     folder: Callable[[str], str]
     node: Callable[[Item, str], Node]
     name: Callable[[str], str] = _same
     present: Callable[[Item], bool] | None = None
+    positions: Callable[[Sequence[Item]], Sequence[int]] | None = None
 
 
 @dataclass(frozen=True)
@@ -217,7 +221,7 @@ class Group:
             if spec.name is not _same:
                 names = list(map(spec.name, names))
             present = spec.present
-            at = (range(len(names)) if present is None
+            at = (range(len(names)) if present is None else spec.positions(self.items) if spec.positions
                   else [i for i, item in enumerate(self.items) if present(item)])
             # sorted positions with a C-level key: no tuple per entry, and a run already in order costs one pass
             order = sorted(at, key=names.__getitem__)
@@ -332,7 +336,8 @@ class LayoutView:
         for group in self.groups.values():
             label = labels.get(group.label, group.label) if layout.group_by == "split" else group.label
             for index, spec in enumerate(layout.per_item):
-                if spec.present is not None and not any(map(spec.present, group.items)):
+                if spec.present is not None and not (spec.positions(group.items) if spec.positions
+                                                     else any(map(spec.present, group.items))):
                     continue
                 folder = spec.folder(label)
                 add_folder(self._dirs, folder)

@@ -101,4 +101,6 @@ def test_folders_by_value_put_each_image_under_its_value() -> None:
     held = {spec.folder("train"): [i.name for i in items if spec.present is not None and spec.present(i)]
             for spec in files}
     assert held == {"train/no_label": ["b.jpg"], "train/p1": ["a.jpg", "d.jpg"], "train/p2": ["c.jpg"]}
+    at = {spec.folder("train"): list(spec.positions(items)) for spec in files if spec.positions is not None}
+    assert at == {"train/no_label": [1], "train/p1": [0, 3], "train/p2": [2]}
     assert isinstance(files[0].node(items[1], "b.jpg"), SourceBytes)

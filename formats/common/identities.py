@@ -185,11 +185,27 @@ def scan_tags(project: Project, what: Hashable, read: Callable[[Annotation], V])
 def folders_by_value(values: Mapping[ItemKey, str | None], folders: Mapping[str | None, str],
                      folder: Callable[[str, str], str]) -> tuple[ItemFile, ...]:
     """Each item's image (source bytes) in ``folder(split label, folders[its value])``: one
-    ``ItemFile`` per value, holding the items of that value (``None``: the items without one)."""
+    ``ItemFile`` per value, holding the items of that value (``None``: the items without one). The
+    positions of each value's items in a group are found in one pass shared by all the files."""
+    indexes: dict[int, tuple[Sequence[Item], dict[str | None, list[int]]]] = {}
+
+    def by_value(items: Sequence[Item]) -> dict[str | None, list[int]]:
+        hit = indexes.get(id(items))
+        if hit is None or hit[0] is not items:  # the entry keeps its items alive: an id is not reused
+            index: dict[str | None, list[int]] = {}
+            for i, item in enumerate(items):
+                index.setdefault(values.get((item.dataset, item.name)), []).append(i)
+            hit = indexes[id(items)] = (items, index)
+        return hit[1]
+
     def images(value: str | None) -> ItemFile:
         def present(item: Item) -> bool:
             return values.get((item.dataset, item.name)) == value
+
+        def positions(items: Sequence[Item]) -> list[int]:
+            return by_value(items).get(value, [])
         sub = folders[value]
-        return ItemFile(lambda label: folder(label, sub), lambda item, _: image_node(item), present=present)
+        return ItemFile(lambda label: folder(label, sub), lambda item, _: image_node(item), present=present,
+                        positions=positions)
 
     return tuple(images(value) for value in folders)

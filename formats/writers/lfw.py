@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from slyfs.formats.common.identities import (
     Notes,
+    folders_by_value,
     identity_names,
     image_name,
     image_tag_text,
@@ -40,8 +41,8 @@ from slyfs.formats.common.identities import (
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.naming import split_ext
 from slyfs.formats.common.splits import item_assigner, item_names
-from slyfs.formats.contract import Generated, Node, image_node
-from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems
+from slyfs.formats.contract import Generated, Node
+from slyfs.formats.layout import Layout, SplitFile, SplitItems
 from slyfs.formats.model import Graph, Item, Problem, Project
 from slyfs.formats.view import ViewOptions, selected_classes
 
@@ -154,24 +155,15 @@ def layout(project: Project, options: ViewOptions) -> Layout:
             return Generated((f"lfw-{name}", split.split, split.key, key), functools.partial(render, split))
         return SplitFile(lambda subset: f"{subset}/annotations/{name}", node)
 
-    def image(item: Item, name: str) -> Node:
-        return image_node(item)
-
-    def alone(item: Item) -> bool:
-        return key_of(item) not in paired
-
-    def in_pair_of(person: str) -> ItemFile:
-        def present(item: Item) -> bool:
-            return key_of(item) in paired and faces[key_of(item)].person == person
-        return ItemFile(lambda subset: f"{subset}/images/{person}", image, present=present)
-
-    persons = sorted({p for k in paired if (p := faces[k].person) is not None})
+    in_pair = {k: faces[k].person for k in paired}  # the others are listed alone, at images/<id>
+    folders: dict[str | None, str] = {None: ""}
+    folders.update((p, p) for p in sorted({p for p in in_pair.values() if p is not None}))
     return Layout(
         static=readme.static(),
         per_split=(split_file("pairs.txt", pairs_text), split_file("people.txt", people_text),
                    split_file("landmarks.txt", landmarks_text)),
-        per_item=(ItemFile(lambda subset: f"{subset}/images", image, present=alone),
-                  *(in_pair_of(p) for p in persons)),
+        per_item=folders_by_value(in_pair, folders,
+                                  lambda subset, person: f"{subset}/images/{person}" if person else f"{subset}/images"),
         group_by="split", names=output_names, epoch=key[1:])
 
 
