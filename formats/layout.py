@@ -80,7 +80,10 @@ class ItemFile:
     ``node`` is then called with the file's name: a format with one file per object (LabelMe's and
     Open Images' masks).
     ``by_split``: in a layout grouped ``"all"``, one folder per split, ``folder(split label)``,
-    holding that split's items (names stay unique over the whole group)."""
+    holding that split's items (names stay unique over the whole group).
+    ``positions``, when set with ``present``, gives the positions of the present items of a group's
+    items at once: many files sharing one index of the items (a folder per identity) then cost one
+    pass over the items, not one per file."""
 
     folder: Callable[[str], str]
     node: Callable[[Item, str], Node]
@@ -88,6 +91,7 @@ class ItemFile:
     present: Callable[[Item], bool] | None = None
     many: Callable[[Item, str], Sequence[str]] | None = None
     by_split: bool = False
+    positions: Callable[[Sequence[Item]], Sequence[int]] | None = None
 
     def content_listed(self) -> bool:
         """Whether the folder's listing depends on the items' contents, not only on their names."""
@@ -106,7 +110,9 @@ class Layout:
     """A format's tree. ``group_by``: items named together per split, per dataset (label: the
     dataset's full name) or all in one group (label ""; split-major order). ``names``: the output
     name of each item of a group. ``split_labels``: split names → the names paths use (None: the
-    same). ``default_splits``: the splits of a view with no items at all."""
+    same). ``default_splits``: the splits of a view with no items at all. ``epoch``: what, besides
+    each item's own key, the names and folders depend on (identity views name folders after tag
+    values found over the whole project): when it changes, the next version is built afresh."""
 
     static: tuple[StaticFile, ...] = ()
     whole: tuple[WholeFile, ...] = ()
@@ -116,6 +122,7 @@ class Layout:
     names: Callable[[Sequence[Item]], list[str]] = item_names
     split_labels: Callable[[Sequence[str]], Mapping[str, str]] | None = None
     default_splits: tuple[str, ...] = ()
+    epoch: Hashable = None
 
 
 LayoutOf = Callable[[Project, ViewOptions], Layout]
@@ -206,7 +213,7 @@ class Group:
     """The items named together (one folder family) and, computed on first need, their output
     names, each item file's sorted names, and a digest of the items."""
 
-    __slots__ = ("label", "items", "runs", "_naming", "_names", "_files", "_own", "_merged", "_digest", "_lock")
+    __slots__ = ("label", "items", "runs", "_naming", "_names", "_files", "_own", "_digest", "_lock")
 
     def __init__(self, label: str, items: Sequence[Item], runs: Sequence[tuple[str, int, int]],
                  naming: Callable[[Sequence[Item]], list[str]]) -> None:
@@ -218,7 +225,6 @@ class Group:
         self._files: dict[tuple[int, str | None], tuple[list[str], array]] = {}
         # per listing that reads the items (present=, many=): which files each listed item has
         self._own: dict[tuple[int, str | None], dict[int, Sequence[str]]] = {}
-        self._merged: dict[str, list[str]] = {}
         self._digest: bytes | None = None
         self._lock = threading.Lock()
 
@@ -247,7 +253,13 @@ class Group:
             names = self.names()
             present = spec.present
             span = range(len(names)) if split is None else range(*self.run(split))
-            at = span if present is None else [i for i in span if present(self.items[i])]
+            at: Sequence[int]
+            if present is None:
+                at = span
+            elif spec.positions is not None:
+                at = [i for i in spec.positions(self.items) if i in span]
+            else:
+                at = [i for i in span if present(self.items[i])]
             if spec.many is not None:
                 own = self._own[(index, split)] = {i: spec.many(self.items[i], names[i]) for i in at}
                 pairs = sorted((f, i) for i, fs in own.items() for f in fs)
@@ -279,13 +291,6 @@ class Group:
         sorted_names, at = self.files(index, spec, split)
         i = bisect.bisect_left(sorted_names, name)
         return at[i] if i < len(sorted_names) and sorted_names[i] == name else None
-
-    def merged(self, folder: str, parts: list[Sequence[str]]) -> list[str]:
-        """The listing of a folder holding several item files of this group."""
-        hit = self._merged.get(folder)
-        if hit is None:
-            hit = self._merged[folder] = sorted(n for part in parts for n in part)
-        return hit
 
     def position(self, key: ItemKey) -> int | None:
         for _, start, end in self.runs:
@@ -333,11 +338,13 @@ class LayoutView:
 
     def __init__(self, layout_of: LayoutOf, project: Project, options: ViewOptions,
                  membership: Membership | None = None, carried: Mapping[str, Group] | None = None,
-                 retouched: frozenset[str] = frozenset()) -> None:
+                 retouched: frozenset[str] = frozenset(), layout: Layout | None = None,
+                 rebuilt: bool = False) -> None:
         self.layout_of = layout_of
         self.project = project
         self.options = options
-        self.layout = layout = layout_of(project, options)
+        self.layout = layout = layout or layout_of(project, options)
+        self.rebuilt = rebuilt  # made afresh after an epoch change: every path may be stale
         self._assign = item_assigner(project, options, by_dataset=layout.group_by == "dataset")
         self.membership = membership or Membership.of(project, self._assign)
         # groups carried over from the previous version unchanged, and those whose items were replaced
@@ -351,6 +358,7 @@ class LayoutView:
         self._dirs: dict[str, dict[str, Entry | Folder]] = {"": {}}
         self._item_dirs: dict[str, list[tuple[Group, int, str | None]]] = {}
         self._split_nodes: dict[str, Node] = {}
+        self._merged: dict[str, builtins.list[str]] = {}  # listings of folders holding several item files
         self._skeleton(labels)
 
     # -- construction
@@ -393,7 +401,8 @@ class LayoutView:
         for group in self.groups.values():
             label = labels.get(group.label, group.label) if layout.group_by == "split" else group.label
             for index, spec in enumerate(layout.per_item):
-                if spec.present is not None and not any(map(spec.present, group.items)):
+                if spec.present is not None and not (spec.positions(group.items) if spec.positions
+                                                     else any(map(spec.present, group.items))):
                     continue
                 if spec.by_split and layout.group_by == "all":
                     for split, _, _ in group.runs:
@@ -419,7 +428,10 @@ class LayoutView:
             return sorted([*fixed, *(n for part in parts for n in part)])
         if len(parts) == 1:
             return parts[0]
-        return holders[0][0].merged(folder, parts)
+        hit = self._merged.get(folder)  # this version's: the groups whose files it merges may not all carry over
+        if hit is None:
+            hit = self._merged[folder] = sorted(n for part in parts for n in part)
+        return hit
 
     def lookup(self, folder: str, name: str) -> Node | Folder | None:
         fixed = self._dirs.get(folder)
@@ -480,6 +492,9 @@ class LayoutView:
     def updated(self, project: Project, change: Change) -> LayoutView:
         if change.everything:
             return LayoutView(self.layout_of, project, self.options)
+        layout = self.layout_of(project, self.options)
+        if layout.epoch != self.layout.epoch:
+            return LayoutView(self.layout_of, project, self.options, layout=layout, rebuilt=True)
         assign = item_assigner(project, self.options, by_dataset=self.layout.group_by == "dataset")
         membership, reshaped, retouched = self.membership.updated(change, assign)
         carried: dict[str, Group] = {}
@@ -495,7 +510,7 @@ class LayoutView:
                     carried[label] = group.retouched(membership.groups[label], group.runs, self._listing_only())
                 elif label not in reshaped:
                     carried[label] = group
-        return LayoutView(self.layout_of, project, self.options, membership, carried, frozenset(retouched))
+        return LayoutView(self.layout_of, project, self.options, membership, carried, frozenset(retouched), layout)
 
     def _listing_only(self) -> builtins.list[int]:
         """The item files whose listing depends on the items' names alone."""
@@ -503,7 +518,7 @@ class LayoutView:
 
     def stale(self, before: object, change: Change) -> builtins.list[str]:
         assert isinstance(before, LayoutView)
-        if change.everything:
+        if change.everything or self.rebuilt:
             return sorted({*before.walk(), *self.walk(), *before._dirs, *self._dirs})
         out: set[str] = set()
         for key in change.items:  # the changed items' own files whose node differs

@@ -295,6 +295,51 @@ class TestImagenet(ViewContract):
 class TestImagenetTxt(ViewContract):
     formats = ["imagenet"]
     options = ViewOptions(params={"imagenet.layout": "txt"})
+class IdentityTagged(ViewContract):
+    """The identity views hold what image tags say, which the SDK fixtures lack: their copy of
+    them gets person, camera and identity tags on every image (the edits then move identities)."""
+
+    @pytest.fixture(params=sorted(SOURCES))
+    def source(self, request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+        copy = tmp_path / "src"
+        shutil.copytree(SOURCES[request.param], copy)
+        meta = json.loads((copy / "meta.json").read_text("utf-8"))
+        meta["tags"] += [{"name": name, "value_type": kind, "color": "#102030", "id": 9000 + k,
+                          "hotkey": "", "applicable_type": "imagesOnly", "classes": []}
+                         for k, (name, kind) in enumerate((("person_id", "any_number"), ("camera_id", "any_number"),
+                                                           ("identity", "any_string"), ("pair_with", "any_string"),
+                                                           ("query", "none")))]
+        (copy / "meta.json").write_text(json.dumps(meta), "utf-8")
+        earlier: dict[Path, str] = {}
+        for k, ann_path in enumerate(sorted(copy.rglob("ann/*.json"))):
+            ann = json.loads(ann_path.read_text("utf-8"))
+            ann["tags"] = [*ann.get("tags", []), {"name": "person_id", "value": k % 3 + 1},
+                           {"name": "camera_id", "value": k % 2 + 1},
+                           {"name": "identity", "value": ("Ana Lima", "Bo_Chen", f"solo {k}")[k % 3]}]
+            if k % 4 == 0:
+                ann["tags"].append({"name": "query", "value": None})
+            if ann_path.parent in earlier:
+                ann["tags"].append({"name": "pair_with", "value": earlier[ann_path.parent]})
+            earlier[ann_path.parent] = ann_path.name[:-5]
+            ann_path.write_text(json.dumps(ann), "utf-8")
+        return copy
+
+
+class TestWiderFace(IdentityTagged):
+    formats = ["wider-face"]
+    options = ViewOptions(params={"wider-face.event-tag": "identity"})
+
+
+class TestVggFace2(IdentityTagged):
+    formats = ["vggface2"]
+
+
+class TestMarket1501(IdentityTagged):
+    formats = ["market1501"]
+
+
+class TestLfw(IdentityTagged):
+    formats = ["lfw"]
 
 
 class TestAll(ViewContract):
