@@ -30,7 +30,7 @@ from slyfs.vfs.export import (
     export_tree,
     generated_mode_for,
 )
-from slyfs.vfs.live import ViewSource, Watcher, no_gc
+from slyfs.vfs.live import Updater, ViewSource, Watcher, no_gc
 from slyfs.vfs.tree import DEFAULT_CACHE_BYTES, VirtualTree
 
 NO_WATCH_TIMEOUT = 3600.0  # nothing changes: let the kernel answer lookups and stat() itself
@@ -111,10 +111,11 @@ def cmd_mount(args: argparse.Namespace) -> int:
             return VirtualTree(views[0].build(progress), cache_bytes=args.cache_size, source_root=source, disk=disk)
 
     def when_ready(tree: VirtualTree) -> None:
+        updater = Updater(views[0], tree)
         if args.no_watch:
             views[0].source.save()
         else:
-            Watcher(views[0], tree).start()
+            Watcher(views[0], tree, updater=updater).start()
 
     run_mount(make_tree, MountSettings(mountpoint=mountpoint, foreground=args.foreground, log_file=log_file,
                                        debug=args.debug, threads=not args.single_threaded, libfuse=args.libfuse,

@@ -27,7 +27,7 @@ import select
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 
 from slyfs.formats.contract import Change, Progress, UserError, View, WatchedSource
 from slyfs.formats.model import Stamp, file_stamp
@@ -144,9 +144,10 @@ class Watcher:
     """A daemon thread that keeps ``tree`` in step with the source."""
 
     def __init__(self, view: ViewSource, tree: VirtualTree,
-                 on_rebuilt: Callable[[float], None] | None = None) -> None:
+                 on_rebuilt: Callable[[float], None] | None = None, updater: Updater | None = None) -> None:
         self.view = view
         self.tree = tree
+        self.updater = updater or Updater(view, tree)
         self.on_rebuilt = on_rebuilt
         self._stop = threading.Event()
         self._pending: set[str] = set()  # changed paths no rebuild has taken in yet
@@ -211,7 +212,7 @@ class Watcher:
                 if any(mask & IN_Q_OVERFLOW for _, mask in changed):  # events were lost: re-stat all
                     self.view.source.events_lost()
                 self._pending.update(p for p, _ in changed)
-            elif not self._retry_due():
+            elif not self._retry_due() and not self.updater.queued():
                 continue
             if self._pending:
                 self._apply_pending()
@@ -239,7 +240,7 @@ class Watcher:
             now = self._signature()
             if now != before:
                 self._pending.update(p for p in now.keys() | before.keys() if now.get(p) != before.get(p))
-            elif not self._retry_due():
+            elif not self._retry_due() and not self.updater.queued():
                 continue
             self._apply_pending()
             before = self._signature()
@@ -281,15 +282,76 @@ class Watcher:
         self._backoff = RETRY_SECONDS
 
     def _apply(self, paths: list[str]) -> None:
+        self.updater.apply(paths)
+        if self.on_rebuilt is not None:
+            self.on_rebuilt(self.updater.last_seconds)
+
+
+class Updater:
+    """Brings the served tree up to date with source changes, one batch at a time, whoever found
+    them: the watcher's events, a request that opened another version of a file than the catalog
+    said (``SourceChanged``: answered again once the update is served), the background check.
+    It tells the source whom to report changed inputs to, and the tree whom to ask for an update."""
+
+    def __init__(self, view: ViewSource, tree: VirtualTree) -> None:
+        self.view = view
+        self.tree = tree
+        self.last_seconds = 0.0
+        self._lock = threading.RLock()  # one update at a time
+        self._queued: set[str] = set()  # inputs reported changed, taken by the next update
+        self._queued_lock = threading.Lock()
+        self._in_request = threading.local()  # set while a request thread updates (see _stale)
+        self._invalidate = tree.on_stale
+        if tree.on_stale is not None:
+            tree.on_stale = self._stale
+        view.source.on_input_changed = self.queue
+        tree.on_source_changed = self.now
+
+    def _stale(self, paths: list[str]) -> None:
+        """The kernel is told of stale paths from another thread than a request's (FUSE callbacks
+        must not invalidate: the kernel may wait on the loop they block), after the view is served."""
+        assert self._invalidate is not None
+        if getattr(self._in_request, "active", False):
+            threading.Thread(target=self._invalidate, args=(paths,), name="slyfs-invalidate", daemon=True).start()
+        else:
+            self._invalidate(paths)
+
+    def queue(self, path: str) -> None:
+        """``path`` changed: the next update (the watcher's within a second, or a request's) takes it."""
+        with self._queued_lock:
+            self._queued.add(path)
+
+    def queued(self) -> bool:
+        return bool(self._queued)
+
+    def now(self, paths: Collection[str], attempt: int) -> None:
+        """A request found ``paths`` changed (its ``attempt``-th time): update now, so that it is
+        answered again from the updated view."""
+        self._in_request.active = True
+        try:
+            self.apply(paths)
+        finally:
+            self._in_request.active = False
+
+    def apply(self, paths: Collection[str]) -> None:
         """Tell the source what changed and serve the view it leads to (a rewritten tar or image
         gets a new stamp in its ImageRefs, so the sources open it afresh)."""
-        started = time.monotonic()
-        view, change = self.view.update(self.tree.view, paths)
-        stale = self.tree.replace(view, change)
-        self.view.source.save()
-        took = time.monotonic() - started
-        what = "everything" if change.everything else f"{len(change.items)} items"
-        log.info("source changed (%d paths, %s): view updated in %.2f s, %d paths stale",
-                 len(set(paths)), what, took, len(stale))
-        if self.on_rebuilt is not None:
-            self.on_rebuilt(took)
+        with self._lock:
+            with self._queued_lock:
+                batch, self._queued = sorted({*paths, *self._queued}), set()
+            if not batch:
+                return
+            started = time.monotonic()
+            try:
+                view, change = self.view.update(self.tree.view, batch)
+            except BaseException:
+                with self._queued_lock:  # retried with the next update
+                    self._queued.update(batch)
+                raise
+            stale = self.tree.replace(view, change)
+            self.view.source.save()
+            self.last_seconds = took = time.monotonic() - started
+            what = "everything" if change.everything else f"{len(change.items)} items"
+            log.info("source changed (%d paths, %s): view updated in %.2f s, %d paths stale",
+                     len(batch), what, took, len(stale))
+

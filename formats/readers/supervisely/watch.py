@@ -27,7 +27,7 @@ import contextlib
 import dataclasses
 import os
 import stat
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 from slyfs.formats.contract import Change, ItemKey, Progress
 from slyfs.formats.model import Dataset, ImageRef, Item, Project, Stamp, file_stamp
@@ -66,12 +66,23 @@ class SuperviselySource:
         self.follow_external_links = follow_external_links
         self.problems = ProblemLog()  # shared by rescans: each problem is logged once per mount
         self.project: Project | None = None
+        self.on_input_changed: Callable[[str], None] | None = None
         self._events_lost = False
 
     def scan(self, progress: Progress | None = None) -> Project:
         self.project = read_project(self.root, report=self.problems, cache=self.index,
-                                    follow_external_links=self.follow_external_links, progress=progress)
+                                    follow_external_links=self.follow_external_links, progress=progress,
+                                    changed=self._input_changed)
         return self.project
+
+    def _input_changed(self, path: str) -> bool:
+        """An annotation file was opened in another version than the item's: whether someone
+        (the live machinery) was told and will update the source for it."""
+        tell = self.on_input_changed
+        if tell is None:
+            return False
+        tell(path)
+        return True
 
     def watched_folders(self) -> list[str]:
         """Root, blob/, and each scanned dataset's own folder and subfolders."""
