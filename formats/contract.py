@@ -205,3 +205,9 @@ class WatchedSource(Protocol):
         """Keep what the scans learnt for the next mount (called once the mount is ready, and
         after each rebuild)."""
         ...
+
+    def verify(self, changed: Callable[[list[str]], None], pause: Callable[[], None]) -> tuple[int, int]:
+        """Check every file stamp the scan took from the catalog without a stat against the file,
+        telling ``changed`` the paths found another version (or added, or gone), and calling
+        ``pause`` between chunks of work; (files checked, files changed)."""
+        ...

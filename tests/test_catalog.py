@@ -5,8 +5,12 @@ the background check for an edit in place, even one that keeps the size and the 
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,9 +22,9 @@ from slyfs.formats.readers.supervisely.index import SourceIndex
 from slyfs.formats.readers.supervisely.watch import SuperviselySource
 from slyfs.formats.registry import build_view
 from slyfs.formats.view import ViewOptions
-from slyfs.vfs.live import Updater, ViewSource
+from slyfs.vfs.live import BackgroundCheck, Updater, ViewSource
 from slyfs.vfs.tree import VirtualTree
-from tests.conftest import BLOB, PLAIN
+from tests.conftest import BLOB, PLAIN, fuse_usable, mounted, wait_for
 
 EDITED = "train/ann/dup.jpg.json"  # a rectangle whose right edge (25) the tests move, keeping the size
 
@@ -99,6 +103,29 @@ def edit_in_place(path: Path, old: str, new: str) -> None:
     assert (after.st_size, after.st_mtime_ns, after.st_ino) == (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
+def right_edge(text: str) -> str:
+    """The rectangle's bottom-right x as the SDK writes it (the second point's first value)."""
+    found = re.search(r"\],\s*\[\s*(\d+),", text)
+    assert found
+    return found.group(1)
+
+
+def test_remount_of_an_unchanged_project_stats_no_json_file(source: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "index.sqlite"
+    expected = items(source, None)
+    first_mount(source, db)
+    stats = StatCounter(monkeypatch)
+    index = SourceIndex(db)
+    assert items(source, index) == expected
+    assert stats.paths == []
+    # the background check is what stats them, each once, and finds nothing changed
+    checked, changed = SuperviselySource(str(source), index).verify(lambda paths: pytest.fail(f"{paths}"),
+                                                                     lambda: None)
+    assert (checked, changed) == (len(json_files(source)), 0)
+    assert sorted(stats.paths) == sorted(map(str, json_files(source)))
+
+
 def test_files_added_or_removed_while_unmounted_are_seen(source: Path, tmp_path: Path) -> None:
     db = tmp_path / "index.sqlite"
     first_mount(source, db)
@@ -142,3 +169,74 @@ def test_an_edit_in_place_is_found_when_opened_and_served_new(tmp_path: Path) ->
     assert project is not None
     item = next(i for i in project.items() if i.ann_path == str(src / EDITED))
     assert tuple(item.fingerprint) == tuple(reader.file_stamp(os.stat(src / EDITED)))
+
+
+def test_the_background_check_updates_what_no_request_opened(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(PLAIN, src)
+    db = tmp_path / "index.sqlite"
+    first_mount(src, db)
+    edit_in_place(src / EDITED, "25,", "27,")
+    view = ViewSource(SuperviselySource(str(src), SourceIndex(db)), ["coco"], ViewOptions())
+    tree = VirtualTree(view.build())
+    check = BackgroundCheck(Updater(view, tree))
+    check.start()
+    check.join(30)
+    assert check.updater.checked.is_set()
+    project = view.source.project  # type: ignore[attr-defined]
+    item = next(i for i in project.items() if i.ann_path == str(src / EDITED))
+    assert tuple(item.fingerprint) == tuple(reader.file_stamp(os.stat(src / EDITED)))
+
+
+# ---------------------------------------------------------------- real mounts
+
+
+@pytest.fixture(scope="module")
+def remounted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    """A plain project mounted once (yolo and coco read, so the COCO file is in the disk cache),
+    then edited in place while unmounted (size and mtime kept): (source, cache dir)."""
+    if not fuse_usable():
+        pytest.fail("FUSE is not usable here")
+    base = tmp_path_factory.mktemp("catalog")
+    src, cache = base / "src", base / "cache"
+    shutil.copytree(PLAIN, src)
+    time.sleep(index_module.RACY_NS / 1e9 + 0.2)  # the daemon stores listings begun that long after a change
+    with mounted(src, "--format", "yolo,coco", "--cache-dir", str(cache)) as mnt:
+        (mnt / "coco" / "annotations" / "instances_train.json").read_bytes()
+        wait_for(lambda: "catalog checked" in mnt.with_suffix(".log").read_text(), "the check", mnt)
+    yield src, cache
+
+
+def coco_right_edges(data: bytes, file_name_part: str) -> list[float]:
+    doc = json.loads(data)
+    ids = [im["id"] for im in doc["images"] if file_name_part in im["file_name"]]
+    return [a["bbox"][0] + a["bbox"][2] for a in doc["annotations"] if a["image_id"] in ids]
+
+
+def test_mounted_edit_in_place_is_served_at_first_read_after_remount(remounted: tuple[Path, Path]) -> None:
+    src, cache = remounted
+    old = right_edge((src / EDITED).read_text())
+    new = str(int(old) + 2)
+    edit_in_place(src / EDITED, f"{old},", f"{new},")
+    fresh = VirtualTree(build_view(read_project(str(src)), ["yolo"], ViewOptions()))
+    label = next(p for p in fresh.walk_files() if p == "labels/train/train__dup.txt")
+    with mounted(src, "--format", "yolo,coco", "--cache-dir", str(cache)) as mnt:
+        # the first read (whether the reader's own check or the background one found the edit:
+        # test_an_edit_in_place_is_found_when_opened_and_served_new isolates the former)
+        assert (mnt / "yolo" / label).read_bytes() == fresh.read_file(label)
+
+
+def test_mounted_edit_in_place_reaches_a_cached_coco_file_after_the_check(remounted: tuple[Path, Path]) -> None:
+    src, cache = remounted
+    coco = Path("annotations") / "instances_train.json"
+    with mounted(src, "--format", "coco", "--cache-dir", str(cache)) as mnt:  # its current version, on disk
+        wait_for(lambda: "catalog checked" in mnt.with_suffix(".log").read_text(), "the check", mnt)
+        (mnt / coco).read_bytes()
+    old = right_edge((src / EDITED).read_text())
+    new = str(int(old) - 1)
+    edit_in_place(src / EDITED, f"{old},", f"{new},")
+    with mounted(src, "--format", "coco", "--cache-dir", str(cache)) as mnt:
+        wait_for(lambda: re.search(r"catalog checked: \d+ files stat'ed, 1 changed",
+                                   mnt.with_suffix(".log").read_text()) is not None, "the check's finding", mnt)
+        edges = coco_right_edges((mnt / coco).read_bytes(), "dup")
+        assert float(int(new) + 1) in edges  # COCO's bbox ends past the last pixel column

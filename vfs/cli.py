@@ -30,7 +30,7 @@ from slyfs.vfs.export import (
     export_tree,
     generated_mode_for,
 )
-from slyfs.vfs.live import Updater, ViewSource, Watcher, no_gc
+from slyfs.vfs.live import BackgroundCheck, Updater, ViewSource, Watcher, no_gc
 from slyfs.vfs.tree import DEFAULT_CACHE_BYTES, VirtualTree
 
 NO_WATCH_TIMEOUT = 3600.0  # nothing changes: let the kernel answer lookups and stat() itself
@@ -116,6 +116,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
             views[0].source.save()
         else:
             Watcher(views[0], tree, updater=updater).start()
+        BackgroundCheck(updater).start()
 
     run_mount(make_tree, MountSettings(mountpoint=mountpoint, foreground=args.foreground, log_file=log_file,
                                        debug=args.debug, threads=not args.single_threaded, libfuse=args.libfuse,

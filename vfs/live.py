@@ -42,6 +42,9 @@ MAX_DELAY_SECONDS = 1.0  # ...or this long after the first one, whichever comes 
 POLL_SECONDS = 1.0
 RETRY_SECONDS = 1.0  # a failed rebuild is retried this long after, if no change comes first...
 RETRY_MAX_SECONDS = 60.0  # ...and twice as long after each further failure, up to this
+CHECK_PAUSE_SECONDS = 0.002  # the background check's pause after each chunk of files
+CHECK_NICE = 10  # the background check's thread runs at this nice value
+CHECK_WAIT_SECONDS = 120.0  # a request that keeps finding changed inputs waits this long at most for the check
 
 
 @contextlib.contextmanager
@@ -297,6 +300,8 @@ class Updater:
         self.view = view
         self.tree = tree
         self.last_seconds = 0.0
+        self.checked = threading.Event()  # clear while a background check runs
+        self.checked.set()
         self._lock = threading.RLock()  # one update at a time
         self._queued: set[str] = set()  # inputs reported changed, taken by the next update
         self._queued_lock = threading.Lock()
@@ -326,7 +331,10 @@ class Updater:
 
     def now(self, paths: Collection[str], attempt: int) -> None:
         """A request found ``paths`` changed (its ``attempt``-th time): update now, so that it is
-        answered again from the updated view."""
+        answered again from the updated view. From the second attempt on it waits (a while) for
+        the background check, which finds every other changed file in one pass."""
+        if attempt >= 1:
+            self.checked.wait(CHECK_WAIT_SECONDS)
         self._in_request.active = True
         try:
             self.apply(paths)
@@ -354,4 +362,53 @@ class Updater:
             what = "everything" if change.everything else f"{len(change.items)} items"
             log.info("source changed (%d paths, %s): view updated in %.2f s, %d paths stale",
                      len(batch), what, took, len(stale))
+
+
+def lower_priority() -> None:
+    """The calling thread yields the CPU to the rest (Linux gives each thread its own nice value)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), CHECK_NICE)
+
+
+class BackgroundCheck:
+    """A daemon thread that runs the source's ``verify`` once the mount is served: every stamp
+    the scan took from the catalog unchecked is checked against its file, at low priority and in
+    chunks (a pause after each), and every mismatch updates the view as an event would. Serving
+    never waits for it (except a request that keeps finding changed files, see ``Updater.now``)."""
+
+    def __init__(self, updater: Updater) -> None:
+        self.updater = updater
+        self._thread = threading.Thread(target=self._run, name="slyfs-check", daemon=True)
+
+    def start(self) -> None:
+        self.updater.checked.clear()
+        self.updater.tree.cache.stamps_checked = self.updater.checked
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        lower_priority()
+        started = time.monotonic()
+        try:
+            checked, changed = self.updater.view.source.verify(self._changed, self._pause)
+            self.updater.apply(())  # what requests reported meanwhile
+            self.updater.view.source.save()  # the folders it confirmed
+            log.info("catalog checked: %d files stat'ed, %d changed, in %.1f s",
+                     checked, changed, time.monotonic() - started)
+        except Exception:  # the watcher, the requests' own checks and the next mount still hold
+            log.exception("the background check of the catalog failed")
+        finally:
+            self.updater.checked.set()
+
+    def _changed(self, paths: list[str]) -> None:
+        try:
+            self.updater.apply(paths)
+        except Exception as e:  # the watcher's next update retries them (they stay queued)
+            log.warning("update after the background check failed: %s", e, exc_info=not isinstance(e, UserError))
+
+    @staticmethod
+    def _pause() -> None:
+        time.sleep(CHECK_PAUSE_SECONDS)
 

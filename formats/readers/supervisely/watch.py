@@ -27,6 +27,7 @@ import contextlib
 import dataclasses
 import os
 import stat
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 
 from slyfs.formats.contract import Change, ItemKey, Progress
@@ -34,11 +35,14 @@ from slyfs.formats.model import Dataset, ImageRef, Item, Project, Stamp, file_st
 from slyfs.formats.readers.supervisely.index import SourceIndex
 from slyfs.formats.readers.supervisely.project import (
     OFFSETS_SUFFIX,
+    LinkGuard,
     ProblemLog,
     dataset_dir,
     is_image_name,
+    list_json_folder,
     read_project,
     rescan_datasets,
+    scan_json_files,
 )
 
 ITEM_JSON_FOLDERS = ("ann", "img_info", "meta")  # folders of per-item JSON files, whose stamps the index keeps
@@ -46,6 +50,7 @@ ITEM_FOLDERS = ("img", *ITEM_JSON_FOLDERS)
 DATASET_FOLDERS = ("", *ITEM_FOLDERS, "datasets")  # a dataset's own folder and its subfolders
 PROJECT_FILE_SUFFIXES = (".tar", ".pkl")  # tars and offsets files: inputs shared by many items
 META_FILE = "meta.json"
+VERIFY_CHUNK = 2048  # files the background check stats between two pauses
 
 
 @dataclasses.dataclass
@@ -205,6 +210,41 @@ class SuperviselySource:
 
     def save(self) -> None:
         self.index.save()
+
+    def verify(self, changed: Callable[[list[str]], None], pause: Callable[[], None]) -> tuple[int, int]:
+        """The background check of what a remount took from the catalog unchecked: each such folder
+        is listed again and each of its JSON files stat'ed (``VERIFY_CHUNK`` at a time, ``pause``
+        between), and every file added, gone or of another version is told to ``changed`` (which
+        updates the source for it, as for an event). A folder whose listing this confirms, its stamp
+        the same before and after, is stored at the next save. (files checked, files changed)."""
+        links = LinkGuard(self.root, self.problems, self.follow_external_links)
+        checked = found = 0
+        for folder, known in self.index.unverified():
+            try:
+                key = file_stamp(os.stat(folder))
+            except OSError:
+                changed([folder])  # gone: its dataset is scanned again
+                continue
+            started = time.time_ns()
+            entries = list_json_folder(folder, self.problems)
+            now: dict[str, Stamp] = {}
+            for start in range(0, len(entries), VERIFY_CHUNK):
+                now.update(scan_json_files(folder, {}, self.problems, links, entries[start:start + VERIFY_CHUNK]))
+                pause()
+            checked += len(now)
+            paths = [os.path.join(folder, name) for name in sorted(known.keys() | now.keys())
+                     if not _same_version(known.get(name), now.get(name))]
+            if paths:
+                found += len(paths)
+                changed(paths)
+            with contextlib.suppress(OSError):
+                if file_stamp(os.stat(folder)) == key:
+                    self.index.confirm(folder, key, set(now), started)
+        return checked, found
+
+
+def _same_version(known: Stamp | None, now: Stamp | None) -> bool:
+    return known is not None and now is not None and known.same_bytes(now)
 
 
 def _dataset_of(parts: list[str], datasets: Mapping[str, Dataset]) -> tuple[str | None, list[str]]:
