@@ -44,7 +44,7 @@ import sqlite3
 import threading
 import time
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import TypeVar
@@ -379,30 +379,38 @@ class SourceIndex:
             return None if row is None else validated_folder(row, text)
         return self._read(directory, read)
 
-    def unverified(self) -> Iterator[tuple[str, dict[str, Stamp]]]:
-        """Each folder whose listing is not verified yet (taken from the file, or racy), with a copy
-        of its files' stamps as known now (what ``verify_folders`` checks against the files)."""
+    def unverified(self) -> list[str]:
+        """The folders whose listing is not verified yet: taken from the file (its stamps too), or racy."""
         with self._lock:
-            folders = sorted(self._unverified)
-        for directory in folders:
-            with self._lock:
-                hit = self._anns.get(directory)
-                files = dict(hit[1]) if hit is not None and directory in self._unverified else None
-            if files is not None:
-                yield directory, files
+            return sorted(self._unverified)
 
-    def confirm(self, directory: str, key: Stamp, names: set[str], listed_at: int) -> bool:
+    def compare(self, directory: str, found: dict[str, Stamp]) -> tuple[list[str], int]:
+        """The names among ``found`` (files of ``directory`` stat'ed now) that this mount holds in
+        another version or not at all, and how many of them it holds."""
+        with self._lock:
+            files = self._anns.get(directory, (UNLISTED, {}))[1]
+            differ, held = [], 0
+            for name, stamp in found.items():
+                known = files.get(name)
+                if known is not None:
+                    held += 1
+                if known is None or not known.same_bytes(stamp):
+                    differ.append(name)
+            return differ, held
+
+    def listed_names(self, directory: str) -> set[str]:
+        with self._lock:
+            return set(self._anns.get(directory, (UNLISTED, {}))[1])
+
+    def confirm(self, directory: str, key: Stamp, listed_at: int) -> None:
         """A later listing of ``directory`` (begun at ``listed_at``, the folder stamped ``key`` before
-        and after it) found ``names``: if that is what this mount holds, the listing is confirmed
-        (stored at the next save unless still racy) and True; False when it differs."""
+        and after it) found what this mount holds: it is stored at the next save (unless racy still)."""
         with self._lock:
             hit = self._anns.get(directory)
-            if hit is None or hit[0] != key or hit[1].keys() != names:
-                return False
-            self._listed_at[directory] = listed_at
-            self._dirty_folders.add(directory)
-            self._unverified.discard(directory)
-            return True
+            if hit is not None and hit[0] == key:
+                self._listed_at[directory] = listed_at
+                self._dirty_folders.add(directory)
+                self._unverified.discard(directory)
 
     def facts(self, path: str, key: tuple[int, ...]) -> ItemFacts | None:
         text = key_text(key)

@@ -181,12 +181,6 @@ def _listed(e: os.DirEntry) -> os.stat_result | NotRegularFile | None:
     return NotRegularFile(st.st_mode) if is_special(st.st_mode) else None
 
 
-def list_json_folder(directory: str, report: Report) -> list[os.DirEntry]:
-    """The entries of a folder of per-item JSON files (an unreadable one reported)."""
-    return _scandir(directory, report, "its items are served without labels" if os.path.basename(directory) == "ann"
-                    else "its files are not served")
-
-
 def scan_json_files(directory: str, known: dict[str, Stamp], report: Report, links: LinkGuard | None = None,
                     entries: list[os.DirEntry] | None = None) -> dict[str, Stamp]:
     """``*.json`` files in ``directory`` (or among its ``entries`` listed before) with their
@@ -194,8 +188,10 @@ def scan_json_files(directory: str, known: dict[str, Stamp], report: Report, lin
     not found by listing). Links that ``links`` does not follow are left out. A folder holds up
     to an annotation per image, and a first mount lists them all: one pass."""
     out: dict[str, Stamp] = {}
+    unreadable = ("its items are served without labels" if os.path.basename(directory) == "ann"
+                  else "its files are not served")
     guard = links is not None and not links.follow
-    for e in list_json_folder(directory, report) if entries is None else entries:
+    for e in _scandir(directory, report, unreadable) if entries is None else entries:
         name = e.name
         if not name.endswith(".json"):
             continue

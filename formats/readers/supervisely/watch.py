@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import os
 import stat
 import time
@@ -39,7 +40,6 @@ from slyfs.formats.readers.supervisely.project import (
     ProblemLog,
     dataset_dir,
     is_image_name,
-    list_json_folder,
     read_project,
     rescan_datasets,
     scan_json_files,
@@ -213,38 +213,46 @@ class SuperviselySource:
 
     def verify(self, changed: Callable[[list[str]], None], pause: Callable[[], None]) -> tuple[int, int]:
         """The background check of what a remount took from the catalog unchecked: each such folder
-        is listed again and each of its JSON files stat'ed (``VERIFY_CHUNK`` at a time, ``pause``
-        between), and every file added, gone or of another version is told to ``changed`` (which
-        updates the source for it, as for an event). A folder whose listing this confirms, its stamp
-        the same before and after, is stored at the next save. (files checked, files changed)."""
+        is listed again and its JSON files stat'ed ``VERIFY_CHUNK`` at a time (``pause`` between,
+        nothing held but a chunk), and every file added, gone or of another version is told to
+        ``changed`` (which updates the source for it, as for an event). A folder whose listing this
+        confirms, its stamp the same before and after, is stored at the next save.
+        (files checked, files changed)."""
         links = LinkGuard(self.root, self.problems, self.follow_external_links)
         checked = found = 0
-        for folder, known in self.index.unverified():
+        for folder in self.index.unverified():
             try:
                 key = file_stamp(os.stat(folder))
+                started = time.time_ns()
+                differ, held, seen = self._verify_folder(folder, links, pause)
             except OSError:
-                changed([folder])  # gone: its dataset is scanned again
+                changed([folder])  # gone or unreadable now: its dataset is scanned again
                 continue
-            started = time.time_ns()
-            entries = list_json_folder(folder, self.problems)
-            now: dict[str, Stamp] = {}
-            for start in range(0, len(entries), VERIFY_CHUNK):
-                now.update(scan_json_files(folder, {}, self.problems, links, entries[start:start + VERIFY_CHUNK]))
-                pause()
-            checked += len(now)
-            paths = [os.path.join(folder, name) for name in sorted(known.keys() | now.keys())
-                     if not _same_version(known.get(name), now.get(name))]
-            if paths:
-                found += len(paths)
-                changed(paths)
+            if held < len(self.index.listed_names(folder)):  # files gone: which, from the names alone
+                now = {n for n in os.listdir(folder) if n.endswith(".json")}
+                differ += sorted(self.index.listed_names(folder) - now)
+            checked += seen
+            if differ:
+                found += len(differ)
+                changed([os.path.join(folder, name) for name in differ])
             with contextlib.suppress(OSError):
-                if file_stamp(os.stat(folder)) == key:
-                    self.index.confirm(folder, key, set(now), started)
+                if not differ and file_stamp(os.stat(folder)) == key:
+                    self.index.confirm(folder, key, started)
         return checked, found
 
-
-def _same_version(known: Stamp | None, now: Stamp | None) -> bool:
-    return known is not None and now is not None and known.same_bytes(now)
+    def _verify_folder(self, folder: str, links: LinkGuard, pause: Callable[[], None]) -> tuple[list[str], int, int]:
+        """(names added or of another version, names the index holds, files stat'ed) of ``folder``."""
+        differ: list[str] = []
+        held = seen = 0
+        with os.scandir(folder) as it:
+            while chunk := list(itertools.islice(it, VERIFY_CHUNK)):
+                now = scan_json_files(folder, {}, self.problems, links, chunk)
+                names, n = self.index.compare(folder, now)
+                differ += names
+                held += n
+                seen += len(now)
+                pause()
+        return differ, held, seen
 
 
 def _dataset_of(parts: list[str], datasets: Mapping[str, Dataset]) -> tuple[str | None, list[str]]:
