@@ -9,6 +9,12 @@ change alone and names the paths it made stale, which the kernel is told to forg
 generated files keep their cache entries because their keys did not change. The new version
 replaces the old one atomically (``VirtualTree.replace``); open handles keep the version they opened.
 
+Every update goes through one ``Updater``, whoever found the change: the watcher's events, a
+request that opened a source file of another version than the view holds (``SourceChanged``: a
+remount takes unchanged folders' stamps from the catalog, and an edit in place while unmounted
+shows in no folder), and the ``BackgroundCheck`` that stats, after the mount is served, every
+stamp taken from the catalog.
+
 Changes are seen with inotify (Linux; through ctypes, no dependency). Where inotify is
 missing, the watched folders and the files the source names in them (Supervisely:
 ``meta.json``, offsets files and tars) are polled once a second: that sees everything but a

@@ -19,9 +19,10 @@ its mtime and ctime): a remount takes a folder whose stamp matches from here ins
 each of its files (at 10^6 images that stat, cold, was most of a remount). An edit in place while
 nothing was mounted changes no folder, so these stamps are never trusted for bytes: the reader
 fstat's each file it opens and reports another version (``SourceChanged``), and a background pass
-(``verify_folders``) stats every file taken from here after the mount is listable. A listing made
-within ``RACY_NS`` of its folder's last change is not stored (a second change in the same tick of
-the file system's clock would leave the folder's stamp as it was) until a later listing confirms it.
+(``SuperviselySource.verify``, watch.py) stats every file taken from here after the mount is
+listable. A listing made within ``RACY_NS`` of its folder's last change is not stored (a second
+change in the same tick of the file system's clock would leave the folder's stamp as it was)
+until a later listing confirms it.
 While mounted, a folder is re-listed only when it changed (then only new names are stat'ed) and
 the watcher reports edits in place (``restamp``).
 Tar sizes, ``meta.json``, dataset folders and plain ``img/`` files are always read again.

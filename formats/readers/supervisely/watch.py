@@ -16,6 +16,9 @@ path to the least that can have changed, so that an edit costs what it costs in 
   root or ``blob/`` folder itself, a path the layout does not place, or events lost: the whole
   project is scanned again and compared item by item.
 
+``verify`` is the background check of a remount: the JSON folders whose listing and stamps came
+from the index are listed again and every file stat'ed, and what differs goes through ``update``.
+
 Paths the scan never reads (a file in ``img/`` that is not an image, one in ``ann/`` that is not
 JSON, anything else in a dataset's folder) change nothing. Problems are reported by the same scan
 code a full rescan runs, into the same log, so a change is reported as a rescan reports it.
