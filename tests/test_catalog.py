@@ -6,9 +6,11 @@ the background check for an edit in place, even one that keeps the size and the 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -186,6 +188,35 @@ def test_the_background_check_updates_what_no_request_opened(tmp_path: Path) -> 
     project = view.source.project  # type: ignore[attr-defined]
     item = next(i for i in project.items() if i.ann_path == str(src / EDITED))
     assert tuple(item.fingerprint) == tuple(reader.file_stamp(os.stat(src / EDITED)))
+
+
+FOLDER_DAMAGES = {
+    "stamps cut short": ("UPDATE folders SET stamps = substr(stamps, 1, length(stamps) - 1)", ()),
+    "one stamp too few": ("UPDATE folders SET stamps = substr(stamps, 1, length(stamps) - 48)", ()),
+    "names not UTF-8": ("UPDATE folders SET names = ?", (b"\xff\xfe.json",)),
+    "a name not a JSON file's": ("UPDATE folders SET names = CAST(replace(CAST(names AS TEXT), '.json', '.jpg')"
+                                 " AS BLOB)", ()),
+    "a key of the wrong type": ("UPDATE folders SET key = 7", ()),
+    "key not JSON": ("UPDATE folders SET key = '['", ()),
+    "negative size": ("UPDATE folders SET stamps = CAST(zeroblob(16) || x'ffffffffffffffff' || substr(stamps, 25)"
+                      " AS BLOB)", ()),
+}
+
+
+@pytest.mark.parametrize("damage", list(FOLDER_DAMAGES), ids=list(FOLDER_DAMAGES))
+def test_a_damaged_folder_row_discards_the_index(damage: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+                                                 ) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(PLAIN, src)
+    db = tmp_path / "index.sqlite"
+    first_mount(src, db)
+    sql, args = FOLDER_DAMAGES[damage]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute(sql, args).rowcount > 0
+    conn.close()
+    with caplog.at_level(logging.WARNING, logger="slyfs.index"):
+        assert items(src, SourceIndex(db)) == items(src, None)
+    assert [r for r in caplog.records if "damaged" in r.getMessage()], caplog.text
 
 
 # ---------------------------------------------------------------- real mounts

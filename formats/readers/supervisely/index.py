@@ -147,12 +147,13 @@ def validated_facts(row: tuple, key: str, decoded: dict[tuple[str, str], ItemFac
 
 
 def validated_folder(row: tuple, key: str) -> dict[str, Stamp] | None:
-    """The files of a stored ``(key, names, stamps)`` folder row; None when it is of another version
-    of the folder (``key``, as ``key_text`` writes it, differs); IndexDamaged when it is not what
-    ``save`` writes."""
-    stored_key, names_blob, stamps_blob = row
-    if not (isinstance(stored_key, str) and isinstance(names_blob, bytes) and isinstance(stamps_blob, bytes)):
+    """The files of a stored ``(key, names, stamps)`` folder row (each read as bytes); None when it
+    is of another version of the folder (``key``, as ``key_text`` writes it, differs); IndexDamaged
+    when it is not what ``save`` writes."""
+    key_blob, names_blob, stamps_blob = row
+    if not (isinstance(key_blob, bytes) and isinstance(names_blob, bytes) and isinstance(stamps_blob, bytes)):
         raise IndexDamaged("a value of the wrong type")
+    stored_key = key_blob.decode("utf-8", "replace")
     if stored_key != key:
         try:
             old_key = json.loads(stored_key)
@@ -376,7 +377,10 @@ class SourceIndex:
         text = key_text(key)
 
         def read(db: sqlite3.Connection) -> dict[str, Stamp] | None:
-            row = db.execute("SELECT key, names, stamps FROM folders WHERE path = ?", (directory,)).fetchone()
+            # read as bytes whatever their storage class: a value damaged into text that is not UTF-8
+            # is then a damaged row, not a decoding error of the driver's
+            row = db.execute("SELECT CAST(key AS BLOB), CAST(names AS BLOB), CAST(stamps AS BLOB) FROM folders"
+                             " WHERE path = ?", (directory,)).fetchone()
             return None if row is None else validated_folder(row, text)
         return self._read(directory, read)
 
