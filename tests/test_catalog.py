@@ -190,6 +190,38 @@ def test_the_background_check_updates_what_no_request_opened(tmp_path: Path) -> 
     assert tuple(item.fingerprint) == tuple(reader.file_stamp(os.stat(src / EDITED)))
 
 
+def test_membership_converges_after_the_background_check(tmp_path: Path) -> None:
+    """--no-empty decides from the facts the index recorded of the catalogued version; an
+    annotation emptied in place while unmounted leaves the listing once the check found it."""
+    src = tmp_path / "src"
+    shutil.copytree(PLAIN, src)
+    db = tmp_path / "index.sqlite"
+    options = ViewOptions(include_empty=False)
+    index = SourceIndex(db)
+    ViewSource(SuperviselySource(str(src), index), ["yolo"], options).build()  # records the facts
+    index.save()
+    index.close()
+    label = "labels/train/train__dup.txt"
+    ann = src / EDITED
+    data = json.loads(ann.read_text())
+    data["objects"] = []
+    text = json.dumps(data)
+    st = ann.stat()
+    with open(ann, "r+") as f:  # in place, shorter: still no change to the folder
+        f.write(text)
+        f.truncate()
+    os.utime(ann, ns=(st.st_atime_ns, st.st_mtime_ns))
+    view = ViewSource(SuperviselySource(str(src), SourceIndex(db)), ["yolo"], options)
+    tree = VirtualTree(view.build())
+    assert label.rsplit("/", 1)[1] in tree.listdir("labels/train")  # the catalogued facts
+    check = BackgroundCheck(Updater(view, tree))
+    check.start()
+    check.join(30)
+    fresh = VirtualTree(build_view(read_project(str(src)), ["yolo"], options))
+    assert tree.listdir("labels/train") == fresh.listdir("labels/train")
+    assert label.rsplit("/", 1)[1] not in tree.listdir("labels/train")
+
+
 FOLDER_DAMAGES = {
     "stamps cut short": ("UPDATE folders SET stamps = substr(stamps, 1, length(stamps) - 1)", ()),
     "one stamp too few": ("UPDATE folders SET stamps = substr(stamps, 1, length(stamps) - 48)", ()),

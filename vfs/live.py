@@ -221,9 +221,9 @@ class Watcher:
                 if any(mask & IN_Q_OVERFLOW for _, mask in changed):  # events were lost: re-stat all
                     self.view.source.events_lost()
                 self._pending.update(p for p, _ in changed)
-            elif not self._retry_due() and not self.updater.queued():
+            elif not self._retry_due() and not self._queued_due():
                 continue
-            if self._pending:
+            if self._pending or self.updater.queued():
                 self._apply_pending()
             self._rewatch(ino)
 
@@ -249,7 +249,7 @@ class Watcher:
             now = self._signature()
             if now != before:
                 self._pending.update(p for p in now.keys() | before.keys() if now.get(p) != before.get(p))
-            elif not self._retry_due() and not self.updater.queued():
+            elif not self._retry_due() and not self._queued_due():
                 continue
             self._apply_pending()
             before = self._signature()
@@ -271,6 +271,11 @@ class Watcher:
 
     def _retry_due(self) -> bool:
         return self._retry_at is not None and time.monotonic() >= self._retry_at
+
+    def _queued_due(self) -> bool:
+        """Whether inputs reported changed by requests wait for an update (and no failed one waits
+        out its backoff)."""
+        return self._retry_at is None and self.updater.queued()
 
     def _apply_pending(self) -> None:
         """Rebuild for every change since the last rebuild that worked. A failure keeps serving the
