@@ -201,9 +201,10 @@ class WatchedSource(Protocol):
         """Changes may have gone unreported: the next scan must check every file again."""
         ...
 
-    def save(self) -> None:
+    def save(self, final: bool = False) -> None:
         """Keep what the scans learnt for the next mount (called once the mount is ready, and
-        after each rebuild)."""
+        after each rebuild); ``final``: all of it, however costly (the mount ends, or a check of
+        everything ended), where other saves may leave large parts for later."""
         ...
 
     def verify(self, changed: Callable[[list[str]], None], pause: Callable[[], None]) -> tuple[int, int]:

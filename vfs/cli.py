@@ -123,7 +123,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
                                        fuse_options={"allow_other": True} if args.allow_other else {},
                                        timeout=args.timeout if args.timeout is not None else
                                        (NO_WATCH_TIMEOUT if args.no_watch else None)),
-              when_ready, when_done=lambda: views[0].source.save() if views else None)
+              when_ready, when_done=lambda: views[0].source.save(final=True) if views else None)
     if not args.foreground:
         print(f"slyfs: {source} mounted on {mountpoint} as {','.join(names)} "
               f"(log: {log_file}; unmount: slyfs umount {mountpoint})")

@@ -405,7 +405,7 @@ class BackgroundCheck:
         try:
             checked, changed = self.updater.view.source.verify(self._changed, self._pause)
             self.updater.apply(())  # what requests reported meanwhile
-            self.updater.view.source.save()  # the folders it confirmed
+            self.updater.view.source.save(final=True)  # the folders it confirmed
             log.info("catalog checked: %d files stat'ed, %d changed, in %.1f s",
                      checked, changed, time.monotonic() - started)
         except Exception:  # the watcher, the requests' own checks and the next mount still hold

@@ -63,6 +63,10 @@ FACTS_WINDOW = 1024  # stored facts rows read per query
 UNLISTED = Stamp(-1, -1, -1, -1, -1, -1)  # the key of a folder listing that must be read again
 _STR = frozenset({str})
 RACY_NS = 1_000_000_000  # a listing begun less than this after its folder last changed is not stored
+# A folder's row is rewritten whole (a 10^6-file folder: ~60 MB), so after an edit it is written at
+# most this often, and at a final save; meanwhile the stored row is of an older version, which the
+# next mount's checks correct (it is never trusted for bytes).
+FOLDER_SAVE_SECONDS = 60.0
 _STAMP_FIELDS = len(Stamp._fields)
 _make_stamp = partial(tuple.__new__, Stamp)
 
@@ -223,6 +227,7 @@ class SourceIndex:
         self._anns: dict[str, tuple[Stamp, dict[str, Stamp]]] = {}
         self._listed_at: dict[str, int] = {}  # when each folder listed this mount was listed (time_ns)
         self._dirty_folders: set[str] = set()  # folders listed or re-stamped since the last save
+        self._folder_saved: dict[str, float] = {}  # when each folder's row was last written (monotonic)
         # folders whose listing is not yet verified: taken from the file (its stamps too), or racy
         self._unverified: set[str] = set()
         self._trust_stored = True  # False once events were lost: every folder is listed again
@@ -473,14 +478,18 @@ class SourceIndex:
             self._dirty_folders.clear()
             self._trust_stored = False
 
-    def save(self) -> None:
-        """Write what changed since the last save (one transaction)."""
+    def save(self, final: bool = False) -> None:
+        """Write what changed since the last save (one transaction); a folder written less than
+        FOLDER_SAVE_SECONDS ago waits for a later save, unless ``final``."""
         if self._db is None:
             return
         with self._lock:
             dirty, self._dirty = self._dirty, set()
             facts, self._facts = self._facts, {}
-            folders, self._dirty_folders = self._dirty_folders, set()
+            now = time.monotonic()
+            folders = {d for d in self._dirty_folders
+                       if final or now - self._folder_saved.get(d, -FOLDER_SAVE_SECONDS) >= FOLDER_SAVE_SECONDS}
+            self._dirty_folders -= folders
             self._forget_window()
             try:
                 with self._db:
@@ -493,6 +502,7 @@ class SourceIndex:
                                          ((path, *row) for path, row in facts.items()))
                     for directory in folders:
                         self._save_folder(directory)
+                        self._folder_saved[directory] = now
             except (sqlite3.Error, UnicodeEncodeError) as e:
                 log.warning("index not saved: %s", e)
 

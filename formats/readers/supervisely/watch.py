@@ -211,8 +211,8 @@ class SuperviselySource:
         self.index.forget_json_files()
         self._events_lost = True
 
-    def save(self) -> None:
-        self.index.save()
+    def save(self, final: bool = False) -> None:
+        self.index.save(final)
 
     def verify(self, changed: Callable[[list[str]], None], pause: Callable[[], None]) -> tuple[int, int]:
         """The background check of what a remount took from the catalog unchecked: each such folder
