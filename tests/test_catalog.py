@@ -141,6 +141,24 @@ def test_files_added_or_removed_while_unmounted_are_seen(source: Path, tmp_path:
     assert str(added) in [i[3] for i in again]
 
 
+def test_an_edit_while_mounted_keeps_a_catalogued_folder_stored(tmp_path: Path) -> None:
+    """Re-stamped by the watcher and saved before the background check: still stored, with the new stamp."""
+    src = tmp_path / "src"
+    shutil.copytree(PLAIN, src)
+    db = tmp_path / "index.sqlite"
+    first_mount(src, db)
+    index = SourceIndex(db)
+    source = SuperviselySource(str(src), index)
+    source.scan()
+    edit_in_place(src / EDITED, "25,", "27,")
+    source.update([str(src / EDITED)])
+    source.save(final=True)
+    index.close()
+    stats_free = SourceIndex(db)
+    assert items(src, stats_free) == items(src, None)  # the edited file's new stamp came from the row
+    assert str(src / EDITED.rsplit("/", 1)[0]) in stats_free.unverified()  # taken from the row
+
+
 def test_a_racy_listing_is_not_stored_until_confirmed(source: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(index_module, "RACY_NS", 3600 * 10**9)  # every listing is racy

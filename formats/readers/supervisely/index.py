@@ -368,6 +368,9 @@ class SourceIndex:
                 stored = self._stored_folder(directory, key)
                 if stored is not None:
                     self._anns[directory] = (key, stored)
+                    # as good as the listing that was stored (only a listing that was not racy is):
+                    # re-stamped by an edit and saved, it stays stored
+                    self._listed_at[directory] = max(key.mtime_ns, key.ctime_ns) + RACY_NS
                     self._unverified.add(directory)
                     return stored
             started = time.time_ns()
