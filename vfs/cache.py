@@ -250,9 +250,9 @@ class RenderCache:
         self._memo: BoundedMemo[Rendered] = BoundedMemo(max_bytes, _held_bytes)
         self.disk = disk
         # Set once the inputs' stamps are checked against the files (vfs/live.py's background check
-        # clears it until then): a streamed file is looked for on disk only then, since its entry's
-        # name comes from stamps a remount may have taken from the catalog unchecked. Rendering
-        # checks each input it opens itself.
+        # clears it until then): a streamed file's disk entry is used only then, since its name
+        # comes from stamps a remount may have taken from the catalog unchecked; with no entry it
+        # renders at once (rendering checks each input it opens itself).
         self.stamps_checked = threading.Event()
         self.stamps_checked.set()
 
@@ -292,7 +292,8 @@ class RenderCache:
         # so only a streamed file, made in pieces because it may be large (an aggregate), is looked
         # for on disk before it is rendered; any other is named once it proves large.
         name = disk.name(node.key) if node.stream is not None else None
-        if name is not None and self.stamps_checked.wait(STAMPS_CHECK_WAIT_SECONDS) and (found := disk.find(name)):
+        if (name is not None and disk.path(name).exists()  # only an entry there waits for the check
+                and self.stamps_checked.wait(STAMPS_CHECK_WAIT_SECONDS) and (found := disk.find(name))):
             return found
         head: list[bytes] = []  # held until the render proves large
         held = 0
