@@ -170,16 +170,20 @@ def test_a_racy_listing_is_not_stored_until_confirmed(source: Path, tmp_path: Pa
     assert sorted(stats.paths) == sorted(map(str, json_files(source)))  # listed (and stat'ed) again
 
 
-def test_an_edit_in_place_is_found_when_opened_and_served_new(tmp_path: Path) -> None:
-    """Without FUSE: the tree asks the updater, which updates the source, then reads again."""
+@pytest.mark.parametrize(("fmt", "options"), [("yolo", ViewOptions()), ("supervisely", ViewOptions(classes=("car",)))],
+                         ids=["yolo", "supervisely-classes"])
+def test_an_edit_in_place_is_found_when_opened_and_served_new(fmt: str, options: ViewOptions, tmp_path: Path
+                                                              ) -> None:
+    """Without FUSE: the tree asks the updater, which updates the source, then reads again (the
+    parsed annotation of a label file; the source JSON re-written without the other classes)."""
     src = tmp_path / "src"
     shutil.copytree(PLAIN, src)
     db = tmp_path / "index.sqlite"
     first_mount(src, db)
-    before = VirtualTree(build_view(read_project(str(src)), ["yolo"], ViewOptions())).walk_files()
+    before = VirtualTree(build_view(read_project(str(src)), [fmt], options)).walk_files()
     edit_in_place(src / EDITED, "25,", "27,")
-    fresh = VirtualTree(build_view(read_project(str(src)), ["yolo"], ViewOptions()))  # no index: the truth
-    view = ViewSource(SuperviselySource(str(src), SourceIndex(db)), ["yolo"], ViewOptions())
+    fresh = VirtualTree(build_view(read_project(str(src)), [fmt], options))  # no index: the truth
+    view = ViewSource(SuperviselySource(str(src), SourceIndex(db)), [fmt], options)
     tree = VirtualTree(view.build())
     Updater(view, tree)
     assert tree.walk_files() == before
