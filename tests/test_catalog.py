@@ -325,3 +325,14 @@ def test_mounted_edit_in_place_reaches_a_cached_coco_file_after_the_check(remoun
                                    mnt.with_suffix(".log").read_text()) is not None, "the check's finding", mnt)
         edges = coco_right_edges((mnt / coco).read_bytes(), "dup")
         assert float(int(new) + 1) in edges  # COCO's bbox ends past the last pixel column
+
+
+def test_mounted_files_added_or_removed_while_unmounted_are_seen(remounted: tuple[Path, Path]) -> None:
+    src, cache = remounted
+    (src / "val" / "ann" / "dup.png.json").unlink()  # its image stays: served without labels
+    shutil.copy(src / "val" / "ann" / "dup.jpg.json", src / "val" / "ann" / "extra.jpg.json")  # no image: kept
+    fresh = VirtualTree(build_view(read_project(str(src)), ["yolo"], ViewOptions()))
+    with mounted(src, "--format", "yolo", "--cache-dir", str(cache)) as mnt:
+        assert sorted(os.listdir(mnt / "labels" / "val")) == sorted(fresh.listdir("labels/val"))
+        for name in fresh.listdir("labels/val"):
+            assert (mnt / "labels" / "val" / name).read_bytes() == fresh.read_file(f"labels/val/{name}"), name
