@@ -16,6 +16,17 @@ class UserError(Exception):
     message is the one line they see, with no class name and no traceback."""
 
 
+class SourceChanged(Exception):
+    """A source file opened for a request is another version than the catalog said (an edit in
+    place while nothing was mounted shows in no folder's stamp). Nothing is made from it under
+    the old key: the request is abandoned, the source updated for ``paths``, and the request
+    answered again from the updated view."""
+
+    def __init__(self, paths: Collection[str]) -> None:
+        super().__init__(", ".join(paths))
+        self.paths = tuple(paths)
+
+
 @dataclass(frozen=True, slots=True)
 class SourceBytes:
     """Bytes served unchanged from the source: ``ref.size`` bytes at ``ref.offset`` of ``ref.path``."""
@@ -164,6 +175,9 @@ class WatchedSource(Protocol):
     folders it names, stats the files it names, and hands back the paths that changed."""
 
     root: str  # the source's top folder: a change "somewhere" is reported as this path
+    # set by the live machinery: told of each source file a read found another version than the
+    # catalog said (it is then updated, as for an event); None: no one follows the source
+    on_input_changed: Callable[[str], None] | None
 
     def scan(self, progress: Progress | None = None) -> Project:
         """The project as it is now (re-reading only what changed since the last scan)."""
@@ -187,7 +201,14 @@ class WatchedSource(Protocol):
         """Changes may have gone unreported: the next scan must check every file again."""
         ...
 
-    def save(self) -> None:
+    def save(self, final: bool = False) -> None:
         """Keep what the scans learnt for the next mount (called once the mount is ready, and
-        after each rebuild)."""
+        after each rebuild); ``final``: all of it, however costly (the mount ends, or a check of
+        everything ended), where other saves may leave large parts for later."""
+        ...
+
+    def verify(self, changed: Callable[[list[str]], None], pause: Callable[[], None]) -> tuple[int, int]:
+        """Check every file stamp the scan took from the catalog without a stat against the file,
+        telling ``changed`` the paths found another version (or added, or gone), and calling
+        ``pause`` between chunks of work; (files checked, files changed)."""
         ...

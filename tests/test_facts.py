@@ -41,9 +41,9 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     read: list[str] = []
     load = scanning.load_json_file
 
-    def recording(path: str) -> Any:
+    def recording(path: str, *args: Any) -> Any:
         read.append(path)
-        return load(path)
+        return load(path, *args)
 
     monkeypatch.setattr(scanning, "load_json_file", recording)
     yield read

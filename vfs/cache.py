@@ -24,6 +24,7 @@ import logging
 import os
 import struct
 import sys
+import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ _MAGIC = b"slyfsR01"
 _ENTRY, _TEMP = ".render", ".tmp"
 _COPY_CHUNK = 1 << 20
 _OPEN_ATTEMPTS = 3
+STAMPS_CHECK_WAIT_SECONDS = 600.0  # at most this long a disk entry waits for the stamps check; then it renders
 
 
 def stable_text(value: object) -> str:
@@ -247,6 +249,12 @@ class RenderCache:
     def __init__(self, max_bytes: int, disk: DiskRenders | None = None) -> None:
         self._memo: BoundedMemo[Rendered] = BoundedMemo(max_bytes, _held_bytes)
         self.disk = disk
+        # Set once the inputs' stamps are checked against the files (vfs/live.py's background check
+        # clears it until then): a streamed file's disk entry is used only then, since its name
+        # comes from stamps a remount may have taken from the catalog unchecked; with no entry it
+        # renders at once (rendering checks each input it opens itself).
+        self.stamps_checked = threading.Event()
+        self.stamps_checked.set()
 
     def get(self, node: Generated) -> Rendered:
         return self._memo.get(node.key, functools.partial(self._render, node))
@@ -284,7 +292,8 @@ class RenderCache:
         # so only a streamed file, made in pieces because it may be large (an aggregate), is looked
         # for on disk before it is rendered; any other is named once it proves large.
         name = disk.name(node.key) if node.stream is not None else None
-        if name is not None and (found := disk.find(name)) is not None:
+        if (name is not None and disk.path(name).exists()  # only an entry there waits for the check
+                and self.stamps_checked.wait(STAMPS_CHECK_WAIT_SECONDS) and (found := disk.find(name))):
             return found
         head: list[bytes] = []  # held until the render proves large
         held = 0

@@ -30,7 +30,7 @@ from slyfs.vfs.export import (
     export_tree,
     generated_mode_for,
 )
-from slyfs.vfs.live import ViewSource, Watcher, no_gc
+from slyfs.vfs.live import BackgroundCheck, Updater, ViewSource, Watcher, no_gc
 from slyfs.vfs.tree import DEFAULT_CACHE_BYTES, VirtualTree
 
 NO_WATCH_TIMEOUT = 3600.0  # nothing changes: let the kernel answer lookups and stat() itself
@@ -111,17 +111,19 @@ def cmd_mount(args: argparse.Namespace) -> int:
             return VirtualTree(views[0].build(progress), cache_bytes=args.cache_size, source_root=source, disk=disk)
 
     def when_ready(tree: VirtualTree) -> None:
+        updater = Updater(views[0], tree)
         if args.no_watch:
             views[0].source.save()
         else:
-            Watcher(views[0], tree).start()
+            Watcher(views[0], tree, updater=updater).start()
+        BackgroundCheck(updater).start()
 
     run_mount(make_tree, MountSettings(mountpoint=mountpoint, foreground=args.foreground, log_file=log_file,
                                        debug=args.debug, threads=not args.single_threaded, libfuse=args.libfuse,
                                        fuse_options={"allow_other": True} if args.allow_other else {},
                                        timeout=args.timeout if args.timeout is not None else
                                        (NO_WATCH_TIMEOUT if args.no_watch else None)),
-              when_ready)
+              when_ready, when_done=lambda: views[0].source.save(final=True) if views else None)
     if not args.foreground:
         print(f"slyfs: {source} mounted on {mountpoint} as {','.join(names)} "
               f"(log: {log_file}; unmount: slyfs umount {mountpoint})")

@@ -433,20 +433,22 @@ TreeMaker = Callable[[Progress | None], VirtualTree]  # builds the tree; the pro
 
 
 def run_mount(make_tree: TreeMaker, settings: MountSettings,
-              when_ready: Callable[[VirtualTree], None] | None = None) -> int:
+              when_ready: Callable[[VirtualTree], None] | None = None,
+              when_done: Callable[[], None] | None = None) -> int:
     """Mount, and return once the mount is ready (background) or unmounted (foreground).
-    ``when_ready(tree)`` runs in the daemon once the kernel accepted the mount (start the watcher).
+    ``when_ready(tree)`` runs in the daemon once the kernel accepted the mount (start the watcher);
+    ``when_done()`` once it is unmounted, before the daemon exits (its threads die with it).
     A build that takes long shows its progress on the terminal (vfs/progress.py). The mountpoint's
     lock is taken first and held by the daemon until its loop ends."""
     lock = lock_mountpoint(settings.mountpoint)
     try:
-        return _locked_mount(make_tree, settings, when_ready, lock)
+        return _locked_mount(make_tree, settings, when_ready, when_done, lock)
     finally:
         os.close(lock)  # the daemon holds its own copy of the descriptor, so the lock stays
 
 
-def _locked_mount(make_tree: TreeMaker, settings: MountSettings,
-                  when_ready: Callable[[VirtualTree], None] | None, lock: int) -> int:
+def _locked_mount(make_tree: TreeMaker, settings: MountSettings, when_ready: Callable[[VirtualTree], None] | None,
+                  when_done: Callable[[], None] | None, lock: int) -> int:
     check_mountpoint(settings.mountpoint)
     check_fuse_options(settings.fuse_options)
     backend = _load_fuse(settings.libfuse)
@@ -465,6 +467,7 @@ def _locked_mount(make_tree: TreeMaker, settings: MountSettings,
 
         with _fuse_main_errors(backend, settings.mountpoint):
             _serve(tree, settings, on_ready=ready_fg)
+        _finish(when_done, lock)
         return 0
 
     if settings.log_file:
@@ -490,6 +493,7 @@ def _locked_mount(make_tree: TreeMaker, settings: MountSettings,
 
             with _fuse_main_errors(backend, settings.mountpoint):
                 _serve(tree, settings, on_ready=ready)
+            _finish(when_done, lock)
             code = 0
         except BaseException as e:  # report any failure through the pipe, then exit
             msg = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
@@ -509,6 +513,19 @@ def _locked_mount(make_tree: TreeMaker, settings: MountSettings,
         where = f" (log: {settings.log_file})" if settings.log_file else ""
         raise MountError(f"the daemon reported ready but {settings.mountpoint} is not mounted{where}")
     return 0
+
+
+def _finish(when_done: Callable[[], None] | None, lock: int) -> None:
+    """Run ``when_done`` after the loop ended, the mountpoint's lock let go first (a new mount
+    there need not wait for it); its failure is logged, the unmount stands."""
+    if when_done is None:
+        return
+    with contextlib.suppress(OSError):
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    try:
+        when_done()
+    except Exception:
+        log.exception("after unmounting")
 
 
 def _tell_parent(fd: int, line: str) -> None:

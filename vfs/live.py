@@ -9,6 +9,12 @@ change alone and names the paths it made stale, which the kernel is told to forg
 generated files keep their cache entries because their keys did not change. The new version
 replaces the old one atomically (``VirtualTree.replace``); open handles keep the version they opened.
 
+Every update goes through one ``Updater``, whoever found the change: the watcher's events, a
+request that opened a source file of another version than the view holds (``SourceChanged``: a
+remount takes unchanged folders' stamps from the catalog, and an edit in place while unmounted
+shows in no folder), and the ``BackgroundCheck`` that stats, after the mount is served, every
+stamp taken from the catalog.
+
 Changes are seen with inotify (Linux; through ctypes, no dependency). Where inotify is
 missing, the watched folders and the files the source names in them (Supervisely:
 ``meta.json``, offsets files and tars) are polled once a second: that sees everything but a
@@ -27,7 +33,7 @@ import select
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 
 from slyfs.formats.contract import Change, Progress, UserError, View, WatchedSource
 from slyfs.formats.model import Stamp, file_stamp
@@ -42,6 +48,9 @@ MAX_DELAY_SECONDS = 1.0  # ...or this long after the first one, whichever comes 
 POLL_SECONDS = 1.0
 RETRY_SECONDS = 1.0  # a failed rebuild is retried this long after, if no change comes first...
 RETRY_MAX_SECONDS = 60.0  # ...and twice as long after each further failure, up to this
+CHECK_PAUSE_SECONDS = 0.002  # the background check's pause after each chunk of files
+CHECK_NICE = 10  # the background check's thread runs at this nice value
+CHECK_WAIT_SECONDS = 120.0  # a request that keeps finding changed inputs waits this long at most for the check
 
 
 @contextlib.contextmanager
@@ -144,9 +153,10 @@ class Watcher:
     """A daemon thread that keeps ``tree`` in step with the source."""
 
     def __init__(self, view: ViewSource, tree: VirtualTree,
-                 on_rebuilt: Callable[[float], None] | None = None) -> None:
+                 on_rebuilt: Callable[[float], None] | None = None, updater: Updater | None = None) -> None:
         self.view = view
         self.tree = tree
+        self.updater = updater or Updater(view, tree)
         self.on_rebuilt = on_rebuilt
         self._stop = threading.Event()
         self._pending: set[str] = set()  # changed paths no rebuild has taken in yet
@@ -211,9 +221,9 @@ class Watcher:
                 if any(mask & IN_Q_OVERFLOW for _, mask in changed):  # events were lost: re-stat all
                     self.view.source.events_lost()
                 self._pending.update(p for p, _ in changed)
-            elif not self._retry_due():
+            elif not self._retry_due() and not self._queued_due():
                 continue
-            if self._pending:
+            if self._pending or self.updater.queued():
                 self._apply_pending()
             self._rewatch(ino)
 
@@ -239,7 +249,7 @@ class Watcher:
             now = self._signature()
             if now != before:
                 self._pending.update(p for p in now.keys() | before.keys() if now.get(p) != before.get(p))
-            elif not self._retry_due():
+            elif not self._retry_due() and not self._queued_due():
                 continue
             self._apply_pending()
             before = self._signature()
@@ -262,6 +272,11 @@ class Watcher:
     def _retry_due(self) -> bool:
         return self._retry_at is not None and time.monotonic() >= self._retry_at
 
+    def _queued_due(self) -> bool:
+        """Whether inputs reported changed by requests wait for an update (and no failed one waits
+        out its backoff)."""
+        return self._retry_at is None and self.updater.queued()
+
     def _apply_pending(self) -> None:
         """Rebuild for every change since the last rebuild that worked. A failure keeps serving the
         previous version and keeps the changes: they are retried with the next change, or after a
@@ -281,15 +296,130 @@ class Watcher:
         self._backoff = RETRY_SECONDS
 
     def _apply(self, paths: list[str]) -> None:
+        self.updater.apply(paths)
+        if self.on_rebuilt is not None:
+            self.on_rebuilt(self.updater.last_seconds)
+
+
+class Updater:
+    """Brings the served tree up to date with source changes, one batch at a time, whoever found
+    them: the watcher's events, a request that opened another version of a file than the catalog
+    said (``SourceChanged``: answered again once the update is served), the background check.
+    It tells the source whom to report changed inputs to, and the tree whom to ask for an update."""
+
+    def __init__(self, view: ViewSource, tree: VirtualTree) -> None:
+        self.view = view
+        self.tree = tree
+        self.last_seconds = 0.0
+        self.checked = threading.Event()  # clear while a background check runs
+        self.checked.set()
+        self._lock = threading.RLock()  # one update at a time
+        self._queued: set[str] = set()  # inputs reported changed, taken by the next update
+        self._queued_lock = threading.Lock()
+        self._in_request = threading.local()  # set while a request thread updates (see _stale)
+        self._invalidate = tree.on_stale
+        if tree.on_stale is not None:
+            tree.on_stale = self._stale
+        view.source.on_input_changed = self.queue
+        tree.on_source_changed = self.now
+
+    def _stale(self, paths: list[str]) -> None:
+        """The kernel is told of stale paths from another thread than a request's (FUSE callbacks
+        must not invalidate: the kernel may wait on the loop they block), after the view is served."""
+        assert self._invalidate is not None
+        if getattr(self._in_request, "active", False):
+            threading.Thread(target=self._invalidate, args=(paths,), name="slyfs-invalidate", daemon=True).start()
+        else:
+            self._invalidate(paths)
+
+    def queue(self, path: str) -> None:
+        """``path`` changed: the next update (the watcher's within a second, or a request's) takes it."""
+        with self._queued_lock:
+            self._queued.add(path)
+
+    def queued(self) -> bool:
+        return bool(self._queued)
+
+    def now(self, paths: Collection[str], attempt: int) -> None:
+        """A request found ``paths`` changed (its ``attempt``-th time): update now, so that it is
+        answered again from the updated view. From the second attempt on it waits (a while) for
+        the background check, which finds every other changed file in one pass."""
+        if attempt >= 1:
+            self.checked.wait(CHECK_WAIT_SECONDS)
+        self._in_request.active = True
+        try:
+            self.apply(paths)
+        finally:
+            self._in_request.active = False
+
+    def apply(self, paths: Collection[str]) -> None:
         """Tell the source what changed and serve the view it leads to (a rewritten tar or image
         gets a new stamp in its ImageRefs, so the sources open it afresh)."""
+        with self._lock:
+            with self._queued_lock:
+                batch, self._queued = sorted({*paths, *self._queued}), set()
+            if not batch:
+                return
+            started = time.monotonic()
+            try:
+                view, change = self.view.update(self.tree.view, batch)
+            except BaseException:
+                with self._queued_lock:  # retried with the next update
+                    self._queued.update(batch)
+                raise
+            stale = self.tree.replace(view, change)
+            self.view.source.save()
+            self.last_seconds = took = time.monotonic() - started
+            what = "everything" if change.everything else f"{len(change.items)} items"
+            log.info("source changed (%d paths, %s): view updated in %.2f s, %d paths stale",
+                     len(batch), what, took, len(stale))
+
+
+def lower_priority() -> None:
+    """The calling thread yields the CPU to the rest (Linux gives each thread its own nice value)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), CHECK_NICE)
+
+
+class BackgroundCheck:
+    """A daemon thread that runs the source's ``verify`` once the mount is served: every stamp
+    the scan took from the catalog unchecked is checked against its file, at low priority and in
+    chunks (a pause after each), and every mismatch updates the view as an event would. Serving
+    never waits for it (except a request that keeps finding changed files, see ``Updater.now``)."""
+
+    def __init__(self, updater: Updater) -> None:
+        self.updater = updater
+        self._thread = threading.Thread(target=self._run, name="slyfs-check", daemon=True)
+
+    def start(self) -> None:
+        self.updater.checked.clear()
+        self.updater.tree.cache.stamps_checked = self.updater.checked
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        lower_priority()
         started = time.monotonic()
-        view, change = self.view.update(self.tree.view, paths)
-        stale = self.tree.replace(view, change)
-        self.view.source.save()
-        took = time.monotonic() - started
-        what = "everything" if change.everything else f"{len(change.items)} items"
-        log.info("source changed (%d paths, %s): view updated in %.2f s, %d paths stale",
-                 len(set(paths)), what, took, len(stale))
-        if self.on_rebuilt is not None:
-            self.on_rebuilt(took)
+        try:
+            checked, changed = self.updater.view.source.verify(self._changed, self._pause)
+            self.updater.apply(())  # what requests reported meanwhile
+            self.updater.view.source.save(final=True)  # the folders it confirmed
+            log.info("catalog checked: %d files stat'ed, %d changed, in %.1f s",
+                     checked, changed, time.monotonic() - started)
+        except Exception:  # the watcher, the requests' own checks and the next mount still hold
+            log.exception("the background check of the catalog failed")
+        finally:
+            self.updater.checked.set()
+
+    def _changed(self, paths: list[str]) -> None:
+        try:
+            self.updater.apply(paths)
+        except Exception as e:  # the watcher's next update retries them (they stay queued)
+            log.warning("update after the background check failed: %s", e, exc_info=not isinstance(e, UserError))
+
+    @staticmethod
+    def _pause() -> None:
+        time.sleep(CHECK_PAUSE_SECONDS)
+

@@ -11,8 +11,9 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from slyfs.formats.compose import FixedView
 from slyfs.formats.contract import (
@@ -23,6 +24,7 @@ from slyfs.formats.contract import (
     Node,
     NotRenderable,
     SourceBytes,
+    SourceChanged,
     Unavailable,
     View,
 )
@@ -35,6 +37,8 @@ from slyfs.vfs.stores import LocalStore
 log = logging.getLogger("slyfs.tree")
 
 DEFAULT_CACHE_BYTES = 512 << 20
+CHANGED_ATTEMPTS = 3  # a request whose source keeps proving another version is answered EIO after these
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,9 @@ class VirtualTree:
         # libfuse can invalidate the kernel's caches path by path).
         self.on_stale: Callable[[list[str]], None] | None = None
         self.owners = SourceOwners(source_root)  # the mode bits and owner served for each node
+        # Asked to update the source when a request finds a source file of another version than
+        # the view says (paths, attempt); it returns once the updated view is served. None: EIO.
+        self.on_source_changed: Callable[[Collection[str], int], None] | None = None
 
     # -- lookups
 
@@ -115,8 +122,25 @@ class VirtualTree:
                 return self.store.read_all(node.ref)
         raise Unreadable(node.reason)
 
+    def _answered(self, path: str, answer: Callable[[Node | None], T]) -> T:
+        """``answer(node at path)``; while a source file it opens proves another version than the
+        view was made from (SourceChanged: nothing was kept of it), the source is updated and the
+        request answered again from the updated view. EIO when no one updates the source, or it
+        changes again at each of CHANGED_ATTEMPTS attempts."""
+        for attempt in range(CHANGED_ATTEMPTS):
+            try:
+                return answer(self.node(path))
+            except SourceChanged as e:
+                if self.on_source_changed is None:
+                    raise Unreadable(f"{e}: replaced or changed since it was indexed") from None
+                log.info("%s: source changed since it was indexed (%s); updating first", path, e)
+                self.on_source_changed(e.paths, attempt)
+        raise Unreadable(f"{path}: its source changed at each of {CHANGED_ATTEMPTS} attempts to read it")
+
     def attr(self, path: str) -> Attr:
-        node = self.node(path)
+        return self._answered(path, self._attr)
+
+    def _attr(self, node: Node | None) -> Attr:
         mtime = self._mtime
         if node is None:
             return Attr(True, 0, mtime, *self.owners.directory())
@@ -144,7 +168,9 @@ class VirtualTree:
     # -- reading
 
     def open(self, path: str) -> int:
-        node = self.node(path)
+        return self._answered(path, lambda node: self._open(path, node))
+
+    def _open(self, path: str, node: Node | None) -> int:
         if node is None:
             raise IsADirectory(path)
         if isinstance(node, Unavailable):
@@ -193,7 +219,9 @@ class VirtualTree:
             self.store.close(held)
 
     def read_file(self, path: str) -> bytes:
-        node = self.node(path)
+        return self._answered(path, lambda node: self._read_node(path, node))
+
+    def _read_node(self, path: str, node: Node | None) -> bytes:
         if node is None:
             raise IsADirectory(path)
         return self.content(node)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from slyfs.formats.common.naming import safe_name, split_ext
 from slyfs.formats.contract import Generated, Node, SourceBytes, Unavailable, image_node
 from slyfs.formats.layout import ItemFile, Layout, StaticFile
-from slyfs.formats.model import Item, Problem, Project
+from slyfs.formats.model import ImageRef, Item, Problem, Project
 from slyfs.formats.readers.supervisely.rewrite import annotation_with_classes, empty_annotation, meta_with_classes
 from slyfs.formats.view import ViewOptions, selected_classes
 
@@ -67,14 +67,15 @@ def annotation_node(project: Project, item: Item, kept: tuple[str, ...] | None) 
     if kept is None:
         return SourceBytes(ann)
     return Generated(("sly-ann", item.dataset, item.name, item.fingerprint, kept),
-                     lambda: _with_classes(project, item, ann.path, kept))
+                     lambda: _with_classes(project, item, ann, kept))
 
 
-def _with_classes(project: Project, item: Item, path: str, kept: tuple[str, ...]) -> bytes:
+def _with_classes(project: Project, item: Item, ann: ImageRef, kept: tuple[str, ...]) -> bytes:
     """The annotation with only the kept classes; one that cannot be read or parsed is served
     without labels (as every other view serves it), since its classes cannot be filtered."""
+    path = ann.path
     try:
-        return annotation_with_classes(path, kept)
+        return annotation_with_classes(path, kept, ann.stamp)
     except (OSError, ValueError, RecursionError) as e:
         project.report(Problem(path, f"annotation unreadable: {e}", "served without labels", item.name))
         return empty_annotation(*_size(project, item))

@@ -13,11 +13,18 @@ Only what a parse without problems found is recorded, so an annotation with prob
 (and its problems reported) again at each mount. Rows of files since deleted stay until the
 index is rebuilt; a stale row never matches a key.
 
-Annotation (and img_info/meta) stamps are kept in memory only, per folder, for the
-rebuilds of one mount: every mount stats each JSON file once, because an edit in place while
-nothing was mounted changes no folder, and the stamp doubles as the file's ImageRef stamp
-(size and identity must be exact). While mounted, a folder is re-listed only when it changed
-(then only new names are stat'ed) and the watcher reports edits in place (``restamp``).
+And per folder of per-item JSON files (``ann/``, ``img_info/``, ``meta/``), its listing with each
+file's Stamp, keyed by the folder's own Stamp (adding, removing or renaming a file into it moves
+its mtime and ctime): a remount takes a folder whose stamp matches from here instead of stat'ing
+each of its files (at 10^6 images that stat, cold, was most of a remount). An edit in place while
+nothing was mounted changes no folder, so these stamps are never trusted for bytes: the reader
+fstat's each file it opens and reports another version (``SourceChanged``), and a background pass
+(``SuperviselySource.verify``, watch.py) stats every file taken from here after the mount is
+listable. A listing made within ``RACY_NS`` of its folder's last change is not stored (a second
+change in the same tick of the file system's clock would leave the folder's stamp as it was)
+until a later listing confirms it.
+While mounted, a folder is re-listed only when it changed (then only new names are stat'ed) and
+the watcher reports edits in place (``restamp``).
 Tar sizes, ``meta.json``, dataset folders and plain ``img/`` files are always read again.
 
 The file is a cache, so nothing read from it is trusted: every row is checked against what
@@ -36,8 +43,11 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from array import array
 from collections.abc import Callable
+from functools import partial
+from itertools import repeat
 from pathlib import Path
 from typing import TypeVar
 
@@ -47,12 +57,19 @@ from slyfs.formats.readers.supervisely.offsets import BlobEntry, Entries, entry_
 log = logging.getLogger("slyfs.index")
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3  # bump when what is stored changes, and when a parse gives other facts of the same file
+SCHEMA_VERSION = 4  # bump when what is stored changes, and when a parse gives other facts of the same file
 FACTS_FLUSH_ROWS = 10_000  # facts recorded are written once this many wait (and at each save)
 DECODED_FACTS = 4096  # distinct facts kept decoded (rows share them: one decoding each)
 FACTS_WINDOW = 1024  # stored facts rows read per query
 UNLISTED = Stamp(-1, -1, -1, -1, -1, -1)  # the key of a folder listing that must be read again
 _STR = frozenset({str})
+RACY_NS = 1_000_000_000  # a listing begun less than this after its folder last changed is not stored
+# A folder's row is rewritten whole (a 10^6-file folder: ~60 MB), so after an edit it is written at
+# most this often, and at a final save; meanwhile the stored row is of an older version, which the
+# next mount's checks correct (it is never trusted for bytes).
+FOLDER_SAVE_SECONDS = 60.0
+_STAMP_FIELDS = len(Stamp._fields)
+_make_stamp = partial(tuple.__new__, Stamp)
 
 
 def _array(blob: bytes) -> array:
@@ -134,6 +151,51 @@ def validated_facts(row: tuple, key: str, decoded: dict[tuple[str, str], ItemFac
     return facts
 
 
+def validated_folder(row: tuple, key: str) -> dict[str, Stamp] | None:
+    """The files of a stored ``(key, names, stamps)`` folder row (each read as bytes); None when it
+    is of another version of the folder (``key``, as ``key_text`` writes it, differs); IndexDamaged
+    when it is not what ``save`` writes."""
+    key_blob, names_blob, stamps_blob = row
+    if not (isinstance(key_blob, bytes) and isinstance(names_blob, bytes) and isinstance(stamps_blob, bytes)):
+        raise IndexDamaged("a value of the wrong type")
+    stored_key = key_blob.decode("utf-8", "replace")
+    if stored_key != key:
+        try:
+            old_key = json.loads(stored_key)
+        except (ValueError, RecursionError):
+            raise IndexDamaged("a value that is not valid JSON") from None
+        if not (isinstance(old_key, list) and old_key and all(type(v) is int for v in old_key)):
+            raise IndexDamaged("a folder key that is not a list of integers")
+        return None
+    try:
+        text = names_blob.decode("utf-8")
+    except UnicodeDecodeError:
+        raise IndexDamaged("file names that are not UTF-8") from None
+    if "/" in text:
+        raise IndexDamaged("a file name with a slash")
+    names = text.split("\0") if text else []
+    if len(stamps_blob) % 8:
+        raise IndexDamaged("stamps that are not whole 64-bit integers")
+    stamps = _array(stamps_blob)
+    if len(stamps) != _STAMP_FIELDS * len(names):
+        raise IndexDamaged(f"{len(names)} names for {len(stamps) / _STAMP_FIELDS:g} stamps")
+    if not all(map(str.endswith, names, repeat(".json"))):  # in C: a folder holds up to 10^6 names
+        raise IndexDamaged("a name that is not a JSON file's")
+    if names and min(stamps[2::_STAMP_FIELDS]) < 0:
+        raise IndexDamaged("a negative file size")
+    fields = iter(stamps)
+    return dict(zip(names, map(_make_stamp, zip(*[fields] * _STAMP_FIELDS))))
+
+
+def _folder_row(files: dict[str, Stamp]) -> tuple[bytes, bytes]:
+    """A folder's files as stored: their names NUL-separated (no file name holds NUL), their
+    stamps as one array of 64-bit integers, six per file, in the same order."""
+    stamps = array("q")
+    for stamp in files.values():
+        stamps.extend(stamp)
+    return "\0".join(files).encode("utf-8"), stamps.tobytes()
+
+
 # what sqlite says of a file that is not (or no longer) what this module wrote; other errors (busy,
 # locked, read-only, disk full) are the machine's, not the file's, and do not discard it
 DAMAGE_CODES = frozenset({sqlite3.SQLITE_ERROR, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB,
@@ -167,6 +229,12 @@ class SourceIndex:
         # offsets kept compact (names, starts, ends): 24 bytes an entry instead of ~120 as objects
         self._offsets: dict[str, tuple[Stamp, list[str], array, array]] = {}
         self._anns: dict[str, tuple[Stamp, dict[str, Stamp]]] = {}
+        self._listed_at: dict[str, int] = {}  # when each folder listed this mount was listed (time_ns)
+        self._dirty_folders: set[str] = set()  # folders listed or re-stamped since the last save
+        self._folder_saved: dict[str, float] = {}  # when each folder's row was last written (monotonic)
+        # folders whose listing is not yet verified: taken from the file (its stamps too), or racy
+        self._unverified: set[str] = set()
+        self._trust_stored = True  # False once events were lost: every folder is listed again
         self._dirty: set[str] = set()  # offsets files not yet saved
         self._facts: dict[str, tuple[str, str, str]] = {}  # facts recorded, not yet saved: path -> row
         self._decoded: dict[tuple[str, str], ItemFacts] = {}
@@ -217,12 +285,14 @@ class SourceIndex:
     def _init_db(db: sqlite3.Connection) -> None:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version != SCHEMA_VERSION:
-            db.executescript("DROP TABLE IF EXISTS offsets; DROP TABLE IF EXISTS ann_dirs; DROP TABLE IF EXISTS facts;")
+            db.executescript("DROP TABLE IF EXISTS offsets; DROP TABLE IF EXISTS ann_dirs; DROP TABLE IF EXISTS facts;"
+                             " DROP TABLE IF EXISTS folders;")
         db.executescript(f"""
             PRAGMA user_version = {SCHEMA_VERSION};
             PRAGMA journal_mode = WAL;
             CREATE TABLE IF NOT EXISTS offsets (path TEXT PRIMARY KEY, key TEXT, names TEXT, starts BLOB, ends BLOB);
             CREATE TABLE IF NOT EXISTS facts (path TEXT PRIMARY KEY, key TEXT, tags TEXT, classes TEXT);
+            CREATE TABLE IF NOT EXISTS folders (path TEXT PRIMARY KEY, key TEXT, names BLOB, stamps BLOB);
         """)
 
     def _stored(self, path: str, key: Stamp) -> tuple | None:
@@ -294,9 +364,70 @@ class SourceIndex:
             hit = self._anns.get(directory)
             if hit is not None and hit[0] == key:
                 return hit[1]
+            if hit is None and self._trust_stored:
+                stored = self._stored_folder(directory, key)
+                if stored is not None:
+                    self._anns[directory] = (key, stored)
+                    # as good as the listing that was stored (only a listing that was not racy is):
+                    # re-stamped by an edit and saved, it stays stored
+                    self._listed_at[directory] = max(key.mtime_ns, key.ctime_ns) + RACY_NS
+                    self._unverified.add(directory)
+                    return stored
+            started = time.time_ns()
             files = scan(hit[1] if hit is not None else {})
             self._anns[directory] = (key, files)
+            self._listed_at[directory] = started
+            self._dirty_folders.add(directory)
+            if max(key.mtime_ns, key.ctime_ns) + RACY_NS > started:
+                self._unverified.add(directory)  # stored once a later listing confirms it
+            else:
+                self._unverified.discard(directory)
             return files
+
+    def _stored_folder(self, directory: str, key: Stamp) -> dict[str, Stamp] | None:
+        """The stored files of ``directory`` if the row is of this version of the folder."""
+        text = key_text(key)
+
+        def read(db: sqlite3.Connection) -> dict[str, Stamp] | None:
+            # read as bytes whatever their storage class: a value damaged into text that is not UTF-8
+            # is then a damaged row, not a decoding error of the driver's
+            row = db.execute("SELECT CAST(key AS BLOB), CAST(names AS BLOB), CAST(stamps AS BLOB) FROM folders"
+                             " WHERE path = ?", (directory,)).fetchone()
+            return None if row is None else validated_folder(row, text)
+        return self._read(directory, read)
+
+    def unverified(self) -> list[str]:
+        """The folders whose listing is not verified yet: taken from the file (its stamps too), or racy."""
+        with self._lock:
+            return sorted(self._unverified)
+
+    def compare(self, directory: str, found: dict[str, Stamp]) -> tuple[list[str], int]:
+        """The names among ``found`` (files of ``directory`` stat'ed now) that this mount holds in
+        another version or not at all, and how many of them it holds."""
+        with self._lock:
+            files = self._anns.get(directory, (UNLISTED, {}))[1]
+            differ, held = [], 0
+            for name, stamp in found.items():
+                known = files.get(name)
+                if known is not None:
+                    held += 1
+                if known is None or not known.same_bytes(stamp):
+                    differ.append(name)
+            return differ, held
+
+    def listed_names(self, directory: str) -> set[str]:
+        with self._lock:
+            return set(self._anns.get(directory, (UNLISTED, {}))[1])
+
+    def confirm(self, directory: str, key: Stamp, listed_at: int) -> None:
+        """A later listing of ``directory`` (begun at ``listed_at``, the folder stamped ``key`` before
+        and after it) found what this mount holds: it is stored at the next save (unless racy still)."""
+        with self._lock:
+            hit = self._anns.get(directory)
+            if hit is not None and hit[0] == key:
+                self._listed_at[directory] = listed_at
+                self._dirty_folders.add(directory)
+                self._unverified.discard(directory)
 
     def facts(self, path: str, key: tuple[int, ...]) -> ItemFacts | None:
         text = key_text(key)
@@ -330,6 +461,7 @@ class SourceIndex:
             if hit is None or name not in hit[1]:
                 return False
             hit[1][name] = stamp
+            self._dirty_folders.add(directory)
             return True
 
     def relist(self, path: str) -> None:
@@ -342,19 +474,29 @@ class SourceIndex:
             if hit is not None:
                 hit[1].pop(name, None)
                 self._anns[directory] = (UNLISTED, hit[1])
+                self._dirty_folders.add(directory)
 
     def forget_json_files(self) -> None:
-        """Edits may have gone unreported (inotify queue overflow): stat every JSON file again."""
+        """Edits may have gone unreported (inotify queue overflow): stat every JSON file again,
+        stored listings included."""
         with self._lock:
             self._anns.clear()
+            self._unverified.clear()
+            self._dirty_folders.clear()
+            self._trust_stored = False
 
-    def save(self) -> None:
-        """Write what changed since the last save (one transaction)."""
+    def save(self, final: bool = False) -> None:
+        """Write what changed since the last save (one transaction); a folder written less than
+        FOLDER_SAVE_SECONDS ago waits for a later save, unless ``final``."""
         if self._db is None:
             return
         with self._lock:
             dirty, self._dirty = self._dirty, set()
             facts, self._facts = self._facts, {}
+            now = time.monotonic()
+            folders = {d for d in self._dirty_folders
+                       if final or now - self._folder_saved.get(d, -FOLDER_SAVE_SECONDS) >= FOLDER_SAVE_SECONDS}
+            self._dirty_folders -= folders
             self._forget_window()
             try:
                 with self._db:
@@ -365,8 +507,23 @@ class SourceIndex:
                                 path, json.dumps(key), json.dumps(names), starts.tobytes(), ends.tobytes()))
                     self._db.executemany("REPLACE INTO facts VALUES (?, ?, ?, ?)",
                                          ((path, *row) for path, row in facts.items()))
+                    for directory in folders:
+                        self._save_folder(directory)
+                        self._folder_saved[directory] = now
             except (sqlite3.Error, UnicodeEncodeError) as e:
                 log.warning("index not saved: %s", e)
+
+    def _save_folder(self, directory: str) -> None:
+        """Store (or drop) one folder's row: dropped when the folder must be listed again, its
+        listing is racy, or a name cannot be stored."""
+        assert self._db is not None
+        key, files = self._anns.get(directory, (UNLISTED, {}))
+        listed_at = self._listed_at.get(directory, 0)
+        if (key == UNLISTED or max(key.mtime_ns, key.ctime_ns) + RACY_NS > listed_at
+                or not _storable(directory) or not all(map(_storable, files))):
+            self._db.execute("DELETE FROM folders WHERE path = ?", (directory,))
+            return
+        self._db.execute("REPLACE INTO folders VALUES (?, ?, ?, ?)", (directory, key_text(key), *_folder_row(files)))
 
     def close(self) -> None:
         if self._db is not None:

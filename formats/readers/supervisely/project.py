@@ -22,7 +22,7 @@ from PIL import Image
 
 from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import printable
-from slyfs.formats.contract import Progress, UserError
+from slyfs.formats.contract import Progress, SourceChanged, UserError
 from slyfs.formats.model import (
     Annotation,
     Dataset,
@@ -181,17 +181,17 @@ def _listed(e: os.DirEntry) -> os.stat_result | NotRegularFile | None:
     return NotRegularFile(st.st_mode) if is_special(st.st_mode) else None
 
 
-def scan_json_files(directory: str, known: dict[str, Stamp], report: Report, links: LinkGuard | None = None
-                    ) -> dict[str, Stamp]:
-    """``*.json`` files in ``directory`` with their stamps; names in ``known`` keep
-    theirs (a file edited in place is reported by the watcher, not found by listing).
-    Links that ``links`` does not follow are left out. A folder holds up to an annotation per
-    image, and a remount lists them all: one pass."""
+def scan_json_files(directory: str, known: dict[str, Stamp], report: Report, links: LinkGuard | None = None,
+                    entries: list[os.DirEntry] | None = None) -> dict[str, Stamp]:
+    """``*.json`` files in ``directory`` (or among its ``entries`` listed before) with their
+    stamps; names in ``known`` keep theirs (a file edited in place is reported by the watcher,
+    not found by listing). Links that ``links`` does not follow are left out. A folder holds up
+    to an annotation per image, and a first mount lists them all: one pass."""
     out: dict[str, Stamp] = {}
     unreadable = ("its items are served without labels" if os.path.basename(directory) == "ann"
                   else "its files are not served")
     guard = links is not None and not links.follow
-    for e in _scandir(directory, report, unreadable):
+    for e in _scandir(directory, report, unreadable) if entries is None else entries:
         name = e.name
         if not name.endswith(".json"):
             continue
@@ -467,10 +467,13 @@ def _yield_point(obj: dict) -> dict:
     return obj
 
 
-def load_json_file(path: str) -> Any:
-    """A source annotation file's JSON; raises ValueError past ``MAX_ANN_BYTES`` (checked before reading)."""
+def load_json_file(path: str, opened: Callable[[Stamp], None] | None = None) -> Any:
+    """A source annotation file's JSON; raises ValueError past ``MAX_ANN_BYTES`` (checked before
+    reading). ``opened`` is told the stamp of the file opened before it is read (and may refuse it)."""
     fd, st = open_regular(path)
     with os.fdopen(fd, "rb") as f:
+        if opened is not None:
+            opened(file_stamp(st))
         if st.st_size > MAX_ANN_BYTES:
             raise ValueError(f"file of {st.st_size} bytes is over the limit of {MAX_ANN_BYTES} (MAX_ANN_BYTES)")
         return json.load(f, object_hook=_yield_point)
@@ -494,32 +497,54 @@ def _parsed_cost(parsed: _Parsed) -> int:
     return parsed.cost
 
 
+class _Stale(Exception):
+    """The annotation file opened is another version than the item's fingerprint, and no one
+    follows the source: it is parsed again, unchecked and kept nowhere."""
+
+
 class AnnotationReader:
     """Parses items' annotations on demand (``reader(item)``); the last ones are kept
     (``ANNOTATION_CACHE_BYTES``), since several files of a view render from one annotation. An
     edited file is a new Item (new fingerprint): a miss. ``facts(item)`` answers membership from
     the index's record of the annotation file where there is one for this version of it and of
     meta.json, and records what a clean parse finds (one with problems is parsed again at each
-    mount, so that they are reported again)."""
+    mount, so that they are reported again).
 
-    def __init__(self, meta: ProjectMeta, meta_fingerprint: Stamp, report: Report, cache: ScanCache | None) -> None:
+    The stamp of each file opened is compared with the item's fingerprint (which a remount may
+    have taken from the catalog, unchecked): another version is told to ``changed`` and, when it
+    answers that the source will be updated, the parse raises SourceChanged, so nothing is made
+    or kept from it under the item's old key. Otherwise (no one follows the source, or a membership
+    question, which must be answered now) the new version is parsed and kept nowhere."""
+
+    def __init__(self, meta: ProjectMeta, meta_fingerprint: Stamp, report: Report, cache: ScanCache | None,
+                 changed: Callable[[str], bool] | None = None) -> None:
         self.meta = meta
         self.meta_fingerprint = meta_fingerprint
         self.report = report
         self.cache = cache
+        self.changed = changed
         self._memo: BoundedMemo[_Parsed] = BoundedMemo(ANNOTATION_CACHE_BYTES, _parsed_cost)
 
     def __call__(self, item: Item) -> Annotation:
-        return self._parsed(item).annotation
+        try:
+            return self._parsed(item).annotation
+        except _Stale:
+            return self._parse(item, verify=False)[0]
 
     def facts(self, item: Item) -> ItemFacts:
         if self.cache is None or item.ann_path is None or not item.fingerprint:
-            return ItemFacts.of(self(item))
+            try:
+                return ItemFacts.of(self._parsed(item).annotation)
+            except (_Stale, SourceChanged):
+                return ItemFacts.of(self._parse(item, verify=False)[0])
         key = (*item.fingerprint, *self.meta_fingerprint)
         known = self.cache.facts(item.ann_path, key)
         if known is not None:
             return known
-        parsed = self._parsed(item)
+        try:
+            parsed = self._parsed(item)
+        except (_Stale, SourceChanged):  # the update told of it brings the item's new facts
+            return ItemFacts.of(self._parse(item, verify=False)[0])
         facts = ItemFacts.of(parsed.annotation)
         if parsed.clean:
             self.cache.record_facts(item.ann_path, key, facts)
@@ -531,8 +556,17 @@ class AnnotationReader:
             return _Parsed(ann, estimated_bytes(item, ann), clean)
         return self._memo.get(item, costed)
 
-    def _parse(self, item: Item) -> tuple[Annotation, bool]:
-        """The item's annotation, and whether it was read without a problem."""
+    def _check(self, item: Item, stamp: Stamp) -> None:
+        """Refuse an annotation file opened in another version than the item's fingerprint."""
+        if item.fingerprint and not item.fingerprint.same_bytes(stamp):
+            assert item.ann_path is not None
+            if self.changed is not None and self.changed(item.ann_path):
+                raise SourceChanged((item.ann_path,))
+            raise _Stale(item.ann_path)
+
+    def _parse(self, item: Item, verify: bool = True) -> tuple[Annotation, bool]:
+        """The item's annotation, and whether it was read without a problem (``verify``: the file
+        opened must be the version of the item's fingerprint, see ``_check``)."""
         where = item.ann_path or f"{item.dataset}/{item.name}"
         reported: list[Problem] = []
 
@@ -543,7 +577,7 @@ class AnnotationReader:
         data = None
         if item.ann_path is not None:
             try:
-                data = load_json_file(item.ann_path)
+                data = load_json_file(item.ann_path, partial(self._check, item) if verify else None)
             except RecursionError:
                 report("annotation unreadable: JSON nested too deeply", "served without labels")
             except (OSError, ValueError) as e:
@@ -570,12 +604,14 @@ class AnnotationReader:
 
 
 def read_project(root: str, report: Report | None = None, cache: ScanCache | None = None,
-                 follow_external_links: bool = False, progress: Progress | None = None) -> Project:
+                 follow_external_links: bool = False, progress: Progress | None = None,
+                 changed: Callable[[str], bool] | None = None) -> Project:
     """Scan ``root``. Problems with single files are reported and skipped; only a missing
     directory or an unusable meta.json raises SourceError. ``cache`` (a persistent index)
     spares re-reading offsets files and re-listing annotation folders that did not change.
     Symbolic links leading outside ``root`` are reported and not followed unless
-    ``follow_external_links`` (see LinkGuard). ``progress`` hears how the scan is getting on."""
+    ``follow_external_links`` (see LinkGuard). ``progress`` hears how the scan is getting on.
+    ``changed`` is told of an annotation file found another version when opened (see AnnotationReader)."""
     root = os.path.abspath(root)
     if not os.path.isdir(root):
         raise SourceError(f"{root}: no such directory")
@@ -590,7 +626,7 @@ def read_project(root: str, report: Report | None = None, cache: ScanCache | Non
     meta, meta_file, meta_fingerprint = read_meta(root, sink)
     scanner = _Scanner(root, sink, cache, links, progress)
     datasets = tuple(scanner.dataset(name, d) for name, d in _dataset_dirs(root, sink, links))
-    annotations = AnnotationReader(meta, meta_fingerprint, sink, cache)
+    annotations = AnnotationReader(meta, meta_fingerprint, sink, cache, changed)
     return Project(root=root, meta=meta, datasets=datasets, load_annotation=annotations, report=sink,
                    problems=tuple(problems.all()) if problems else (),
                    meta_file=meta_file, meta_fingerprint=meta_fingerprint, load_facts=annotations.facts)

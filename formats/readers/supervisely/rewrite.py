@@ -8,6 +8,8 @@ from collections.abc import Collection
 from typing import Any
 
 from slyfs.formats.common.naming import encodable_text
+from slyfs.formats.contract import SourceChanged
+from slyfs.formats.model import Stamp
 from slyfs.formats.readers.supervisely.project import load_json_file
 
 
@@ -21,16 +23,23 @@ def _kept(title: Any, kept: Collection[str]) -> bool:
     return isinstance(title, str) and encodable_text(title) in kept
 
 
-def _load_object(path: str) -> dict:
-    data = load_json_file(path)
+def _load_object(path: str, stamp: Stamp | tuple[()] = ()) -> dict:
+    """The JSON object at ``path``; ``stamp``: the version the view holds (a catalogued one may be
+    out of date), another version raises SourceChanged before it is read."""
+    def opened(now: Stamp) -> None:
+        if stamp and not stamp.same_bytes(now):
+            raise SourceChanged((path,))
+
+    data = load_json_file(path, opened)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not a JSON object")
     return data
 
 
-def annotation_with_classes(path: str, kept: Collection[str]) -> bytes:
-    """The annotation file at ``path`` with only the objects of the ``kept`` classes."""
-    data = _load_object(path)
+def annotation_with_classes(path: str, kept: Collection[str], stamp: Stamp | tuple[()] = ()) -> bytes:
+    """The annotation file at ``path`` (in the version ``stamp``, see ``_load_object``) with only
+    the objects of the ``kept`` classes."""
+    data = _load_object(path, stamp)
     objects = data.get("objects")
     if isinstance(objects, list):
         data["objects"] = [o for o in objects if isinstance(o, dict) and _kept(o.get("classTitle"), kept)]

@@ -16,6 +16,9 @@ path to the least that can have changed, so that an edit costs what it costs in 
   root or ``blob/`` folder itself, a path the layout does not place, or events lost: the whole
   project is scanned again and compared item by item.
 
+``verify`` is the background check of a remount: the JSON folders whose listing and stamps came
+from the index are listed again and every file stat'ed, and what differs goes through ``update``.
+
 Paths the scan never reads (a file in ``img/`` that is not an image, one in ``ann/`` that is not
 JSON, anything else in a dataset's folder) change nothing. Problems are reported by the same scan
 code a full rescan runs, into the same log, so a change is reported as a rescan reports it.
@@ -25,20 +28,24 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import os
 import stat
-from collections.abc import Collection, Iterable, Mapping
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 from slyfs.formats.contract import Change, ItemKey, Progress
 from slyfs.formats.model import Dataset, ImageRef, Item, Project, Stamp, file_stamp
 from slyfs.formats.readers.supervisely.index import SourceIndex
 from slyfs.formats.readers.supervisely.project import (
     OFFSETS_SUFFIX,
+    LinkGuard,
     ProblemLog,
     dataset_dir,
     is_image_name,
     read_project,
     rescan_datasets,
+    scan_json_files,
 )
 
 ITEM_JSON_FOLDERS = ("ann", "img_info", "meta")  # folders of per-item JSON files, whose stamps the index keeps
@@ -46,6 +53,7 @@ ITEM_FOLDERS = ("img", *ITEM_JSON_FOLDERS)
 DATASET_FOLDERS = ("", *ITEM_FOLDERS, "datasets")  # a dataset's own folder and its subfolders
 PROJECT_FILE_SUFFIXES = (".tar", ".pkl")  # tars and offsets files: inputs shared by many items
 META_FILE = "meta.json"
+VERIFY_CHUNK = 2048  # files the background check stats between two pauses
 
 
 @dataclasses.dataclass
@@ -66,12 +74,23 @@ class SuperviselySource:
         self.follow_external_links = follow_external_links
         self.problems = ProblemLog()  # shared by rescans: each problem is logged once per mount
         self.project: Project | None = None
+        self.on_input_changed: Callable[[str], None] | None = None
         self._events_lost = False
 
     def scan(self, progress: Progress | None = None) -> Project:
         self.project = read_project(self.root, report=self.problems, cache=self.index,
-                                    follow_external_links=self.follow_external_links, progress=progress)
+                                    follow_external_links=self.follow_external_links, progress=progress,
+                                    changed=self._input_changed)
         return self.project
+
+    def _input_changed(self, path: str) -> bool:
+        """An annotation file was opened in another version than the item's: whether someone
+        (the live machinery) was told and will update the source for it."""
+        tell = self.on_input_changed
+        if tell is None:
+            return False
+        tell(path)
+        return True
 
     def watched_folders(self) -> list[str]:
         """Root, blob/, and each scanned dataset's own folder and subfolders."""
@@ -192,8 +211,51 @@ class SuperviselySource:
         self.index.forget_json_files()
         self._events_lost = True
 
-    def save(self) -> None:
-        self.index.save()
+    def save(self, final: bool = False) -> None:
+        self.index.save(final)
+
+    def verify(self, changed: Callable[[list[str]], None], pause: Callable[[], None]) -> tuple[int, int]:
+        """The background check of what a remount took from the catalog unchecked: each such folder
+        is listed again and its JSON files stat'ed ``VERIFY_CHUNK`` at a time (``pause`` between,
+        nothing held but a chunk), and every file added, gone or of another version is told to
+        ``changed`` (which updates the source for it, as for an event). A folder whose listing this
+        confirms, its stamp the same before and after, is stored at the next save.
+        (files checked, files changed)."""
+        links = LinkGuard(self.root, self.problems, self.follow_external_links)
+        checked = found = 0
+        for folder in self.index.unverified():
+            try:
+                key = file_stamp(os.stat(folder))
+                started = time.time_ns()
+                differ, held, seen = self._verify_folder(folder, links, pause)
+            except OSError:
+                changed([folder])  # gone or unreadable now: its dataset is scanned again
+                continue
+            if held < len(self.index.listed_names(folder)):  # files gone: which, from the names alone
+                now = {n for n in os.listdir(folder) if n.endswith(".json")}
+                differ += sorted(self.index.listed_names(folder) - now)
+            checked += seen
+            if differ:
+                found += len(differ)
+                changed([os.path.join(folder, name) for name in differ])
+            with contextlib.suppress(OSError):
+                if not differ and file_stamp(os.stat(folder)) == key:
+                    self.index.confirm(folder, key, started)
+        return checked, found
+
+    def _verify_folder(self, folder: str, links: LinkGuard, pause: Callable[[], None]) -> tuple[list[str], int, int]:
+        """(names added or of another version, names the index holds, files stat'ed) of ``folder``."""
+        differ: list[str] = []
+        held = seen = 0
+        with os.scandir(folder) as it:
+            while chunk := list(itertools.islice(it, VERIFY_CHUNK)):
+                now = scan_json_files(folder, {}, self.problems, links, chunk)
+                names, n = self.index.compare(folder, now)
+                differ += names
+                held += n
+                seen += len(now)
+                pause()
+        return differ, held, seen
 
 
 def _dataset_of(parts: list[str], datasets: Mapping[str, Dataset]) -> tuple[str | None, list[str]]:
