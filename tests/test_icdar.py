@@ -24,6 +24,7 @@ from slyfs.formats.model import Item, OrientedBox, Polygon, Rectangle
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers.icdar import localization
+from tests.helpers.mounts import assert_clean_import, each_mount_fixture, sources_fixture, tagged
 from tests.helpers.readers import datumaro_import_all, require
 from tests.helpers.sly_json import (
     HOSTILE_NAMES,
@@ -33,17 +34,13 @@ from tests.helpers.sly_json import (
     hostile_text_project,
     inside,
     items_by_split,
-    materialise,
-    mount_once,
     output_stems,
-    sample_projects,
     tag,
 )
-from tests.helpers.views import view_files
+from tests.helpers.views import view_files, write_view
 from tests.test_voc import AREA_TYPES, area_raster, pixel_box
 
 VIEWS = ("icdar-recognition", "icdar-localization", "icdar-segmentation")
-SOURCES = ("fixture-plain", "fixture-blob", "sample-plain", "sample-blob")
 
 
 # ---------------------------------------------------------------- escapes, regions, names
@@ -131,16 +128,8 @@ def test_another_tag_can_hold_the_transcription():
 # ---------------------------------------------------------------- real mounts
 
 
-@pytest.fixture(scope="module")
-def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return sample_projects(tmp_path_factory, seed=11)
-
-
-@pytest.fixture(scope="module", params=SOURCES)
-def mounted_icdar(request: pytest.FixtureRequest, projects: dict[str, Path]):
-    source = projects[request.param]
-    for mnt, log in mount_once(source, ",".join(VIEWS)):
-        yield source, mnt, log
+sources = sources_fixture(seed=11)
+mounted_icdar = each_mount_fixture(",".join(VIEWS))
 
 
 def _expected_regions(ann: dict) -> list[tuple[dict, str]]:
@@ -153,18 +142,12 @@ def _expected_regions(ann: dict) -> list[tuple[dict, str]]:
     return out
 
 
-def _tagged(source: Path) -> bool:
-    return source.name in ("plain", "blob")
-
-
 def test_recognition_reads_back(mounted_icdar):
     require("datumaro")
     source, mnt, _ = mounted_icdar
     splits = items_by_split(source)
     report = datumaro_import_all(mnt / "icdar-recognition", "icdar_word_recognition")
-    assert report.errors == [] and report.warnings == []
-    assert report.missing_media() == []
-    assert len(report.dataset) == sum(map(len, splits.values()))
+    assert_clean_import(report, sum(map(len, splits.values())), no_warnings=True)
     total = 0
     for split, items in splits.items():
         captions: Counter = Counter()
@@ -175,7 +158,7 @@ def test_recognition_reads_back(mounted_icdar):
         got = Counter(a.caption for item in report.dataset if item.subset == split for a in item.annotations)
         assert got == captions, split
         total += sum(captions.values())
-    assert bool(total) == _tagged(source)
+    assert bool(total) == tagged(source)
 
 
 def test_localization_reads_back(mounted_icdar):
@@ -183,9 +166,7 @@ def test_localization_reads_back(mounted_icdar):
     source, mnt, _ = mounted_icdar
     splits = items_by_split(source)
     report = datumaro_import_all(mnt / "icdar-localization", "icdar_text_localization")
-    assert report.errors == [] and report.warnings == []
-    assert report.missing_media() == []
-    assert len(report.dataset) == sum(map(len, splits.values()))
+    assert_clean_import(report, sum(map(len, splits.values())), no_warnings=True)
     total = 0
     for split, items in splits.items():
         wanted: Counter = Counter()
@@ -199,7 +180,7 @@ def test_localization_reads_back(mounted_icdar):
                       for item in report.dataset if item.subset == split for a in item.annotations)
         assert got == wanted, split
         total += sum(wanted.values())
-    assert bool(total) == _tagged(source)
+    assert bool(total) == tagged(source)
     # boxes of rectangles are their edge boxes, cut to the image
     by_id = _by_view_id(splits)
     for item in report.dataset:
@@ -221,9 +202,7 @@ def test_segmentation_masks_are_the_source_pixels(mounted_icdar):
     source, mnt, _ = mounted_icdar
     splits = items_by_split(source)
     report = datumaro_import_all(mnt / "icdar-segmentation", "icdar_text_segmentation")
-    assert report.errors == [] and report.warnings == []
-    assert report.missing_media() == []
-    assert len(report.dataset) == sum(map(len, splits.values()))
+    assert_clean_import(report, sum(map(len, splits.values())), no_warnings=True)
     by_id = _by_view_id(splits)
     masks = 0
     for item in report.dataset:
@@ -243,16 +222,16 @@ def test_segmentation_masks_are_the_source_pixels(mounted_icdar):
             assert np.array_equal(a.image, visible[i]), (item.id, i)
             assert a.attributes["text"] == char_text(regions[i][1]) or regions[i][1] == " "
         masks += len(got)
-    assert bool(masks) == _tagged(source)
+    assert bool(masks) == tagged(source)
 
 
 def test_a_project_without_transcriptions_says_so(mounted_icdar):
     source, mnt, log = mounted_icdar
     for view in VIEWS:
         note = mnt / view / HIDDEN_NOTE_FILE
-        assert note.exists() != _tagged(source), view
+        assert note.exists() != tagged(source), view
         assert not (mnt / view / NOTE_FILE).exists()  # a root file breaks the readers' subset search
-        if not _tagged(source):
+        if not tagged(source):
             assert f"--opt {view}.text-tag=NAME" in note.read_text()
             assert f"no tag 'text' in meta.json: {view} has no" in log.read_text()
 
@@ -269,11 +248,9 @@ def test_hostile_names_and_texts_read_back(tmp_path: Path, view: str, importer: 
     require("datumaro")
     root = hostile_text_project(tmp_path / "src")
     project = read_project(str(root))
-    out = materialise(view_files([view], project, ViewOptions()), tmp_path / "view")
+    out = write_view(view_files([view], project, ViewOptions()), tmp_path / "view")
     report = datumaro_import_all(out, importer)
-    assert report.errors == [] and report.warnings == []
-    assert report.missing_media() == []
-    assert len(report.dataset) == len(HOSTILE_NAMES)
+    assert_clean_import(report, len(HOSTILE_NAMES), no_warnings=True)
     assert {item.subset for item in report.dataset} == {"tr_ain x"}
     anns = [a for item in report.dataset for a in item.annotations]
     texts = Counter(str(t["value"]) for a in annotations(root).values() for o in a["objects"] for t in o["tags"]

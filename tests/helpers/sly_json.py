@@ -1,34 +1,23 @@
 """A Supervisely project read from its JSON files alone, for expectations that must not come from
-the view code: the annotation of each item, the tags of an object, and the sample projects the
-text and tracking views are checked on (``--format-tags``: transcriptions and track ids)."""
+the view code: the annotation of each item, the tags of an object, and the hostile project the
+text and tracking views are checked on."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from slyfs.formats.common.naming import split_ext
 from slyfs.formats.common.splits import item_names
 from slyfs.formats.model import Item
 from slyfs.formats.readers.supervisely import read_project
-from tests.conftest import BLOB, PLAIN, fuse_usable, mounted
-from tests.helpers.scripts import load_script
-
-SAMPLE_IMAGES = 40
+from tests.helpers.source import source_annotations
 
 
 def annotations(root: Path) -> dict[tuple[str, str], dict]:
     """(dataset full name, item name) → the item's annotation JSON."""
-    out = {}
-    for path in root.rglob("ann/*.json"):
-        parts = path.parent.parent.relative_to(root).parts
-        dataset = "/".join(p for i, p in enumerate(parts) if not (i % 2 and p == "datasets"))
-        out[(dataset, path.name[: -len(".json")])] = json.loads(path.read_text(encoding="utf-8"))
-    return out
+    return {(a.dataset, a.name): a.data for a in source_annotations(root)}
 
 
 def items_by_split(root: Path) -> dict[str, list[tuple[str, str, dict]]]:
@@ -75,24 +64,6 @@ def close(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return len(a) == len(b) and all(math.isclose(x, y, abs_tol=1e-5) for x, y in zip(a, b))
 
 
-def sample_projects(tmp_path_factory: pytest.TempPathFactory, seed: int) -> dict[str, Path]:
-    """The SDK fixtures (no text or track tags) and a 40-image ``--format-tags`` sample, plain and blob."""
-    make_project = load_script("make_sample_project").make_project
-    root = tmp_path_factory.mktemp("tagged-samples")
-    out = {"fixture-plain": PLAIN, "fixture-blob": BLOB}
-    for form in ("plain", "blob"):
-        out[f"sample-{form}"] = make_project(root / form, SAMPLE_IMAGES, form, seed=seed, format_tags=True)
-    return out
-
-
-def mount_once(source: Path, formats: str) -> Iterator[tuple[Path, Path]]:
-    """(mountpoint, its log) of one real mount of ``source`` in ``formats``, for a module fixture."""
-    if not fuse_usable():
-        pytest.fail("FUSE is not usable here (/dev/fuse and libfuse 3 or 2 are required for the end-to-end tests)")
-    with mounted(source, "--format", formats) as mnt:
-        yield mnt, mnt.with_suffix(".log")
-
-
 HOSTILE_NAMES = ("a b.png", "a, b.png", " lead.png", "x_y.png", "ü" * 122 + "a.png", "ü" * 122 + "b.png",
                  "dup.png", "dup.jpg", "gt_x.png", "x_GT.png", "labels.png", "Ω.png")
 HOSTILE_TEXTS = ('say "hi", there\\', " ", "one, two", "", "tab\there", "#1")
@@ -122,19 +93,3 @@ def hostile_text_project(root: Path) -> Path:
                     {"name": "track_id", "value_type": "any_number", "color": "#000001", "id": 2}]
     (root / "meta.json").write_text(json.dumps(data))
     return root
-
-
-def materialise(files: dict, dest: Path) -> Path:
-    """The rendered bytes of a ``view_files`` map written under ``dest``."""
-    from slyfs.formats.contract import Generated, SourceBytes
-
-    for path, node in files.items():
-        target = dest / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(node, Generated):
-            target.write_bytes(node.render())
-        elif isinstance(node, SourceBytes):
-            with open(node.ref.path, "rb") as f:
-                f.seek(node.ref.offset)
-                target.write_bytes(f.read(node.ref.size))
-    return dest
