@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import BLOB, PLAIN, fuse_usable, mounted
-from tests.helpers.readers import ImportReport
+from tests.helpers.readers import ImportReport, datumaro_import_all, require
 from tests.helpers.scripts import load_script
 
 SAMPLE_IMAGES = 40
@@ -101,3 +101,15 @@ def each_mount_fixture(fmt: str, *options: str) -> Any:
 def tagged(source: Path) -> bool:
     """Whether ``source`` is a generated ``--format-tags`` sample (the SDK fixtures have no format tags)."""
     return source not in (PLAIN, BLOB)
+
+
+def imports_fixture(importer: str) -> Any:
+    """A module fixture: Datumaro's ``importer`` run once over each mount of the module's ``mounts``
+    fixture, name → ImportReport."""
+
+    @pytest.fixture(scope="module")
+    def imports(mounts: dict[str, Path]) -> dict[str, ImportReport]:
+        require("datumaro")
+        return {name: datumaro_import_all(mnt, importer) for name, mnt in mounts.items()}
+
+    return imports
