@@ -1,16 +1,18 @@
 """Datumaro's reading of a view set beside the reader's model, shape by shape: the checks the
-Datumaro and CVAT views share (boxes as pixel edges, polygons at pixel centres, masks pixel for pixel)."""
+Datumaro and CVAT views share (boxes as pixel edges, polygons at pixel centres, masks pixel for
+pixel), and the boxes the KITTI and Open Images views must write."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 
 from slyfs.formats.common.raster import geometry_mask
-from slyfs.formats.model import Label, OrientedBox, Polygon, Rectangle
+from slyfs.formats.model import Annotation, Label, OrientedBox, PointGeom, Polygon, Rectangle
 
 
 def items_by_subset(dataset: Any) -> dict[str, list]:
@@ -38,3 +40,16 @@ def assert_shape_is_label(shape: Any, label: Label, width: int, height: int, exa
     elif isinstance(g, Polygon):
         points = [v + 0.5 for p in g.exterior for v in p]
         assert shape.points == (points if exact else pytest.approx(points))
+
+
+def edge_boxes(ann: Annotation) -> Iterator[tuple[Label, tuple[int, int, int, int], dict[str, object]]]:
+    """(label, (x, y, w, h) of its pixel box's edges cut to the image, its tags by name) of every
+    label but points whose box keeps a pixel inside the image: the objects the box views write."""
+    for label in ann.labels:
+        if isinstance(label.geometry, PointGeom):
+            continue
+        l, t, r, b = label.geometry.pixel_box()
+        l, t, r, b = max(l, 0), max(t, 0), min(r + 1, ann.width), min(b + 1, ann.height)
+        if r <= l or b <= t:
+            continue
+        yield label, (l, t, r - l, b - t), {tag.name: tag.value for tag in label.tags}

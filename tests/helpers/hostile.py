@@ -8,6 +8,7 @@ import os
 import sys
 import tarfile
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,3 +117,16 @@ def tree_hash(root: Path) -> dict[str, str]:
             st = p.lstat()
             out[str(p.relative_to(root))] = f"{hashlib.sha256(p.read_bytes()).hexdigest()} {st.st_mode:o}"
     return out
+
+
+ODD_IMAGES = ("back\\slash.png", 'com,ma "q" x.png', "ü" * 80 + ".png", "dup.png")
+ODD_DATASETS = ("my_set.v2", "other")
+
+
+def odd_names_project(root: Path, classes: tuple[str, ...], objects: Callable[[int], list[dict]]) -> Path:
+    """The same four images (a backslash, a comma and quotes, a long non-ASCII name, a common name)
+    in each of two datasets, one with ``_`` and ``.`` in its name; the k-th image has ``objects(k)``."""
+    for dataset in ODD_DATASETS:
+        plain_project(root, {name: ann(*objects(k)) for k, name in enumerate(ODD_IMAGES)},
+                      classes=classes, dataset=dataset)
+    return root

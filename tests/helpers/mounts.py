@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from slyfs.formats.model import Project
+from slyfs.formats.readers.supervisely import read_project
 from tests.conftest import BLOB, PLAIN, fuse_usable, mounted
 from tests.helpers.readers import ImportReport, datumaro_import_all, require
 from tests.helpers.scripts import load_script
@@ -113,3 +115,14 @@ def imports_fixture(importer: str) -> Any:
         return {name: datumaro_import_all(mnt, importer) for name, mnt in mounts.items()}
 
     return imports
+
+
+def views_fixture() -> Any:
+    """A module fixture: each mount of the module's ``mounts`` fixture with the reader's model of
+    its source, name → (mountpoint, Project)."""
+
+    @pytest.fixture(scope="module")
+    def views(sources: dict[str, Path], mounts: dict[str, Path]) -> dict[str, tuple[Path, Project]]:
+        return {name: (mnt, read_project(str(sources[name]))) for name, mnt in mounts.items()}
+
+    return views
