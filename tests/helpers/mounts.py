@@ -126,3 +126,11 @@ def views_fixture() -> Any:
         return {name: (mnt, read_project(str(sources[name]))) for name, mnt in mounts.items()}
 
     return views
+
+
+def plain_twin(source: Path) -> Path:
+    """The plain project with the same images and annotations as ``source``: itself, the plain SDK
+    fixture for the blob one, the plain sample beside a blob sample (both made with one seed)."""
+    if source == BLOB:
+        return PLAIN
+    return source.parent / "plain" if tagged(source) and source.name == "blob" else source
