@@ -25,19 +25,19 @@ from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers.icdar import localization
 from tests.helpers.mounts import assert_clean_import, each_mount_fixture, sources_fixture, tagged
-from tests.helpers.readers import datumaro_import_all, require
+from tests.helpers.readers import ImportReport, datumaro_import_all, require
 from tests.helpers.sly_json import (
-    HOSTILE_NAMES,
     annotations,
+    assert_missing_tag_said,
     close,
     cut_edge_box,
-    hostile_text_project,
+    hostile_text_import,
     inside,
     items_by_split,
     output_stems,
     tag,
 )
-from tests.helpers.views import view_files, write_view
+from tests.helpers.views import view_files
 from tests.test_voc import AREA_TYPES, area_raster, pixel_box
 
 VIEWS = ("icdar-recognition", "icdar-localization", "icdar-segmentation")
@@ -142,12 +142,19 @@ def _expected_regions(ann: dict) -> list[tuple[dict, str]]:
     return out
 
 
-def test_recognition_reads_back(mounted_icdar):
+def _read_back(mounted_icdar, view: str,
+               importer: str) -> tuple[Path, dict[str, list[tuple[str, str, dict]]], ImportReport]:
+    """(source, its items by split, Datumaro's clean import of the mounted ``view``, an item per image)."""
     require("datumaro")
     source, mnt, _ = mounted_icdar
     splits = items_by_split(source)
-    report = datumaro_import_all(mnt / "icdar-recognition", "icdar_word_recognition")
+    report = datumaro_import_all(mnt / view, importer)
     assert_clean_import(report, sum(map(len, splits.values())), no_warnings=True)
+    return source, splits, report
+
+
+def test_recognition_reads_back(mounted_icdar):
+    source, splits, report = _read_back(mounted_icdar, "icdar-recognition", "icdar_word_recognition")
     total = 0
     for split, items in splits.items():
         captions: Counter = Counter()
@@ -162,11 +169,7 @@ def test_recognition_reads_back(mounted_icdar):
 
 
 def test_localization_reads_back(mounted_icdar):
-    require("datumaro")
-    source, mnt, _ = mounted_icdar
-    splits = items_by_split(source)
-    report = datumaro_import_all(mnt / "icdar-localization", "icdar_text_localization")
-    assert_clean_import(report, sum(map(len, splits.values())), no_warnings=True)
+    source, splits, report = _read_back(mounted_icdar, "icdar-localization", "icdar_text_localization")
     total = 0
     for split, items in splits.items():
         wanted: Counter = Counter()
@@ -198,11 +201,7 @@ def _by_view_id(splits: dict[str, list[tuple[str, str, dict]]]) -> dict[tuple[st
 
 
 def test_segmentation_masks_are_the_source_pixels(mounted_icdar):
-    require("datumaro")
-    source, mnt, _ = mounted_icdar
-    splits = items_by_split(source)
-    report = datumaro_import_all(mnt / "icdar-segmentation", "icdar_text_segmentation")
-    assert_clean_import(report, sum(map(len, splits.values())), no_warnings=True)
+    source, splits, report = _read_back(mounted_icdar, "icdar-segmentation", "icdar_text_segmentation")
     by_id = _by_view_id(splits)
     masks = 0
     for item in report.dataset:
@@ -228,12 +227,9 @@ def test_segmentation_masks_are_the_source_pixels(mounted_icdar):
 def test_a_project_without_transcriptions_says_so(mounted_icdar):
     source, mnt, log = mounted_icdar
     for view in VIEWS:
-        note = mnt / view / HIDDEN_NOTE_FILE
-        assert note.exists() != tagged(source), view
+        assert_missing_tag_said(mnt / view / HIDDEN_NOTE_FILE, log, source, f"--opt {view}.text-tag=NAME",
+                                f"no tag 'text' in meta.json: {view} has no")
         assert not (mnt / view / NOTE_FILE).exists()  # a root file breaks the readers' subset search
-        if not tagged(source):
-            assert f"--opt {view}.text-tag=NAME" in note.read_text()
-            assert f"no tag 'text' in meta.json: {view} has no" in log.read_text()
 
 
 # ---------------------------------------------------------------- names readers split on
@@ -245,12 +241,7 @@ def test_a_project_without_transcriptions_says_so(mounted_icdar):
 def test_hostile_names_and_texts_read_back(tmp_path: Path, view: str, importer: str):
     """Spaces, ``_``, ``", "``, quotes, backslashes, long and non-ASCII names, collisions: every image is
     an item with its image, every transcription is read back as its documented escape."""
-    require("datumaro")
-    root = hostile_text_project(tmp_path / "src")
-    project = read_project(str(root))
-    out = write_view(view_files([view], project, ViewOptions()), tmp_path / "view")
-    report = datumaro_import_all(out, importer)
-    assert_clean_import(report, len(HOSTILE_NAMES), no_warnings=True)
+    root, _, _, report = hostile_text_import(tmp_path, view, importer)
     assert {item.subset for item in report.dataset} == {"tr_ain x"}
     anns = [a for item in report.dataset for a in item.annotations]
     texts = Counter(str(t["value"]) for a in annotations(root).values() for o in a["objects"] for t in o["tags"]

@@ -11,21 +11,20 @@ from pathlib import Path
 from slyfs.formats.common.tagged import NOTE_FILE
 from slyfs.formats.model import Annotation, Item, Label, PointGeom, Rectangle, Tag
 from slyfs.formats.readers.supervisely import read_project
-from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import mot
 from tests.helpers.mounts import assert_clean_import, each_mount_fixture, sources_fixture, tagged
 from tests.helpers.readers import datumaro_import_all, require
 from tests.helpers.sly_json import (
     HOSTILE_CLASSES,
     HOSTILE_NAMES,
+    assert_missing_tag_said,
     close,
     cut_edge_box,
-    hostile_text_project,
+    hostile_text_import,
     inside,
     items_by_split,
     tag,
 )
-from tests.helpers.views import view_files, write_view
 from tests.test_voc import pixel_box
 
 
@@ -112,22 +111,14 @@ def test_each_sequence_reads_back(mounted_mot):
 
 def test_a_project_without_track_ids_says_so(mounted_mot):
     source, mnt, log = mounted_mot
-    note = mnt / NOTE_FILE
-    assert note.exists() != tagged(source)
-    if not tagged(source):
-        assert "--opt mot.track-tag=NAME" in note.read_text()
-        assert "no tag 'track_id' in meta.json: mot has no track ids" in log.read_text()
+    assert_missing_tag_said(mnt / NOTE_FILE, log, source, "--opt mot.track-tag=NAME",
+                            "no tag 'track_id' in meta.json: mot has no track ids")
 
 
 def test_hostile_names_read_back(tmp_path: Path):
     """Image names with spaces, ``, ``, long and non-ASCII characters, collisions become frames that
     keep their bytes; class names with spaces and blanks come back from labels.txt."""
-    require("datumaro")
-    root = hostile_text_project(tmp_path / "src")
-    project = read_project(str(root))
-    out = write_view(view_files(["mot"], project, ViewOptions()), tmp_path / "view")
-    report = datumaro_import_all(out / "tr_ain x", "mot_seq")
-    assert_clean_import(report, len(HOSTILE_NAMES), no_warnings=True)
+    _, project, out, report = hostile_text_import(tmp_path, "mot", "mot_seq", "tr_ain x")
     assert HOSTILE_CLASSES == ("traffic sign", " lead", "a_b")
     assert report.label_counts() == {("bbox", name): len(HOSTILE_NAMES) for name in ("traffic sign", "%20lead", "a_b")}
     items = sorted(project.items(), key=lambda i: (i.dataset, i.name))

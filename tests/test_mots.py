@@ -15,19 +15,18 @@ from slyfs.formats.common.tagged import NOTE_FILE
 from slyfs.formats.common.tracks import line_names, mots_pixel, uint16_png
 from slyfs.formats.model import Annotation, Label, Line, Rectangle, Tag
 from slyfs.formats.readers.supervisely import read_project
-from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import mots
 from tests.helpers.mounts import assert_clean_import, each_mount_fixture, sources_fixture, tagged
 from tests.helpers.readers import datumaro_detect, datumaro_import_all, require
 from tests.helpers.sly_json import (
     HOSTILE_CLASSES,
     HOSTILE_NAMES,
-    hostile_text_project,
+    assert_missing_tag_said,
+    hostile_text_import,
     items_by_split,
     output_stems,
     tag,
 )
-from tests.helpers.views import view_files, write_view
 from tests.test_voc import AREA_TYPES, area_raster
 
 
@@ -117,21 +116,14 @@ def test_instance_images_are_the_source_pixels(mounted_mots):
 
 def test_a_project_without_track_ids_says_so(mounted_mots):
     source, mnt, log = mounted_mots
-    note = mnt / NOTE_FILE
-    assert note.exists() != tagged(source)
-    if not tagged(source):
-        assert "--opt mots.track-tag=NAME" in note.read_text()
-        assert "no tag 'track_id' in meta.json: mots has no track ids" in log.read_text()
+    assert_missing_tag_said(mnt / NOTE_FILE, log, source, "--opt mots.track-tag=NAME",
+                            "no tag 'track_id' in meta.json: mots has no track ids")
 
 
 def test_hostile_names_read_back(tmp_path: Path):
     """Image names with spaces, ``, ``, long and non-ASCII characters and collisions keep images and
     instance PNGs paired; class names with spaces and blanks come back from labels.txt."""
-    require("datumaro")
-    root = hostile_text_project(tmp_path / "src")
-    out = write_view(view_files(["mots"], read_project(str(root)), ViewOptions()), tmp_path / "view")
-    report = datumaro_import_all(out / "tr_ain x", "mots")
-    assert_clean_import(report, len(HOSTILE_NAMES), no_warnings=True)
+    root, _, _, report = hostile_text_import(tmp_path, "mots", "mots", "tr_ain x")
     assert HOSTILE_CLASSES == ("traffic sign", " lead", "a_b")
     # the three boxes of an image overlap but each keeps some pixels
     assert report.label_counts() == {("mask", name): len(HOSTILE_NAMES) for name in ("traffic sign", "%20lead", "a_b")}

@@ -1,6 +1,6 @@
 """A Supervisely project read from its JSON files alone, for expectations that must not come from
-the view code: the annotation of each item, the tags of an object, and the hostile project the
-text and tracking views are checked on."""
+the view code: the annotation of each item, the tags of an object, the hostile project the
+text and tracking views are checked on, and the checks those views share."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ from pathlib import Path
 
 from slyfs.formats.common.naming import split_ext
 from slyfs.formats.common.splits import item_names
-from slyfs.formats.model import Item
+from slyfs.formats.model import Item, Project
 from slyfs.formats.readers.supervisely import read_project
+from slyfs.formats.view import ViewOptions
+from tests.helpers.mounts import assert_clean_import, tagged
+from tests.helpers.readers import ImportReport, datumaro_import_all, require
 from tests.helpers.source import source_annotations
+from tests.helpers.views import view_files, write_view
 
 
 def annotations(root: Path) -> dict[tuple[str, str], dict]:
@@ -93,3 +97,26 @@ def hostile_text_project(root: Path) -> Path:
                     {"name": "track_id", "value_type": "any_number", "color": "#000001", "id": 2}]
     (root / "meta.json").write_text(json.dumps(data))
     return root
+
+
+def hostile_text_import(dest: Path, view: str, importer: str,
+                        folder: str = "") -> tuple[Path, Project, Path, ImportReport]:
+    """(source, its model, the view written out, the import) of the hostile text project's ``view``
+    written under ``dest`` and read by Datumaro's ``importer`` (from ``folder`` of the view), checked
+    clean with an item for every image."""
+    require("datumaro")
+    root = hostile_text_project(dest / "src")
+    project = read_project(str(root))
+    out = write_view(view_files([view], project, ViewOptions()), dest / "view")
+    report = datumaro_import_all(out / folder, importer)
+    assert_clean_import(report, len(HOSTILE_NAMES), no_warnings=True)
+    return root, project, out, report
+
+
+def assert_missing_tag_said(note: Path, log: Path, source: Path, option: str, message: str) -> None:
+    """A view of a project without the tag it needs has ``note`` naming the ``option`` that would
+    fill it, and the problem log has ``message``; the tagged samples' views have no note."""
+    assert note.exists() != tagged(source), note
+    if not tagged(source):
+        assert option in note.read_text()
+        assert message in log.read_text()
