@@ -20,13 +20,12 @@ from slyfs.formats.source_bytes import read_bytes
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import camvid
 from slyfs.vfs.tree import VirtualTree
-from tests.helpers.hostile import ann, plain_project, rect
+from tests.helpers.hostile import ann, names_project, plain_project, rect
 from tests.helpers.mask_oracle import (
     assert_keys_distinct_and_images_source,
     assert_left_out_reported,
     assert_reads_back,
     expected,
-    names_project,
     read_label_colors,
 )
 from tests.helpers.mounts import SOURCES, assert_clean_import, mounts_fixture, sources_fixture

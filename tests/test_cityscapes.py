@@ -22,14 +22,13 @@ from slyfs.formats.view import OptionError, ViewOptions
 from slyfs.formats.writers import cityscapes
 from slyfs.vfs.tree import VirtualTree
 from tests.conftest import PLAIN
-from tests.helpers.hostile import ann, rect
+from tests.helpers.hostile import ann, names_project, rect
 from tests.helpers.mask_oracle import (
     AREA_TYPES,
     assert_keys_distinct_and_images_source,
     assert_left_out_reported,
     assert_reads_back,
     expected,
-    names_project,
     read_label_colors,
 )
 from tests.helpers.mounts import SOURCES, assert_clean_import, mounted_sources, mounts_fixture, sources_fixture

@@ -12,11 +12,10 @@ from slyfs.formats.common.tagged import NOTE_FILE
 from slyfs.formats.model import Annotation, Item, Label, PointGeom, Rectangle, Tag
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.writers import mot
+from tests.helpers.hostile import HOSTILE_CLASSES, HOSTILE_NAMES
 from tests.helpers.mounts import assert_clean_import, each_mount_fixture, sources_fixture, tagged
 from tests.helpers.readers import datumaro_import_all, require
 from tests.helpers.sly_json import (
-    HOSTILE_CLASSES,
-    HOSTILE_NAMES,
     assert_missing_tag_said,
     close,
     cut_edge_box,

@@ -16,11 +16,10 @@ from slyfs.formats.common.tracks import line_names, mots_pixel, uint16_png
 from slyfs.formats.model import Annotation, Label, Line, Rectangle, Tag
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.writers import mots
+from tests.helpers.hostile import HOSTILE_CLASSES, HOSTILE_NAMES
 from tests.helpers.mounts import assert_clean_import, each_mount_fixture, sources_fixture, tagged
 from tests.helpers.readers import datumaro_detect, datumaro_import_all, require
 from tests.helpers.sly_json import (
-    HOSTILE_CLASSES,
-    HOSTILE_NAMES,
     assert_missing_tag_said,
     hostile_text_import,
     items_by_split,

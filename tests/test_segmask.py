@@ -22,13 +22,12 @@ from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import segmask
 from slyfs.vfs.tree import VirtualTree
 from tests.conftest import PLAIN
-from tests.helpers.hostile import ann, plain_project, png, rect
+from tests.helpers.hostile import ann, names_project, plain_project, png, rect
 from tests.helpers.mask_oracle import (
     assert_keys_distinct_and_images_source,
     assert_left_out_reported,
     assert_reads_back,
     expected,
-    names_project,
 )
 from tests.helpers.mounts import SOURCES, assert_clean_import, mounts_fixture, sources_fixture
 from tests.helpers.readers import datumaro_detect, datumaro_import_all, require

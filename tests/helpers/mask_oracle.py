@@ -4,7 +4,6 @@ cannot hold, and the checks every mask view's tests share."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +18,6 @@ from slyfs.formats.readers.supervisely import ProblemLog, read_project
 from slyfs.formats.view import ViewOptions
 from slyfs.vfs.tree import VirtualTree
 from tests.conftest import BLOB, PLAIN
-from tests.helpers.hostile import plain_project
 from tests.helpers.mounts import assert_clean_import
 from tests.helpers.readers import ImportReport, datumaro_import_all, require
 from tests.helpers.views import view_files
@@ -134,13 +132,3 @@ def read_label_colors(text: str) -> list[tuple[str, tuple[int, int, int]]]:
         r, g, b, name = line.split(" ")
         out.append((name, (int(r), int(g), int(b))))
     return out
-
-
-def names_project(root: Path, classes: tuple[str, ...], items: dict[str, dict], black: int) -> Path:
-    """A plain project of ``items`` in a dataset named ``my_train`` (a ``_`` readers split on) whose
-    class ``black`` has the background's colour, for the mask views' name-mapping tests."""
-    plain_project(root, items, classes=classes, dataset="my_train")
-    meta = json.loads((root / "meta.json").read_text())
-    meta["classes"][black]["color"] = "#000000"
-    (root / "meta.json").write_text(json.dumps(meta))
-    return root

@@ -4,7 +4,6 @@ text and tracking views are checked on, and the checks those views share."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from slyfs.formats.common.splits import item_names
 from slyfs.formats.model import Item, Project
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.view import ViewOptions
+from tests.helpers.hostile import HOSTILE_NAMES, hostile_text_project
 from tests.helpers.mounts import assert_clean_import, tagged
 from tests.helpers.readers import ImportReport, datumaro_import_all, require
 from tests.helpers.source import source_annotations
@@ -66,37 +66,6 @@ def cut_edge_box(box: tuple[int, int, int, int], ann: dict) -> tuple[float, floa
 
 def close(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return len(a) == len(b) and all(math.isclose(x, y, abs_tol=1e-5) for x, y in zip(a, b))
-
-
-HOSTILE_NAMES = ("a b.png", "a, b.png", " lead.png", "x_y.png", "ü" * 122 + "a.png", "ü" * 122 + "b.png",
-                 "dup.png", "dup.jpg", "gt_x.png", "x_GT.png", "labels.png", "Ω.png")
-HOSTILE_TEXTS = ('say "hi", there\\', " ", "one, two", "", "tab\there", "#1")
-HOSTILE_CLASSES = ("traffic sign", " lead", "a_b")
-
-
-def hostile_text_project(root: Path) -> Path:
-    """A plain project whose image, dataset and class names and transcriptions are what the
-    text and tracking readers split or strip at; every object has a ``text`` and a ``track_id`` tag,
-    three images in four a ``text`` tag."""
-    from tests.helpers.hostile import ann, meta, plain_project, rect
-
-    items = {}
-    for k, name in enumerate(HOSTILE_NAMES):
-        objects = []
-        for j, cls in enumerate(HOSTILE_CLASSES):
-            obj = rect(j, j, j + 4 + k % 3, j + 5, cls)
-            obj["tags"] = [{"name": "text", "value": HOSTILE_TEXTS[(k + j) % len(HOSTILE_TEXTS)]},
-                           {"name": "track_id", "value": 1 + j}]
-            objects.append(obj)
-        items[name] = ann(*objects, width=12, height=12)
-        if k % 4:
-            items[name]["tags"] = [{"name": "text", "value": HOSTILE_TEXTS[k % len(HOSTILE_TEXTS)]}]
-    plain_project(root, items, classes=HOSTILE_CLASSES, dataset="tr_ain x")
-    data = meta(HOSTILE_CLASSES)
-    data["tags"] = [{"name": "text", "value_type": "any_string", "color": "#000000", "id": 1},
-                    {"name": "track_id", "value_type": "any_number", "color": "#000001", "id": 2}]
-    (root / "meta.json").write_text(json.dumps(data))
-    return root
 
 
 def hostile_text_import(dest: Path, view: str, importer: str,
