@@ -51,12 +51,10 @@ def expected_counts(root: Path, tag: str) -> Counter:
 def source_digests(root: Path, tag: str, per_class: bool) -> Counter:
     """How many times each image's bytes appear: once per class of the image (at least once), or once.
     A blob project's images are read from its plain twin (the same images, written by the same seed)."""
-    plain = plain_twin(root)
     out: Counter = Counter()
-    for path in sorted(plain.rglob("ann/*.json")):
-        img = path.parent.parent / "img" / path.name[:-5]
-        n = max(1, len(classes_in(json.loads(path.read_text()), tag))) if per_class else 1
-        out[hashlib.sha1(img.read_bytes()).hexdigest()] += n
+    for source in source_annotations(plain_twin(root)):
+        n = max(1, len(classes_in(source.data, tag))) if per_class else 1
+        out[hashlib.sha1(source.image.read_bytes()).hexdigest()] += n
     return out
 
 

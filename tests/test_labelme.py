@@ -212,10 +212,10 @@ def test_objects_and_masks_match_the_json(mounted_view):
         image = mnt / "Images" / root.findtext("folder") / root.findtext("filename")
         by_image.setdefault(image.read_bytes(), []).append((root, xml_path))
     seen = masks = 0
-    for ann_path in sorted(source.rglob("ann/*.json")):
-        ann = json.loads(ann_path.read_text())
+    for source_ann in source_annotations(source):
+        ann = source_ann.data
         kept = kept_objects(ann)
-        candidates = by_image[(ann_path.parent.parent / "img" / ann_path.name[:-5]).read_bytes()]
+        candidates = by_image[source_ann.image.read_bytes()]
         names = [obj["classTitle"] for obj, _ in kept]
         match = next(c for c in candidates if [o.findtext("name") for o in c[0].findall("object")] == names)
         candidates.remove(match)  # each XML stands for one source image

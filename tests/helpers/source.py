@@ -22,10 +22,16 @@ class SourceAnnotation:
     dataset: str  # "train/sub" for a nested dataset (the "datasets/" folders left out)
     name: str  # the item name, extension included
     data: dict  # the parsed annotation JSON
+    path: Path  # the annotation file
 
     @property
     def top(self) -> str:
         return self.dataset.split("/", 1)[0]
+
+    @property
+    def image(self) -> Path:
+        """The image file beside the annotation (a plain project's; a blob project has none)."""
+        return self.path.parent.parent / "img" / self.name
 
 
 def source_annotations(root: Path) -> Iterator[SourceAnnotation]:
@@ -33,7 +39,7 @@ def source_annotations(root: Path) -> Iterator[SourceAnnotation]:
     for path in sorted(root.rglob("ann/*.json")):
         parts = path.parent.parent.relative_to(root).parts
         dataset = "/".join(p for i, p in enumerate(parts) if not (i % 2 and p == "datasets"))
-        yield SourceAnnotation(dataset, path.name[: -len(".json")], json.loads(path.read_text(encoding="utf-8")))
+        yield SourceAnnotation(dataset, path.name[: -len(".json")], json.loads(path.read_text(encoding="utf-8")), path)
 
 
 def meta_of(root: Path) -> dict:
