@@ -6,7 +6,6 @@ split mapped."""
 from __future__ import annotations
 
 import io
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -16,36 +15,25 @@ from PIL import Image
 
 from slyfs.formats.common.naming import spaceless_component, split_ext
 from slyfs.formats.common.splits import item_names, splits
-from slyfs.formats.contract import Generated, SourceBytes
 from slyfs.formats.readers.supervisely import ProblemLog, read_project
 from slyfs.formats.source_bytes import read_bytes
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import camvid
 from slyfs.vfs.tree import VirtualTree
-from tests.conftest import BLOB, PLAIN
-from tests.helpers.hostile import ann, plain_project, rect
-from tests.helpers.mask_oracle import SOURCES, expected, imports_by_backend, make_samples, mounted_all, source_root
+from tests.helpers.hostile import ann, names_project, plain_project, rect
+from tests.helpers.mask_oracle import (
+    assert_keys_distinct_and_images_source,
+    assert_left_out_reported,
+    assert_reads_back,
+    expected,
+    read_label_colors,
+)
+from tests.helpers.mounts import SOURCES, assert_clean_import, mounts_fixture, sources_fixture
 from tests.helpers.readers import datumaro_import_all, require
-from tests.helpers.views import view_files
+from tests.helpers.views import view_files, write_view
 
-
-@pytest.fixture(scope="module")
-def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return make_samples(tmp_path_factory.mktemp("camvid-samples"))
-
-
-@pytest.fixture(scope="module")
-def mounts(samples: dict[str, Path]):
-    with mounted_all("camvid", samples) as mnts:
-        yield mnts
-
-
-def read_label_colors(text: str) -> list[tuple[str, tuple[int, int, int]]]:
-    out = []
-    for line in text.splitlines():
-        r, g, b, name = line.split(" ")
-        out.append((name, (int(r), int(g), int(b))))
-    return out
+sources = sources_fixture(seed=7)
+mounts = mounts_fixture("camvid")
 
 
 def check_view(root: Path, tree: Path, titles: list[str] | None = None) -> dict[tuple[str, str], int]:
@@ -88,20 +76,12 @@ def _indices(rgb: np.ndarray, colour_index: dict[tuple[int, int, int], int]) -> 
     return out
 
 
-def datumaro_reads(tree: Path, root: Path, counts: dict[tuple[str, str], int]) -> None:
-    """Datumaro reads the masks alike with its OpenCV backend (colours) and its PIL one (indices)."""
-    for report in imports_by_backend(tree, "camvid"):
-        assert report.errors == [] and report.missing_media() == []
-        assert len(report.dataset) == sum(1 for _ in read_project(str(root)).items())
-        assert report.label_counts() == counts
-
-
 @pytest.mark.parametrize("source", SOURCES)
-def test_mounted_view_reads_back_exactly(source: str, samples: dict[str, Path], mounts: dict[str, Path]) -> None:
-    root, tree = source_root(source, samples), mounts[source]
+def test_mounted_view_reads_back_exactly(source: str, sources: dict[str, Path], mounts: dict[str, Path]) -> None:
+    root, tree = sources[source], mounts[source]
     counts = check_view(root, tree)
     assert len(counts) > 2
-    datumaro_reads(tree, root, counts)
+    assert_reads_back(tree, root, "camvid", counts)
 
 
 def test_datumaro_detects_it(mounts: dict[str, Path]) -> None:
@@ -112,50 +92,24 @@ def test_datumaro_detects_it(mounts: dict[str, Path]) -> None:
 
 
 def test_labels_without_pixels_are_reported() -> None:
-    log = ProblemLog()
-    project = read_project(str(PLAIN), report=log)
-    titles = [c.title for c in project.meta.classes]
-    tree = VirtualTree(view_files(camvid, project, ViewOptions()))
-    for path in tree.walk_files():
-        tree.read_file(path)
-    got: Counter[tuple[str | None, str]] = Counter()
-    for problem in log.all():
-        if "cannot be expressed in camvid" in problem.message:
-            n, kind = problem.message.split(" label(s)")[0].split(" ", 1)
-            got[(problem.item, kind)] += int(n)
-    want: Counter[tuple[str | None, str]] = Counter()
-    for item in project.items():
-        for kind, n in expected(project, item, titles).left_out.items():
-            want[(item.name, kind)] += n
-    assert got == want and sum(want.values()) >= 3
+    assert_left_out_reported(camvid, "camvid")
 
 
 def test_keys_name_their_inputs_and_images_are_source_bytes() -> None:
-    project = read_project(str(BLOB))
-    files = view_files(camvid, project, ViewOptions())
-    keys = [n.key for n in files.values() if isinstance(n, Generated)]
-    assert len(keys) == len(set(keys))
-    assert all(isinstance(n, SourceBytes) for p, n in files.items() if p.startswith(("train/", "val/")))
-    other = view_files(camvid, project, ViewOptions(classes=("road",)))
-    assert files["trainannot/img_001.png"].key != other["trainannot/img_001.png"].key
+    assert_keys_distinct_and_images_source(camvid, ("train/", "val/"), "trainannot/img_001.png",
+                                           ViewOptions(classes=("road",)))
 
 
 def test_names_its_parser_would_split_are_mapped(tmp_path: Path) -> None:
     """Class names with spaces (beside one already spelt with ``_``) and a leading ``#``, one
     colour for every class and one black, image names with a space and a ``"``, a split with ``_``."""
     classes = ("a b", "a_b", "#x", "traffic sign")
-    root = plain_project(tmp_path / "p", {
+    root = names_project(tmp_path / "p", classes, {
         'a "b".png': ann(rect(1, 1, 4, 4, "a b"), rect(3, 3, 8, 8, "#x")),
         "c d.png": ann(rect(0, 0, 9, 2, "traffic sign"), rect(5, 5, 6, 6, "a_b")),
-        "e.png": ann()}, classes=classes, dataset="my_train")
-    meta = json.loads((root / "meta.json").read_text())
-    meta["classes"][1]["color"] = "#000000"
-    (root / "meta.json").write_text(json.dumps(meta))
+        "e.png": ann()}, black=1)
     files = VirtualTree(view_files(camvid, read_project(str(root)), ViewOptions()))
-    out = tmp_path / "out"
-    for path in files.walk_files():
-        (out / path).parent.mkdir(parents=True, exist_ok=True)
-        (out / path).write_bytes(files.read_file(path))
+    out = write_view(files, tmp_path / "out")
     assert sorted(p.name for p in (out / "my-train").iterdir()) == ["a%20%22b%22.png", "c%20d.png", "e.png"]
     names = [n for n, _ in read_label_colors((out / "label_colors.txt").read_text())]
     assert names[0] == "background" and names[1].startswith("a_b~") and names[2:] == ["a_b", "%23x", "traffic_sign"]
@@ -163,7 +117,7 @@ def test_names_its_parser_would_split_are_mapped(tmp_path: Path) -> None:
     assert counts == {("mask", "background"): 3, **{("mask", n): 1 for n in names[1:]}}
     require("datumaro")
     report = datumaro_import_all(out, "camvid")
-    assert report.errors == [] and report.missing_media() == [] and len(report.dataset) == 3
+    assert_clean_import(report, 3)
     assert {i.subset for i in report.dataset} == {"my-train"}
     assert report.label_counts() == counts
 
@@ -185,10 +139,7 @@ def test_a_view_without_images_is_an_empty_dataset(tmp_path: Path) -> None:
     root = plain_project(tmp_path / "p", {"a.png": ann()})
     tree = VirtualTree(view_files(camvid, read_project(str(root)), ViewOptions(include_empty=False)))
     assert sorted(tree.walk_files()) == ["label_colors.txt", "train.txt"]
-    out = tmp_path / "out"
-    for path in tree.walk_files():
-        (out / path).parent.mkdir(parents=True, exist_ok=True)
-        (out / path).write_bytes(tree.read_file(path))
+    out = write_view(tree, tmp_path / "out")
     require("datumaro")
     report = datumaro_import_all(out, "camvid")
-    assert report.errors == [] and len(report.dataset) == 0
+    assert_clean_import(report, 0)

@@ -5,9 +5,8 @@ renamed ``_leftImg8bit`` with their bytes, and the names the reader would take a
 
 from __future__ import annotations
 
-import contextlib
-import json
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,49 +15,40 @@ from PIL import Image
 
 from slyfs.formats.common.naming import escape_component, fit_name, split_ext
 from slyfs.formats.common.splits import item_names, splits
-from slyfs.formats.contract import Generated, SourceBytes
 from slyfs.formats.model import Item, Project
-from slyfs.formats.readers.supervisely import ProblemLog, read_project
+from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.source_bytes import read_bytes
 from slyfs.formats.view import OptionError, ViewOptions
 from slyfs.formats.writers import cityscapes
 from slyfs.vfs.tree import VirtualTree
-from tests.conftest import BLOB, PLAIN, mounted
-from tests.helpers.hostile import ann, plain_project, rect
+from tests.conftest import PLAIN
+from tests.helpers.hostile import ann, names_project, rect
 from tests.helpers.mask_oracle import (
     AREA_TYPES,
-    SOURCES,
+    assert_keys_distinct_and_images_source,
+    assert_left_out_reported,
+    assert_reads_back,
     expected,
-    imports_by_backend,
-    make_samples,
-    mounted_all,
-    source_root,
+    read_label_colors,
 )
+from tests.helpers.mounts import SOURCES, assert_clean_import, mounted_sources, mounts_fixture, sources_fixture
 from tests.helpers.readers import datumaro_detect, datumaro_import_all, require
-from tests.helpers.views import view_files
+from tests.helpers.views import view_files, write_view
 from tests.test_coco_masks import painted
 
 LONGEST_SUFFIX = len("_gtFine_instanceIds.png")
 
 
-@pytest.fixture(scope="module")
-def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return make_samples(tmp_path_factory.mktemp("cityscapes-samples"))
+sources = sources_fixture(seed=7)
+mounts = mounts_fixture("cityscapes")
 
 
 @pytest.fixture(scope="module")
-def mounts(samples: dict[str, Path]):
-    with mounted_all("cityscapes", samples) as mnts:
-        yield mnts
-
-
-@pytest.fixture(scope="module")
-def class_mounts(samples: dict[str, Path]):
+def class_mounts(sources: dict[str, Path]) -> Iterator[dict[str, Path]]:
     """Two sources mounted with ``cityscapes.instance-ids=classes``."""
-    with contextlib.ExitStack() as stack:
-        yield {s: stack.enter_context(mounted(source_root(s, samples), "--format", "cityscapes",
-                                              "--opt", "cityscapes.instance-ids=classes"))
-               for s in ("fixture-plain", "sample-blob")}
+    with mounted_sources({s: sources[s] for s in ("fixture-plain", "sample-blob")}, "cityscapes",
+                         "--opt", "cityscapes.instance-ids=classes") as mnts:
+        yield mnts
 
 
 def is_set(value: object) -> bool:
@@ -84,14 +74,6 @@ def expected_ids(project: Project, item: Item, titles: list[str], crowd_tag: str
             k = mine.setdefault((label.instance, 0) if label.instance is not None else (i, 1), len(mine) + 1)
             value = c * 1000 + k
         out[painted(label.geometry, a.width, a.height)] = value
-    return out
-
-
-def read_label_colors(text: str) -> list[tuple[str, tuple[int, int, int]]]:
-    out = []
-    for line in text.splitlines():
-        r, g, b, name = line.split(" ")
-        out.append((name, (int(r), int(g), int(b))))
     return out
 
 
@@ -151,16 +133,9 @@ def loader_pairs(tree: Path, split: str) -> list[tuple[Path, Path, Path]]:
     return out
 
 
-def datumaro_reads(tree: Path, root: Path, counts: dict[tuple[str, str], int]) -> None:
-    for report in imports_by_backend(tree, "cityscapes"):
-        assert report.errors == [] and report.missing_media() == []
-        assert len(report.dataset) == sum(1 for _ in read_project(str(root)).items())
-        assert report.label_counts() == counts
-
-
 @pytest.mark.parametrize("source", SOURCES)
-def test_mounted_view_reads_back_exactly(source: str, samples: dict[str, Path], mounts: dict[str, Path]) -> None:
-    root, tree = source_root(source, samples), mounts[source]
+def test_mounted_view_reads_back_exactly(source: str, sources: dict[str, Path], mounts: dict[str, Path]) -> None:
+    root, tree = sources[source], mounts[source]
     counts = check_view(root, tree)
     project = read_project(str(root))
     for split, items in splits(project, ViewOptions()).items():
@@ -168,19 +143,19 @@ def test_mounted_view_reads_back_exactly(source: str, samples: dict[str, Path], 
         assert len(pairs) == len(items) and all(a.is_file() and b.is_file() for _, a, b in pairs)
     if source.startswith("sample"):
         assert counts  # the generator tags some objects is_crowd: Datumaro reads those back
-    datumaro_reads(tree, root, counts)
+    assert_reads_back(tree, root, "cityscapes", counts)
 
 
 @pytest.mark.parametrize("source", ["fixture-plain", "sample-blob"])
-def test_class_ids_mode_is_what_datumaro_reads_back_whole(source: str, samples: dict[str, Path],
+def test_class_ids_mode_is_what_datumaro_reads_back_whole(source: str, sources: dict[str, Path],
                                                          class_mounts: dict[str, Path]) -> None:
-    root, tree = source_root(source, samples), class_mounts[source]
+    root, tree = sources[source], class_mounts[source]
     counts = check_view(root, tree, classes_only=True)
     project = read_project(str(root))
     titles = [c.title for c in project.meta.classes]
     present = Counter(t for item in project.items() for t in set(expected(project, item, titles).visible().values()))
     assert counts == {("mask", t.replace(" ", "_")): n for t, n in present.items()}
-    datumaro_reads(tree, root, counts)
+    assert_reads_back(tree, root, "cityscapes", counts)
 
 
 def test_datumaro_detects_it(mounts: dict[str, Path]) -> None:
@@ -193,32 +168,14 @@ def test_crowd_tag_option(tmp_path: Path) -> None:
     with pytest.raises(OptionError):
         view_files(cityscapes, project, ViewOptions(params={"cityscapes.instance-ids": "both"}))
     tree = VirtualTree(view_files(cityscapes, project, ViewOptions(params={"cityscapes.crowd-tag": "confidence"})))
-    out = tmp_path / "out"
-    for path in tree.walk_files():
-        (out / path).parent.mkdir(parents=True, exist_ok=True)
-        (out / path).write_bytes(tree.read_file(path))
+    out = write_view(tree, tmp_path / "out")
     counts = check_view(PLAIN, out, crowd_tag="confidence")
     assert counts  # the fixture tags some objects with a confidence
-    datumaro_reads(out, PLAIN, counts)
+    assert_reads_back(out, PLAIN, "cityscapes", counts)
 
 
 def test_labels_without_pixels_are_reported() -> None:
-    log = ProblemLog()
-    project = read_project(str(PLAIN), report=log)
-    titles = [c.title for c in project.meta.classes]
-    tree = VirtualTree(view_files(cityscapes, project, ViewOptions()))
-    for path in tree.walk_files():
-        tree.read_file(path)
-    got: Counter[tuple[str | None, str]] = Counter()
-    for problem in log.all():
-        if "cannot be expressed in cityscapes" in problem.message:
-            n, kind = problem.message.split(" label(s)")[0].split(" ", 1)
-            got[(problem.item, kind)] += int(n)
-    want: Counter[tuple[str | None, str]] = Counter()
-    for item in project.items():
-        for kind, n in expected(project, item, titles).left_out.items():
-            want[(item.name, kind)] += n
-    assert got == want and sum(want.values()) >= 3
+    assert_left_out_reported(cityscapes, "cityscapes")
 
 
 def test_instance_ids_past_16_bits_fall_back_to_the_class() -> None:
@@ -232,14 +189,9 @@ def test_instance_ids_past_16_bits_fall_back_to_the_class() -> None:
 
 
 def test_keys_name_their_inputs_and_images_are_source_bytes() -> None:
-    project = read_project(str(BLOB))
-    files = view_files(cityscapes, project, ViewOptions())
-    keys = [n.key for n in files.values() if isinstance(n, Generated)]
-    assert len(keys) == len(set(keys))
-    assert all(isinstance(n, SourceBytes) for p, n in files.items() if p.startswith("leftImg8bit/"))
-    other = view_files(cityscapes, project, ViewOptions(params={"cityscapes.instance-ids": "classes"}))
-    path = "gtFine/train/train/img_001_gtFine_instanceIds.png"
-    assert files[path].key != other[path].key
+    assert_keys_distinct_and_images_source(cityscapes, ("leftImg8bit/",),
+                                           "gtFine/train/train/img_001_gtFine_instanceIds.png",
+                                           ViewOptions(params={"cityscapes.instance-ids": "classes"}))
 
 
 def test_names_the_reader_would_take_apart_are_mapped(tmp_path: Path) -> None:
@@ -248,20 +200,14 @@ def test_names_the_reader_would_take_apart_are_mapped(tmp_path: Path) -> None:
     non-ASCII names, and a split with ``_``: Datumaro pairs every image with its masks."""
     classes = ("a b", "a_b", "#x", "traffic sign")
     long_name = "ü" * 120 + ".png"  # 240 bytes: past the room left for the suffixes
-    root = plain_project(tmp_path / "p", {
+    root = names_project(tmp_path / "p", classes, {
         "x_leftImg8bit.png": ann(rect(1, 1, 4, 4, "a b"), rect(3, 3, 8, 8, "#x")),
         "y_gtFine_z.png": ann(rect(0, 0, 9, 2, "traffic sign"), rect(5, 5, 6, 6, "a_b")),
-        long_name: ann(rect(2, 2, 3, 3, "a b")), "e.png": ann()}, classes=classes, dataset="my_train")
-    meta = json.loads((root / "meta.json").read_text())
-    meta["classes"][1]["color"] = "#000000"
-    (root / "meta.json").write_text(json.dumps(meta))
+        long_name: ann(rect(2, 2, 3, 3, "a b")), "e.png": ann()}, black=1)
     tree = VirtualTree(view_files(cityscapes, read_project(str(root)),
                                   ViewOptions(params={"cityscapes.instance-ids": "classes"})))
-    out = tmp_path / "out"
-    for path in tree.walk_files():
-        assert all(len(part.encode()) <= 255 for part in path.split("/"))
-        (out / path).parent.mkdir(parents=True, exist_ok=True)
-        (out / path).write_bytes(tree.read_file(path))
+    assert all(len(part.encode()) <= 255 for path in tree.walk_files() for part in path.split("/"))
+    out = write_view(tree, tmp_path / "out")
     assert sorted(p.name for p in (out / "leftImg8bit/my-train/my-train").iterdir())[:3] == \
         ["e_leftImg8bit.png", "x-leftImg8bit_leftImg8bit.png", "y-gtFine_z_leftImg8bit.png"]
     names = [n for n, _ in read_label_colors((out / "label_colors.txt").read_text())]
@@ -270,6 +216,6 @@ def test_names_the_reader_would_take_apart_are_mapped(tmp_path: Path) -> None:
     assert counts == {("mask", names[1]): 2, **{("mask", n): 1 for n in names[2:]}}
     require("datumaro")
     report = datumaro_import_all(out, "cityscapes")
-    assert report.errors == [] and report.missing_media() == [] and len(report.dataset) == 4
+    assert_clean_import(report, 4)
     assert {i.subset for i in report.dataset} == {"my-train"}
     assert report.label_counts() == counts

@@ -5,9 +5,7 @@ shapes computed here from the source JSON."""
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import math
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +15,6 @@ import numpy as np
 import pytest
 from lxml import etree
 
-from slyfs.formats.common.raster import geometry_mask
 from slyfs.formats.common.splits import splits
 from slyfs.formats.model import (
     Annotation,
@@ -27,24 +24,24 @@ from slyfs.formats.model import (
     GraphTemplate,
     Label,
     ObjClass,
-    OrientedBox,
-    Polygon,
     Project,
     ProjectMeta,
-    Rectangle,
 )
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import cvat
 from slyfs.vfs.tree import VirtualTree
-from tests.conftest import BLOB, PLAIN, fuse_usable, mounted
+from tests.helpers.dm_shapes import assert_shape_is_label, items_by_subset
+from tests.helpers.mounts import SOURCES, assert_clean_import, imports_fixture, mounted_sources, sources_fixture
 from tests.helpers.readers import datumaro_detect, datumaro_import_all, require
-from tests.helpers.scripts import load_script
-from tests.helpers.source import meta_of, renamed_copy, source_annotations, write_tree
+from tests.helpers.source import (
+    assert_odd_names_read_back,
+    meta_of,
+    odd_names_view,
+    polygon_is_mask,
+    source_annotations,
+)
 from tests.helpers.views import view_files
-
-SAMPLE_IMAGES = 40
-
 
 # ---------------------------------------------------------------- pure conversions
 
@@ -112,8 +109,7 @@ def xml_kind(obj: dict) -> str:
     """The CVAT element of one source object, by the mapping (from the JSON alone)."""
     kind = obj["geometryType"]
     if kind == "polygon":
-        exterior = {tuple(p) for p in obj["points"]["exterior"]}
-        return "mask" if obj["points"].get("interior") or len(exterior) < 3 else "polygon"
+        return "mask" if polygon_is_mask(obj) else "polygon"
     return {"rectangle": "box", "oriented_bbox": "box", "bitmap": "mask", "alpha_mask": "mask", "line": "polyline",
             "point": "points", "graph": "skeleton", "cuboid_2d": "cuboid"}[kind]
 
@@ -200,64 +196,41 @@ def cvat_read(root: Path) -> Counter:
     return counts
 
 
-@pytest.fixture(scope="module")
-def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    make_project = load_script("make_sample_project").make_project
-    root = tmp_path_factory.mktemp("cvat-samples")
-    return {form: make_project(root / form, SAMPLE_IMAGES, form, seed=13, format_tags=True)
-            for form in ("plain", "blob")}
-
-
-SOURCES = ("fixture-plain", "fixture-blob", "sample-plain", "sample-blob")
+sources = sources_fixture(seed=13)
+imports = imports_fixture("cvat")
 
 
 @pytest.fixture(scope="module")
-def mounts(samples: dict[str, Path]) -> Iterator[dict[str, tuple[Path, Path]]]:
-    """Every source mounted once as ``--format cvat``: name → (source, mountpoint)."""
-    if not fuse_usable():
-        pytest.skip("FUSE is not usable here")
-    roots = {"fixture-plain": PLAIN, "fixture-blob": BLOB, "sample-plain": samples["plain"],
-             "sample-blob": samples["blob"]}
-    with contextlib.ExitStack() as stack:
-        mounts = {name: (root, stack.enter_context(mounted(root, "--format", "cvat"))) for name, root in roots.items()}
-        stack.callback(gc.collect)  # first on the way out: Datumaro's unfinished XML parsers hold files open
-        yield mounts
-
-
-@pytest.fixture(scope="module")
-def imports(mounts: dict[str, tuple[Path, Path]]) -> dict:
-    require("datumaro")
-    return {name: datumaro_import_all(mnt, "cvat") for name, (_, mnt) in mounts.items()}
+def mounts(sources: dict[str, Path]) -> Iterator[dict[str, Path]]:
+    with mounted_sources(sources, "cvat") as mnts:
+        try:
+            yield mnts
+        finally:
+            gc.collect()  # before the unmounts: Datumaro's unfinished XML parsers hold files open
 
 
 @pytest.mark.parametrize("source", SOURCES)
-def test_datumaro_imports_the_mount_with_every_item_and_annotation(source: str, mounts, imports) -> None:
-    root, mnt = mounts[source]
+def test_datumaro_imports_the_mount_with_every_item_and_annotation(source: str, sources, mounts, imports) -> None:
+    root, mnt = sources[source], mounts[source]
     assert "cvat" in datumaro_detect(mnt)  # what CVAT runs before it imports
     report = imports[source]
-    assert report.errors == []
-    assert report.missing_media() == []
     n, _, dm = expected(root)
-    assert len(report.dataset) == n
+    assert_clean_import(report, n)
     assert report.label_counts() == dict(dm)
 
 
 @pytest.mark.parametrize("source", SOURCES)
-def test_cvat_reads_every_shape_of_the_mount(source: str, mounts) -> None:
-    root, mnt = mounts[source]
-    _, xml, _ = expected(root)
-    assert cvat_read(mnt) == xml
+def test_cvat_reads_every_shape_of_the_mount(source: str, sources, mounts) -> None:
+    _, xml, _ = expected(sources[source])
+    assert cvat_read(mounts[source]) == xml
 
 
 @pytest.mark.parametrize("source", SOURCES)
-def test_mounted_annotations_are_the_source_geometries(source: str, mounts, imports) -> None:
+def test_mounted_annotations_are_the_source_geometries(source: str, sources, imports) -> None:
     """Object by object, in order (Datumaro's reading): boxes, rotated boxes, masks pixel for pixel."""
-    root, _ = mounts[source]
-    project = read_project(str(root))
+    project = read_project(str(sources[source]))
     dataset = imports[source].dataset
-    by_subset: dict[str, list] = {}
-    for item in dataset:
-        by_subset.setdefault(item.subset, []).append(item)
+    by_subset = items_by_subset(dataset)
     cats = dataset.categories()[require("datumaro").AnnotationType.label]
     titles = {c.title for c in project.meta.classes if c.shape != "graph"}
     checked: Counter = Counter()
@@ -270,25 +243,14 @@ def test_mounted_annotations_are_the_source_geometries(source: str, mounts, impo
             shapes = [a for a in got.annotations if a.type.name != "label" and cats[a.label].name in titles]
             assert len(shapes) == len(plain)
             for label, shape in zip(plain, shapes):
-                g = label.geometry
-                if shape.type.name == "mask":
-                    assert np.array_equal(shape.image.astype(bool), geometry_mask(g, ann.width, ann.height))
-                elif isinstance(g, Rectangle):
-                    assert shape.get_bbox() == [g.left, g.top, g.right - g.left + 1, g.bottom - g.top + 1]
-                elif isinstance(g, OrientedBox):
-                    assert (shape.cx, shape.cy, shape.w, shape.h) == pytest.approx(
-                        ((g.left + g.right + 1) / 2, (g.top + g.bottom + 1) / 2, g.right - g.left + 1,
-                         g.bottom - g.top + 1), abs=0.01)
-                    assert shape.r == pytest.approx(math.degrees(g.angle) % 360, abs=0.01)
-                elif isinstance(g, Polygon):
-                    assert shape.points == pytest.approx([v + 0.5 for p in g.exterior for v in p])
+                assert_shape_is_label(shape, label, ann.width, ann.height, exact=False)
                 checked[shape.type.name] += 1
     assert checked["mask"] and checked["bbox"]
 
 
-def test_cuboid_tags_are_written_only_when_asked_and_reported_otherwise(samples: dict[str, Path]) -> None:
+def test_cuboid_tags_are_written_only_when_asked_and_reported_otherwise(sources: dict[str, Path]) -> None:
     problems: list = []
-    project = read_project(str(samples["plain"]), report=problems.append)
+    project = read_project(str(sources["sample-plain"]), report=problems.append)
     tagged = [(item, {t.name for t in lb.tags if t.name != "occluded"}) for item in project.items()
               for lb in project.annotation(item).labels if isinstance(lb.geometry, Cuboid2d)]
     tagged = [(item, names) for item, names in tagged if names]
@@ -303,8 +265,8 @@ def test_cuboid_tags_are_written_only_when_asked_and_reported_otherwise(samples:
     assert sorted(a.get("name") for c in doc.iter("cuboid") for a in c) == sorted(n for _, ns in tagged for n in ns)
 
 
-def test_occluded_tag_is_the_shape_flag_and_the_option_renames_it(samples: dict[str, Path]) -> None:
-    root = samples["plain"]
+def test_occluded_tag_is_the_shape_flag_and_the_option_renames_it(sources: dict[str, Path]) -> None:
+    root = sources["sample-plain"]
     want: Counter = Counter()
     for source in source_annotations(root):
         for obj in source.data["objects"]:
@@ -322,24 +284,13 @@ def test_occluded_tag_is_the_shape_flag_and_the_option_renames_it(samples: dict[
     assert {el.get("occluded") for image in doc.iter("image") for el in image if el.tag == "box"} == {"0"}
 
 
-LONG = "v" * 90 + "_set"
-RENAMES = {"train": "my train_set ü", "val": LONG}
-
-
 def test_odd_dataset_and_image_names_become_reader_safe_subsets(tmp_path: Path) -> None:
     """Spaces, ``_``, non-ASCII and a long name in datasets; spaces, non-ASCII and collisions in images."""
-    root = renamed_copy(PLAIN, tmp_path / "p", RENAMES)
-    tree = VirtualTree(view_files(["cvat"], read_project(str(root)), ViewOptions()))
-    out = write_tree({p: tree.read_file(p) for p in tree.walk_files()}, tmp_path / "view")
+    root, out = odd_names_view("cvat", tmp_path)
     subsets = sorted(p.name for p in (out / "images").iterdir())
     assert len(subsets) == 2 and all(re.fullmatch(r"[A-Za-z0-9-]{1,64}", s) for s in subsets)
     assert cvat_read(out) == expected(root)[1]
-    report = datumaro_import_all(out, "cvat")
-    assert report.errors == [] and report.missing_media() == []
-    assert sorted({item.subset for item in report.dataset}) == subsets
-    ids = {item.id for item in report.dataset}
-    assert len(ids) == len(report.dataset) == sum(1 for _ in source_annotations(root))
-    assert {"straße_ü", "img 002 space", "dup_jpg", "dup_png"} <= ids
+    assert_odd_names_read_back(datumaro_import_all(out, "cvat"), root, subsets)
 
 
 def test_image_names_xml_cannot_hold_are_escaped_alike_in_the_file_and_the_xml() -> None:

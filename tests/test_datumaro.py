@@ -4,12 +4,10 @@ the expected annotations computed here from the source JSON."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,14 +35,18 @@ from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import datumaro
 from slyfs.vfs.tree import VirtualTree
-from tests.conftest import BLOB, PLAIN, fuse_usable, mounted
+from tests.conftest import PLAIN
+from tests.helpers.dm_shapes import assert_shape_is_label, items_by_subset
+from tests.helpers.mounts import SOURCES, assert_clean_import, imports_fixture, mounts_fixture, sources_fixture
 from tests.helpers.readers import datumaro_detect, datumaro_import_all, require
-from tests.helpers.scripts import load_script
-from tests.helpers.source import meta_of, renamed_copy, source_annotations, write_tree
+from tests.helpers.source import (
+    assert_odd_names_read_back,
+    meta_of,
+    odd_names_view,
+    polygon_is_mask,
+    source_annotations,
+)
 from tests.helpers.views import view_files
-
-SAMPLE_IMAGES = 40
-
 
 # ---------------------------------------------------------------- pure conversions
 
@@ -131,8 +133,7 @@ def shape_kind(obj: dict) -> str:
     """The Datumaro annotation type of one source object, by the mapping (from the JSON alone)."""
     kind = obj["geometryType"]
     if kind == "polygon":
-        exterior = {tuple(p) for p in obj["points"]["exterior"]}
-        return "mask" if obj["points"].get("interior") or len(exterior) < 3 else "polygon"
+        return "mask" if polygon_is_mask(obj) else "polygon"
     return {"rectangle": "bbox", "oriented_bbox": "bbox", "bitmap": "mask", "alpha_mask": "mask",
             "line": "polyline", "point": "points", "graph": "points", "cuboid_2d": "cuboid_2d"}[kind]
 
@@ -153,55 +154,27 @@ def expected_counts(root: Path) -> tuple[int, Counter]:
     return n, counts
 
 
-@pytest.fixture(scope="module")
-def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    make_project = load_script("make_sample_project").make_project
-    root = tmp_path_factory.mktemp("datumaro-samples")
-    return {form: make_project(root / form, SAMPLE_IMAGES, form, seed=11, format_tags=True)
-            for form in ("plain", "blob")}
-
-
-SOURCES = ("fixture-plain", "fixture-blob", "sample-plain", "sample-blob")
-
-
-@pytest.fixture(scope="module")
-def mounts(samples: dict[str, Path]) -> Iterator[dict[str, tuple[Path, Path]]]:
-    """Every source mounted once as ``--format datumaro``: name → (source, mountpoint)."""
-    if not fuse_usable():
-        pytest.skip("FUSE is not usable here")
-    roots = {"fixture-plain": PLAIN, "fixture-blob": BLOB, "sample-plain": samples["plain"],
-             "sample-blob": samples["blob"]}
-    with contextlib.ExitStack() as stack:
-        yield {name: (root, stack.enter_context(mounted(root, "--format", "datumaro"))) for name, root in roots.items()}
-
-
-@pytest.fixture(scope="module")
-def imports(mounts: dict[str, tuple[Path, Path]]) -> dict:
-    require("datumaro")
-    return {name: datumaro_import_all(mnt, "datumaro") for name, (_, mnt) in mounts.items()}
+sources = sources_fixture(seed=11)
+mounts = mounts_fixture("datumaro")
+imports = imports_fixture("datumaro")
 
 
 @pytest.mark.parametrize("source", SOURCES)
-def test_datumaro_imports_the_mount_with_every_item_and_annotation(source: str, mounts, imports) -> None:
-    root, mnt = mounts[source]
+def test_datumaro_imports_the_mount_with_every_item_and_annotation(source: str, sources, mounts, imports) -> None:
+    root, mnt = sources[source], mounts[source]
     assert "datumaro" in datumaro_detect(mnt)  # what CVAT runs before it imports
     report = imports[source]
-    assert report.errors == []
-    assert report.missing_media() == []
     n, counts = expected_counts(root)
-    assert len(report.dataset) == n
+    assert_clean_import(report, n)
     assert report.label_counts() == dict(counts)
 
 
 @pytest.mark.parametrize("source", SOURCES)
-def test_mounted_annotations_are_the_source_geometries(source: str, mounts, imports) -> None:
+def test_mounted_annotations_are_the_source_geometries(source: str, sources, imports) -> None:
     """Object by object, in order: boxes, polygons at pixel centres, masks pixel for pixel."""
-    root, _ = mounts[source]
-    project = read_project(str(root))
+    project = read_project(str(sources[source]))
     dataset = imports[source].dataset
-    by_subset: dict[str, list] = {}
-    for item in dataset:
-        by_subset.setdefault(item.subset, []).append(item)
+    by_subset = items_by_subset(dataset)
     checked = Counter()
     for split, items in splits(project, ViewOptions()).items():
         read = by_subset[split]
@@ -212,13 +185,7 @@ def test_mounted_annotations_are_the_source_geometries(source: str, mounts, impo
             assert len(shapes) == len(ann.labels)
             for label, shape in zip(ann.labels, shapes):
                 assert dataset.categories()[datumaro_label_type()][shape.label].name == label.class_title
-                g = label.geometry
-                if shape.type.name == "mask":
-                    assert np.array_equal(shape.image.astype(bool), geometry_mask(g, ann.width, ann.height))
-                elif isinstance(g, Rectangle):
-                    assert shape.get_bbox() == [g.left, g.top, g.right - g.left + 1, g.bottom - g.top + 1]
-                elif isinstance(g, Polygon):
-                    assert shape.points == [v + 0.5 for p in g.exterior for v in p]
+                assert_shape_is_label(shape, label, ann.width, ann.height)
                 checked[shape.type.name] += 1
     assert checked["mask"] and checked["bbox"]
 
@@ -235,8 +202,8 @@ def dm_annotations(root: Path, **params: str) -> list[dict]:
             for item in json.loads(tree.read_file(path))["items"] for a in item["annotations"]]
 
 
-def test_sample_object_tags_become_attributes_object_ids_and_groups(samples: dict[str, Path]) -> None:
-    root = samples["plain"]
+def test_sample_object_tags_become_attributes_object_ids_and_groups(sources: dict[str, Path]) -> None:
+    root = sources["sample-plain"]
     tags: dict[str, Counter] = {"track_id": Counter(), "score": Counter(), "is_crowd": Counter(), "occluded": Counter()}
     bound = Counter()
     for source in source_annotations(root):
@@ -276,20 +243,9 @@ def test_build_reads_no_annotation_and_file_starts_with_the_version() -> None:
     assert data.startswith(b'{"dm_format_version":"1.0"')
 
 
-LONG = "v" * 90 + "_set"
-RENAMES = {"train": "my train_set ü", "val": LONG}
-
-
 def test_odd_dataset_and_image_names_become_reader_safe_subsets(tmp_path: Path) -> None:
     """Spaces, ``_``, non-ASCII and a long name in datasets; spaces, non-ASCII and collisions in images."""
-    root = renamed_copy(PLAIN, tmp_path / "p", RENAMES)
-    tree = VirtualTree(view_files(["datumaro"], read_project(str(root)), ViewOptions()))
-    out = write_tree({p: tree.read_file(p) for p in tree.walk_files()}, tmp_path / "view")
+    root, out = odd_names_view("datumaro", tmp_path)
     subsets = sorted(p.stem for p in (out / "annotations").glob("*.json"))
     assert len(subsets) == 2 and all(re.fullmatch(r"[A-Za-z0-9-]{1,64}", s) for s in subsets)
-    report = datumaro_import_all(out, "datumaro")
-    assert report.errors == [] and report.missing_media() == []
-    assert sorted({item.subset for item in report.dataset}) == subsets
-    ids = {item.id for item in report.dataset}
-    assert len(ids) == len(report.dataset) == sum(1 for _ in source_annotations(root))
-    assert {"straße_ü", "img 002 space", "dup_jpg", "dup_png"} <= ids
+    assert_odd_names_read_back(datumaro_import_all(out, "datumaro"), root, subsets)

@@ -24,26 +24,23 @@ from slyfs.formats.model import Item, OrientedBox, Polygon, Rectangle
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers.icdar import localization
-from tests.helpers.readers import datumaro_import_all, require
+from tests.helpers.mounts import assert_clean_import, each_mount_fixture, sources_fixture, tagged
+from tests.helpers.readers import ImportReport, datumaro_import_all, require
 from tests.helpers.sly_json import (
-    HOSTILE_NAMES,
     annotations,
+    assert_missing_tag_said,
     close,
     cut_edge_box,
-    hostile_text_project,
+    hostile_text_import,
     inside,
     items_by_split,
-    materialise,
-    mount_once,
     output_stems,
-    sample_projects,
     tag,
 )
 from tests.helpers.views import view_files
 from tests.test_voc import AREA_TYPES, area_raster, pixel_box
 
 VIEWS = ("icdar-recognition", "icdar-localization", "icdar-segmentation")
-SOURCES = ("fixture-plain", "fixture-blob", "sample-plain", "sample-blob")
 
 
 # ---------------------------------------------------------------- escapes, regions, names
@@ -131,16 +128,8 @@ def test_another_tag_can_hold_the_transcription():
 # ---------------------------------------------------------------- real mounts
 
 
-@pytest.fixture(scope="module")
-def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return sample_projects(tmp_path_factory, seed=11)
-
-
-@pytest.fixture(scope="module", params=SOURCES)
-def mounted_icdar(request: pytest.FixtureRequest, projects: dict[str, Path]):
-    source = projects[request.param]
-    for mnt, log in mount_once(source, ",".join(VIEWS)):
-        yield source, mnt, log
+sources = sources_fixture(seed=11)
+mounted_icdar = each_mount_fixture(",".join(VIEWS))
 
 
 def _expected_regions(ann: dict) -> list[tuple[dict, str]]:
@@ -153,18 +142,19 @@ def _expected_regions(ann: dict) -> list[tuple[dict, str]]:
     return out
 
 
-def _tagged(source: Path) -> bool:
-    return source.name in ("plain", "blob")
-
-
-def test_recognition_reads_back(mounted_icdar):
+def _read_back(mounted_icdar, view: str,
+               importer: str) -> tuple[Path, dict[str, list[tuple[str, str, dict]]], ImportReport]:
+    """(source, its items by split, Datumaro's clean import of the mounted ``view``, an item per image)."""
     require("datumaro")
     source, mnt, _ = mounted_icdar
     splits = items_by_split(source)
-    report = datumaro_import_all(mnt / "icdar-recognition", "icdar_word_recognition")
-    assert report.errors == [] and report.warnings == []
-    assert report.missing_media() == []
-    assert len(report.dataset) == sum(map(len, splits.values()))
+    report = datumaro_import_all(mnt / view, importer)
+    assert_clean_import(report, sum(map(len, splits.values())), no_warnings=True)
+    return source, splits, report
+
+
+def test_recognition_reads_back(mounted_icdar):
+    source, splits, report = _read_back(mounted_icdar, "icdar-recognition", "icdar_word_recognition")
     total = 0
     for split, items in splits.items():
         captions: Counter = Counter()
@@ -175,17 +165,11 @@ def test_recognition_reads_back(mounted_icdar):
         got = Counter(a.caption for item in report.dataset if item.subset == split for a in item.annotations)
         assert got == captions, split
         total += sum(captions.values())
-    assert bool(total) == _tagged(source)
+    assert bool(total) == tagged(source)
 
 
 def test_localization_reads_back(mounted_icdar):
-    require("datumaro")
-    source, mnt, _ = mounted_icdar
-    splits = items_by_split(source)
-    report = datumaro_import_all(mnt / "icdar-localization", "icdar_text_localization")
-    assert report.errors == [] and report.warnings == []
-    assert report.missing_media() == []
-    assert len(report.dataset) == sum(map(len, splits.values()))
+    source, splits, report = _read_back(mounted_icdar, "icdar-localization", "icdar_text_localization")
     total = 0
     for split, items in splits.items():
         wanted: Counter = Counter()
@@ -199,7 +183,7 @@ def test_localization_reads_back(mounted_icdar):
                       for item in report.dataset if item.subset == split for a in item.annotations)
         assert got == wanted, split
         total += sum(wanted.values())
-    assert bool(total) == _tagged(source)
+    assert bool(total) == tagged(source)
     # boxes of rectangles are their edge boxes, cut to the image
     by_id = _by_view_id(splits)
     for item in report.dataset:
@@ -217,13 +201,7 @@ def _by_view_id(splits: dict[str, list[tuple[str, str, dict]]]) -> dict[tuple[st
 
 
 def test_segmentation_masks_are_the_source_pixels(mounted_icdar):
-    require("datumaro")
-    source, mnt, _ = mounted_icdar
-    splits = items_by_split(source)
-    report = datumaro_import_all(mnt / "icdar-segmentation", "icdar_text_segmentation")
-    assert report.errors == [] and report.warnings == []
-    assert report.missing_media() == []
-    assert len(report.dataset) == sum(map(len, splits.values()))
+    source, splits, report = _read_back(mounted_icdar, "icdar-segmentation", "icdar_text_segmentation")
     by_id = _by_view_id(splits)
     masks = 0
     for item in report.dataset:
@@ -243,18 +221,15 @@ def test_segmentation_masks_are_the_source_pixels(mounted_icdar):
             assert np.array_equal(a.image, visible[i]), (item.id, i)
             assert a.attributes["text"] == char_text(regions[i][1]) or regions[i][1] == " "
         masks += len(got)
-    assert bool(masks) == _tagged(source)
+    assert bool(masks) == tagged(source)
 
 
 def test_a_project_without_transcriptions_says_so(mounted_icdar):
     source, mnt, log = mounted_icdar
     for view in VIEWS:
-        note = mnt / view / HIDDEN_NOTE_FILE
-        assert note.exists() != _tagged(source), view
+        assert_missing_tag_said(mnt / view / HIDDEN_NOTE_FILE, log, source, f"--opt {view}.text-tag=NAME",
+                                f"no tag 'text' in meta.json: {view} has no")
         assert not (mnt / view / NOTE_FILE).exists()  # a root file breaks the readers' subset search
-        if not _tagged(source):
-            assert f"--opt {view}.text-tag=NAME" in note.read_text()
-            assert f"no tag 'text' in meta.json: {view} has no" in log.read_text()
 
 
 # ---------------------------------------------------------------- names readers split on
@@ -266,14 +241,7 @@ def test_a_project_without_transcriptions_says_so(mounted_icdar):
 def test_hostile_names_and_texts_read_back(tmp_path: Path, view: str, importer: str):
     """Spaces, ``_``, ``", "``, quotes, backslashes, long and non-ASCII names, collisions: every image is
     an item with its image, every transcription is read back as its documented escape."""
-    require("datumaro")
-    root = hostile_text_project(tmp_path / "src")
-    project = read_project(str(root))
-    out = materialise(view_files([view], project, ViewOptions()), tmp_path / "view")
-    report = datumaro_import_all(out, importer)
-    assert report.errors == [] and report.warnings == []
-    assert report.missing_media() == []
-    assert len(report.dataset) == len(HOSTILE_NAMES)
+    root, _, _, report = hostile_text_import(tmp_path, view, importer)
     assert {item.subset for item in report.dataset} == {"tr_ain x"}
     anns = [a for item in report.dataset for a in item.annotations]
     texts = Counter(str(t["value"]) for a in annotations(root).values() for o in a["objects"] for t in o["tags"]

@@ -22,11 +22,12 @@ from slyfs.formats.registry import build_view
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import imagenet
 from slyfs.vfs.tree import VirtualTree
-from tests.conftest import BLOB, PLAIN, fuse_usable, mounted, read_tree
+from tests.conftest import PLAIN, read_tree
+from tests.helpers.mounts import SOURCES, assert_clean_import, mount_once, plain_twin, sources_fixture
 from tests.helpers.readers import datumaro_import_all, require
-from tests.helpers.scripts import load_script
+from tests.helpers.source import source_annotations
+from tests.helpers.views import write_view
 
-SAMPLE_IMAGES = 40
 FIXTURE_TAG = "weather"  # the fixtures' only oneof_string image tag: what the default picks there
 SAMPLE_TAG = "species"
 
@@ -36,8 +37,7 @@ SAMPLE_TAG = "species"
 
 def source_images(root: Path) -> Iterator[tuple[str, dict]]:
     """(top dataset, annotation JSON) of every image of a project."""
-    for path in sorted(root.rglob("ann/*.json")):
-        yield path.relative_to(root).parts[0], json.loads(path.read_text())
+    return ((a.top, a.data) for a in source_annotations(root))
 
 
 def classes_in(ann: dict, tag: str) -> list[str]:
@@ -51,12 +51,10 @@ def expected_counts(root: Path, tag: str) -> Counter:
 def source_digests(root: Path, tag: str, per_class: bool) -> Counter:
     """How many times each image's bytes appear: once per class of the image (at least once), or once.
     A blob project's images are read from its plain twin (the same images, written by the same seed)."""
-    plain = root.parent / "plain" if root.name == "blob" else PLAIN if root == BLOB else root
     out: Counter = Counter()
-    for path in sorted(plain.rglob("ann/*.json")):
-        img = path.parent.parent / "img" / path.name[:-5]
-        n = max(1, len(classes_in(json.loads(path.read_text()), tag))) if per_class else 1
-        out[hashlib.sha1(img.read_bytes()).hexdigest()] += n
+    for source in source_annotations(plain_twin(root)):
+        n = max(1, len(classes_in(source.data, tag))) if per_class else 1
+        out[hashlib.sha1(source.image.read_bytes()).hexdigest()] += n
     return out
 
 
@@ -158,30 +156,18 @@ def test_a_class_edit_moves_the_image_and_the_stale_paths_say_so(tmp_path: Path)
 # ---------------------------------------------------------------- real mounts
 
 
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory) -> dict[str, Path]:
-    make_project = load_script("make_sample_project").make_project
-    root = tmp_path_factory.mktemp("imagenet-samples")
-    out = {"fixture-plain": PLAIN, "fixture-blob": BLOB}
-    for form in ("plain", "blob"):
-        out[f"sample-{form}"] = make_project(root / form, SAMPLE_IMAGES, form, seed=4, format_tags=True)
-    return out
-
-
-CASES = [f"{src}/{lay}" for src in ("fixture-plain", "fixture-blob", "sample-plain", "sample-blob")
-         for lay in ("folders", "txt")]
+sources = sources_fixture(seed=4)
+CASES = [f"{src}/{lay}" for src in SOURCES for lay in ("folders", "txt")]
 
 
 @pytest.fixture(scope="module", params=CASES)
 def mounted_view(request, sources) -> Iterator[tuple[Path, str, str, Path]]:
     """(source, layout, class tag, mount); the samples name their tag, the fixtures rely on the default."""
-    if not fuse_usable():
-        pytest.fail("FUSE is not usable here")
     name, lay = request.param.split("/")
     source = sources[name]
     tag = FIXTURE_TAG if name.startswith("fixture") else SAMPLE_TAG
     opts = ["--opt", f"imagenet.layout={lay}"] + ([] if tag == FIXTURE_TAG else ["--opt", f"imagenet.class-tag={tag}"])
-    with mounted(source, "--format", "imagenet", *opts) as mnt:
+    for mnt, _ in mount_once(source, "imagenet", *opts):
         yield source, lay, tag, mnt
 
 
@@ -191,12 +177,10 @@ def test_datumaro_reads_the_mount(mounted_view):
     # CVAT's own choice on import: a *.txt at the root means the list form, else the folders
     assert any(p.suffix == ".txt" for p in mnt.iterdir() if p.is_file()) == (lay == "txt")
     report = datumaro_import_all(mnt, "imagenet" if lay == "folders" else "imagenet_txt")
-    assert report.errors == []
-    assert report.missing_media() == []
     images = list(source_images(source))
     # the folders layout makes an item of each (image, class); the list one item per image
     per_image = [max(1, len(classes_in(ann, tag))) for _, ann in images] if lay == "folders" else [1] * len(images)
-    assert len(report.dataset) == sum(per_image)
+    assert_clean_import(report, sum(per_image))
     assert report.label_counts() == expected_counts(source, tag)
     if lay == "txt":
         want = Counter(split for split, _ in images)
@@ -220,13 +204,6 @@ def test_the_files_are_the_source_images(mounted_view):
 
 
 HOSTILE_CLASSES = ["no_label", "a/b", "Images", "red fox", " padded ", "café"]
-
-
-def materialise(tree: VirtualTree, dest: Path) -> Path:
-    for path in tree.walk_files():
-        (dest / path).parent.mkdir(parents=True, exist_ok=True)
-        (dest / path).write_bytes(tree.read_file(path))
-    return dest
 
 
 @pytest.mark.parametrize("lay", ["folders", "txt"])
@@ -253,9 +230,9 @@ def test_hostile_classes_and_a_jfif_read_back(tmp_path: Path, lay: str):
     log = ProblemLog()
     tree = VirtualTree(build_view(read_project(str(source), report=log), ["imagenet"],
                                   ViewOptions(params={"imagenet.layout": lay})))
-    out = materialise(tree, tmp_path / "out")
+    out = write_view(tree, tmp_path / "out")
     report = datumaro_import_all(out, "imagenet" if lay == "folders" else "imagenet_txt")
-    assert report.errors == [] and report.missing_media() == []
+    assert_clean_import(report)
     names = imagenet.class_folders(HOSTILE_CLASSES) if lay == "folders" else imagenet.synset_names(HOSTILE_CLASSES)
     assert names == (["%6Eo_label", "a%2Fb", "%49mages", "red fox", " padded ", "café"] if lay == "folders"
                      else ["no_label", "a/b", "Images", "red fox", "%20padded%20", "café"])

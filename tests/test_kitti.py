@@ -5,10 +5,8 @@ test computes from the reader's model itself, every mask PNG pixel for pixel."""
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,18 +15,20 @@ from PIL import Image
 
 from slyfs.formats.common.naming import backslashless_component, plain_subset_names
 from slyfs.formats.common.splits import item_names, splits
-from slyfs.formats.model import Annotation, Cuboid2d, Label, Mask, OrientedBox, PointGeom, Polygon, Project, Rectangle
+from slyfs.formats.model import Annotation, Cuboid2d, Label, Mask, OrientedBox, Polygon, Project, Rectangle
 from slyfs.formats.readers.supervisely import read_project
+from slyfs.formats.source_bytes import read_bytes
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import kitti
-from tests.conftest import BLOB, PLAIN, fuse_usable, mounted
+from tests.conftest import PLAIN, mounted
+from tests.helpers.dm_shapes import edge_boxes
+from tests.helpers.hostile import odd_names_project, rect
+from tests.helpers.mounts import SOURCES, assert_clean_import, mounts_fixture, sources_fixture, views_fixture
 from tests.helpers.readers import datumaro_detect, datumaro_import_all, require
-from tests.helpers.scripts import load_script
-from tests.helpers.views import view_files
+from tests.helpers.views import view_files, write_view
 from tests.test_coco_masks import painted
 
 AREA = (Rectangle, Polygon, Mask, OrientedBox, Cuboid2d)
-SAMPLE_IMAGES = 40
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -136,19 +136,12 @@ def expected_instances(ann: Annotation, index: dict[str, int]) -> np.ndarray:
 def expected_boxes(ann: Annotation) -> list[tuple[str, tuple[float, float, float, float], dict]]:
     """(class, (x, y, w, h), attributes) of every object with a box inside the image."""
     out = []
-    for label in ann.labels:
-        if isinstance(label.geometry, PointGeom):
-            continue
-        l, t, r, b = label.geometry.pixel_box()
-        l, t, r, b = max(l, 0), max(t, 0), min(r + 1, ann.width), min(b + 1, ann.height)
-        if r <= l or b <= t:
-            continue
-        tags = {tag.name: tag.value for tag in label.tags}
+    for label, box, tags in edge_boxes(ann):
         score = tags.get("score")
         attrs = {"truncated": "truncated" in tags and tags["truncated"] in (None, 1, "1"),
                  "occluded": "occluded" in tags and tags["occluded"] in (None, 1, "1"),
                  "score": float(score) if isinstance(score, (int, float)) else 1.0}
-        out.append((token(label.class_title), (l, t, r - l, b - t), attrs))
+        out.append((token(label.class_title), box, attrs))
     return out
 
 
@@ -166,21 +159,9 @@ def items_by_output(project: Project) -> dict[tuple[str, str], object]:
 # ---------------------------------------------------------------- real mounts
 
 
-@pytest.fixture(scope="module")
-def views(tmp_path_factory) -> Iterator[dict[str, tuple[Path, Project]]]:
-    if not fuse_usable():
-        pytest.fail("FUSE is not usable here")
-    make_project = load_script("make_sample_project").make_project
-    root = tmp_path_factory.mktemp("kitti-samples")
-    sources = {"fixture-plain": PLAIN, "fixture-blob": BLOB}
-    for form in ("plain", "blob"):
-        sources[f"sample-{form}"] = make_project(root / form, SAMPLE_IMAGES, form, seed=7, format_tags=True)
-    with contextlib.ExitStack() as stack:
-        yield {name: (stack.enter_context(mounted(src, "--format", "kitti")), read_project(str(src)))
-               for name, src in sources.items()}
-
-
-SOURCES = ["fixture-plain", "fixture-blob", "sample-plain", "sample-blob"]
+sources = sources_fixture(seed=7)
+mounts = mounts_fixture("kitti")
+views = views_fixture()
 
 
 @pytest.mark.parametrize("source", SOURCES)
@@ -188,9 +169,9 @@ def test_datumaro_detection_reads_every_box(source: str, views) -> None:
     require("datumaro")
     mnt, project = views[source]
     report = datumaro_import_all(mnt, "kitti_detection")
-    assert report.errors == [] and report.missing_media() == []
     by_output = items_by_output(project)
-    assert len(report.dataset) == len(by_output) == sum(1 for _ in project.items())
+    assert_clean_import(report, sum(1 for _ in project.items()))
+    assert len(by_output) == len(report.dataset)
     want: Counter = Counter()
     seen: Counter = Counter()
     for dm_item in report.dataset:
@@ -213,11 +194,10 @@ def test_datumaro_segmentation_reads_every_instance(source: str, views) -> None:
     require("datumaro")
     mnt, project = views[source]
     report = datumaro_import_all(mnt, "kitti_segmentation")
-    assert report.errors == [] and report.missing_media() == []
     names = class_names(project)
     index = {c.title: k for k, c in enumerate(project.meta.classes, 1)}
     by_output = items_by_output(project)
-    assert len(report.dataset) == len(by_output)
+    assert_clean_import(report, len(by_output))
     want: Counter = Counter()
     crowds = 0
     for dm_item in report.dataset:
@@ -257,13 +237,7 @@ def test_masks_are_pixel_exact_and_label_colours_declared(source: str, views) ->
             assert np.array_equal(np.asarray(png), inst >> 8)
         with Image.open(mnt / subset / "semantic_rgb" / f"{vid}.png") as png:
             assert png.mode == "RGB" and np.array_equal(np.asarray(png), table[inst >> 8])
-        assert (mnt / subset / "image_2" / f"{vid}{item.ext}").read_bytes() == _source_bytes(item)
-
-
-def _source_bytes(item) -> bytes:
-    with open(item.image.path, "rb") as f:
-        f.seek(item.image.offset)
-        return f.read(item.image.size)
+        assert (mnt / subset / "image_2" / f"{vid}{item.ext}").read_bytes() == read_bytes(item.image)
 
 
 @pytest.mark.parametrize("source", ["fixture-plain", "sample-blob"])
@@ -289,34 +263,21 @@ def test_kitti_importer_on_one_subset_reads_detection(tmp_path: Path) -> None:
 
 
 HOSTILE_CLASSES = ("traffic sign", "traffic_sign", "background", "a\tb")
-HOSTILE_ITEMS = {"back\\slash.png": 0, 'com,ma "q" x.png': 1, "ü" * 80 + ".png": 2, "dup.png": 3}
 
 
 def hostile_tree(root: Path) -> Path:
     """Class names with spaces and tabs that collide once spaces are ``_``, one called background;
     datasets whose names hold ``_`` and ``.``; image names with a backslash, a comma and quotes,
     long non-ASCII names, the same name in two datasets."""
-    from tests.helpers.hostile import ann, plain_project, rect
-    for dataset in ("my_set.v2", "other"):
-        plain_project(root, {name: ann(rect(1, 1, 4 + k, 5, HOSTILE_CLASSES[k]), rect(0, 0, 2, 2, HOSTILE_CLASSES[0]))
-                             for name, k in HOSTILE_ITEMS.items()}, classes=HOSTILE_CLASSES, dataset=dataset)
-    return root
-
-
-def materialise(view: dict, dest: Path) -> Path:
-    from slyfs.vfs.tree import VirtualTree
-    tree = VirtualTree(view)
-    for path in tree.walk_files():
-        (dest / path).parent.mkdir(parents=True, exist_ok=True)
-        (dest / path).write_bytes(tree.read_file(path))
-    return dest
+    return odd_names_project(root, HOSTILE_CLASSES,
+                             lambda k: [rect(1, 1, 4 + k, 5, HOSTILE_CLASSES[k]), rect(0, 0, 2, 2, HOSTILE_CLASSES[0])])
 
 
 def test_hostile_names_are_mapped_to_what_the_readers_keep(tmp_path: Path) -> None:
     require("datumaro")
     from slyfs.formats.layout import LayoutView
     project = read_project(str(hostile_tree(tmp_path / "src")))
-    out = materialise(LayoutView(kitti.layout, project, ViewOptions()), tmp_path / "out")
+    out = write_view(LayoutView(kitti.layout, project, ViewOptions()), tmp_path / "out")
     labels = [line.split()[3] for line in (out / "label_colors.txt").read_text(encoding="utf-8").splitlines()]
     assert labels[0] == "_background" and labels[2] == "traffic_sign" and labels[3] == "background"
     assert labels[1].startswith("traffic_sign~") and labels[4] == "a_b" and len(set(labels)) == 5
@@ -324,7 +285,7 @@ def test_hostile_names_are_mapped_to_what_the_readers_keep(tmp_path: Path) -> No
     detection = datumaro_import_all(out, "kitti_detection")
     segmentation = datumaro_import_all(out, "kitti_segmentation")
     for report in (detection, segmentation):
-        assert report.errors == [] and report.missing_media() == [] and len(report.dataset) == 8
+        assert_clean_import(report, 8)
         assert {i.subset for i in report.dataset} == {"my-set-v2", "other"}
     assert detection.label_counts() == {("bbox", labels[1]): 8 + 2, ("bbox", "traffic_sign"): 2,
                                         ("bbox", "background"): 2, ("bbox", "a_b"): 2}

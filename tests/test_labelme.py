@@ -23,13 +23,13 @@ from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import labelme
 from slyfs.vfs.tree import VirtualTree
-from tests.conftest import BLOB, PLAIN, fuse_usable, mounted, read_tree
+from tests.conftest import PLAIN, read_tree
+from tests.helpers.mounts import SOURCES, assert_clean_import, mount_once, plain_twin, sources_fixture
 from tests.helpers.readers import datumaro_detect, datumaro_import_all, require
-from tests.helpers.scripts import load_script
+from tests.helpers.source import polygon_is_mask, source_annotations
 from tests.test_voc import _bitmap, _hull, _obb_corners, area_raster
 
 LEFT_OUT = ("line", "point", "graph")
-SAMPLE_IMAGES = 40
 
 
 # ---------------------------------------------------------------- expectations from the JSON alone
@@ -37,8 +37,7 @@ SAMPLE_IMAGES = 40
 
 def source_anns(root: Path) -> Iterator[dict]:
     """Every annotation JSON of a project (plain or blob: the ann/ folders are the same)."""
-    for path in sorted(root.rglob("ann/*.json")):
-        yield json.loads(path.read_text())
+    return (a.data for a in source_annotations(root))
 
 
 def raster(obj: dict, w: int, h: int) -> np.ndarray:
@@ -59,8 +58,7 @@ def kind(obj: dict) -> str | None:
     if t == "rectangle":
         return "bbox"
     if t == "polygon":
-        ext = obj["points"]["exterior"]
-        return "polygon" if not obj["points"]["interior"] and len({tuple(p) for p in ext}) >= 3 else "mask"
+        return "mask" if polygon_is_mask(obj) else "polygon"
     if t == "cuboid_2d":
         return "polygon" if len(_hull([tuple(v["loc"]) for v in obj["vertices"].values()])) >= 3 else "mask"
     if t == "oriented_bbox":
@@ -180,24 +178,15 @@ def test_mask_png_is_rgba_with_datumaro_colour():
 # ---------------------------------------------------------------- real mounts
 
 
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory) -> dict[str, Path]:
-    make_project = load_script("make_sample_project").make_project
-    root = tmp_path_factory.mktemp("labelme-samples")
-    out = {"fixture-plain": PLAIN, "fixture-blob": BLOB}
-    for form in ("plain", "blob"):
-        out[f"sample-{form}"] = make_project(root / form, SAMPLE_IMAGES, form, seed=3, format_tags=True)
-    return out
+sources = sources_fixture(seed=3)
 
 
-@pytest.fixture(scope="module", params=["fixture-plain", "fixture-blob", "sample-plain", "sample-blob"])
-def mounted_view(request, sources) -> Iterator[tuple[Path, Path, Path]]:
+@pytest.fixture(scope="module", params=SOURCES)
+def mounted_view(request: pytest.FixtureRequest, sources: dict[str, Path]) -> Iterator[tuple[Path, Path, Path]]:
     """(source, mount, the plain project holding the same annotations and images)."""
-    if not fuse_usable():
-        pytest.fail("FUSE is not usable here")
     source = sources[request.param]
-    with mounted(source, "--format", "labelme") as mnt:
-        yield source, mnt, sources[request.param.replace("blob", "plain")]
+    for mnt, _ in mount_once(source, "labelme"):
+        yield source, mnt, plain_twin(source)
 
 
 def test_datumaro_reads_the_mount(mounted_view):
@@ -205,10 +194,7 @@ def test_datumaro_reads_the_mount(mounted_view):
     source, mnt, _ = mounted_view
     assert "label_me" in datumaro_detect(mnt)  # CVAT detects before it imports
     report = datumaro_import_all(mnt, "label_me")
-    assert report.errors == [] and report.warnings == []
-    assert report.missing_media() == []
-    images = sorted(p for p in source.rglob("ann/*.json"))
-    assert len(report.dataset) == len(images)
+    assert_clean_import(report, sum(1 for _ in source_annotations(source)), no_warnings=True)
     assert report.label_counts() == expected_counts(source)
 
 
@@ -226,10 +212,10 @@ def test_objects_and_masks_match_the_json(mounted_view):
         image = mnt / "Images" / root.findtext("folder") / root.findtext("filename")
         by_image.setdefault(image.read_bytes(), []).append((root, xml_path))
     seen = masks = 0
-    for ann_path in sorted(source.rglob("ann/*.json")):
-        ann = json.loads(ann_path.read_text())
+    for source_ann in source_annotations(source):
+        ann = source_ann.data
         kept = kept_objects(ann)
-        candidates = by_image[(ann_path.parent.parent / "img" / ann_path.name[:-5]).read_bytes()]
+        candidates = by_image[source_ann.image.read_bytes()]
         names = [obj["classTitle"] for obj, _ in kept]
         match = next(c for c in candidates if [o.findtext("name") for o in c[0].findall("object")] == names)
         candidates.remove(match)  # each XML stands for one source image

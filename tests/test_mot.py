@@ -8,31 +8,23 @@ import math
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from slyfs.formats.common.tagged import NOTE_FILE
 from slyfs.formats.model import Annotation, Item, Label, PointGeom, Rectangle, Tag
 from slyfs.formats.readers.supervisely import read_project
-from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import mot
+from tests.helpers.hostile import HOSTILE_CLASSES, HOSTILE_NAMES
+from tests.helpers.mounts import assert_clean_import, each_mount_fixture, sources_fixture, tagged
 from tests.helpers.readers import datumaro_import_all, require
 from tests.helpers.sly_json import (
-    HOSTILE_CLASSES,
-    HOSTILE_NAMES,
+    assert_missing_tag_said,
     close,
     cut_edge_box,
-    hostile_text_project,
+    hostile_text_import,
     inside,
     items_by_split,
-    materialise,
-    mount_once,
-    sample_projects,
     tag,
 )
-from tests.helpers.views import view_files
 from tests.test_voc import pixel_box
-
-SOURCES = ("fixture-plain", "fixture-blob", "sample-plain", "sample-blob")
 
 
 def test_frames_are_numbered_in_order_with_their_own_extension():
@@ -62,20 +54,8 @@ def test_other_tags_can_hold_track_visibility_and_ignored():
 # ---------------------------------------------------------------- real mounts
 
 
-@pytest.fixture(scope="module")
-def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return sample_projects(tmp_path_factory, seed=13)
-
-
-@pytest.fixture(scope="module", params=SOURCES)
-def mounted_mot(request: pytest.FixtureRequest, projects: dict[str, Path]):
-    source = projects[request.param]
-    for mnt, log in mount_once(source, "mot"):
-        yield source, mnt, log
-
-
-def _tagged(source: Path) -> bool:
-    return source.name in ("plain", "blob")
+sources = sources_fixture(seed=13)
+mounted_mot = each_mount_fixture("mot")
 
 
 def _expected_rows(ann: dict) -> list[tuple]:
@@ -102,8 +82,7 @@ def test_each_sequence_reads_back(mounted_mot):
     tracks = 0
     for split, items in items_by_split(source).items():
         report = datumaro_import_all(mnt / split, "mot_seq")
-        assert report.errors == [] and report.warnings == []
-        assert report.missing_media() == []
+        assert_clean_import(report, no_warnings=True)
         assert sorted(int(i.id) for i in report.dataset) == list(range(1, len(items) + 1))
         assert (mnt / split / "gt" / "labels.txt").read_text().splitlines() == [c.title for c in project.meta.classes]
         names = [c.title for c in project.meta.classes]
@@ -126,29 +105,19 @@ def test_each_sequence_reads_back(mounted_mot):
             wanted_counts.update(("bbox", r[0]) for r in wanted)
             tracks += sum(r[5] is not None for r in wanted)
         assert report.label_counts() == dict(wanted_counts), split
-    assert bool(tracks) == _tagged(source)
+    assert bool(tracks) == tagged(source)
 
 
 def test_a_project_without_track_ids_says_so(mounted_mot):
     source, mnt, log = mounted_mot
-    note = mnt / NOTE_FILE
-    assert note.exists() != _tagged(source)
-    if not _tagged(source):
-        assert "--opt mot.track-tag=NAME" in note.read_text()
-        assert "no tag 'track_id' in meta.json: mot has no track ids" in log.read_text()
+    assert_missing_tag_said(mnt / NOTE_FILE, log, source, "--opt mot.track-tag=NAME",
+                            "no tag 'track_id' in meta.json: mot has no track ids")
 
 
 def test_hostile_names_read_back(tmp_path: Path):
     """Image names with spaces, ``, ``, long and non-ASCII characters, collisions become frames that
     keep their bytes; class names with spaces and blanks come back from labels.txt."""
-    require("datumaro")
-    root = hostile_text_project(tmp_path / "src")
-    project = read_project(str(root))
-    out = materialise(view_files(["mot"], project, ViewOptions()), tmp_path / "view")
-    report = datumaro_import_all(out / "tr_ain x", "mot_seq")
-    assert report.errors == [] and report.warnings == []
-    assert report.missing_media() == []
-    assert len(report.dataset) == len(HOSTILE_NAMES)
+    _, project, out, report = hostile_text_import(tmp_path, "mot", "mot_seq", "tr_ain x")
     assert HOSTILE_CLASSES == ("traffic sign", " lead", "a_b")
     assert report.label_counts() == {("bbox", name): len(HOSTILE_NAMES) for name in ("traffic sign", "%20lead", "a_b")}
     items = sorted(project.items(), key=lambda i: (i.dataset, i.name))
@@ -171,5 +140,5 @@ def test_cvat_reads_frames_from_zero_and_tracks_from_ids(mounted_mot):
             assert 0 <= frame < len(items) and (track == -1 or track > 0), row
             if track > 0:
                 tracks.setdefault((split, track), []).append(frame)
-    assert bool(tracks) == _tagged(source)
+    assert bool(tracks) == tagged(source)
     assert all(frames == sorted(frames) for frames in tracks.values())

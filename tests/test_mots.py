@@ -9,31 +9,24 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from slyfs.formats.common.tagged import NOTE_FILE
 from slyfs.formats.common.tracks import line_names, mots_pixel, uint16_png
 from slyfs.formats.model import Annotation, Label, Line, Rectangle, Tag
 from slyfs.formats.readers.supervisely import read_project
-from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import mots
+from tests.helpers.hostile import HOSTILE_CLASSES, HOSTILE_NAMES
+from tests.helpers.mounts import assert_clean_import, each_mount_fixture, sources_fixture, tagged
 from tests.helpers.readers import datumaro_detect, datumaro_import_all, require
 from tests.helpers.sly_json import (
-    HOSTILE_CLASSES,
-    HOSTILE_NAMES,
-    hostile_text_project,
+    assert_missing_tag_said,
+    hostile_text_import,
     items_by_split,
-    materialise,
-    mount_once,
     output_stems,
-    sample_projects,
     tag,
 )
-from tests.helpers.views import view_files
 from tests.test_voc import AREA_TYPES, area_raster
-
-SOURCES = ("fixture-plain", "fixture-blob", "sample-plain", "sample-blob")
 
 
 def test_pixels_say_class_and_track():
@@ -76,20 +69,8 @@ def test_untracked_and_unpaintable_objects_are_reported():
 # ---------------------------------------------------------------- real mounts
 
 
-@pytest.fixture(scope="module")
-def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return sample_projects(tmp_path_factory, seed=17)
-
-
-@pytest.fixture(scope="module", params=SOURCES)
-def mounted_mots(request: pytest.FixtureRequest, projects: dict[str, Path]):
-    source = projects[request.param]
-    for mnt, log in mount_once(source, "mots"):
-        yield source, mnt, log
-
-
-def _tagged(source: Path) -> bool:
-    return source.name in ("plain", "blob")
+sources = sources_fixture(seed=17)
+mounted_mots = each_mount_fixture("mots")
 
 
 def expected_instances(ann: dict, class_index: dict[str, int]) -> np.ndarray:
@@ -112,9 +93,7 @@ def test_instance_images_are_the_source_pixels(mounted_mots):
     for split, items in items_by_split(source).items():
         assert (mnt / split / "instances" / "labels.txt").read_text().splitlines() == titles
         report = datumaro_import_all(mnt / split, "mots")
-        assert report.errors == [] and report.warnings == []
-        assert report.missing_media() == []
-        assert len(report.dataset) == len(items)
+        assert_clean_import(report, len(items), no_warnings=True)
         assert "mots" in datumaro_detect(mnt / split)  # CVAT detects the format before it imports
         by_id = {item.id: item for item in report.dataset}
         wanted_counts: Counter = Counter()
@@ -131,28 +110,19 @@ def test_instance_images_are_the_source_pixels(mounted_mots):
             wanted_counts.update(("mask", titles[v // 1000 - 1]) for v in values)
             painted += len(values)
         assert report.label_counts() == dict(wanted_counts), split
-    assert bool(painted) == _tagged(source)
+    assert bool(painted) == tagged(source)
 
 
 def test_a_project_without_track_ids_says_so(mounted_mots):
     source, mnt, log = mounted_mots
-    note = mnt / NOTE_FILE
-    assert note.exists() != _tagged(source)
-    if not _tagged(source):
-        assert "--opt mots.track-tag=NAME" in note.read_text()
-        assert "no tag 'track_id' in meta.json: mots has no track ids" in log.read_text()
+    assert_missing_tag_said(mnt / NOTE_FILE, log, source, "--opt mots.track-tag=NAME",
+                            "no tag 'track_id' in meta.json: mots has no track ids")
 
 
 def test_hostile_names_read_back(tmp_path: Path):
     """Image names with spaces, ``, ``, long and non-ASCII characters and collisions keep images and
     instance PNGs paired; class names with spaces and blanks come back from labels.txt."""
-    require("datumaro")
-    root = hostile_text_project(tmp_path / "src")
-    out = materialise(view_files(["mots"], read_project(str(root)), ViewOptions()), tmp_path / "view")
-    report = datumaro_import_all(out / "tr_ain x", "mots")
-    assert report.errors == [] and report.warnings == []
-    assert report.missing_media() == []
-    assert len(report.dataset) == len(HOSTILE_NAMES)
+    root, _, _, report = hostile_text_import(tmp_path, "mots", "mots", "tr_ain x")
     assert HOSTILE_CLASSES == ("traffic sign", " lead", "a_b")
     # the three boxes of an image overlap but each keeps some pixels
     assert report.label_counts() == {("mask", name): len(HOSTILE_NAMES) for name in ("traffic sign", "%20lead", "a_b")}

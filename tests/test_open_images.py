@@ -5,12 +5,10 @@ from the reader's model itself, masks pixel for pixel and paired with their boxe
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import shlex
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +22,14 @@ from slyfs.formats.model import Annotation, Label, Mask, PointGeom, Polygon, Pro
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import open_images as oi
-from tests.conftest import BLOB, PLAIN, fuse_usable, mounted
+from tests.conftest import PLAIN
+from tests.helpers.dm_shapes import edge_boxes
+from tests.helpers.hostile import odd_names_project
+from tests.helpers.mounts import SOURCES, assert_clean_import, mounts_fixture, sources_fixture, views_fixture
 from tests.helpers.readers import datumaro_detect, datumaro_import_all, require
-from tests.helpers.scripts import load_script
-from tests.helpers.views import view_files
+from tests.helpers.views import view_files, write_view
 from tests.test_coco_masks import painted
 
-SAMPLE_IMAGES = 40
 FLAG_ATTRIBUTES = ("occluded", "truncated", "is_group_of", "is_depiction", "is_inside")
 
 
@@ -95,18 +94,11 @@ def flag(tags: dict, name: str) -> bool | None:
 def expected_objects(ann: Annotation) -> list[tuple[str, tuple[float, float, float, float], dict, Label]]:
     """(class, (x, y, w, h), box attributes, label) of every object with a box inside the image."""
     out = []
-    for label in ann.labels:
-        if isinstance(label.geometry, PointGeom):
-            continue
-        l, t, r, b = label.geometry.pixel_box()
-        l, t, r, b = max(l, 0), max(t, 0), min(r + 1, ann.width), min(b + 1, ann.height)
-        if r <= l or b <= t:
-            continue
-        tags = {tag.name: tag.value for tag in label.tags}
+    for label, box, tags in edge_boxes(ann):
         score = tags.get("score")
         attrs = {"score": float(score) if isinstance(score, (int, float)) and 0 <= score <= 1 else 1.0}
         attrs.update((a, flag(tags, a)) for a in FLAG_ATTRIBUTES if flag(tags, a) is not None)
-        out.append((label.class_title, (l, t, r - l, b - t), attrs, label))
+        out.append((label.class_title, box, attrs, label))
     return out
 
 
@@ -132,21 +124,9 @@ def items_by_id(project: Project) -> dict[str, tuple[str, object]]:
 # ---------------------------------------------------------------- real mounts
 
 
-@pytest.fixture(scope="module")
-def views(tmp_path_factory) -> Iterator[dict[str, tuple[Path, Project]]]:
-    if not fuse_usable():
-        pytest.fail("FUSE is not usable here")
-    make_project = load_script("make_sample_project").make_project
-    root = tmp_path_factory.mktemp("oi-samples")
-    sources = {"fixture-plain": PLAIN, "fixture-blob": BLOB}
-    for form in ("plain", "blob"):
-        sources[f"sample-{form}"] = make_project(root / form, SAMPLE_IMAGES, form, seed=11, format_tags=True)
-    with contextlib.ExitStack() as stack:
-        yield {name: (stack.enter_context(mounted(src, "--format", "open-images")), read_project(str(src)))
-               for name, src in sources.items()}
-
-
-SOURCES = ["fixture-plain", "fixture-blob", "sample-plain", "sample-blob"]
+sources = sources_fixture(seed=11)
+mounts = mounts_fixture("open-images")
+views = views_fixture()
 
 
 @pytest.mark.parametrize("source", SOURCES)
@@ -154,9 +134,9 @@ def test_datumaro_reads_labels_boxes_and_masks(source: str, views) -> None:
     dm = require("datumaro")
     mnt, project = views[source]
     report = datumaro_import_all(mnt, "open_images")
-    assert report.errors == [] and report.missing_media() == []
     by_id = items_by_id(project)
-    assert len(report.dataset) == len(by_id) == sum(1 for _ in project.items())
+    assert_clean_import(report, sum(1 for _ in project.items()))
+    assert len(by_id) == len(report.dataset)
     names = report.dataset.categories()[dm.AnnotationType.label]
     want: Counter = Counter()
     seen: Counter = Counter()
@@ -253,23 +233,15 @@ def test_hostile_names_are_mapped_to_what_the_reader_keeps(tmp_path: Path) -> No
     name in two datasets: every image, box and mask comes back."""
     require("datumaro")
     from slyfs.formats.layout import LayoutView
-    from slyfs.vfs.tree import VirtualTree
-    from tests.helpers.hostile import ann, plain_project
 
     classes = ('a,"b"', " pad", "tab\there", "traffic sign")
-    items = {"back\\slash.png": 0, 'com,ma "q" x.png': 1, "ü" * 80 + ".png": 2, "dup.png": 3}
-    for dataset in ("my_set.v2", "other"):
-        plain_project(tmp_path / "src", {name: ann({"classTitle": classes[k], "geometryType": "polygon", "tags": [],
-                                                    "points": {"exterior": [[1, 1], [6, 1], [1, 6]], "interior": []}})
-                                         for name, k in items.items()}, classes=classes, dataset=dataset)
-    tree = VirtualTree(LayoutView(oi.layout, read_project(str(tmp_path / "src")), ViewOptions()))
-    out = tmp_path / "out"
-    for path in tree.walk_files():
-        (out / path).parent.mkdir(parents=True, exist_ok=True)
-        (out / path).write_bytes(tree.read_file(path))
+    root = odd_names_project(tmp_path / "src", classes, lambda k: [{
+        "classTitle": classes[k], "geometryType": "polygon", "tags": [],
+        "points": {"exterior": [[1, 1], [6, 1], [1, 6]], "interior": []}}])
+    out = write_view(LayoutView(oi.layout, read_project(str(root)), ViewOptions()), tmp_path / "out")
     assert sorted(p.name for p in (out / "images").iterdir()) == ["my-set-v2", "other"]
     report = datumaro_import_all(out, "open_images")
-    assert report.errors == [] and report.missing_media() == [] and len(report.dataset) == 8
+    assert_clean_import(report, 8)
     assert not any("\\" in item.id for item in report.dataset)
     names = oi.label_names(list(classes))
     assert names[0] == 'a,"b"' and names[1] == "%20pad" and names[2] == "tab%09here"

@@ -6,7 +6,6 @@ labels without pixels reported, and the names readers would split or strip mappe
 from __future__ import annotations
 
 import io
-import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -17,28 +16,25 @@ from PIL import Image
 
 from slyfs.formats.common.naming import spaceless_component, split_ext
 from slyfs.formats.common.splits import item_names, splits
-from slyfs.formats.contract import Generated, SourceBytes
 from slyfs.formats.readers.supervisely import ProblemLog, read_project
 from slyfs.formats.source_bytes import read_bytes
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import segmask
 from slyfs.vfs.tree import VirtualTree
-from tests.conftest import BLOB, PLAIN
-from tests.helpers.hostile import ann, plain_project, png, rect
-from tests.helpers.mask_oracle import SOURCES, expected, imports_by_backend, make_samples, mounted_all, source_root
+from tests.conftest import PLAIN
+from tests.helpers.hostile import ann, names_project, plain_project, png, rect
+from tests.helpers.mask_oracle import (
+    assert_keys_distinct_and_images_source,
+    assert_left_out_reported,
+    assert_reads_back,
+    expected,
+)
+from tests.helpers.mounts import SOURCES, assert_clean_import, mounts_fixture, sources_fixture
 from tests.helpers.readers import datumaro_detect, datumaro_import_all, require
-from tests.helpers.views import view_files
+from tests.helpers.views import view_files, write_view
 
-
-@pytest.fixture(scope="module")
-def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return make_samples(tmp_path_factory.mktemp("segmask-samples"))
-
-
-@pytest.fixture(scope="module")
-def mounts(samples: dict[str, Path]):
-    with mounted_all("segmask", samples) as mnts:
-        yield mnts
+sources = sources_fixture(seed=7)
+mounts = mounts_fixture("segmask")
 
 
 def output_items(project, options: ViewOptions = ViewOptions()) -> dict[str, tuple[str, object]]:
@@ -93,19 +89,13 @@ def check_view(root: Path, tree: Path, titles: list[str] | None = None) -> dict[
 
 
 def datumaro_reads(tree: Path, root: Path, counts: dict[tuple[str, str], int]) -> None:
-    require("datumaro")
-    project = read_project(str(root))
-    n_images = sum(1 for _ in project.items())
     for importer in ("voc_segmentation", "voc_instance_segmentation", "voc"):  # voc: as CVAT imports it
-        for report in imports_by_backend(tree, importer):
-            assert report.errors == [] and report.missing_media() == []
-            assert len(report.dataset) == n_images
-            assert report.label_counts() == counts
+        assert_reads_back(tree, root, importer, counts)
 
 
 @pytest.mark.parametrize("source", SOURCES)
-def test_mounted_view_reads_back_exactly(source: str, samples: dict[str, Path], mounts: dict[str, Path]) -> None:
-    root, tree = source_root(source, samples), mounts[source]
+def test_mounted_view_reads_back_exactly(source: str, sources: dict[str, Path], mounts: dict[str, Path]) -> None:
+    root, tree = sources[source], mounts[source]
     counts = check_view(root, tree)
     assert counts  # every source has painted objects
     datumaro_reads(tree, root, counts)
@@ -118,10 +108,10 @@ def test_datumaro_detects_it_as_cvat_does(mounts: dict[str, Path]) -> None:
     assert {"voc", "voc_segmentation", "voc_instance_segmentation"} <= set(found)
 
 
-def test_instances_come_back_as_groups(samples: dict[str, Path], mounts: dict[str, Path]) -> None:
+def test_instances_come_back_as_groups(sources: dict[str, Path], mounts: dict[str, Path]) -> None:
     """voc_instance_segmentation: one mask per visible instance, its pixels those the model gives it."""
     dm = require("datumaro")
-    project = read_project(str(samples["blob"]))
+    project = read_project(str(sources["sample-blob"]))
     titles = [c.title for c in project.meta.classes]
     ids = output_items(project)
     ds = datumaro_import_all(mounts["sample-blob"], "voc_instance_segmentation").dataset
@@ -135,32 +125,12 @@ def test_instances_come_back_as_groups(samples: dict[str, Path], mounts: dict[st
 
 
 def test_labels_without_pixels_are_reported() -> None:
-    log = ProblemLog()
-    project = read_project(str(PLAIN), report=log)
-    titles = [c.title for c in project.meta.classes]
-    tree = VirtualTree(view_files(segmask, project, ViewOptions()))
-    for path in tree.walk_files():
-        tree.read_file(path)
-    got = Counter()
-    for problem in log.all():
-        if "cannot be expressed in segmask" in problem.message:
-            n, kind = problem.message.split(" label(s)")[0].split(" ", 1)
-            got[(problem.item, kind)] += int(n)
-    want = Counter()
-    for item in project.items():
-        for kind, n in expected(project, item, titles).left_out.items():
-            want[(item.name, kind)] += n
-    assert got == want and sum(want.values()) >= 3
+    assert_left_out_reported(segmask, "segmask")
 
 
 def test_keys_name_their_inputs_and_images_are_source_bytes() -> None:
-    project = read_project(str(BLOB))
-    files = view_files(segmask, project, ViewOptions())
-    keys = [n.key for n in files.values() if isinstance(n, Generated)]
-    assert len(keys) == len(set(keys))
-    assert all(isinstance(n, SourceBytes) for p, n in files.items() if p.startswith("JPEGImages/"))
-    other = view_files(segmask, project, ViewOptions(classes=("road", "car")))
-    assert files["SegmentationClass/img_001.png"].key != other["SegmentationClass/img_001.png"].key
+    assert_keys_distinct_and_images_source(segmask, ("JPEGImages/",), "SegmentationClass/img_001.png",
+                                           ViewOptions(classes=("road", "car")))
 
 
 def test_class_selection_renumbers_and_paints_only_those(tmp_path: Path) -> None:
@@ -179,18 +149,12 @@ def test_names_readers_split_or_strip_are_mapped(tmp_path: Path) -> None:
     """Class names with ``:`` / a leading ``#``, one colour for every class (and one black), a
     split with ``_``, an image name with spaces: Datumaro reads it all back."""
     classes = ("a:b", "a%3Ab", "#x", "traffic sign")
-    root = plain_project(tmp_path / "p", {
+    root = names_project(tmp_path / "p", classes, {
         "a b.png": ann(rect(1, 1, 4, 4, "a:b"), rect(3, 3, 8, 8, "#x")),
         "c.png": ann(rect(0, 0, 9, 2, "traffic sign"), rect(5, 5, 6, 6, "a%3Ab")),
-        "d.png": ann()}, classes=classes, dataset="my_train")
-    meta = json.loads((root / "meta.json").read_text())
-    meta["classes"][2]["color"] = "#000000"
-    (root / "meta.json").write_text(json.dumps(meta))
+        "d.png": ann()}, black=2)
     files = VirtualTree(view_files(segmask, read_project(str(root)), ViewOptions()))
-    out = tmp_path / "out"
-    for path in files.walk_files():
-        (out / path).parent.mkdir(parents=True, exist_ok=True)
-        (out / path).write_bytes(files.read_file(path))
+    out = write_view(files, tmp_path / "out")
     assert sorted(p.name for p in (out / "ImageSets/Segmentation").iterdir()) == ["my-train.txt"]
     assert (out / "JPEGImages/a%20b.png").is_file()
     names = [n for n, _ in read_labelmap((out / "labelmap.txt").read_text())]
@@ -199,7 +163,7 @@ def test_names_readers_split_or_strip_are_mapped(tmp_path: Path) -> None:
     assert counts == {("mask", t): 1 for t in classes}
     require("datumaro")
     report = datumaro_import_all(out, "voc_segmentation")
-    assert report.errors == [] and report.missing_media() == [] and len(report.dataset) == 3
+    assert_clean_import(report, 3)
     assert {i.subset for i in report.dataset} == {"my-train"}
     assert report.label_counts() == {("mask", n): 1 for n in names[1:]}
     shutil.rmtree(out)
@@ -227,11 +191,8 @@ def test_classes_and_instances_past_the_8_bit_index_are_reported(tmp_path: Path)
 def test_a_view_without_images_is_an_empty_dataset(tmp_path: Path) -> None:
     root = plain_project(tmp_path / "p", {"a.png": ann()})
     tree = VirtualTree(view_files(segmask, read_project(str(root)), ViewOptions(include_empty=False)))
-    out = tmp_path / "out"
-    for path in tree.walk_files():
-        (out / path).parent.mkdir(parents=True, exist_ok=True)
-        (out / path).write_bytes(tree.read_file(path))
+    out = write_view(tree, tmp_path / "out")
     assert (out / "ImageSets/Segmentation/train.txt").read_bytes() == b""
     require("datumaro")
     report = datumaro_import_all(out, "voc_segmentation")
-    assert report.errors == [] and len(report.dataset) == 0
+    assert_clean_import(report, 0)

@@ -1,4 +1,5 @@
-"""Builders for small hostile Supervisely projects (each test writes its own under tmp_path)."""
+"""Builders for small hostile Supervisely projects (each test writes its own under tmp_path): the
+names readers split, strip or escape, in images, datasets, classes and transcriptions."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import sys
 import tarfile
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,3 +118,55 @@ def tree_hash(root: Path) -> dict[str, str]:
             st = p.lstat()
             out[str(p.relative_to(root))] = f"{hashlib.sha256(p.read_bytes()).hexdigest()} {st.st_mode:o}"
     return out
+
+
+ODD_IMAGES = ("back\\slash.png", 'com,ma "q" x.png', "ü" * 80 + ".png", "dup.png")
+ODD_DATASETS = ("my_set.v2", "other")
+
+
+def odd_names_project(root: Path, classes: tuple[str, ...], objects: Callable[[int], list[dict]]) -> Path:
+    """The same four images (a backslash, a comma and quotes, a long non-ASCII name, a common name)
+    in each of two datasets, one with ``_`` and ``.`` in its name; the k-th image has ``objects(k)``."""
+    for dataset in ODD_DATASETS:
+        plain_project(root, {name: ann(*objects(k)) for k, name in enumerate(ODD_IMAGES)},
+                      classes=classes, dataset=dataset)
+    return root
+
+
+HOSTILE_NAMES = ("a b.png", "a, b.png", " lead.png", "x_y.png", "ü" * 122 + "a.png", "ü" * 122 + "b.png",
+                 "dup.png", "dup.jpg", "gt_x.png", "x_GT.png", "labels.png", "Ω.png")
+HOSTILE_TEXTS = ('say "hi", there\\', " ", "one, two", "", "tab\there", "#1")
+HOSTILE_CLASSES = ("traffic sign", " lead", "a_b")
+
+
+def hostile_text_project(root: Path) -> Path:
+    """A plain project whose image, dataset and class names and transcriptions are what the
+    text and tracking readers split or strip at; every object has a ``text`` and a ``track_id`` tag,
+    three images in four a ``text`` tag."""
+    items = {}
+    for k, name in enumerate(HOSTILE_NAMES):
+        objects = []
+        for j, cls in enumerate(HOSTILE_CLASSES):
+            obj = rect(j, j, j + 4 + k % 3, j + 5, cls)
+            obj["tags"] = [{"name": "text", "value": HOSTILE_TEXTS[(k + j) % len(HOSTILE_TEXTS)]},
+                           {"name": "track_id", "value": 1 + j}]
+            objects.append(obj)
+        items[name] = ann(*objects, width=12, height=12)
+        if k % 4:
+            items[name]["tags"] = [{"name": "text", "value": HOSTILE_TEXTS[k % len(HOSTILE_TEXTS)]}]
+    plain_project(root, items, classes=HOSTILE_CLASSES, dataset="tr_ain x")
+    data = meta(HOSTILE_CLASSES)
+    data["tags"] = [{"name": "text", "value_type": "any_string", "color": "#000000", "id": 1},
+                    {"name": "track_id", "value_type": "any_number", "color": "#000001", "id": 2}]
+    (root / "meta.json").write_text(json.dumps(data))
+    return root
+
+
+def names_project(root: Path, classes: tuple[str, ...], items: dict[str, dict], black: int) -> Path:
+    """A plain project of ``items`` in a dataset named ``my_train`` (a ``_`` readers split on) whose
+    class ``black`` has the background's colour, for the mask views' name-mapping tests."""
+    plain_project(root, items, classes=classes, dataset="my_train")
+    meta = json.loads((root / "meta.json").read_text())
+    meta["classes"][black]["color"] = "#000000"
+    (root / "meta.json").write_text(json.dumps(meta))
+    return root

@@ -1,28 +1,30 @@
 """What a mask view must hold, computed from the reader's model alone (never from a writer's
 helpers): each image's class and instance rasters painted here with PIL, the labels a mask view
-cannot hold, and the sources the mask-view tests mount (both SDK fixtures and generated
-``--format-tags`` projects)."""
+cannot hold, and the checks every mask view's tests share."""
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
+from slyfs.formats.contract import Generated, SourceBytes
 from slyfs.formats.model import Cuboid2d, Graph, Item, Line, Mask, OrientedBox, PointGeom, Polygon, Project, Rectangle
-from tests.conftest import BLOB, PLAIN, fuse_usable, mounted
+from slyfs.formats.readers.supervisely import ProblemLog, read_project
+from slyfs.formats.view import ViewOptions
+from slyfs.vfs.tree import VirtualTree
+from tests.conftest import BLOB, PLAIN
+from tests.helpers.mounts import assert_clean_import
 from tests.helpers.readers import ImportReport, datumaro_import_all, require
-from tests.helpers.scripts import load_script
+from tests.helpers.views import view_files
 from tests.test_coco_masks import painted
 
 AREA_TYPES = (Rectangle, Polygon, Mask, OrientedBox, Cuboid2d)
 NO_AREA = {Line: "line", PointGeom: "point", Graph: "graph"}  # how the problem log names them
-SAMPLE_IMAGES = 40
-SOURCES = ("fixture-plain", "fixture-blob", "sample-plain", "sample-blob")
 
 
 @dataclass
@@ -65,18 +67,6 @@ def expected(project: Project, item: Item, titles: list[str]) -> Expected:
     return Expected(cls, inst, inst_class, left_out)
 
 
-def make_samples(root: Path) -> dict[str, Path]:
-    """A 40-image ``--format-tags`` project in both forms, under ``root``."""
-    make_project = load_script("make_sample_project").make_project
-    return {form: make_project(root / form, SAMPLE_IMAGES, form, seed=7, format_tags=True)
-            for form in ("plain", "blob")}
-
-
-def source_root(source: str, samples: dict[str, Path]) -> Path:
-    kind, form = source.split("-")
-    return {"plain": PLAIN, "blob": BLOB}[form] if kind == "fixture" else samples[form]
-
-
 def imports_by_backend(tree: Path, importer: str) -> Iterator[ImportReport]:
     """Datumaro's import of ``tree`` with its OpenCV image backend (masks decoded by colour), then with
     its PIL one (a palette PNG read as its indices)."""
@@ -92,9 +82,53 @@ def imports_by_backend(tree: Path, importer: str) -> Iterator[ImportReport]:
         yield report
 
 
-@contextlib.contextmanager
-def mounted_all(fmt: str, samples: dict[str, Path], *options: str) -> Iterator[dict[str, Path]]:
-    """Every source of ``SOURCES`` mounted as ``fmt`` at once (one mount each for a whole module)."""
-    assert fuse_usable(), "FUSE is not usable here (/dev/fuse and libfuse 3 or 2 are required)"
-    with contextlib.ExitStack() as stack:
-        yield {s: stack.enter_context(mounted(source_root(s, samples), "--format", fmt, *options)) for s in SOURCES}
+def assert_reads_back(tree: Path, root: Path, importer: str, counts: dict[tuple[str, str], int]) -> None:
+    """Datumaro's ``importer`` reads every image of ``root`` from ``tree`` and the masks ``counts``
+    gives, alike with either image backend."""
+    n_images = sum(1 for _ in read_project(str(root)).items())
+    for report in imports_by_backend(tree, importer):
+        assert_clean_import(report, n_images)
+        assert report.label_counts() == counts
+
+
+def assert_left_out_reported(writer: ModuleType, view: str) -> None:
+    """Every label of the plain SDK fixture that has no pixels is in the problem log, counted per
+    image and geometry kind in the message form the benchmark parses."""
+    log = ProblemLog()
+    project = read_project(str(PLAIN), report=log)
+    titles = [c.title for c in project.meta.classes]
+    tree = VirtualTree(view_files(writer, project, ViewOptions()))
+    for path in tree.walk_files():
+        tree.read_file(path)
+    got: Counter[tuple[str | None, str]] = Counter()
+    for problem in log.all():
+        if f"cannot be expressed in {view}" in problem.message:
+            n, kind = problem.message.split(" label(s)")[0].split(" ", 1)
+            got[(problem.item, kind)] += int(n)
+    want: Counter[tuple[str | None, str]] = Counter()
+    for item in project.items():
+        for kind, n in expected(project, item, titles).left_out.items():
+            want[(item.name, kind)] += n
+    assert got == want and sum(want.values()) >= 3
+
+
+def assert_keys_distinct_and_images_source(writer: ModuleType, image_dirs: tuple[str, ...], mask: str,
+                                           other: ViewOptions) -> None:
+    """In the blob SDK fixture's view every generated file has its own key, every image under
+    ``image_dirs`` is the source's bytes, and the ``mask`` file's key changes with ``other``."""
+    project = read_project(str(BLOB))
+    files = view_files(writer, project, ViewOptions())
+    keys = [n.key for n in files.values() if isinstance(n, Generated)]
+    assert len(keys) == len(set(keys))
+    assert all(isinstance(n, SourceBytes) for p, n in files.items() if p.startswith(image_dirs))
+    changed = view_files(writer, project, other)
+    assert files[mask].key != changed[mask].key
+
+
+def read_label_colors(text: str) -> list[tuple[str, tuple[int, int, int]]]:
+    """``label_colors.txt`` lines (``R G B name``) as (name, colour)."""
+    out = []
+    for line in text.splitlines():
+        r, g, b, name = line.split(" ")
+        out.append((name, (int(r), int(g), int(b))))
+    return out

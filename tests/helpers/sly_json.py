@@ -1,34 +1,27 @@
 """A Supervisely project read from its JSON files alone, for expectations that must not come from
-the view code: the annotation of each item, the tags of an object, and the sample projects the
-text and tracking views are checked on (``--format-tags``: transcriptions and track ids)."""
+the view code: the annotation of each item, the tags of an object, the hostile project the
+text and tracking views are checked on, and the checks those views share."""
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from slyfs.formats.common.naming import split_ext
 from slyfs.formats.common.splits import item_names
-from slyfs.formats.model import Item
+from slyfs.formats.model import Item, Project
 from slyfs.formats.readers.supervisely import read_project
-from tests.conftest import BLOB, PLAIN, fuse_usable, mounted
-from tests.helpers.scripts import load_script
-
-SAMPLE_IMAGES = 40
+from slyfs.formats.view import ViewOptions
+from tests.helpers.hostile import HOSTILE_NAMES, hostile_text_project
+from tests.helpers.mounts import assert_clean_import, tagged
+from tests.helpers.readers import ImportReport, datumaro_import_all, require
+from tests.helpers.source import source_annotations
+from tests.helpers.views import view_files, write_view
 
 
 def annotations(root: Path) -> dict[tuple[str, str], dict]:
     """(dataset full name, item name) → the item's annotation JSON."""
-    out = {}
-    for path in root.rglob("ann/*.json"):
-        parts = path.parent.parent.relative_to(root).parts
-        dataset = "/".join(p for i, p in enumerate(parts) if not (i % 2 and p == "datasets"))
-        out[(dataset, path.name[: -len(".json")])] = json.loads(path.read_text(encoding="utf-8"))
-    return out
+    return {(a.dataset, a.name): a.data for a in source_annotations(root)}
 
 
 def items_by_split(root: Path) -> dict[str, list[tuple[str, str, dict]]]:
@@ -75,66 +68,24 @@ def close(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return len(a) == len(b) and all(math.isclose(x, y, abs_tol=1e-5) for x, y in zip(a, b))
 
 
-def sample_projects(tmp_path_factory: pytest.TempPathFactory, seed: int) -> dict[str, Path]:
-    """The SDK fixtures (no text or track tags) and a 40-image ``--format-tags`` sample, plain and blob."""
-    make_project = load_script("make_sample_project").make_project
-    root = tmp_path_factory.mktemp("tagged-samples")
-    out = {"fixture-plain": PLAIN, "fixture-blob": BLOB}
-    for form in ("plain", "blob"):
-        out[f"sample-{form}"] = make_project(root / form, SAMPLE_IMAGES, form, seed=seed, format_tags=True)
-    return out
+def hostile_text_import(dest: Path, view: str, importer: str,
+                        folder: str = "") -> tuple[Path, Project, Path, ImportReport]:
+    """(source, its model, the view written out, the import) of the hostile text project's ``view``
+    written under ``dest`` and read by Datumaro's ``importer`` (from ``folder`` of the view), checked
+    clean with an item for every image."""
+    require("datumaro")
+    root = hostile_text_project(dest / "src")
+    project = read_project(str(root))
+    out = write_view(view_files([view], project, ViewOptions()), dest / "view")
+    report = datumaro_import_all(out / folder, importer)
+    assert_clean_import(report, len(HOSTILE_NAMES), no_warnings=True)
+    return root, project, out, report
 
 
-def mount_once(source: Path, formats: str) -> Iterator[tuple[Path, Path]]:
-    """(mountpoint, its log) of one real mount of ``source`` in ``formats``, for a module fixture."""
-    if not fuse_usable():
-        pytest.fail("FUSE is not usable here (/dev/fuse and libfuse 3 or 2 are required for the end-to-end tests)")
-    with mounted(source, "--format", formats) as mnt:
-        yield mnt, mnt.with_suffix(".log")
-
-
-HOSTILE_NAMES = ("a b.png", "a, b.png", " lead.png", "x_y.png", "ü" * 122 + "a.png", "ü" * 122 + "b.png",
-                 "dup.png", "dup.jpg", "gt_x.png", "x_GT.png", "labels.png", "Ω.png")
-HOSTILE_TEXTS = ('say "hi", there\\', " ", "one, two", "", "tab\there", "#1")
-HOSTILE_CLASSES = ("traffic sign", " lead", "a_b")
-
-
-def hostile_text_project(root: Path) -> Path:
-    """A plain project whose image, dataset and class names and transcriptions are what the
-    text and tracking readers split or strip at; every object has a ``text`` and a ``track_id`` tag,
-    three images in four a ``text`` tag."""
-    from tests.helpers.hostile import ann, meta, plain_project, rect
-
-    items = {}
-    for k, name in enumerate(HOSTILE_NAMES):
-        objects = []
-        for j, cls in enumerate(HOSTILE_CLASSES):
-            obj = rect(j, j, j + 4 + k % 3, j + 5, cls)
-            obj["tags"] = [{"name": "text", "value": HOSTILE_TEXTS[(k + j) % len(HOSTILE_TEXTS)]},
-                           {"name": "track_id", "value": 1 + j}]
-            objects.append(obj)
-        items[name] = ann(*objects, width=12, height=12)
-        if k % 4:
-            items[name]["tags"] = [{"name": "text", "value": HOSTILE_TEXTS[k % len(HOSTILE_TEXTS)]}]
-    plain_project(root, items, classes=HOSTILE_CLASSES, dataset="tr_ain x")
-    data = meta(HOSTILE_CLASSES)
-    data["tags"] = [{"name": "text", "value_type": "any_string", "color": "#000000", "id": 1},
-                    {"name": "track_id", "value_type": "any_number", "color": "#000001", "id": 2}]
-    (root / "meta.json").write_text(json.dumps(data))
-    return root
-
-
-def materialise(files: dict, dest: Path) -> Path:
-    """The rendered bytes of a ``view_files`` map written under ``dest``."""
-    from slyfs.formats.contract import Generated, SourceBytes
-
-    for path, node in files.items():
-        target = dest / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(node, Generated):
-            target.write_bytes(node.render())
-        elif isinstance(node, SourceBytes):
-            with open(node.ref.path, "rb") as f:
-                f.seek(node.ref.offset)
-                target.write_bytes(f.read(node.ref.size))
-    return dest
+def assert_missing_tag_said(note: Path, log: Path, source: Path, option: str, message: str) -> None:
+    """A view of a project without the tag it needs has ``note`` naming the ``option`` that would
+    fill it, and the problem log has ``message``; the tagged samples' views have no note."""
+    assert note.exists() != tagged(source), note
+    if not tagged(source):
+        assert option in note.read_text()
+        assert message in log.read_text()

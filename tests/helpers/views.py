@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import ModuleType
 
 from slyfs.formats.contract import Node
@@ -22,3 +23,14 @@ def view_files(fmt: ModuleType | list[str], project: Project, options: ViewOptio
         assert node is not None
         out[path] = node
     return out
+
+
+def write_view(view: VirtualTree | LayoutView | dict[str, Node], dest: Path) -> Path:
+    """Every file of ``view`` (a tree, a layout view or a ``view_files`` map) rendered under
+    ``dest``, for readers that want a real folder."""
+    tree = view if isinstance(view, VirtualTree) else VirtualTree(view)
+    for path in tree.walk_files():
+        target = dest / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(tree.read_file(path))
+    return dest
