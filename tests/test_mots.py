@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from slyfs.formats.common.masks import gray_png
 from slyfs.formats.common.tagged import NOTE_FILE
-from slyfs.formats.common.tracks import line_names, mots_pixel, uint16_png
+from slyfs.formats.common.tracks import line_names, mots_pixel
 from slyfs.formats.model import Annotation, Label, Line, Rectangle, Tag
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.view import ViewOptions
@@ -47,7 +48,7 @@ def test_pixels_say_class_and_track():
 
 def test_sixteen_bit_png_round_trip():
     pixels = np.array([[0, 1001], [64999, 3007]], dtype=np.uint16)
-    with Image.open(io.BytesIO(uint16_png(pixels))) as img:
+    with Image.open(io.BytesIO(gray_png(pixels))) as img:
         assert np.array_equal(np.asarray(img).astype(np.uint16), pixels)
 
 

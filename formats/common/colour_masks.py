@@ -1,22 +1,19 @@
-"""Colour-coded and integer masks beside the VOC palette ones (common/masks.py): distinct label
-colours taken from meta.json, RGB and 16-bit PNGs of index images, several index images painted
+"""Colour-coded and integer masks beside the VOC palette ones (common/masks.py, which also writes
+every PNG): distinct label colours taken from meta.json, several index images painted
 in one pass over the labels, instance numbers of bound labels, and label names for the
 ``r g b name`` label files (CamVid, Cityscapes) whose readers split lines at whitespace."""
 
 from __future__ import annotations
 
-import io
 from collections import Counter
 from collections.abc import Container, Iterator, Mapping, Sequence
 
 import numpy as np
-from PIL import Image
 
 from slyfs.formats.common.labels import GEOMETRY_NAMES
 from slyfs.formats.common.masks import spread_colour
 from slyfs.formats.common.naming import WHITESPACE, distinct_texts, line_unsafe, text_field
 from slyfs.formats.common.raster import geometry_mask, has_area
-from slyfs.formats.contract import NotRenderable
 from slyfs.formats.model import Geometry, Label
 
 RGB = tuple[int, int, int]
@@ -52,32 +49,6 @@ def _free_colours(used: set[RGB]) -> Iterator[RGB]:
             used.add(colour)
             yield colour
         k += 1
-
-
-def _png(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _check_size(indices: np.ndarray) -> None:
-    if indices.size == 0:
-        raise NotRenderable("image size unknown (no readable image or annotation size): no mask can be drawn")
-
-
-def colour_png(indices: np.ndarray, colours: Sequence[RGB]) -> bytes:
-    """An RGB PNG of an index image: pixel value k drawn in ``colours[k]``."""
-    _check_size(indices)
-    table = np.asarray(colours, dtype=np.uint8).reshape(-1, 3)
-    return _png(Image.fromarray(np.ascontiguousarray(table[indices]), "RGB"))
-
-
-def gray_png(values: np.ndarray) -> bytes:
-    """A grayscale PNG of an integer image: 8-bit for a uint8 image, else 16-bit (values 0..65535)."""
-    _check_size(values)
-    if values.dtype == np.uint8:
-        return _png(Image.fromarray(np.ascontiguousarray(values), "L"))
-    return _png(Image.fromarray(np.ascontiguousarray(values, dtype="<u2")))  # mode I;16
 
 
 def painted_layers(width: int, height: int, geometries: Sequence[Geometry],

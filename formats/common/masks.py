@@ -54,14 +54,11 @@ def segmentation_arrays(ann: Annotation, labels: list[Label],
 
 def palette_png(indices: np.ndarray, palette: Sequence[int] = PALETTE) -> bytes:
     """A mode-P PNG of an index image; the palette (flat r, g, b…) defaults to the VOC colour map."""
+    _check_size(indices.shape)
     height, width = indices.shape
-    if width == 0 or height == 0:
-        raise NotRenderable("image size unknown (no readable image or annotation size): no mask can be drawn")
     img = Image.frombytes("P", (width, height), np.ascontiguousarray(indices).tobytes())
     img.putpalette(palette)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
+    return _png(img)
 
 
 def labelmap_text(background: str, names: list[str], colours: Sequence[tuple[int, int, int]] | None = None) -> bytes:
@@ -107,7 +104,8 @@ def _check_size(shape: tuple[int, ...]) -> None:
 
 def gray_png(indices: np.ndarray) -> bytes:
     """A 1-channel PNG of an index image: 8-bit for ``uint8``, 16-bit for ``uint16`` (the integer
-    masks of KITTI, Cityscapes' instanceIds, MOTS), values exactly as in the array."""
+    masks of KITTI, Cityscapes' labelIds and instanceIds, MOTS, Open Images), values exactly as in
+    the array."""
     _check_size(indices.shape)
     if indices.dtype == np.uint8:
         return _png(Image.fromarray(np.ascontiguousarray(indices)))

@@ -31,15 +31,13 @@ import numpy as np
 from slyfs.formats.common.colour_masks import (
     BLACK,
     area_labels,
-    colour_png,
     distinct_colours,
-    gray_png,
     label_colors_text,
     painted_layers,
     token_label_names,
 )
 from slyfs.formats.common.labels import flag_tag, report_left_out
-from slyfs.formats.common.masks import background_name
+from slyfs.formats.common.masks import background_name, gray_png, rgb_png
 from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import MAX_EXT_BYTES, MAX_NAME_BYTES, escape_component, fit_name, split_ext
 from slyfs.formats.common.splits import dashed_split_names, item_names
@@ -139,7 +137,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         return memo.get(item, lambda: draw(item))
 
     renders: dict[str, Callable[[Item], bytes]] = {
-        "color": lambda item: colour_png(masks_of(item)[0], colours),
+        "color": lambda item: rgb_png(masks_of(item)[0], colours),
         "labelIds": lambda item: gray_png(masks_of(item)[0]),
         "instanceIds": lambda item: gray_png(masks_of(item)[1]),
     }

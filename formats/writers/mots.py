@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
+from slyfs.formats.common.masks import gray_png, painted_indices
 from slyfs.formats.common.naming import split_ext
 from slyfs.formats.common.raster import has_area
 from slyfs.formats.common.tagged import find_tag, missing_tags_note
@@ -29,9 +30,7 @@ from slyfs.formats.common.tracks import (
     MAX_MOTS_LABELS,
     line_names,
     mots_pixel,
-    mots_pixels,
     track_id,
-    uint16_png,
 )
 from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile
@@ -99,7 +98,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
             raise NotRenderable(f"{item.dataset}/{item.name}: {too_large}: no mask is drawn")
         objects, left_out = painted(ann, label_index, tag)
         report_left_out(project, item, VIEW, left_out)
-        return uint16_png(mots_pixels(ann.width, ann.height, objects))
+        return gray_png(painted_indices(ann.width, ann.height, objects))
 
     def png(item: Item, _name: str) -> Node:
         return Generated((*base_key, "png", item.dataset, item.name, item.fingerprint), functools.partial(render, item))
