@@ -17,9 +17,9 @@ from slyfs.formats.common.colour_masks import (
     token_label_name,
     token_label_names,
 )
-from slyfs.formats.common.labels import flag_tag
 from slyfs.formats.common.masks import gray_png, labelmap_name, labelmap_names, rgb_png, spread_colour
 from slyfs.formats.common.splits import dashed_split_names
+from slyfs.formats.common.tags import flag_tag
 from slyfs.formats.contract import NotRenderable
 from slyfs.formats.model import Label, PointGeom, Rectangle, Tag
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from slyfs.formats.common.naming import distinct_texts, text_field
-from slyfs.formats.common.tagged import find_tag, positive_int
+from slyfs.formats.common.tags import find_tag, positive_int
 from slyfs.formats.model import Label
 
 MOTS_TRACKS = 1000  # pixel = MOTS_TRACKS * (1 + label index) + track id

@@ -36,11 +36,12 @@ from slyfs.formats.common.colour_masks import (
     painted_layers,
     token_label_names,
 )
-from slyfs.formats.common.labels import flag_tag, report_left_out
+from slyfs.formats.common.labels import report_left_out
 from slyfs.formats.common.masks import background_name, gray_png, rgb_png
 from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import MAX_EXT_BYTES, MAX_NAME_BYTES, escape_component, fit_name, split_ext
 from slyfs.formats.common.splits import dashed_split_names, item_names
+from slyfs.formats.common.tags import flag_tag
 from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node
 from slyfs.formats.layout import ItemFile, Layout, StaticFile
 from slyfs.formats.model import Item, Label, Project

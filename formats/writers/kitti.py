@@ -35,7 +35,7 @@ from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import backslashless_component, plain_subset_names, split_ext, token_texts
 from slyfs.formats.common.raster import has_area
 from slyfs.formats.common.splits import item_names
-from slyfs.formats.common.tags import find_tag, tag_flag, tag_names, tag_number, tag_option
+from slyfs.formats.common.tags import find_tag, flag_tag, tag_names, tag_number, tag_option
 from slyfs.formats.common.text import json_bytes
 from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node
 from slyfs.formats.layout import ItemFile, Layout, StaticFile
@@ -107,8 +107,7 @@ def instance_values(labels: Sequence[Label], class_index: dict[str, int],
         if cls > MAX_INDEX:
             left_out[f"mask of a class past the {MAX_INDEX}th"] += 1
             continue
-        crowd = find_tag(label.tags, crowd_tag)
-        if crowd is not None and tag_flag(crowd.value):
+        if flag_tag(label.tags, crowd_tag):
             out.append((label, cls << 8))
             continue
         k += 1

@@ -39,7 +39,7 @@ from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import MAX_NAME_BYTES, shorten, split_ext, text_field
 from slyfs.formats.common.raster import geometry_mask
 from slyfs.formats.common.splits import item_assigner
-from slyfs.formats.common.tags import find_tag, tag_flag
+from slyfs.formats.common.tags import find_tag, flag_tag
 from slyfs.formats.common.text import xml_comment_text, xml_text
 from slyfs.formats.contract import Generated, Node, NotRenderable, image_node
 from slyfs.formats.layout import ItemFile, Layout
@@ -279,8 +279,7 @@ def annotation_xml(filename: str, folder: str, parsed: Parsed, stem: str, occlud
         etree.SubElement(el, "name").text = xml_text(obj.label.class_title)
         etree.SubElement(el, "deleted").text = "0"
         etree.SubElement(el, "verified").text = "0"
-        occluded = find_tag(tags, occluded_tag)
-        etree.SubElement(el, "occluded").text = "yes" if occluded is not None and tag_flag(occluded.value) else "no"
+        etree.SubElement(el, "occluded").text = "yes" if flag_tag(tags, occluded_tag) else "no"
         etree.SubElement(el, "date").text = ""
         etree.SubElement(el, "id").text = str(index)
         parts = etree.SubElement(el, "parts")

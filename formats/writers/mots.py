@@ -25,7 +25,8 @@ from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.masks import gray_png, painted_indices
 from slyfs.formats.common.naming import split_ext
 from slyfs.formats.common.raster import has_area
-from slyfs.formats.common.tagged import find_tag, missing_tags_note
+from slyfs.formats.common.tagged import missing_tags_note
+from slyfs.formats.common.tags import find_tag
 from slyfs.formats.common.tracks import (
     MAX_MOTS_LABELS,
     line_names,

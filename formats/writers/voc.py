@@ -49,6 +49,7 @@ from slyfs.formats.common.naming import (
 from slyfs.formats.common.raster import has_area
 from slyfs.formats.common.splits import MAX_SPLIT_BYTES, item_names
 from slyfs.formats.common.splits import dashed_split_names as voc_split_names
+from slyfs.formats.common.tags import tag_flag as flag_is_set
 from slyfs.formats.common.text import xml_comment_text, xml_text
 from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems, StaticFile
@@ -58,7 +59,6 @@ from slyfs.formats.source_bytes import read_bytes
 from slyfs.formats.view import FormatOption, ViewOptions, selected_classes
 
 FLAG_TAGS = ("truncated", "difficult", "occluded")
-FALSE_TAG_VALUES = ("0", "false", "no", "")
 JPEG_EXTS = (".jpg", ".jpeg", ".jpe", ".jfif")
 JPEG_QUALITY = 95
 HEADER_PROBE_BYTES = 64 << 10
@@ -104,10 +104,8 @@ def voc_class_names(titles: list[str]) -> list[str]:
 
 
 def tag_flag(value: TagValue) -> str:
-    """A flag tag's VOC value: ``1`` for a tag without value or any value but 0/false/no/empty."""
-    if value is None:
-        return "1"
-    return "0" if str(value).strip().lower() in FALSE_TAG_VALUES or value == 0 else "1"
+    """A flag tag's VOC value: ``1`` when it says yes (common/tags.tag_flag), else ``0``."""
+    return "1" if flag_is_set(value) else "0"
 
 
 def tag_text(value: TagValue) -> str:
