@@ -1,12 +1,14 @@
 """Colour-coded and integer masks beside the VOC palette ones (common/masks.py, which also writes
 every PNG): distinct label colours taken from meta.json, several index images painted
-in one pass over the labels, instance numbers of bound labels, and label names for the
+in one pass over the labels, the class table of a colour-coded mask view, instance numbers of
+bound labels, and label names for the
 ``r g b name`` label files (CamVid, Cityscapes) whose readers split lines at whitespace."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Container, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -14,7 +16,8 @@ from slyfs.formats.common.labels import GEOMETRY_NAMES
 from slyfs.formats.common.masks import spread_colour
 from slyfs.formats.common.naming import WHITESPACE, distinct_texts, line_unsafe, text_field
 from slyfs.formats.common.raster import geometry_mask, has_area
-from slyfs.formats.model import Geometry, Label
+from slyfs.formats.model import Geometry, Label, Project
+from slyfs.formats.view import ViewOptions, selected_classes
 
 RGB = tuple[int, int, int]
 BLACK: RGB = (0, 0, 0)
@@ -84,6 +87,41 @@ def area_labels(labels: Sequence[Label], class_index: Mapping[str, int], over: C
     return kept, left_out
 
 
+@dataclass(frozen=True, slots=True)
+class ClassTable:
+    """The classes a colour-coded mask view paints (CamVid, Segmentation Mask, Cityscapes): the first
+    ``max_classes`` of ``--classes`` (or meta.json) order, class k at index k (0 the background),
+    each in its meta.json colour made distinct; labels of the classes ``over`` the limit are
+    reported, not painted."""
+
+    titles: list[str]
+    colours: list[RGB]  # index k's colour; index 0 (background) BLACK
+    class_index: dict[str, int]
+    over: frozenset[str]
+    max_classes: int
+
+    @classmethod
+    def of(cls, project: Project, options: ViewOptions, max_classes: int) -> ClassTable:
+        selected = selected_classes(project, options)
+        classes = selected[:max_classes]
+        titles = [c.title for c in classes]
+        return cls(titles, [BLACK, *distinct_colours([c.color for c in classes])],
+                   {t: k for k, t in enumerate(titles, 1)}, frozenset(c.title for c in selected[max_classes:]),
+                   max_classes)
+
+    def palette(self) -> list[int]:
+        """The colours as a flat r, g, b… PNG palette."""
+        return [v for rgb in self.colours for v in rgb]
+
+    def area_labels(self, labels: Sequence[Label]) -> tuple[list[Label], Counter[str]]:
+        """:func:`area_labels` of this table's classes."""
+        return area_labels(labels, self.class_index, self.over, self.max_classes)
+
+    def indices(self, labels: Sequence[Label]) -> list[int]:
+        """The class index each label paints."""
+        return [self.class_index[label.class_title] for label in labels]
+
+
 def instance_numbers(labels: Sequence[Label]) -> list[int]:
     """1-based instance number of each label, in order of first appearance: labels bound by one
     ``instance`` key and of one class are one object (as CVAT merges a group's shapes)."""
@@ -109,5 +147,5 @@ def token_label_names(titles: Sequence[str]) -> list[str]:
 
 
 def label_colors_text(names: Sequence[str], colours: Sequence[RGB]) -> bytes:
-    """``label_colors.txt`` of CamVid and Cityscapes: ``r g b name`` a line, index k on line k+1."""
+    """``label_colors.txt`` of CamVid, Cityscapes and KITTI: ``r g b name`` a line, index k on line k+1."""
     return "".join(f"{r} {g} {b} {name}\n" for name, (r, g, b) in zip(names, colours)).encode("utf-8")

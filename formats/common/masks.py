@@ -14,6 +14,7 @@ from slyfs.formats.common.naming import distinct_texts, line_unsafe, text_field
 from slyfs.formats.common.raster import geometry_mask
 from slyfs.formats.contract import NotRenderable
 from slyfs.formats.model import Annotation, Label
+from slyfs.formats.readers.supervisely.annotation import size_problem
 
 MAX_OBJECT_INDEX = 254  # 255 is VOC's "void" index
 
@@ -36,6 +37,14 @@ def voc_colormap(n: int = 256) -> list[tuple[int, int, int]]:
 
 
 PALETTE: list[int] = [v for rgb in voc_colormap() for v in rgb]
+
+
+def check_drawable(where: str, width: int, height: int) -> None:
+    """Refuse (NotRenderable) to draw a mask of an image too large for its labels to be read
+    (``size_problem``): ``where`` names the item in the message."""
+    too_large = size_problem((width, height))
+    if too_large:
+        raise NotRenderable(f"{where}: {too_large}: no mask is drawn")
 
 
 def segmentation_arrays(ann: Annotation, labels: list[Label],

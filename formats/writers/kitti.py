@@ -28,19 +28,26 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from slyfs.formats.common.colour_masks import label_colors_text
 from slyfs.formats.common.geometry import Box, clipped_box
 from slyfs.formats.common.labels import report_left_out, tagged_label_file
-from slyfs.formats.common.masks import background_name, distinct_colours, gray_png, painted_indices, rgb_png
+from slyfs.formats.common.masks import (
+    background_name,
+    check_drawable,
+    distinct_colours,
+    gray_png,
+    painted_indices,
+    rgb_png,
+)
 from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import backslashless_component, plain_subset_names, split_ext, token_texts
 from slyfs.formats.common.raster import has_area
 from slyfs.formats.common.splits import item_names
 from slyfs.formats.common.tags import find_tag, flag_tag, tag_names, tag_number, tag_option
 from slyfs.formats.common.text import json_bytes
-from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node
+from slyfs.formats.contract import Generated, Node, constant, image_node
 from slyfs.formats.layout import ItemFile, Layout, StaticFile
 from slyfs.formats.model import Item, Label, Project
-from slyfs.formats.readers.supervisely.annotation import size_problem
 from slyfs.formats.view import ViewOptions, selected_classes
 
 VIEW = "kitti"
@@ -124,11 +131,6 @@ def dataset_meta(names: Sequence[str], colours: Sequence[tuple[int, int, int]]) 
                        "segmentation_colors": [list(c) for c in colours], "background_label": "0"})
 
 
-def label_colors_text(names: Sequence[str], colours: Sequence[tuple[int, int, int]]) -> bytes:
-    """``label_colors.txt``: one ``r g b name`` line per label index, background first."""
-    return "".join(f"{r} {g} {b} {n}\n" for (r, g, b), n in zip(colours, names)).encode("utf-8")
-
-
 # ---------------------------------------------------------------- the view
 
 
@@ -158,9 +160,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
 
     def paint(item: Item) -> np.ndarray:
         ann = project.annotation(item)
-        too_large = size_problem((ann.width, ann.height))
-        if too_large:
-            raise NotRenderable(f"{item.dataset}/{item.name}: {too_large}: no mask is drawn")
+        check_drawable(f"{item.dataset}/{item.name}", ann.width, ann.height)
         shapes, left_out = instance_values(ann.labels, class_index, tags["is_crowd"])
         report_left_out(project, item, MASKS_TITLE, left_out)
         return painted_indices(ann.width, ann.height, shapes, np.uint16)

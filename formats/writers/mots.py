@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
-from slyfs.formats.common.masks import gray_png, painted_indices
+from slyfs.formats.common.masks import check_drawable, gray_png, painted_indices
 from slyfs.formats.common.naming import split_ext
 from slyfs.formats.common.raster import has_area
 from slyfs.formats.common.tagged import missing_tags_note
@@ -33,10 +33,9 @@ from slyfs.formats.common.tracks import (
     mots_pixel,
     track_id,
 )
-from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node
+from slyfs.formats.contract import Generated, Node, constant, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile
 from slyfs.formats.model import Annotation, Item, Label, Project
-from slyfs.formats.readers.supervisely.annotation import size_problem
 from slyfs.formats.view import FormatOption, ViewOptions, selected_classes
 
 VIEW = "mots"
@@ -94,9 +93,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
 
     def render(item: Item) -> bytes:
         ann = project.annotation(item)
-        too_large = size_problem((ann.width, ann.height))
-        if too_large:
-            raise NotRenderable(f"{item.dataset}/{item.name}: {too_large}: no mask is drawn")
+        check_drawable(f"{item.dataset}/{item.name}", ann.width, ann.height)
         objects, left_out = painted(ann, label_index, tag)
         report_left_out(project, item, VIEW, left_out)
         return gray_png(painted_indices(ann.width, ann.height, objects))

@@ -32,7 +32,7 @@ import numpy as np
 
 from slyfs.formats.common.geometry import Box, clipped_box
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
-from slyfs.formats.common.masks import gray_png
+from slyfs.formats.common.masks import check_drawable, gray_png
 from slyfs.formats.common.naming import (
     MAX_NAME_BYTES,
     backslashless_component,
@@ -49,7 +49,6 @@ from slyfs.formats.common.text import csv_rows, json_bytes
 from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node, streamed
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems, StaticFile, WholeFile
 from slyfs.formats.model import Item, Mask, Polygon, Project, Tag
-from slyfs.formats.readers.supervisely.annotation import size_problem
 from slyfs.formats.view import ViewOptions, selected_classes
 
 VIEW = "open-images"
@@ -211,9 +210,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
 
     def mask_png(item: Item, file: str) -> bytes:
         ann = project.annotation(item)
-        too_large = size_problem((ann.width, ann.height))
-        if too_large:
-            raise NotRenderable(f"{item.dataset}/{item.name}: {too_large}: no mask is drawn")
+        check_drawable(f"{item.dataset}/{item.name}", ann.width, ann.height)
         position = mask_position(file)
         label = ann.labels[position] if position < len(ann.labels) else None
         pixels = geometry_mask(label.geometry, ann.width, ann.height) if label is not None else None

@@ -32,6 +32,7 @@ from slyfs.formats.common.geometry import pixel_extent
 from slyfs.formats.common.masks import (
     MAX_OBJECT_INDEX,
     background_name,
+    check_drawable,
     labelmap_text,
     palette_png,
     segmentation_arrays,
@@ -235,9 +236,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
 
     def draw_masks(item: Item) -> tuple[np.ndarray, np.ndarray]:
         ann, objs, _ = objects_of(item)
-        too_large = size_problem((ann.width, ann.height))
-        if too_large:
-            raise NotRenderable(f"{item.dataset}/{item.name}: {too_large}: no mask is drawn")
+        check_drawable(f"{item.dataset}/{item.name}", ann.width, ann.height)
         return segmentation_arrays(ann, [label for label, _ in objs], class_index)
 
     def masks_of(item: Item) -> tuple[np.ndarray, np.ndarray]:
