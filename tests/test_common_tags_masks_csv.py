@@ -14,8 +14,8 @@ from PIL import Image
 
 from slyfs.formats.common.labels import tagged_label_file
 from slyfs.formats.common.masks import distinct_colours, gray_png, painted_indices, rgb_png
-from slyfs.formats.common.naming import backslashless_component, plain_subset_names, token_text, token_texts
-from slyfs.formats.common.splits import item_names
+from slyfs.formats.common.naming import backslashless_component, token_text, token_texts
+from slyfs.formats.common.splits import item_names, plain_subset_names
 from slyfs.formats.common.tags import find_tag, tag_flag, tag_names, tag_number, tag_option
 from slyfs.formats.common.text import csv_rows
 from slyfs.formats.contract import NotRenderable

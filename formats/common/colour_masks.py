@@ -14,7 +14,7 @@ import numpy as np
 
 from slyfs.formats.common.labels import GEOMETRY_NAMES
 from slyfs.formats.common.masks import spread_colour
-from slyfs.formats.common.naming import WHITESPACE, distinct_texts, line_unsafe, text_field
+from slyfs.formats.common.naming import distinct_texts, token_text, uncommented
 from slyfs.formats.common.raster import geometry_mask, has_area
 from slyfs.formats.model import Geometry, Label, Project
 from slyfs.formats.view import ViewOptions, selected_classes
@@ -136,8 +136,7 @@ def instance_numbers(labels: Sequence[Label]) -> list[int]:
 def token_label_name(title: str) -> str:
     """A class title as the one whitespace-free token an ``r g b name`` line ends with: whitespace
     becomes ``_``, other control characters ``%XX``, a leading ``#`` (a comment to the readers) ``%23``."""
-    out = text_field(WHITESPACE.sub("_", title), line_unsafe, strip=False) or "_"
-    return "%23" + out[1:] if out.startswith("#") else out
+    return uncommented(token_text(title))
 
 
 def token_label_names(titles: Sequence[str]) -> list[str]:

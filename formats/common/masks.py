@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from slyfs.formats.common.naming import distinct_texts, line_unsafe, text_field
+from slyfs.formats.common.naming import distinct_texts, line_unsafe, text_field, uncommented
 from slyfs.formats.common.raster import geometry_mask
 from slyfs.formats.contract import NotRenderable
 from slyfs.formats.model import Annotation, Label
@@ -150,8 +150,7 @@ def labelmap_name(title: str) -> str:
     """A class title as the first field of a ``name:r,g,b:parts:actions`` line: ``:`` and control
     characters become ``%XX``, as do leading/trailing blanks (the reader strips lines) and a
     leading ``#`` (a comment to it)."""
-    out = text_field(title, lambda ch: line_unsafe(ch) or ch == ":")
-    return "%23" + out[1:] if out.startswith("#") else out
+    return uncommented(text_field(title, lambda ch: line_unsafe(ch) or ch == ":"))
 
 
 def labelmap_names(titles: Sequence[str]) -> list[str]:

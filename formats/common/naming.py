@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 
 MAX_NAME_BYTES = 255
 SUFFIX_BYTES = 4  # ".txt", ".xml", ".png", ".jpg": what views put after an item's stem
@@ -244,31 +244,15 @@ def token_text(text: str) -> str:
     return out or "_"
 
 
+def uncommented(text: str) -> str:
+    """``text`` with a leading ``#`` as ``%23``: readers of label files skip a line starting with it."""
+    return "%23" + text[1:] if text.startswith("#") else text
+
+
 def token_texts(texts: Sequence[str]) -> list[str]:
     """:func:`token_text` of each of the distinct ``texts``, distinct (``a b`` next to ``a_b``:
     ``a_b~<hash>``)."""
     return distinct_texts(texts, token_text)
-
-
-SUBSET_UNSAFE = re.compile(r"[^A-Za-z0-9-]")
-
-
-def plain_subset_names(splits: Sequence[str], reserved: Collection[str] = (),
-                       max_bytes: int = 64) -> dict[str, str]:
-    """Split names made ``[A-Za-z0-9-]+`` (readers split file and folder names at ``_`` and ``.``):
-    every other character becomes ``-``; a name equal to an earlier one or to one of ``reserved``
-    (a format's own folder names) gets ``-2``, ``-3``… Same splits in the same order, same names."""
-    out: dict[str, str] = {}
-    used = set(reserved)
-    for split in splits:
-        base = SUBSET_UNSAFE.sub("-", split)[:max_bytes] or "-"
-        name, k = base, 1
-        while name in used:
-            k += 1
-            name = f"{base[:max_bytes - len(str(k)) - 1]}-{k}"
-        used.add(name)
-        out[split] = name
-    return out
 
 
 def backslashless_component(name: str) -> str:

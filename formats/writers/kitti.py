@@ -40,9 +40,9 @@ from slyfs.formats.common.masks import (
     rgb_png,
 )
 from slyfs.formats.common.memo import BoundedMemo
-from slyfs.formats.common.naming import backslashless_component, plain_subset_names, split_ext, token_texts
+from slyfs.formats.common.naming import backslashless_component, split_ext, token_texts
 from slyfs.formats.common.raster import has_area
-from slyfs.formats.common.splits import item_names
+from slyfs.formats.common.splits import item_names, plain_subset_names
 from slyfs.formats.common.tags import find_tag, flag_tag, tag_names, tag_number, tag_option
 from slyfs.formats.common.text import json_bytes
 from slyfs.formats.contract import Generated, Node, constant, image_node

@@ -37,13 +37,12 @@ from slyfs.formats.common.naming import (
     MAX_NAME_BYTES,
     backslashless_component,
     distinct_texts,
-    plain_subset_names,
     shorten,
     split_ext,
     text_field,
 )
 from slyfs.formats.common.raster import geometry_mask
-from slyfs.formats.common.splits import item_names
+from slyfs.formats.common.splits import item_names, plain_subset_names
 from slyfs.formats.common.tags import find_tag, tag_flag, tag_names, tag_number, tag_option
 from slyfs.formats.common.text import csv_rows, json_bytes
 from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node, streamed
