@@ -130,22 +130,6 @@ def rgb_png(indices: np.ndarray, colours: list[tuple[int, int, int]]) -> bytes:
     return _png(Image.fromarray(table[indices]))
 
 
-def distinct_colours(colours: Iterable[tuple[int, int, int]],
-                     taken: Iterable[tuple[int, int, int]] = ((0, 0, 0),)) -> list[tuple[int, int, int]]:
-    """Each colour, or, when ``taken`` (by default black, the background) or an earlier one has it,
-    the nearest free colour found by stepping its components: colour-coded masks are decoded by
-    exact colour, so every label needs its own."""
-    used = set(taken)
-    out = []
-    for colour in colours:
-        r, g, b = colour
-        step = 0
-        while (r, g, b) in used:
-            step += 1
-            r, g, b = ((colour[0] + step) % 256, (colour[1] + step * 7) % 256, (colour[2] + step * 13) % 256)
-        used.add((r, g, b))
-        out.append((r, g, b))
-    return out
 def labelmap_name(title: str) -> str:
     """A class title as the first field of a ``name:r,g,b:parts:actions`` line: ``:`` and control
     characters become ``%XX``, as do leading/trailing blanks (the reader strips lines) and a

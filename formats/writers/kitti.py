@@ -28,13 +28,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from slyfs.formats.common.colour_masks import label_colors_text
+from slyfs.formats.common.colour_masks import BLACK, distinct_colours, label_colors_text
 from slyfs.formats.common.geometry import Box, clipped_box
 from slyfs.formats.common.labels import report_left_out, tagged_label_file
 from slyfs.formats.common.masks import (
     background_name,
     check_drawable,
-    distinct_colours,
     gray_png,
     painted_indices,
     rgb_png,
@@ -140,7 +139,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     titles = [c.title for c in classes]
     names = token_texts(titles)
     label_names = [background_name(names), *names]
-    colours = [(0, 0, 0), *distinct_colours([c.color for c in classes])]
+    colours = [BLACK, *distinct_colours([c.color for c in classes])]
     class_index = {t: k for k, t in enumerate(titles, 1)}
     label_colors = label_colors_text(label_names, colours)
     meta = dataset_meta(label_names, colours)
