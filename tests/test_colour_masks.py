@@ -13,11 +13,10 @@ from slyfs.formats.common.colour_masks import (
     distinct_colours,
     instance_numbers,
     label_colors_text,
-    painted_layers,
     token_label_name,
     token_label_names,
 )
-from slyfs.formats.common.masks import gray_png, labelmap_name, labelmap_names, rgb_png, spread_colour
+from slyfs.formats.common.masks import gray_png, labelmap_name, labelmap_names, painted_layers, rgb_png, spread_colour
 from slyfs.formats.common.splits import dashed_split_names
 from slyfs.formats.common.tags import flag_tag
 from slyfs.formats.contract import NotRenderable

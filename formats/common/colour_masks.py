@@ -1,6 +1,6 @@
 """Colour-coded and integer masks beside the VOC palette ones (common/masks.py, which also writes
-every PNG): distinct label colours taken from meta.json, several index images painted
-in one pass over the labels, the class table of a colour-coded mask view, instance numbers of
+every PNG and paints every index image): distinct label colours taken from meta.json, the class
+table of a colour-coded mask view, instance numbers of
 bound labels, and label names for the
 ``r g b name`` label files (CamVid, Cityscapes) whose readers split lines at whitespace."""
 
@@ -10,13 +10,11 @@ from collections import Counter
 from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from slyfs.formats.common.labels import GEOMETRY_NAMES
 from slyfs.formats.common.masks import spread_colour
 from slyfs.formats.common.naming import distinct_texts, token_text, uncommented
-from slyfs.formats.common.raster import geometry_mask, has_area
-from slyfs.formats.model import Geometry, Label, Project
+from slyfs.formats.common.raster import has_area
+from slyfs.formats.model import Label, Project
 from slyfs.formats.view import ViewOptions, selected_classes
 
 RGB = tuple[int, int, int]
@@ -52,20 +50,6 @@ def _free_colours(used: set[RGB]) -> Iterator[RGB]:
             used.add(colour)
             yield colour
         k += 1
-
-
-def painted_layers(width: int, height: int, geometries: Sequence[Geometry],
-                   layers: Sequence[tuple[Sequence[int], type[np.integer]]]) -> list[np.ndarray]:
-    """Index images made in one rasterisation of each geometry: layer ``(values, dtype)`` holds
-    ``values[i]`` where geometry i lies, later geometries over earlier ones, 0 elsewhere."""
-    out = [np.zeros((height, width), dtype=dtype) for _, dtype in layers]
-    for i, geometry in enumerate(geometries):
-        mask = geometry_mask(geometry, width, height)
-        if mask is None:
-            continue
-        for image, (values, _) in zip(out, layers):
-            image[mask] = values[i]
-    return out
 
 
 def area_labels(labels: Sequence[Label], class_index: Mapping[str, int], over: Container[str],

@@ -1,6 +1,8 @@
-"""Index images and their palettes: class and instance masks painted from the labels, the
-VOC colour map every palette-mask format uses (VOC, Segmentation Mask, CamVid, Cityscapes'
-colour PNGs), PNG encoding and datumaro's ``labelmap.txt``."""
+"""Index images and their palettes: every view's class and instance masks painted from the labels
+(one rasterisation per label for all of an item's layers), the check that an image is small enough
+to draw, the VOC colour map every palette-mask format uses (VOC, Segmentation Mask, CamVid,
+Cityscapes' colour PNGs), the PNG writers (palette, 8/16-bit gray, RGB) and datumaro's
+``labelmap.txt``."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from PIL import Image
 from slyfs.formats.common.naming import distinct_texts, line_unsafe, text_field, uncommented
 from slyfs.formats.common.raster import geometry_mask
 from slyfs.formats.contract import NotRenderable
-from slyfs.formats.model import Annotation, Label
+from slyfs.formats.model import Annotation, Geometry, Label
 from slyfs.formats.readers.supervisely.annotation import size_problem
 
 MAX_OBJECT_INDEX = 254  # 255 is VOC's "void" index
@@ -47,17 +49,27 @@ def check_drawable(where: str, width: int, height: int) -> None:
         raise NotRenderable(f"{where}: {too_large}: no mask is drawn")
 
 
-def segmentation_arrays(ann: Annotation, labels: list[Label],
-                        class_index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Class and object index images; object k (1-based) is ``labels[k-1]``, painted in order."""
-    cls = np.zeros((ann.height, ann.width), dtype=np.uint8)
-    obj = np.zeros((ann.height, ann.width), dtype=np.uint8)
-    for k, label in enumerate(labels, 1):
-        mask = geometry_mask(label.geometry, ann.width, ann.height)
+def painted_layers(width: int, height: int, geometries: Sequence[Geometry],
+                   layers: Sequence[tuple[Sequence[int], type[np.integer]]]) -> list[np.ndarray]:
+    """Index images made in one rasterisation of each geometry: layer ``(values, dtype)`` holds
+    ``values[i]`` where geometry i lies, later geometries over earlier ones, 0 elsewhere."""
+    out = [np.zeros((height, width), dtype=dtype) for _, dtype in layers]
+    for i, geometry in enumerate(geometries):
+        mask = geometry_mask(geometry, width, height)
         if mask is None:
             continue
-        cls[mask] = class_index[label.class_title]
-        obj[mask] = k if k <= MAX_OBJECT_INDEX else 0
+        for image, (values, _) in zip(out, layers):
+            image[mask] = values[i]
+    return out
+
+
+def segmentation_arrays(ann: Annotation, labels: list[Label],
+                        class_index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """VOC's class and object index images; object k (1-based) is ``labels[k-1]``, painted in
+    order (past ``MAX_OBJECT_INDEX`` an object paints 0 in the object image)."""
+    cls, obj = painted_layers(ann.width, ann.height, [label.geometry for label in labels],
+                              [([class_index[label.class_title] for label in labels], np.uint8),
+                               ([k if k <= MAX_OBJECT_INDEX else 0 for k in range(1, len(labels) + 1)], np.uint8)])
     return cls, obj
 
 
@@ -92,11 +104,8 @@ def painted_indices(width: int, height: int, shapes: Iterable[tuple[Label, int]]
                     dtype: type[np.unsignedinteger] = np.uint16) -> np.ndarray:
     """An index image of ``dtype`` (0 where nothing is painted): each label's pixels (RASTER) set
     to its value, in order, later over earlier; labels without area paint nothing."""
-    out = np.zeros((height, width), dtype=dtype)
-    for label, value in shapes:
-        mask = geometry_mask(label.geometry, width, height)
-        if mask is not None:
-            out[mask] = value
+    pairs = list(shapes)
+    (out,) = painted_layers(width, height, [label.geometry for label, _ in pairs], [([v for _, v in pairs], dtype)])
     return out
 
 

@@ -26,11 +26,10 @@ import numpy as np
 from slyfs.formats.common.colour_masks import (
     ClassTable,
     label_colors_text,
-    painted_layers,
     token_label_names,
 )
 from slyfs.formats.common.labels import report_left_out
-from slyfs.formats.common.masks import background_name, check_drawable, palette_png
+from slyfs.formats.common.masks import background_name, check_drawable, painted_layers, palette_png
 from slyfs.formats.common.naming import spaceless_component, split_ext
 from slyfs.formats.common.splits import dashed_split_names, item_names
 from slyfs.formats.contract import Generated, Node, constant, image_node

@@ -31,11 +31,10 @@ import numpy as np
 from slyfs.formats.common.colour_masks import (
     ClassTable,
     label_colors_text,
-    painted_layers,
     token_label_names,
 )
 from slyfs.formats.common.labels import report_left_out
-from slyfs.formats.common.masks import background_name, check_drawable, gray_png, rgb_png
+from slyfs.formats.common.masks import background_name, check_drawable, gray_png, painted_layers, rgb_png
 from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import MAX_EXT_BYTES, MAX_NAME_BYTES, escape_component, fit_name, split_ext
 from slyfs.formats.common.splits import dashed_split_names, item_names

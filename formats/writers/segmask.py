@@ -29,7 +29,6 @@ import numpy as np
 from slyfs.formats.common.colour_masks import (
     ClassTable,
     instance_numbers,
-    painted_layers,
 )
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.masks import (
@@ -38,6 +37,7 @@ from slyfs.formats.common.masks import (
     check_drawable,
     labelmap_names,
     labelmap_text,
+    painted_layers,
     palette_png,
 )
 from slyfs.formats.common.memo import BoundedMemo
