@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from PIL import Image
 
+from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import distinct_texts, line_unsafe, text_field, uncommented
 from slyfs.formats.common.raster import geometry_mask
 from slyfs.formats.contract import NotRenderable
@@ -19,6 +20,12 @@ from slyfs.formats.model import Annotation, Geometry, Label
 from slyfs.formats.readers.supervisely.annotation import size_problem
 
 MAX_OBJECT_INDEX = 254  # 255 is VOC's "void" index
+MASK_CACHE_BYTES = 64 << 20  # an item's index images, kept while its other mask PNGs are read
+
+
+def mask_memo() -> BoundedMemo[tuple[np.ndarray, ...]]:
+    """A view's memo of each item's index images, drawn once for all the PNGs made from them."""
+    return BoundedMemo(MASK_CACHE_BYTES, lambda masks: sum(m.nbytes for m in masks))
 
 
 def spread_colour(k: int) -> tuple[int, int, int]:

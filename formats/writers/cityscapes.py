@@ -34,8 +34,7 @@ from slyfs.formats.common.colour_masks import (
     token_label_names,
 )
 from slyfs.formats.common.labels import report_left_out
-from slyfs.formats.common.masks import background_name, check_drawable, gray_png, painted_layers, rgb_png
-from slyfs.formats.common.memo import BoundedMemo
+from slyfs.formats.common.masks import background_name, check_drawable, gray_png, mask_memo, painted_layers, rgb_png
 from slyfs.formats.common.naming import MAX_EXT_BYTES, MAX_NAME_BYTES, escape_component, fit_name, split_ext
 from slyfs.formats.common.splits import dashed_split_names, item_names
 from slyfs.formats.common.tags import flag_tag
@@ -51,7 +50,6 @@ MAX_ID = 65535  # instanceIds is a 16-bit PNG
 IMAGE_SUFFIX = "_leftImg8bit"
 MASK_SUFFIXES = ("_gtFine_color.png", "_gtFine_labelIds.png", "_gtFine_instanceIds.png")
 MAX_STEM = MAX_NAME_BYTES - max(len(s) for s in MASK_SUFFIXES) - MAX_EXT_BYTES  # room for every file name
-MASK_CACHE_BYTES = 64 << 20  # index images kept for the item's other PNGs (3 bytes a pixel)
 
 CROWD_TAG = FormatOption("cityscapes.crowd-tag", "object tag whose objects are crowds (instanceIds: class index)",
                          default="is_crowd")
@@ -106,8 +104,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     names = token_label_names(table.titles)
     label_colors = label_colors_text([background_name(names), *names], table.colours)
     base_key = (options.key(), label_colors)
-    memo: BoundedMemo[tuple[np.ndarray, np.ndarray]] = BoundedMemo(
-        MASK_CACHE_BYTES, lambda masks: masks[0].nbytes + masks[1].nbytes)
+    memo = mask_memo()
 
     def draw(item: Item) -> tuple[np.ndarray, np.ndarray]:
         ann = project.annotation(item)
@@ -123,7 +120,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
                                     (ids, np.uint16)])
         return cls, inst
 
-    def masks_of(item: Item) -> tuple[np.ndarray, np.ndarray]:
+    def masks_of(item: Item) -> tuple[np.ndarray, ...]:
         return memo.get(item, lambda: draw(item))
 
     renders: dict[str, Callable[[Item], bytes]] = {

@@ -35,10 +35,10 @@ from slyfs.formats.common.masks import (
     background_name,
     check_drawable,
     gray_png,
+    mask_memo,
     painted_indices,
     rgb_png,
 )
-from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import backslashless_component, split_ext, token_texts
 from slyfs.formats.common.raster import has_area
 from slyfs.formats.common.splits import item_names, plain_subset_names
@@ -54,7 +54,6 @@ BOXES_TITLE = "KITTI label_2"
 MASKS_TITLE = "KITTI instance masks"
 FOLDERS = ("image_2", "label_2", "instance", "semantic", "semantic_rgb")
 MAX_INDEX = 255  # class index and instance id share a 16-bit value: (class << 8) + instance
-MASK_CACHE_BYTES = 64 << 20  # instance images kept for the item's other two PNGs (2 bytes a pixel)
 
 TRUNCATED = tag_option(VIEW, "truncated")
 OCCLUDED = tag_option(VIEW, "occluded")
@@ -155,7 +154,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     def label_text(item: Item) -> bytes:
         return tagged_label_file(project, item, class_index, BOXES_TITLE, row)
 
-    mask_memo: BoundedMemo[np.ndarray] = BoundedMemo(MASK_CACHE_BYTES, lambda a: a.nbytes)
+    memo = mask_memo()
 
     def paint(item: Item) -> np.ndarray:
         ann = project.annotation(item)
@@ -165,7 +164,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         return painted_indices(ann.width, ann.height, shapes, np.uint16)
 
     def instances(item: Item) -> np.ndarray:
-        return mask_memo.get(item, lambda: paint(item))
+        return memo.get(item, lambda: (paint(item),))[0]
 
     def png(kind: str, item: Item) -> bytes:
         inst = instances(item)

@@ -37,10 +37,10 @@ from slyfs.formats.common.masks import (
     check_drawable,
     labelmap_names,
     labelmap_text,
+    mask_memo,
     painted_layers,
     palette_png,
 )
-from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import spaceless_component, split_ext
 from slyfs.formats.common.splits import dashed_split_names, item_names
 from slyfs.formats.contract import Generated, Node, constant, image_node
@@ -50,7 +50,6 @@ from slyfs.formats.view import ViewOptions
 
 VIEW = "segmask"
 MAX_CLASSES = MAX_OBJECT_INDEX  # class indices share the 8-bit PNG and VOC's void index 255
-MASK_CACHE_BYTES = 64 << 20  # index images kept for their item's other PNG
 
 
 def instances_of(labels: list[Label]) -> tuple[list[Label], list[int], Counter[str]]:
@@ -69,8 +68,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     palette = table.palette()
     labelmap = labelmap_text(background_name(names), names, table.colours)
     base_key = (options.key(), tuple(zip(table.titles, names, table.colours[1:])))
-    memo: BoundedMemo[tuple[np.ndarray, np.ndarray]] = BoundedMemo(
-        MASK_CACHE_BYTES, lambda masks: masks[0].nbytes + masks[1].nbytes)
+    memo = mask_memo()
 
     def draw(item: Item) -> tuple[np.ndarray, np.ndarray]:
         ann = project.annotation(item)

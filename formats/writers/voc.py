@@ -34,6 +34,7 @@ from slyfs.formats.common.masks import (
     background_name,
     check_drawable,
     labelmap_text,
+    mask_memo,
     palette_png,
     segmentation_arrays,
 )
@@ -64,7 +65,6 @@ JPEG_EXTS = (".jpg", ".jpeg", ".jpe", ".jfif")
 JPEG_QUALITY = 95
 HEADER_PROBE_BYTES = 64 << 10
 MAX_REENCODE_BYTES = 256 << 20  # voc.jpeg=1: larger source images are not re-encoded
-MASK_CACHE_BYTES = 64 << 20  # index images kept for their item's other PNG (2 x width x height bytes an item)
 PRESENCE_MEMO_ENTRIES = 8  # splits whose per-image class presence is kept for their list files
 MAX_CLASS_BYTES = MAX_NAME_BYTES - len("_.txt") - MAX_SPLIT_BYTES  # <class>_<split>.txt fits in 255 bytes
 DEPTH_BY_MODE = {"1": 1, "L": 1, "I": 1, "I;16": 1, "F": 1, "LA": 2, "P": 3, "RGB": 3, "YCbCr": 3,
@@ -231,17 +231,16 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         ann = project.annotation(item)
         return (ann, *kept_objects(ann, class_names))
 
-    mask_memo: BoundedMemo[tuple[np.ndarray, np.ndarray]] = BoundedMemo(
-        MASK_CACHE_BYTES, lambda masks: masks[0].nbytes + masks[1].nbytes)
+    memo = mask_memo()
 
     def draw_masks(item: Item) -> tuple[np.ndarray, np.ndarray]:
         ann, objs, _ = objects_of(item)
         check_drawable(f"{item.dataset}/{item.name}", ann.width, ann.height)
         return segmentation_arrays(ann, [label for label, _ in objs], class_index)
 
-    def masks_of(item: Item) -> tuple[np.ndarray, np.ndarray]:
+    def masks_of(item: Item) -> tuple[np.ndarray, ...]:
         """Both index images of an item: its two PNGs are usually read one after the other."""
-        return mask_memo.get(item, lambda: draw_masks(item))
+        return memo.get(item, lambda: draw_masks(item))
 
     def xml_of(item: Item, image_name: str) -> bytes:
         return _render_xml(objects_of(item), item, image_name, to_jpeg)
