@@ -1,8 +1,8 @@
-"""Colour-coded and integer masks beside the VOC palette ones (common/masks.py, which also writes
-every PNG and paints every index image): distinct label colours taken from meta.json, the class
-table of a colour-coded mask view, instance numbers of
-bound labels, and label names for the
-``r g b name`` label files (CamVid, Cityscapes) whose readers split lines at whitespace."""
+"""The classes of colour-coded mask views (CamVid, Segmentation Mask, Cityscapes, KITTI's RGB
+semantic PNG): distinct label colours taken from meta.json, the class table, which labels paint,
+instance numbers of bound labels, and label names and ``label_colors.txt`` for the ``r g b name``
+label files whose readers split lines at whitespace. common/masks.py paints the index images and
+writes every PNG."""
 
 from __future__ import annotations
 

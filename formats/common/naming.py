@@ -236,6 +236,14 @@ def spaceless_component(name: str) -> str:
     return WHITESPACE.sub(lambda m: percent_bytes(m.group()), out) if WHITESPACE.search(out) else out
 
 
+def list_component(name: str) -> str:
+    """A name made one path component that a whitespace-separated list line without quotes keeps
+    whole (CamVid's and ImageNet's ``<split>.txt``, whose readers split at both): ``spaceless_component``,
+    then ``"`` as ``%22``."""
+    out = spaceless_component(name)
+    return out.replace('"', "%22") if '"' in out else out
+
+
 def token_text(text: str) -> str:
     """``text`` as one token of a whitespace-separated line (KITTI's label names, ``label_colors.txt``):
     each whitespace character ``_``, every other character :func:`line_unsafe` names ``%XX``;

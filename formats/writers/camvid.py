@@ -30,7 +30,7 @@ from slyfs.formats.common.colour_masks import (
 )
 from slyfs.formats.common.labels import report_left_out
 from slyfs.formats.common.masks import background_name, check_drawable, painted_layers, palette_png
-from slyfs.formats.common.naming import spaceless_component, split_ext
+from slyfs.formats.common.naming import list_component, split_ext
 from slyfs.formats.common.splits import dashed_split_names, item_names
 from slyfs.formats.contract import Generated, Node, constant, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems, StaticFile
@@ -39,12 +39,6 @@ from slyfs.formats.view import ViewOptions
 
 VIEW = "camvid"
 MAX_CLASSES = 255  # palette PNG (and Datumaro reads CamVid masks as 8-bit)
-
-
-def camvid_component(name: str) -> str:
-    """An item name as one path that a CamVid list line keeps whole without quotes:
-    ``spaceless_component``, then ``"`` as ``%22``."""
-    return spaceless_component(name).replace('"', "%22")
 
 
 def layout(project: Project, options: ViewOptions) -> Layout:
@@ -79,7 +73,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         per_split=(SplitFile(lambda label: f"{label}.txt", pair_list),),
         per_item=(ItemFile(lambda label: label, lambda item, _: image_node(item)),
                   ItemFile(lambda label: f"{label}annot", mask, _png_name)),
-        group_by="split", names=functools.partial(item_names, escape=camvid_component),
+        group_by="split", names=functools.partial(item_names, escape=list_component),
         split_labels=dashed_split_names, default_splits=("train",))
 
 
