@@ -16,7 +16,7 @@ from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import distinct_texts, line_unsafe, text_field, uncommented
 from slyfs.formats.common.raster import geometry_mask
 from slyfs.formats.contract import NotRenderable
-from slyfs.formats.model import Annotation, Geometry, Label
+from slyfs.formats.model import Annotation, Geometry, Item, Label, Project
 from slyfs.formats.readers.supervisely.annotation import size_problem
 
 MAX_OBJECT_INDEX = 254  # 255 is VOC's "void" index
@@ -68,6 +68,13 @@ def painted_layers(width: int, height: int, geometries: Sequence[Geometry],
         for image, (values, _) in zip(out, layers):
             image[mask] = values[i]
     return out
+
+
+def drawable_annotation(project: Project, item: Item) -> Annotation:
+    """The item's annotation, to draw its masks from (NotRenderable when :func:`check_drawable` refuses)."""
+    ann = project.annotation(item)
+    check_drawable(f"{item.dataset}/{item.name}", ann.width, ann.height)
+    return ann
 
 
 def segmentation_arrays(ann: Annotation, labels: list[Label],

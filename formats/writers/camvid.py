@@ -29,7 +29,7 @@ from slyfs.formats.common.colour_masks import (
     token_label_names,
 )
 from slyfs.formats.common.labels import report_left_out
-from slyfs.formats.common.masks import background_name, check_drawable, painted_layers, palette_png
+from slyfs.formats.common.masks import background_name, drawable_annotation, painted_layers, palette_png
 from slyfs.formats.common.naming import list_component, split_ext
 from slyfs.formats.common.splits import dashed_split_names, item_names
 from slyfs.formats.contract import Generated, Node, constant, image_node
@@ -49,8 +49,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     base_key = (options.key(), label_colors)
 
     def render_mask(item: Item) -> bytes:
-        ann = project.annotation(item)
-        check_drawable(f"{item.dataset}/{item.name}", ann.width, ann.height)
+        ann = drawable_annotation(project, item)
         area, left_out = table.area_labels(ann.labels)
         report_left_out(project, item, VIEW, left_out)
         (indices,) = painted_layers(ann.width, ann.height, [label.geometry for label in area],

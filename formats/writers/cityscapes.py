@@ -34,7 +34,14 @@ from slyfs.formats.common.colour_masks import (
     token_label_names,
 )
 from slyfs.formats.common.labels import report_left_out
-from slyfs.formats.common.masks import background_name, check_drawable, gray_png, mask_memo, painted_layers, rgb_png
+from slyfs.formats.common.masks import (
+    background_name,
+    drawable_annotation,
+    gray_png,
+    mask_memo,
+    painted_layers,
+    rgb_png,
+)
 from slyfs.formats.common.naming import MAX_EXT_BYTES, MAX_NAME_BYTES, escape_component, fit_name, split_ext
 from slyfs.formats.common.splits import dashed_split_names, item_names
 from slyfs.formats.common.tags import flag_tag
@@ -107,8 +114,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     memo = mask_memo()
 
     def draw(item: Item) -> tuple[np.ndarray, np.ndarray]:
-        ann = project.annotation(item)
-        check_drawable(f"{item.dataset}/{item.name}", ann.width, ann.height)
+        ann = drawable_annotation(project, item)
         area, left_out = table.area_labels(ann.labels)
         crowd = [not as_instances or flag_tag(label.tags, crowd_tag) for label in area]
         ids, unheld = instance_ids(area, table.class_index, crowd)

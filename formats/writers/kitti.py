@@ -33,7 +33,7 @@ from slyfs.formats.common.geometry import Box, clipped_box
 from slyfs.formats.common.labels import report_left_out, tagged_label_file
 from slyfs.formats.common.masks import (
     background_name,
-    check_drawable,
+    drawable_annotation,
     gray_png,
     mask_memo,
     painted_indices,
@@ -157,8 +157,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     memo = mask_memo()
 
     def paint(item: Item) -> np.ndarray:
-        ann = project.annotation(item)
-        check_drawable(f"{item.dataset}/{item.name}", ann.width, ann.height)
+        ann = drawable_annotation(project, item)
         shapes, left_out = instance_values(ann.labels, class_index, tags["is_crowd"])
         report_left_out(project, item, MASKS_TITLE, left_out)
         return painted_indices(ann.width, ann.height, shapes, np.uint16)

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
-from slyfs.formats.common.masks import check_drawable, gray_png, painted_indices
+from slyfs.formats.common.masks import drawable_annotation, gray_png, painted_indices
 from slyfs.formats.common.naming import split_ext
 from slyfs.formats.common.raster import has_area
 from slyfs.formats.common.tagged import missing_tags_note
@@ -92,8 +92,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     base_key = (VIEW, options.key(), tuple(label_index))
 
     def render(item: Item) -> bytes:
-        ann = project.annotation(item)
-        check_drawable(f"{item.dataset}/{item.name}", ann.width, ann.height)
+        ann = drawable_annotation(project, item)
         objects, left_out = painted(ann, label_index, tag)
         report_left_out(project, item, VIEW, left_out)
         return gray_png(painted_indices(ann.width, ann.height, objects))

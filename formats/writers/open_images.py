@@ -32,7 +32,7 @@ import numpy as np
 
 from slyfs.formats.common.geometry import Box, clipped_box
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
-from slyfs.formats.common.masks import check_drawable, gray_png
+from slyfs.formats.common.masks import drawable_annotation, gray_png
 from slyfs.formats.common.naming import (
     MAX_NAME_BYTES,
     backslashless_component,
@@ -208,8 +208,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         return [str(row[0]) for row in rows_of(item, image_id(name)).masks]
 
     def mask_png(item: Item, file: str) -> bytes:
-        ann = project.annotation(item)
-        check_drawable(f"{item.dataset}/{item.name}", ann.width, ann.height)
+        ann = drawable_annotation(project, item)
         position = mask_position(file)
         label = ann.labels[position] if position < len(ann.labels) else None
         pixels = geometry_mask(label.geometry, ann.width, ann.height) if label is not None else None

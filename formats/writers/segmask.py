@@ -34,7 +34,7 @@ from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.masks import (
     MAX_OBJECT_INDEX,
     background_name,
-    check_drawable,
+    drawable_annotation,
     labelmap_names,
     labelmap_text,
     mask_memo,
@@ -71,8 +71,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     memo = mask_memo()
 
     def draw(item: Item) -> tuple[np.ndarray, np.ndarray]:
-        ann = project.annotation(item)
-        check_drawable(f"{item.dataset}/{item.name}", ann.width, ann.height)
+        ann = drawable_annotation(project, item)
         area, left_out = table.area_labels(ann.labels)
         labels, numbers, past = instances_of(area)
         report_left_out(project, item, VIEW, left_out + past)
