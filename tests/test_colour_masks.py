@@ -10,18 +10,15 @@ import pytest
 from PIL import Image
 
 from slyfs.formats.common.colour_masks import (
-    colour_png,
     distinct_colours,
-    gray_png,
     instance_numbers,
     label_colors_text,
-    painted_layers,
     token_label_name,
     token_label_names,
 )
-from slyfs.formats.common.labels import flag_tag
-from slyfs.formats.common.masks import labelmap_name, labelmap_names, spread_colour
+from slyfs.formats.common.masks import gray_png, labelmap_name, labelmap_names, painted_layers, rgb_png, spread_colour
 from slyfs.formats.common.splits import dashed_split_names
+from slyfs.formats.common.tags import flag_tag
 from slyfs.formats.contract import NotRenderable
 from slyfs.formats.model import Label, PointGeom, Rectangle, Tag
 
@@ -46,12 +43,12 @@ def test_distinct_colours_keep_the_wanted_ones_and_replace_clashes_in_order() ->
 def test_colour_png_draws_each_index_in_its_colour() -> None:
     idx = np.array([[0, 1, 2], [2, 1, 0]], dtype=np.uint16)
     colours = [(0, 0, 0), (10, 20, 30), (200, 100, 0)]
-    with Image.open(io.BytesIO(colour_png(idx, colours))) as img:
+    with Image.open(io.BytesIO(rgb_png(idx, colours))) as img:
         assert img.mode == "RGB" and img.size == (3, 2)
         assert np.asarray(img).tolist() == [[[0, 0, 0], [10, 20, 30], [200, 100, 0]],
                                             [[200, 100, 0], [10, 20, 30], [0, 0, 0]]]
     with pytest.raises(NotRenderable):
-        colour_png(np.zeros((0, 4), np.uint8), colours)
+        rgb_png(np.zeros((0, 4), np.uint8), colours)
 
 
 def test_gray_png_is_8_bit_for_uint8_and_16_bit_otherwise() -> None:

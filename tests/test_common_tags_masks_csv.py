@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from slyfs.formats.common.labels import tagged_label_file
-from slyfs.formats.common.masks import distinct_colours, gray_png, painted_indices, rgb_png
-from slyfs.formats.common.naming import backslashless_component, plain_subset_names, token_text, token_texts
-from slyfs.formats.common.splits import item_names
+from slyfs.formats.common.masks import gray_png, painted_indices, rgb_png
+from slyfs.formats.common.naming import backslashless_component, token_text, token_texts
+from slyfs.formats.common.splits import item_names, plain_subset_names
 from slyfs.formats.common.tags import find_tag, tag_flag, tag_names, tag_number, tag_option
 from slyfs.formats.common.text import csv_rows
 from slyfs.formats.contract import NotRenderable
@@ -79,12 +79,6 @@ def test_rgb_png_paints_each_index_its_colour() -> None:
                                        [(0, 0, 0), (10, 20, 30), (255, 0, 128)]))) as png:
         assert png.mode == "RGB"
         assert np.asarray(png).tolist() == [[[0, 0, 0], [255, 0, 128]], [[10, 20, 30], [10, 20, 30]]]
-
-
-def test_distinct_colours_step_away_from_taken_ones() -> None:
-    assert distinct_colours([(1, 2, 3), (0, 0, 0), (1, 2, 3), (1, 9, 16), (2, 9, 16)]) == \
-        [(1, 2, 3), (1, 7, 13), (2, 9, 16), (1, 9, 16), (3, 16, 29)]
-    assert distinct_colours([(255, 255, 255)], taken=[(255, 255, 255)]) == [(0, 6, 12)]
 
 
 def test_token_names_have_no_whitespace_and_stay_distinct() -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from slyfs.formats.common.tagged import HIDDEN_NOTE_FILE, NOTE_FILE, positive_int
+from slyfs.formats.common.tagged import HIDDEN_NOTE_FILE, NOTE_FILE
+from slyfs.formats.common.tags import positive_int
 from slyfs.formats.common.text_regions import (
     affixed_names,
     caption_text,

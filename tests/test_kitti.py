@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from slyfs.formats.common.naming import backslashless_component, plain_subset_names
-from slyfs.formats.common.splits import item_names, splits
+from slyfs.formats.common.naming import backslashless_component
+from slyfs.formats.common.splits import item_names, plain_subset_names, splits
 from slyfs.formats.model import Annotation, Cuboid2d, Label, Mask, OrientedBox, Polygon, Project, Rectangle
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.source_bytes import read_bytes

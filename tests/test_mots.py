@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from slyfs.formats.common.masks import gray_png
 from slyfs.formats.common.tagged import NOTE_FILE
-from slyfs.formats.common.tracks import line_names, mots_pixel, uint16_png
+from slyfs.formats.common.tracks import line_names, mots_pixel
 from slyfs.formats.model import Annotation, Label, Line, Rectangle, Tag
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.writers import mots
@@ -40,7 +41,7 @@ def test_pixels_say_class_and_track():
 
 def test_sixteen_bit_png_round_trip():
     pixels = np.array([[0, 1001], [64999, 3007]], dtype=np.uint16)
-    with Image.open(io.BytesIO(uint16_png(pixels))) as img:
+    with Image.open(io.BytesIO(gray_png(pixels))) as img:
         assert np.array_equal(np.asarray(img).astype(np.uint16), pixels)
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from slyfs.formats.common.tagged import declared, finite_float, flag_set, missing_tags_note
+from slyfs.formats.common.tagged import declared, missing_tags_note
+from slyfs.formats.common.tags import number_value, tag_flag
 from slyfs.formats.model import Problem, Project, ProjectMeta, TagMeta
 
 
@@ -12,9 +13,9 @@ def _project(tags: tuple[str, ...], problems: list[Problem]) -> Project:
 
 
 def test_numbers_and_flags():
-    assert [finite_float(v) for v in (0.5, "0.25", 3, "nan", "x", None, float("inf"))] == \
+    assert [number_value(v) for v in (0.5, "0.25", 3, "nan", "x", None, float("inf"))] == \
         [0.5, 0.25, 3.0, None, None, None, None]
-    assert [flag_set(v) for v in (None, 1, "1", "yes", "true", 0, "0", "no", "False", "")] == \
+    assert [tag_flag(v) for v in (None, 1, "1", "yes", "true", 0, "0", "no", "False", "")] == \
         [True, True, True, True, True, False, False, False, False, False]
 
 

@@ -1,23 +1,21 @@
-"""Colour-coded and integer masks beside the VOC palette ones (common/masks.py): distinct label
-colours taken from meta.json, RGB and 16-bit PNGs of index images, several index images painted
-in one pass over the labels, instance numbers of bound labels, and label names for the
-``r g b name`` label files (CamVid, Cityscapes) whose readers split lines at whitespace."""
+"""The classes of colour-coded mask views (CamVid, Segmentation Mask, Cityscapes, KITTI's RGB
+semantic PNG): distinct label colours taken from meta.json, the class table, which labels paint,
+instance numbers of bound labels, and label names and ``label_colors.txt`` for the ``r g b name``
+label files whose readers split lines at whitespace. common/masks.py paints the index images and
+writes every PNG."""
 
 from __future__ import annotations
 
-import io
 from collections import Counter
 from collections.abc import Container, Iterator, Mapping, Sequence
-
-import numpy as np
-from PIL import Image
+from dataclasses import dataclass
 
 from slyfs.formats.common.labels import GEOMETRY_NAMES
 from slyfs.formats.common.masks import spread_colour
-from slyfs.formats.common.naming import WHITESPACE, distinct_texts, line_unsafe, text_field
-from slyfs.formats.common.raster import geometry_mask, has_area
-from slyfs.formats.contract import NotRenderable
-from slyfs.formats.model import Geometry, Label
+from slyfs.formats.common.naming import distinct_texts, token_text, uncommented
+from slyfs.formats.common.raster import has_area
+from slyfs.formats.model import Label, Project
+from slyfs.formats.view import ViewOptions, selected_classes
 
 RGB = tuple[int, int, int]
 BLACK: RGB = (0, 0, 0)
@@ -54,46 +52,6 @@ def _free_colours(used: set[RGB]) -> Iterator[RGB]:
         k += 1
 
 
-def _png(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _check_size(indices: np.ndarray) -> None:
-    if indices.size == 0:
-        raise NotRenderable("image size unknown (no readable image or annotation size): no mask can be drawn")
-
-
-def colour_png(indices: np.ndarray, colours: Sequence[RGB]) -> bytes:
-    """An RGB PNG of an index image: pixel value k drawn in ``colours[k]``."""
-    _check_size(indices)
-    table = np.asarray(colours, dtype=np.uint8).reshape(-1, 3)
-    return _png(Image.fromarray(np.ascontiguousarray(table[indices]), "RGB"))
-
-
-def gray_png(values: np.ndarray) -> bytes:
-    """A grayscale PNG of an integer image: 8-bit for a uint8 image, else 16-bit (values 0..65535)."""
-    _check_size(values)
-    if values.dtype == np.uint8:
-        return _png(Image.fromarray(np.ascontiguousarray(values), "L"))
-    return _png(Image.fromarray(np.ascontiguousarray(values, dtype="<u2")))  # mode I;16
-
-
-def painted_layers(width: int, height: int, geometries: Sequence[Geometry],
-                   layers: Sequence[tuple[Sequence[int], type[np.integer]]]) -> list[np.ndarray]:
-    """Index images made in one rasterisation of each geometry: layer ``(values, dtype)`` holds
-    ``values[i]`` where geometry i lies, later geometries over earlier ones, 0 elsewhere."""
-    out = [np.zeros((height, width), dtype=dtype) for _, dtype in layers]
-    for i, geometry in enumerate(geometries):
-        mask = geometry_mask(geometry, width, height)
-        if mask is None:
-            continue
-        for image, (values, _) in zip(out, layers):
-            image[mask] = values[i]
-    return out
-
-
 def area_labels(labels: Sequence[Label], class_index: Mapping[str, int], over: Container[str],
                 max_classes: int) -> tuple[list[Label], Counter[str]]:
     """The labels of a mask view's classes that paint pixels, in order, and what it cannot hold,
@@ -113,6 +71,41 @@ def area_labels(labels: Sequence[Label], class_index: Mapping[str, int], over: C
     return kept, left_out
 
 
+@dataclass(frozen=True, slots=True)
+class ClassTable:
+    """The classes a colour-coded mask view paints (CamVid, Segmentation Mask, Cityscapes): the first
+    ``max_classes`` of ``--classes`` (or meta.json) order, class k at index k (0 the background),
+    each in its meta.json colour made distinct; labels of the classes ``over`` the limit are
+    reported, not painted."""
+
+    titles: list[str]
+    colours: list[RGB]  # index k's colour; index 0 (background) BLACK
+    class_index: dict[str, int]
+    over: frozenset[str]
+    max_classes: int
+
+    @classmethod
+    def of(cls, project: Project, options: ViewOptions, max_classes: int) -> ClassTable:
+        selected = selected_classes(project, options)
+        classes = selected[:max_classes]
+        titles = [c.title for c in classes]
+        return cls(titles, [BLACK, *distinct_colours([c.color for c in classes])],
+                   {t: k for k, t in enumerate(titles, 1)}, frozenset(c.title for c in selected[max_classes:]),
+                   max_classes)
+
+    def palette(self) -> list[int]:
+        """The colours as a flat r, g, b… PNG palette."""
+        return [v for rgb in self.colours for v in rgb]
+
+    def area_labels(self, labels: Sequence[Label]) -> tuple[list[Label], Counter[str]]:
+        """:func:`area_labels` of this table's classes."""
+        return area_labels(labels, self.class_index, self.over, self.max_classes)
+
+    def indices(self, labels: Sequence[Label]) -> list[int]:
+        """The class index each label paints."""
+        return [self.class_index[label.class_title] for label in labels]
+
+
 def instance_numbers(labels: Sequence[Label]) -> list[int]:
     """1-based instance number of each label, in order of first appearance: labels bound by one
     ``instance`` key and of one class are one object (as CVAT merges a group's shapes)."""
@@ -127,8 +120,7 @@ def instance_numbers(labels: Sequence[Label]) -> list[int]:
 def token_label_name(title: str) -> str:
     """A class title as the one whitespace-free token an ``r g b name`` line ends with: whitespace
     becomes ``_``, other control characters ``%XX``, a leading ``#`` (a comment to the readers) ``%23``."""
-    out = text_field(WHITESPACE.sub("_", title), line_unsafe, strip=False) or "_"
-    return "%23" + out[1:] if out.startswith("#") else out
+    return uncommented(token_text(title))
 
 
 def token_label_names(titles: Sequence[str]) -> list[str]:
@@ -138,5 +130,5 @@ def token_label_names(titles: Sequence[str]) -> list[str]:
 
 
 def label_colors_text(names: Sequence[str], colours: Sequence[RGB]) -> bytes:
-    """``label_colors.txt`` of CamVid and Cityscapes: ``r g b name`` a line, index k on line k+1."""
+    """``label_colors.txt`` of CamVid, Cityscapes and KITTI: ``r g b name`` a line, index k on line k+1."""
     return "".join(f"{r} {g} {b} {name}\n" for name, (r, g, b) in zip(names, colours)).encode("utf-8")

@@ -4,7 +4,7 @@ label of a kept class, and what a view cannot express counted and reported, neve
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from slyfs.formats.model import (
     Cuboid2d,
@@ -20,7 +20,6 @@ from slyfs.formats.model import (
     Problem,
     Project,
     Rectangle,
-    Tag,
 )
 from slyfs.formats.view import ViewOptions, selected_classes
 
@@ -28,18 +27,6 @@ from slyfs.formats.view import ViewOptions, selected_classes
 def class_ids_of(project: Project, options: ViewOptions) -> dict[str, int]:
     """Class title → 0-based class id (YOLO, KITTI, ...), in meta.json (or ``--classes``) order."""
     return {c.title: i for i, c in enumerate(selected_classes(project, options))}
-
-
-FALSE_FLAG_VALUES = ("0", "false", "no", "")
-
-
-def flag_tag(tags: Iterable[Tag], name: str) -> bool:
-    """Whether a flag tag (``is_crowd``, ``occluded``…) is set: present without a value, or with
-    any value but 0/false/no/empty."""
-    for tag in tags:
-        if tag.name == name:
-            return tag.value is None or str(tag.value).strip().lower() not in FALSE_FLAG_VALUES and tag.value != 0
-    return False
 
 
 def report_left_out(project: Project, item: Item, view: str, counts: Counter[str]) -> None:

@@ -1,6 +1,8 @@
-"""Index images and their palettes: class and instance masks painted from the labels, the
-VOC colour map every palette-mask format uses (VOC, Segmentation Mask, CamVid, Cityscapes'
-colour PNGs), PNG encoding and datumaro's ``labelmap.txt``."""
+"""Index images and their palettes: every view's class and instance masks painted from the labels
+(one rasterisation per label for all of an item's layers), the check that an image is small enough
+to draw, the VOC colour map every palette-mask format uses (VOC, Segmentation Mask, CamVid,
+Cityscapes' colour PNGs), the PNG writers (palette, 8/16-bit gray, RGB) and datumaro's
+``labelmap.txt``."""
 
 from __future__ import annotations
 
@@ -10,12 +12,20 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from slyfs.formats.common.naming import distinct_texts, line_unsafe, text_field
+from slyfs.formats.common.memo import BoundedMemo
+from slyfs.formats.common.naming import distinct_texts, line_unsafe, text_field, uncommented
 from slyfs.formats.common.raster import geometry_mask
 from slyfs.formats.contract import NotRenderable
-from slyfs.formats.model import Annotation, Label
+from slyfs.formats.model import Annotation, Geometry, Item, Label, Project
+from slyfs.formats.readers.supervisely.annotation import size_problem
 
 MAX_OBJECT_INDEX = 254  # 255 is VOC's "void" index
+MASK_CACHE_BYTES = 64 << 20  # an item's index images, kept while its other mask PNGs are read
+
+
+def mask_memo() -> BoundedMemo[tuple[np.ndarray, ...]]:
+    """A view's memo of each item's index images, drawn once for all the PNGs made from them."""
+    return BoundedMemo(MASK_CACHE_BYTES, lambda masks: sum(m.nbytes for m in masks))
 
 
 def spread_colour(k: int) -> tuple[int, int, int]:
@@ -38,30 +48,52 @@ def voc_colormap(n: int = 256) -> list[tuple[int, int, int]]:
 PALETTE: list[int] = [v for rgb in voc_colormap() for v in rgb]
 
 
-def segmentation_arrays(ann: Annotation, labels: list[Label],
-                        class_index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Class and object index images; object k (1-based) is ``labels[k-1]``, painted in order."""
-    cls = np.zeros((ann.height, ann.width), dtype=np.uint8)
-    obj = np.zeros((ann.height, ann.width), dtype=np.uint8)
-    for k, label in enumerate(labels, 1):
-        mask = geometry_mask(label.geometry, ann.width, ann.height)
+def check_drawable(where: str, width: int, height: int) -> None:
+    """Refuse (NotRenderable) to draw a mask of an image too large for its labels to be read
+    (``size_problem``): ``where`` names the item in the message."""
+    too_large = size_problem((width, height))
+    if too_large:
+        raise NotRenderable(f"{where}: {too_large}: no mask is drawn")
+
+
+def painted_layers(width: int, height: int, geometries: Sequence[Geometry],
+                   layers: Sequence[tuple[Sequence[int], type[np.integer]]]) -> list[np.ndarray]:
+    """Index images made in one rasterisation of each geometry: layer ``(values, dtype)`` holds
+    ``values[i]`` where geometry i lies, later geometries over earlier ones, 0 elsewhere."""
+    out = [np.zeros((height, width), dtype=dtype) for _, dtype in layers]
+    for i, geometry in enumerate(geometries):
+        mask = geometry_mask(geometry, width, height)
         if mask is None:
             continue
-        cls[mask] = class_index[label.class_title]
-        obj[mask] = k if k <= MAX_OBJECT_INDEX else 0
+        for image, (values, _) in zip(out, layers):
+            image[mask] = values[i]
+    return out
+
+
+def drawable_annotation(project: Project, item: Item) -> Annotation:
+    """The item's annotation, to draw its masks from (NotRenderable when :func:`check_drawable` refuses)."""
+    ann = project.annotation(item)
+    check_drawable(f"{item.dataset}/{item.name}", ann.width, ann.height)
+    return ann
+
+
+def segmentation_arrays(ann: Annotation, labels: list[Label],
+                        class_index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """VOC's class and object index images; object k (1-based) is ``labels[k-1]``, painted in
+    order (past ``MAX_OBJECT_INDEX`` an object paints 0 in the object image)."""
+    cls, obj = painted_layers(ann.width, ann.height, [label.geometry for label in labels],
+                              [([class_index[label.class_title] for label in labels], np.uint8),
+                               ([k if k <= MAX_OBJECT_INDEX else 0 for k in range(1, len(labels) + 1)], np.uint8)])
     return cls, obj
 
 
 def palette_png(indices: np.ndarray, palette: Sequence[int] = PALETTE) -> bytes:
     """A mode-P PNG of an index image; the palette (flat r, g, b…) defaults to the VOC colour map."""
+    _check_size(indices.shape)
     height, width = indices.shape
-    if width == 0 or height == 0:
-        raise NotRenderable("image size unknown (no readable image or annotation size): no mask can be drawn")
     img = Image.frombytes("P", (width, height), np.ascontiguousarray(indices).tobytes())
     img.putpalette(palette)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
+    return _png(img)
 
 
 def labelmap_text(background: str, names: list[str], colours: Sequence[tuple[int, int, int]] | None = None) -> bytes:
@@ -86,11 +118,8 @@ def painted_indices(width: int, height: int, shapes: Iterable[tuple[Label, int]]
                     dtype: type[np.unsignedinteger] = np.uint16) -> np.ndarray:
     """An index image of ``dtype`` (0 where nothing is painted): each label's pixels (RASTER) set
     to its value, in order, later over earlier; labels without area paint nothing."""
-    out = np.zeros((height, width), dtype=dtype)
-    for label, value in shapes:
-        mask = geometry_mask(label.geometry, width, height)
-        if mask is not None:
-            out[mask] = value
+    pairs = list(shapes)
+    (out,) = painted_layers(width, height, [label.geometry for label, _ in pairs], [([v for _, v in pairs], dtype)])
     return out
 
 
@@ -107,7 +136,8 @@ def _check_size(shape: tuple[int, ...]) -> None:
 
 def gray_png(indices: np.ndarray) -> bytes:
     """A 1-channel PNG of an index image: 8-bit for ``uint8``, 16-bit for ``uint16`` (the integer
-    masks of KITTI, Cityscapes' instanceIds, MOTS), values exactly as in the array."""
+    masks of KITTI, Cityscapes' labelIds and instanceIds, MOTS, Open Images), values exactly as in
+    the array."""
     _check_size(indices.shape)
     if indices.dtype == np.uint8:
         return _png(Image.fromarray(np.ascontiguousarray(indices)))
@@ -123,28 +153,11 @@ def rgb_png(indices: np.ndarray, colours: list[tuple[int, int, int]]) -> bytes:
     return _png(Image.fromarray(table[indices]))
 
 
-def distinct_colours(colours: Iterable[tuple[int, int, int]],
-                     taken: Iterable[tuple[int, int, int]] = ((0, 0, 0),)) -> list[tuple[int, int, int]]:
-    """Each colour, or, when ``taken`` (by default black, the background) or an earlier one has it,
-    the nearest free colour found by stepping its components: colour-coded masks are decoded by
-    exact colour, so every label needs its own."""
-    used = set(taken)
-    out = []
-    for colour in colours:
-        r, g, b = colour
-        step = 0
-        while (r, g, b) in used:
-            step += 1
-            r, g, b = ((colour[0] + step) % 256, (colour[1] + step * 7) % 256, (colour[2] + step * 13) % 256)
-        used.add((r, g, b))
-        out.append((r, g, b))
-    return out
 def labelmap_name(title: str) -> str:
     """A class title as the first field of a ``name:r,g,b:parts:actions`` line: ``:`` and control
     characters become ``%XX``, as do leading/trailing blanks (the reader strips lines) and a
     leading ``#`` (a comment to it)."""
-    out = text_field(title, lambda ch: line_unsafe(ch) or ch == ":")
-    return "%23" + out[1:] if out.startswith("#") else out
+    return uncommented(text_field(title, lambda ch: line_unsafe(ch) or ch == ":"))
 
 
 def labelmap_names(titles: Sequence[str]) -> list[str]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 
 MAX_NAME_BYTES = 255
 SUFFIX_BYTES = 4  # ".txt", ".xml", ".png", ".jpg": what views put after an item's stem
@@ -236,6 +236,14 @@ def spaceless_component(name: str) -> str:
     return WHITESPACE.sub(lambda m: percent_bytes(m.group()), out) if WHITESPACE.search(out) else out
 
 
+def list_component(name: str) -> str:
+    """A name made one path component that a whitespace-separated list line without quotes keeps
+    whole (CamVid's and ImageNet's ``<split>.txt``, whose readers split at both): ``spaceless_component``,
+    then ``"`` as ``%22``."""
+    out = spaceless_component(name)
+    return out.replace('"', "%22") if '"' in out else out
+
+
 def token_text(text: str) -> str:
     """``text`` as one token of a whitespace-separated line (KITTI's label names, ``label_colors.txt``):
     each whitespace character ``_``, every other character :func:`line_unsafe` names ``%XX``;
@@ -244,31 +252,15 @@ def token_text(text: str) -> str:
     return out or "_"
 
 
+def uncommented(text: str) -> str:
+    """``text`` with a leading ``#`` as ``%23``: readers of label files skip a line starting with it."""
+    return "%23" + text[1:] if text.startswith("#") else text
+
+
 def token_texts(texts: Sequence[str]) -> list[str]:
     """:func:`token_text` of each of the distinct ``texts``, distinct (``a b`` next to ``a_b``:
     ``a_b~<hash>``)."""
     return distinct_texts(texts, token_text)
-
-
-SUBSET_UNSAFE = re.compile(r"[^A-Za-z0-9-]")
-
-
-def plain_subset_names(splits: Sequence[str], reserved: Collection[str] = (),
-                       max_bytes: int = 64) -> dict[str, str]:
-    """Split names made ``[A-Za-z0-9-]+`` (readers split file and folder names at ``_`` and ``.``):
-    every other character becomes ``-``; a name equal to an earlier one or to one of ``reserved``
-    (a format's own folder names) gets ``-2``, ``-3``… Same splits in the same order, same names."""
-    out: dict[str, str] = {}
-    used = set(reserved)
-    for split in splits:
-        base = SUBSET_UNSAFE.sub("-", split)[:max_bytes] or "-"
-        name, k = base, 1
-        while name in used:
-            k += 1
-            name = f"{base[:max_bytes - len(str(k)) - 1]}-{k}"
-        used.add(name)
-        out[split] = name
-    return out
 
 
 def backslashless_component(name: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 from slyfs.formats.common.naming import escape_component, safe_name, shorten, spaceless_component, unique_names_of
 from slyfs.formats.model import Item, Project
@@ -110,6 +110,14 @@ def items_key(items: Sequence[Item]) -> ItemsKey:
     return ItemsKey((i.dataset, i.name, i.fingerprint) for i in items)
 
 
+# Three rules for split names: a view takes the one its reader and its folders need.
+# - dashed_split_names (VOC, Segmentation Mask, CamVid, Cityscapes): only ``_`` and whitespace
+#   change, so a dataset name stays readable in ``<split>.txt`` / folder names.
+# - subset_names (Datumaro, CVAT): ``[A-Za-z0-9-]+``, a clash or an empty result hash-tagged.
+# - plain_subset_names (KITTI, Open Images): ``[A-Za-z0-9-]+`` character for character, numbered
+#   past a clash, never one of the format's own folder names.
+
+
 def dashed_split_names(splits_: Iterable[str]) -> dict[str, str]:
     """Split names for readers that split file names at ``_`` (VOC and Segmentation Mask skip a
     ``<split>.txt`` with ``_``): ``_`` becomes ``-``, whitespace ``%XX``; at most
@@ -128,6 +136,7 @@ def dashed_split_names(splits_: Iterable[str]) -> dict[str, str]:
 
 
 _NOT_SUBSET = re.compile(r"[^A-Za-z0-9-]+")
+_NOT_SUBSET_CHAR = re.compile(r"[^A-Za-z0-9-]")
 
 
 def subset_names(split_names: Sequence[str]) -> dict[str, str]:
@@ -146,4 +155,22 @@ def subset_names(split_names: Sequence[str]) -> dict[str, str]:
             name = f"{base}-{hashlib.sha1(s.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}".lstrip("-")
         used.add(name)
         out[s] = name
+    return out
+
+
+def plain_subset_names(splits: Sequence[str], reserved: Collection[str] = (),
+                       max_bytes: int = MAX_SPLIT_BYTES) -> dict[str, str]:
+    """Split names made ``[A-Za-z0-9-]+`` (readers split file and folder names at ``_`` and ``.``):
+    every other character becomes ``-``; a name equal to an earlier one or to one of ``reserved``
+    (a format's own folder names) gets ``-2``, ``-3``… Same splits in the same order, same names."""
+    out: dict[str, str] = {}
+    used = set(reserved)
+    for split in splits:
+        base = _NOT_SUBSET_CHAR.sub("-", split)[:max_bytes] or "-"
+        name, k = base, 1
+        while name in used:
+            k += 1
+            name = f"{base[:max_bytes - len(str(k)) - 1]}-{k}"
+        used.add(name)
+        out[split] = name
     return out

@@ -1,7 +1,8 @@
 """Supervisely tags read by formats: as the attributes of a format's objects and images, and as the
 values some formats give a meaning to (a flag such as ``occluded``, a number such as ``score``, an
 integer such as a track id), with the ``--opt <format>.<x>-tag=NAME`` setting that renames the tag a
-view reads for one of them."""
+view reads for one of them. Every view reads a value of one meaning by the same rule here (the note a
+view leaves when the project declares none of its tags is in common/tagged.py)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,13 @@ def tag_flag(value: TagValue) -> bool:
     number = tag_number(value)
     return number is None or number != 0
 
+
+def flag_tag(tags: Iterable[Tag], name: str) -> bool:
+    """Whether the flag tag called ``name`` (``is_crowd``, ``occluded``…) is there and says yes
+    (:func:`tag_flag`); False without one."""
+    found = find_tag(tags, name)
+    return found is not None and tag_flag(found.value)
+
 TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes"), ("0", "false", "no")
 
 
@@ -89,8 +97,22 @@ def int_value(value: TagValue) -> int | None:
         return None
 
 
+def positive_int(value: TagValue) -> int | None:
+    """A positive whole number (a track id) given as a number or as its text (``7``, ``7.0``,
+    ``"7"``), else None."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return int(value) if value == int(value) and value >= 1 else None
+
+
 def number_value(value: TagValue) -> float | None:
-    """A tag value as a finite number (a score), None when it is not one."""
+    """A tag value as a finite number (a score, a visibility) given as a number or as its text,
+    None when it is not one."""
     if isinstance(value, bool) or value is None:
         return None
     try:

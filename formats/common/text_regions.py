@@ -20,7 +20,7 @@ from slyfs.formats.common.geometry import clipped_box
 from slyfs.formats.common.labels import GEOMETRY_NAMES
 from slyfs.formats.common.naming import WHITESPACE, fit_name, line_unsafe, percent_bytes, text_field
 from slyfs.formats.common.splits import item_names
-from slyfs.formats.common.tagged import find_tag
+from slyfs.formats.common.tags import find_tag
 from slyfs.formats.model import Cuboid2d, Geometry, Item, Label, Mask, OrientedBox, Point2, Polygon, Rectangle
 
 REGION_GEOMETRIES = (Rectangle, Polygon, OrientedBox, Cuboid2d, Mask)  # what has a region

@@ -1,5 +1,6 @@
 """What the tracking views (MOT, MOTS) share: track ids from tags, label files of one name a
-line, and MOTS' instance PNGs, whose 16-bit pixel says class and track at once.
+line, and the value of a MOTS instance pixel, which says class and track at once (the PNG is
+painted and written by common/masks.py).
 
 A track id is the positive whole value of the object's track tag; objects without one have no
 track (MOT writes ``-1``, MOTS leaves them out): no id is ever made up.
@@ -7,16 +8,10 @@ track (MOT writes ``-1``, MOTS leaves them out): no id is ever made up.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
-import numpy as np
-from PIL import Image
-
 from slyfs.formats.common.naming import distinct_texts, text_field
-from slyfs.formats.common.raster import geometry_mask
-from slyfs.formats.common.tagged import find_tag, positive_int
-from slyfs.formats.contract import NotRenderable
+from slyfs.formats.common.tags import find_tag, positive_int
 from slyfs.formats.model import Label
 
 MOTS_TRACKS = 1000  # pixel = MOTS_TRACKS * (1 + label index) + track id
@@ -47,24 +42,3 @@ def mots_pixel(label_index: int, track: int) -> int | None:
     if not 1 <= track <= MAX_MOTS_TRACK or not 0 <= label_index < MAX_MOTS_LABELS:
         return None
     return MOTS_TRACKS * (1 + label_index) + track
-
-
-def mots_pixels(width: int, height: int, objects: Sequence[tuple[Label, int]]) -> np.ndarray:
-    """The instance image of ``(label, pixel value)`` pairs, painted in order (later on top)."""
-    out = np.zeros((height, width), dtype=np.uint16)
-    for label, value in objects:
-        mask = geometry_mask(label.geometry, width, height)
-        if mask is not None:
-            out[mask] = value
-    return out
-
-
-def uint16_png(pixels: np.ndarray) -> bytes:
-    """A 16-bit grayscale PNG of ``pixels`` (values kept exactly)."""
-    height, width = pixels.shape
-    if width == 0 or height == 0:
-        raise NotRenderable("image size unknown (no readable image or annotation size): no mask can be drawn")
-    img = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint16))  # uint16: mode I;16
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()

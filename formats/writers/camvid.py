@@ -24,54 +24,36 @@ import functools
 import numpy as np
 
 from slyfs.formats.common.colour_masks import (
-    BLACK,
-    area_labels,
-    distinct_colours,
+    ClassTable,
     label_colors_text,
-    painted_layers,
     token_label_names,
 )
 from slyfs.formats.common.labels import report_left_out
-from slyfs.formats.common.masks import background_name, palette_png
-from slyfs.formats.common.naming import spaceless_component, split_ext
+from slyfs.formats.common.masks import background_name, drawable_annotation, painted_layers, palette_png
+from slyfs.formats.common.naming import list_component, split_ext
 from slyfs.formats.common.splits import dashed_split_names, item_names
-from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node
+from slyfs.formats.contract import Generated, Node, constant, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems, StaticFile
 from slyfs.formats.model import Item, Project
-from slyfs.formats.readers.supervisely.annotation import size_problem
-from slyfs.formats.view import ViewOptions, selected_classes
+from slyfs.formats.view import ViewOptions
 
 VIEW = "camvid"
 MAX_CLASSES = 255  # palette PNG (and Datumaro reads CamVid masks as 8-bit)
 
 
-def camvid_component(name: str) -> str:
-    """An item name as one path that a CamVid list line keeps whole without quotes:
-    ``spaceless_component``, then ``"`` as ``%22``."""
-    return spaceless_component(name).replace('"', "%22")
-
-
 def layout(project: Project, options: ViewOptions) -> Layout:
-    selected = selected_classes(project, options)
-    classes = selected[:MAX_CLASSES]
-    over = frozenset(c.title for c in selected[MAX_CLASSES:])
-    titles = [c.title for c in classes]
-    names = token_label_names(titles)
-    colours = [BLACK, *distinct_colours([c.color for c in classes])]
-    class_index = {t: k for k, t in enumerate(titles, 1)}
-    label_colors = label_colors_text([background_name(names), *names], colours)
-    palette = [v for rgb in colours for v in rgb]
+    table = ClassTable.of(project, options, MAX_CLASSES)
+    names = token_label_names(table.titles)
+    label_colors = label_colors_text([background_name(names), *names], table.colours)
+    palette = table.palette()
     base_key = (options.key(), label_colors)
 
     def render_mask(item: Item) -> bytes:
-        ann = project.annotation(item)
-        too_large = size_problem((ann.width, ann.height))
-        if too_large:
-            raise NotRenderable(f"{item.dataset}/{item.name}: {too_large}: no mask is drawn")
-        area, left_out = area_labels(ann.labels, class_index, over, MAX_CLASSES)
+        ann = drawable_annotation(project, item)
+        area, left_out = table.area_labels(ann.labels)
         report_left_out(project, item, VIEW, left_out)
         (indices,) = painted_layers(ann.width, ann.height, [label.geometry for label in area],
-                                    [([class_index[label.class_title] for label in area], np.uint8)])
+                                    [(table.indices(area), np.uint8)])
         return palette_png(indices, palette)
 
     def mask(item: Item, name: str) -> Node:
@@ -90,7 +72,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         per_split=(SplitFile(lambda label: f"{label}.txt", pair_list),),
         per_item=(ItemFile(lambda label: label, lambda item, _: image_node(item)),
                   ItemFile(lambda label: f"{label}annot", mask, _png_name)),
-        group_by="split", names=functools.partial(item_names, escape=camvid_component),
+        group_by="split", names=functools.partial(item_names, escape=list_component),
         split_labels=dashed_split_names, default_splits=("train",))
 
 

@@ -29,25 +29,26 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from slyfs.formats.common.colour_masks import (
-    BLACK,
-    area_labels,
-    colour_png,
-    distinct_colours,
-    gray_png,
+    ClassTable,
     label_colors_text,
-    painted_layers,
     token_label_names,
 )
-from slyfs.formats.common.labels import flag_tag, report_left_out
-from slyfs.formats.common.masks import background_name
-from slyfs.formats.common.memo import BoundedMemo
+from slyfs.formats.common.labels import report_left_out
+from slyfs.formats.common.masks import (
+    background_name,
+    drawable_annotation,
+    gray_png,
+    mask_memo,
+    painted_layers,
+    rgb_png,
+)
 from slyfs.formats.common.naming import MAX_EXT_BYTES, MAX_NAME_BYTES, escape_component, fit_name, split_ext
 from slyfs.formats.common.splits import dashed_split_names, item_names
-from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node
+from slyfs.formats.common.tags import flag_tag
+from slyfs.formats.contract import Generated, Node, constant, image_node
 from slyfs.formats.layout import ItemFile, Layout, StaticFile
 from slyfs.formats.model import Item, Label, Project
-from slyfs.formats.readers.supervisely.annotation import size_problem
-from slyfs.formats.view import FormatOption, ViewOptions, selected_classes
+from slyfs.formats.view import FormatOption, ViewOptions
 
 VIEW = "cityscapes"
 MAX_CLASSES = 255  # labelIds is 8-bit
@@ -56,7 +57,6 @@ MAX_ID = 65535  # instanceIds is a 16-bit PNG
 IMAGE_SUFFIX = "_leftImg8bit"
 MASK_SUFFIXES = ("_gtFine_color.png", "_gtFine_labelIds.png", "_gtFine_instanceIds.png")
 MAX_STEM = MAX_NAME_BYTES - max(len(s) for s in MASK_SUFFIXES) - MAX_EXT_BYTES  # room for every file name
-MASK_CACHE_BYTES = 64 << 20  # index images kept for the item's other PNGs (3 bytes a pixel)
 
 CROWD_TAG = FormatOption("cityscapes.crowd-tag", "object tag whose objects are crowds (instanceIds: class index)",
                          default="is_crowd")
@@ -107,39 +107,30 @@ def instance_ids(labels: Sequence[Label], class_index: dict[str, int], crowd: Se
 def layout(project: Project, options: ViewOptions) -> Layout:
     crowd_tag = options.param(CROWD_TAG)
     as_instances = options.param(INSTANCE_IDS) == "instances"
-    selected = selected_classes(project, options)
-    classes = selected[:MAX_CLASSES]
-    over = frozenset(c.title for c in selected[MAX_CLASSES:])
-    titles = [c.title for c in classes]
-    names = token_label_names(titles)
-    colours = [BLACK, *distinct_colours([c.color for c in classes])]
-    class_index = {t: k for k, t in enumerate(titles, 1)}
-    label_colors = label_colors_text([background_name(names), *names], colours)
+    table = ClassTable.of(project, options, MAX_CLASSES)
+    names = token_label_names(table.titles)
+    label_colors = label_colors_text([background_name(names), *names], table.colours)
     base_key = (options.key(), label_colors)
-    memo: BoundedMemo[tuple[np.ndarray, np.ndarray]] = BoundedMemo(
-        MASK_CACHE_BYTES, lambda masks: masks[0].nbytes + masks[1].nbytes)
+    memo = mask_memo()
 
     def draw(item: Item) -> tuple[np.ndarray, np.ndarray]:
-        ann = project.annotation(item)
-        too_large = size_problem((ann.width, ann.height))
-        if too_large:
-            raise NotRenderable(f"{item.dataset}/{item.name}: {too_large}: no mask is drawn")
-        area, left_out = area_labels(ann.labels, class_index, over, MAX_CLASSES)
+        ann = drawable_annotation(project, item)
+        area, left_out = table.area_labels(ann.labels)
         crowd = [not as_instances or flag_tag(label.tags, crowd_tag) for label in area]
-        ids, unheld = instance_ids(area, class_index, crowd)
+        ids, unheld = instance_ids(area, table.class_index, crowd)
         if unheld:
             left_out["instance (id past 65535 or k past 999, written as its class)"] += unheld
         report_left_out(project, item, VIEW, left_out)
         cls, inst = painted_layers(ann.width, ann.height, [label.geometry for label in area],
-                                   [([class_index[label.class_title] for label in area], np.uint8),
+                                   [(table.indices(area), np.uint8),
                                     (ids, np.uint16)])
         return cls, inst
 
-    def masks_of(item: Item) -> tuple[np.ndarray, np.ndarray]:
+    def masks_of(item: Item) -> tuple[np.ndarray, ...]:
         return memo.get(item, lambda: draw(item))
 
     renders: dict[str, Callable[[Item], bytes]] = {
-        "color": lambda item: colour_png(masks_of(item)[0], colours),
+        "color": lambda item: rgb_png(masks_of(item)[0], table.colours),
         "labelIds": lambda item: gray_png(masks_of(item)[0]),
         "instanceIds": lambda item: gray_png(masks_of(item)[1]),
     }

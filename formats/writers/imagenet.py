@@ -33,9 +33,9 @@ from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import (
     distinct_texts,
+    list_component,
     percent_bytes,
     safe_name,
-    spaceless_component,
     split_ext,
     text_field,
 )
@@ -122,13 +122,6 @@ def synset_names(classes: Sequence[str]) -> list[str]:
     """Each class as one ``synsets.txt`` line (the reader strips lines: blanks at either end and
     line breaks as ``%XX``), distinct for distinct classes."""
     return distinct_texts(list(classes), text_field)
-
-
-def list_component(name: str) -> str:
-    """An image name for a ``<split>.txt`` line: one path component without whitespace or ``"``
-    (the reader splits lines at both), each as ``%XX``."""
-    out = spaceless_component(name)
-    return out.replace('"', "%22") if '"' in out else out
 
 
 def txt_split_labels(splits: Sequence[str]) -> dict[str, str]:

@@ -28,19 +28,25 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from slyfs.formats.common.colour_masks import BLACK, distinct_colours, label_colors_text
 from slyfs.formats.common.geometry import Box, clipped_box
 from slyfs.formats.common.labels import report_left_out, tagged_label_file
-from slyfs.formats.common.masks import background_name, distinct_colours, gray_png, painted_indices, rgb_png
-from slyfs.formats.common.memo import BoundedMemo
-from slyfs.formats.common.naming import backslashless_component, plain_subset_names, split_ext, token_texts
+from slyfs.formats.common.masks import (
+    background_name,
+    drawable_annotation,
+    gray_png,
+    mask_memo,
+    painted_indices,
+    rgb_png,
+)
+from slyfs.formats.common.naming import backslashless_component, split_ext, token_texts
 from slyfs.formats.common.raster import has_area
-from slyfs.formats.common.splits import item_names
-from slyfs.formats.common.tags import find_tag, tag_flag, tag_names, tag_number, tag_option
+from slyfs.formats.common.splits import item_names, plain_subset_names
+from slyfs.formats.common.tags import find_tag, flag_tag, tag_names, tag_number, tag_option
 from slyfs.formats.common.text import json_bytes
-from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node
+from slyfs.formats.contract import Generated, Node, constant, image_node
 from slyfs.formats.layout import ItemFile, Layout, StaticFile
 from slyfs.formats.model import Item, Label, Project
-from slyfs.formats.readers.supervisely.annotation import size_problem
 from slyfs.formats.view import ViewOptions, selected_classes
 
 VIEW = "kitti"
@@ -48,7 +54,6 @@ BOXES_TITLE = "KITTI label_2"
 MASKS_TITLE = "KITTI instance masks"
 FOLDERS = ("image_2", "label_2", "instance", "semantic", "semantic_rgb")
 MAX_INDEX = 255  # class index and instance id share a 16-bit value: (class << 8) + instance
-MASK_CACHE_BYTES = 64 << 20  # instance images kept for the item's other two PNGs (2 bytes a pixel)
 
 TRUNCATED = tag_option(VIEW, "truncated")
 OCCLUDED = tag_option(VIEW, "occluded")
@@ -107,8 +112,7 @@ def instance_values(labels: Sequence[Label], class_index: dict[str, int],
         if cls > MAX_INDEX:
             left_out[f"mask of a class past the {MAX_INDEX}th"] += 1
             continue
-        crowd = find_tag(label.tags, crowd_tag)
-        if crowd is not None and tag_flag(crowd.value):
+        if flag_tag(label.tags, crowd_tag):
             out.append((label, cls << 8))
             continue
         k += 1
@@ -125,11 +129,6 @@ def dataset_meta(names: Sequence[str], colours: Sequence[tuple[int, int, int]]) 
                        "segmentation_colors": [list(c) for c in colours], "background_label": "0"})
 
 
-def label_colors_text(names: Sequence[str], colours: Sequence[tuple[int, int, int]]) -> bytes:
-    """``label_colors.txt``: one ``r g b name`` line per label index, background first."""
-    return "".join(f"{r} {g} {b} {n}\n" for (r, g, b), n in zip(colours, names)).encode("utf-8")
-
-
 # ---------------------------------------------------------------- the view
 
 
@@ -139,7 +138,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     titles = [c.title for c in classes]
     names = token_texts(titles)
     label_names = [background_name(names), *names]
-    colours = [(0, 0, 0), *distinct_colours([c.color for c in classes])]
+    colours = [BLACK, *distinct_colours([c.color for c in classes])]
     class_index = {t: k for k, t in enumerate(titles, 1)}
     label_colors = label_colors_text(label_names, colours)
     meta = dataset_meta(label_names, colours)
@@ -155,19 +154,16 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     def label_text(item: Item) -> bytes:
         return tagged_label_file(project, item, class_index, BOXES_TITLE, row)
 
-    mask_memo: BoundedMemo[np.ndarray] = BoundedMemo(MASK_CACHE_BYTES, lambda a: a.nbytes)
+    memo = mask_memo()
 
     def paint(item: Item) -> np.ndarray:
-        ann = project.annotation(item)
-        too_large = size_problem((ann.width, ann.height))
-        if too_large:
-            raise NotRenderable(f"{item.dataset}/{item.name}: {too_large}: no mask is drawn")
+        ann = drawable_annotation(project, item)
         shapes, left_out = instance_values(ann.labels, class_index, tags["is_crowd"])
         report_left_out(project, item, MASKS_TITLE, left_out)
         return painted_indices(ann.width, ann.height, shapes, np.uint16)
 
     def instances(item: Item) -> np.ndarray:
-        return mask_memo.get(item, lambda: paint(item))
+        return memo.get(item, lambda: (paint(item),))[0]
 
     def png(kind: str, item: Item) -> bytes:
         inst = instances(item)

@@ -35,13 +35,14 @@ from PIL import Image
 
 from slyfs.formats.common.geometry import Box, clipped_box
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
+from slyfs.formats.common.masks import check_drawable
 from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import MAX_NAME_BYTES, shorten, split_ext, text_field
 from slyfs.formats.common.raster import geometry_mask
 from slyfs.formats.common.splits import item_assigner
-from slyfs.formats.common.tags import find_tag, tag_flag
+from slyfs.formats.common.tags import find_tag, flag_tag
 from slyfs.formats.common.text import xml_comment_text, xml_text
-from slyfs.formats.contract import Generated, Node, NotRenderable, image_node
+from slyfs.formats.contract import Generated, Node, image_node
 from slyfs.formats.layout import ItemFile, Layout
 from slyfs.formats.model import (
     Annotation,
@@ -60,7 +61,6 @@ from slyfs.formats.model import (
     Rectangle,
     Tag,
 )
-from slyfs.formats.readers.supervisely.annotation import size_problem
 from slyfs.formats.view import FormatOption, ViewOptions, selected_classes
 
 VIEW_TITLE = "LabelMe"
@@ -279,8 +279,7 @@ def annotation_xml(filename: str, folder: str, parsed: Parsed, stem: str, occlud
         etree.SubElement(el, "name").text = xml_text(obj.label.class_title)
         etree.SubElement(el, "deleted").text = "0"
         etree.SubElement(el, "verified").text = "0"
-        occluded = find_tag(tags, occluded_tag)
-        etree.SubElement(el, "occluded").text = "yes" if occluded is not None and tag_flag(occluded.value) else "no"
+        etree.SubElement(el, "occluded").text = "yes" if flag_tag(tags, occluded_tag) else "no"
         etree.SubElement(el, "date").text = ""
         etree.SubElement(el, "id").text = str(index)
         parts = etree.SubElement(el, "parts")
@@ -360,9 +359,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
 
     def render_mask(item: Item, index: int) -> bytes:
         parsed = parsed_of(item)
-        too_large = size_problem((parsed.width, parsed.height))
-        if too_large:
-            raise NotRenderable(f"{item.dataset}/{item.name}: {too_large}: no mask is drawn")
+        check_drawable(f"{item.dataset}/{item.name}", parsed.width, parsed.height)
         pixels = geometry_mask(parsed.objects[index].label.geometry, parsed.width, parsed.height)
         assert pixels is not None
         return mask_png(pixels)

@@ -25,7 +25,8 @@ from collections.abc import Sequence
 from slyfs.formats.common.geometry import clipped_box, coordinate_text
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.naming import escape_component
-from slyfs.formats.common.tagged import find_tag, finite_float, flag_set, missing_tags_note
+from slyfs.formats.common.tagged import missing_tags_note
+from slyfs.formats.common.tags import find_tag, flag_tag, number_value
 from slyfs.formats.common.tracks import line_names, track_id
 from slyfs.formats.contract import Generated, Node, constant, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems
@@ -52,11 +53,10 @@ def frame_names(items: Sequence[Item]) -> list[str]:
 
 def visibility(label: Label, tag: str, occluded_tag: str) -> float:
     found = find_tag(label.tags, tag)
-    value = finite_float(found.value) if found is not None else None
+    value = number_value(found.value) if found is not None else None
     if value is not None:
         return value
-    occluded = find_tag(label.tags, occluded_tag)
-    return 0.0 if occluded is not None and flag_set(occluded.value) else 1.0
+    return 0.0 if flag_tag(label.tags, occluded_tag) else 1.0
 
 
 def gt_rows(frame: int, ann: Annotation, class_ids: dict[str, int], tags: Tags) -> tuple[list[str], Counter[str]]:
@@ -74,9 +74,8 @@ def gt_rows(frame: int, ann: Annotation, class_ids: dict[str, int], tags: Tags) 
             left_out[kind if label.geometry.pixel_box() is None else f"outside-image {kind}"] += 1
             continue
         x0, y0, x1, y1 = box
-        ignored = find_tag(label.tags, ignored_tag)
         fields = [frame, track_id(label, track_tag) or -1, *map(coordinate_text, (x0, y0, x1 - x0, y1 - y0)),
-                  0 if ignored is not None and flag_set(ignored.value) else 1, cid,
+                  0 if flag_tag(label.tags, ignored_tag) else 1, cid,
                   coordinate_text(visibility(label, visibility_tag, occluded_tag))]
         rows.append(",".join(map(str, fields)) + "\n")
     return rows, left_out

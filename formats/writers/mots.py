@@ -22,21 +22,20 @@ from collections import Counter
 from collections.abc import Sequence
 
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
+from slyfs.formats.common.masks import drawable_annotation, gray_png, painted_indices
 from slyfs.formats.common.naming import split_ext
 from slyfs.formats.common.raster import has_area
-from slyfs.formats.common.tagged import find_tag, missing_tags_note
+from slyfs.formats.common.tagged import missing_tags_note
+from slyfs.formats.common.tags import find_tag
 from slyfs.formats.common.tracks import (
     MAX_MOTS_LABELS,
     line_names,
     mots_pixel,
-    mots_pixels,
     track_id,
-    uint16_png,
 )
-from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node
+from slyfs.formats.contract import Generated, Node, constant, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile
 from slyfs.formats.model import Annotation, Item, Label, Project
-from slyfs.formats.readers.supervisely.annotation import size_problem
 from slyfs.formats.view import FormatOption, ViewOptions, selected_classes
 
 VIEW = "mots"
@@ -93,13 +92,10 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     base_key = (VIEW, options.key(), tuple(label_index))
 
     def render(item: Item) -> bytes:
-        ann = project.annotation(item)
-        too_large = size_problem((ann.width, ann.height))
-        if too_large:
-            raise NotRenderable(f"{item.dataset}/{item.name}: {too_large}: no mask is drawn")
+        ann = drawable_annotation(project, item)
         objects, left_out = painted(ann, label_index, tag)
         report_left_out(project, item, VIEW, left_out)
-        return uint16_png(mots_pixels(ann.width, ann.height, objects))
+        return gray_png(painted_indices(ann.width, ann.height, objects))
 
     def png(item: Item, _name: str) -> Node:
         return Generated((*base_key, "png", item.dataset, item.name, item.fingerprint), functools.partial(render, item))

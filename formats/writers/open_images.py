@@ -32,24 +32,22 @@ import numpy as np
 
 from slyfs.formats.common.geometry import Box, clipped_box
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
-from slyfs.formats.common.masks import gray_png
+from slyfs.formats.common.masks import drawable_annotation, gray_png
 from slyfs.formats.common.naming import (
     MAX_NAME_BYTES,
     backslashless_component,
     distinct_texts,
-    plain_subset_names,
     shorten,
     split_ext,
     text_field,
 )
 from slyfs.formats.common.raster import geometry_mask
-from slyfs.formats.common.splits import item_names
+from slyfs.formats.common.splits import item_names, plain_subset_names
 from slyfs.formats.common.tags import find_tag, tag_flag, tag_names, tag_number, tag_option
 from slyfs.formats.common.text import csv_rows, json_bytes
 from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node, streamed
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems, StaticFile, WholeFile
 from slyfs.formats.model import Item, Mask, Polygon, Project, Tag
-from slyfs.formats.readers.supervisely.annotation import size_problem
 from slyfs.formats.view import ViewOptions, selected_classes
 
 VIEW = "open-images"
@@ -210,10 +208,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         return [str(row[0]) for row in rows_of(item, image_id(name)).masks]
 
     def mask_png(item: Item, file: str) -> bytes:
-        ann = project.annotation(item)
-        too_large = size_problem((ann.width, ann.height))
-        if too_large:
-            raise NotRenderable(f"{item.dataset}/{item.name}: {too_large}: no mask is drawn")
+        ann = drawable_annotation(project, item)
         position = mask_position(file)
         label = ann.labels[position] if position < len(ann.labels) else None
         pixels = geometry_mask(label.geometry, ann.width, ann.height) if label is not None else None

@@ -27,32 +27,29 @@ from collections.abc import Callable
 import numpy as np
 
 from slyfs.formats.common.colour_masks import (
-    BLACK,
-    area_labels,
-    distinct_colours,
+    ClassTable,
     instance_numbers,
-    painted_layers,
 )
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.masks import (
     MAX_OBJECT_INDEX,
     background_name,
+    drawable_annotation,
     labelmap_names,
     labelmap_text,
+    mask_memo,
+    painted_layers,
     palette_png,
 )
-from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import spaceless_component, split_ext
 from slyfs.formats.common.splits import dashed_split_names, item_names
-from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node
+from slyfs.formats.contract import Generated, Node, constant, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems, StaticFile
 from slyfs.formats.model import Item, Label, Project
-from slyfs.formats.readers.supervisely.annotation import size_problem
-from slyfs.formats.view import ViewOptions, selected_classes
+from slyfs.formats.view import ViewOptions
 
 VIEW = "segmask"
 MAX_CLASSES = MAX_OBJECT_INDEX  # class indices share the 8-bit PNG and VOC's void index 255
-MASK_CACHE_BYTES = 64 << 20  # index images kept for their item's other PNG
 
 
 def instances_of(labels: list[Label]) -> tuple[list[Label], list[int], Counter[str]]:
@@ -66,29 +63,20 @@ def instances_of(labels: list[Label]) -> tuple[list[Label], list[int], Counter[s
 
 
 def layout(project: Project, options: ViewOptions) -> Layout:
-    selected = selected_classes(project, options)
-    classes = selected[:MAX_CLASSES]
-    over = frozenset(c.title for c in selected[MAX_CLASSES:])
-    titles = [c.title for c in classes]
-    names = labelmap_names(titles)
-    colours = [BLACK, *distinct_colours([c.color for c in classes])]
-    class_index = {t: k for k, t in enumerate(titles, 1)}
-    palette = [v for rgb in colours for v in rgb]
-    labelmap = labelmap_text(background_name(names), names, colours)
-    base_key = (options.key(), tuple(zip(titles, names, colours[1:])))
-    memo: BoundedMemo[tuple[np.ndarray, np.ndarray]] = BoundedMemo(
-        MASK_CACHE_BYTES, lambda masks: masks[0].nbytes + masks[1].nbytes)
+    table = ClassTable.of(project, options, MAX_CLASSES)
+    names = labelmap_names(table.titles)
+    palette = table.palette()
+    labelmap = labelmap_text(background_name(names), names, table.colours)
+    base_key = (options.key(), tuple(zip(table.titles, names, table.colours[1:])))
+    memo = mask_memo()
 
     def draw(item: Item) -> tuple[np.ndarray, np.ndarray]:
-        ann = project.annotation(item)
-        too_large = size_problem((ann.width, ann.height))
-        if too_large:
-            raise NotRenderable(f"{item.dataset}/{item.name}: {too_large}: no mask is drawn")
-        area, left_out = area_labels(ann.labels, class_index, over, MAX_CLASSES)
+        ann = drawable_annotation(project, item)
+        area, left_out = table.area_labels(ann.labels)
         labels, numbers, past = instances_of(area)
         report_left_out(project, item, VIEW, left_out + past)
         cls, obj = painted_layers(ann.width, ann.height, [label.geometry for label in labels],
-                                  [([class_index[label.class_title] for label in labels], np.uint8),
+                                  [(table.indices(labels), np.uint8),
                                    (numbers, np.uint8)])
         return cls, obj
 

@@ -32,7 +32,9 @@ from slyfs.formats.common.geometry import pixel_extent
 from slyfs.formats.common.masks import (
     MAX_OBJECT_INDEX,
     background_name,
+    check_drawable,
     labelmap_text,
+    mask_memo,
     palette_png,
     segmentation_arrays,
 )
@@ -49,6 +51,7 @@ from slyfs.formats.common.naming import (
 from slyfs.formats.common.raster import has_area
 from slyfs.formats.common.splits import MAX_SPLIT_BYTES, item_names
 from slyfs.formats.common.splits import dashed_split_names as voc_split_names
+from slyfs.formats.common.tags import tag_flag as flag_is_set
 from slyfs.formats.common.text import xml_comment_text, xml_text
 from slyfs.formats.contract import Generated, Node, NotRenderable, constant, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems, StaticFile
@@ -58,12 +61,10 @@ from slyfs.formats.source_bytes import read_bytes
 from slyfs.formats.view import FormatOption, ViewOptions, selected_classes
 
 FLAG_TAGS = ("truncated", "difficult", "occluded")
-FALSE_TAG_VALUES = ("0", "false", "no", "")
 JPEG_EXTS = (".jpg", ".jpeg", ".jpe", ".jfif")
 JPEG_QUALITY = 95
 HEADER_PROBE_BYTES = 64 << 10
 MAX_REENCODE_BYTES = 256 << 20  # voc.jpeg=1: larger source images are not re-encoded
-MASK_CACHE_BYTES = 64 << 20  # index images kept for their item's other PNG (2 x width x height bytes an item)
 PRESENCE_MEMO_ENTRIES = 8  # splits whose per-image class presence is kept for their list files
 MAX_CLASS_BYTES = MAX_NAME_BYTES - len("_.txt") - MAX_SPLIT_BYTES  # <class>_<split>.txt fits in 255 bytes
 DEPTH_BY_MODE = {"1": 1, "L": 1, "I": 1, "I;16": 1, "F": 1, "LA": 2, "P": 3, "RGB": 3, "YCbCr": 3,
@@ -104,10 +105,8 @@ def voc_class_names(titles: list[str]) -> list[str]:
 
 
 def tag_flag(value: TagValue) -> str:
-    """A flag tag's VOC value: ``1`` for a tag without value or any value but 0/false/no/empty."""
-    if value is None:
-        return "1"
-    return "0" if str(value).strip().lower() in FALSE_TAG_VALUES or value == 0 else "1"
+    """A flag tag's VOC value: ``1`` when it says yes (common/tags.tag_flag), else ``0``."""
+    return "1" if flag_is_set(value) else "0"
 
 
 def tag_text(value: TagValue) -> str:
@@ -232,19 +231,16 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         ann = project.annotation(item)
         return (ann, *kept_objects(ann, class_names))
 
-    mask_memo: BoundedMemo[tuple[np.ndarray, np.ndarray]] = BoundedMemo(
-        MASK_CACHE_BYTES, lambda masks: masks[0].nbytes + masks[1].nbytes)
+    memo = mask_memo()
 
     def draw_masks(item: Item) -> tuple[np.ndarray, np.ndarray]:
         ann, objs, _ = objects_of(item)
-        too_large = size_problem((ann.width, ann.height))
-        if too_large:
-            raise NotRenderable(f"{item.dataset}/{item.name}: {too_large}: no mask is drawn")
+        check_drawable(f"{item.dataset}/{item.name}", ann.width, ann.height)
         return segmentation_arrays(ann, [label for label, _ in objs], class_index)
 
-    def masks_of(item: Item) -> tuple[np.ndarray, np.ndarray]:
+    def masks_of(item: Item) -> tuple[np.ndarray, ...]:
         """Both index images of an item: its two PNGs are usually read one after the other."""
-        return mask_memo.get(item, lambda: draw_masks(item))
+        return memo.get(item, lambda: draw_masks(item))
 
     def xml_of(item: Item, image_name: str) -> bytes:
         return _render_xml(objects_of(item), item, image_name, to_jpeg)

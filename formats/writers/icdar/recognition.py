@@ -21,7 +21,8 @@ from collections import Counter
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.naming import spaceless_component
 from slyfs.formats.common.splits import item_names
-from slyfs.formats.common.tagged import HIDDEN_NOTE_FILE, find_tag, missing_tags_note
+from slyfs.formats.common.tagged import HIDDEN_NOTE_FILE, missing_tags_note
+from slyfs.formats.common.tags import find_tag
 from slyfs.formats.common.text_regions import caption_text, subset_labels
 from slyfs.formats.contract import Generated, Node, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems

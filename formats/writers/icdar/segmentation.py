@@ -25,15 +25,14 @@ from PIL import Image
 
 from slyfs.formats.common.geometry import clipped_box, coordinate_text
 from slyfs.formats.common.labels import report_left_out
-from slyfs.formats.common.masks import voc_colormap
+from slyfs.formats.common.masks import check_drawable, painted_indices, voc_colormap
 from slyfs.formats.common.naming import split_ext
-from slyfs.formats.common.raster import geometry_mask, has_area
+from slyfs.formats.common.raster import has_area
 from slyfs.formats.common.tagged import HIDDEN_NOTE_FILE, missing_tags_note
 from slyfs.formats.common.text_regions import affixed_names, char_text, subset_labels, transcribed
 from slyfs.formats.contract import Generated, Node, NotRenderable, image_node
 from slyfs.formats.layout import ItemFile, Layout
 from slyfs.formats.model import Annotation, Geometry, Item, Label, Project
-from slyfs.formats.readers.supervisely.annotation import size_problem
 from slyfs.formats.view import FormatOption, ViewOptions, selected_classes
 
 VIEW = "icdar-segmentation"
@@ -73,14 +72,8 @@ def gt_bmp(ann: Annotation, labels: list[tuple[Label, str]], where: str) -> byte
     """The colour image of the written objects (object k in colour k, later ones on top)."""
     if ann.width <= 0 or ann.height <= 0:
         raise NotRenderable(f"{where}: image size unknown: no mask can be drawn")
-    too_large = size_problem((ann.width, ann.height))
-    if too_large:
-        raise NotRenderable(f"{where}: {too_large}: no mask is drawn")
-    index = np.zeros((ann.height, ann.width), dtype=np.uint32)
-    for k, (label, _) in enumerate(labels, 1):
-        mask = geometry_mask(label.geometry, ann.width, ann.height)
-        if mask is not None:
-            index[mask] = k
+    check_drawable(where, ann.width, ann.height)
+    index = painted_indices(ann.width, ann.height, [(label, k) for k, (label, _) in enumerate(labels, 1)], np.uint32)
     rgb = np.asarray(character_colors(len(labels)), dtype=np.uint8)[index]
     buf = io.BytesIO()
     Image.fromarray(rgb, "RGB").save(buf, format="BMP")
