@@ -14,11 +14,11 @@ from slyfs.formats.common.identities import (
     landmark_classes,
     landmark_points,
     number,
-    subset_names,
     tag_int,
     tag_value_text,
     token,
 )
+from slyfs.formats.common.splits import plain_subset_names
 from slyfs.formats.contract import Generated, SourceBytes
 from slyfs.formats.model import (
     Annotation,
@@ -55,7 +55,7 @@ def test_tokens_and_names() -> None:
     assert names == {"Ana Lima": "Ana%20Lima", "Ana%20Lima": "Ana%2520Lima", "b": "b", "no_label": "%6Eo_label"}
     long = identity_names(["x" * 300])["x" * 300]
     assert len(long.encode()) == 128 and long.startswith("x" * 100)
-    assert subset_names(["train", "my_set", "my.set", "query"], reserved=("query",)) == {
+    assert plain_subset_names(["train", "my_set", "my.set", "query"], reserved=("query",)) == {
         "train": "train", "my_set": "my-set", "my.set": "my-set-2", "query": "query-2"}
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from slyfs.formats.common.identities import identity_names, subset_names
+from slyfs.formats.common.identities import identity_names
+from slyfs.formats.common.splits import plain_subset_names
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import wider_face
@@ -118,4 +119,4 @@ def test_label_and_name_mapping() -> None:
     assert all(" " not in n and "/" not in n and "--" not in n for n in names.values())
     assert wider_face.wider_name(" a b.jpg") == "%20a%20b.jpg" and wider_face.wider_name("a\\b.jpg") == "a%5Cb.jpg"
     assert wider_face.wider_name("noext") == "noext."
-    assert subset_names(["my_set", "my-set", "ok"]) == {"my_set": "my-set", "my-set": "my-set-2", "ok": "ok"}
+    assert plain_subset_names(["my_set", "my-set", "ok"]) == {"my_set": "my-set", "my-set": "my-set-2", "ok": "ok"}

@@ -7,21 +7,18 @@ invents them, it says which tag (or ``--opt``) would give them."""
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import distinct_texts, percent_bytes, shorten, spaceless_component
-from slyfs.formats.common.splits import MAX_SPLIT_BYTES
 from slyfs.formats.contract import Generated, constant, image_node
 from slyfs.formats.layout import ItemFile, StaticFile
 from slyfs.formats.model import Annotation, Graph, GraphNode, Item, ObjClass, Problem, Project, Tag, TagValue
 from slyfs.formats.view import FormatOption
 
 README_NAME = "README.slyfs.txt"
-SUBSET_UNSAFE = re.compile(r"[^A-Za-z0-9-]")
 LANDMARK_COUNT = 5  # VGGFace2 / LFW: left eye, right eye, nose, left and right mouth corners
 MAX_IDENTITY_BYTES = 128
 ItemKey = tuple[str, str]  # (dataset, item name)
@@ -100,23 +97,6 @@ def identity_names(values: Iterable[str], reserved: Iterable[str] = (),
 
     uniq = sorted(set(values))
     return dict(zip(uniq, distinct_texts(uniq, escape, MAX_IDENTITY_BYTES)))
-
-
-def subset_names(splits: Sequence[str], reserved: Iterable[str] = ()) -> dict[str, str]:
-    """Split names made ``[A-Za-z0-9-]+``: WIDER and VGGFace2 take the subset from a file name
-    split at ``_``. Every other character becomes ``-``; a clash (with an earlier one or one of
-    ``reserved``, a format's own folder names) gets ``-2``, ``-3``…"""
-    out: dict[str, str] = {}
-    used: set[str] = set(reserved)
-    for split in splits:
-        base = SUBSET_UNSAFE.sub("-", split)[:MAX_SPLIT_BYTES] or "-"
-        name, k = base, 1
-        while name in used:
-            k += 1
-            name = f"{base[:MAX_SPLIT_BYTES - len(str(k)) - 1]}-{k}"
-        used.add(name)
-        out[split] = name
-    return out
 
 
 def landmark_classes(classes: Iterable[ObjClass]) -> set[str]:

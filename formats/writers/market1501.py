@@ -29,13 +29,12 @@ from slyfs.formats.common.identities import (
     flag_set,
     image_name,
     scan_tags,
-    subset_names,
     tag_int,
     tag_option,
 )
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.naming import split_ext
-from slyfs.formats.common.splits import item_names
+from slyfs.formats.common.splits import item_names, plain_subset_names
 from slyfs.formats.contract import Generated, Node, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems
 from slyfs.formats.model import Annotation, Item, Problem, Project
@@ -167,4 +166,4 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         per_item=(ItemFile(lambda subset: f"bounding_box_{subset}", image, present=in_gallery),
                   ItemFile(lambda _: QUERY_DIR, image, present=in_query)),
         group_by="split", names=output_names,
-        split_labels=lambda splits: subset_names(splits, reserved=(QUERY_DIR,)), epoch=key[1])
+        split_labels=lambda splits: plain_subset_names(splits, reserved=(QUERY_DIR,)), epoch=key[1])

@@ -33,12 +33,11 @@ from slyfs.formats.common.identities import (
     landmark_points,
     number,
     scan_tags,
-    subset_names,
     tag_option,
 )
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.naming import split_ext
-from slyfs.formats.common.splits import item_names
+from slyfs.formats.common.splits import item_names, plain_subset_names
 from slyfs.formats.contract import Generated, Node, constant
 from slyfs.formats.layout import Layout, SplitFile, SplitItems, StaticFile
 from slyfs.formats.model import Annotation, Graph, Label, Project, Rectangle
@@ -141,5 +140,5 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         static=(StaticFile("labels.txt", lambda splits: labels_node), *readme.static()),
         per_split=(table(0), table(1)),
         per_item=folders_by_value(identities, folders, lambda subset, sub: f"{subset}/{sub}"),
-        group_by="split", names=functools.partial(item_names, escape=image_name), split_labels=subset_names,
+        group_by="split", names=functools.partial(item_names, escape=image_name), split_labels=plain_subset_names,
         epoch=key[1])

@@ -30,14 +30,13 @@ from slyfs.formats.common.identities import (
     image_tag_text,
     number,
     scan_tags,
-    subset_names,
     tag_option,
     tag_value_text,
     token,
 )
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.raster import has_area
-from slyfs.formats.common.splits import item_names
+from slyfs.formats.common.splits import item_names, plain_subset_names
 from slyfs.formats.contract import Generated, Node, constant
 from slyfs.formats.layout import Layout, SplitFile, SplitItems, StaticFile
 from slyfs.formats.model import Item, Label, Project
@@ -153,5 +152,5 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         static=(StaticFile("labels.txt", lambda splits: labels_node), *readme.static()),
         per_split=(SplitFile(lambda subset: f"wider_face_split/wider_face_{subset}_bbx_gt.txt", bbx_gt),),
         per_item=per_item,
-        group_by="split", names=functools.partial(item_names, escape=wider_name), split_labels=subset_names,
+        group_by="split", names=functools.partial(item_names, escape=wider_name), split_labels=plain_subset_names,
         epoch=tuple(labels))
