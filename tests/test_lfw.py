@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BLOB, PLAIN, slyfs
-from tests.helpers.faces import SourceImage, class_shapes, make_samples, mounts, source_images
+from tests.conftest import slyfs
+from tests.helpers.faces import SourceImage, class_shapes, source_images
+from tests.helpers.mounts import mounted_sources, sources_fixture
 from tests.helpers.readers import datumaro_import_all, require
 
 SOURCES = ["fixture-plain", "fixture-blob", "sample-plain", "sample-blob"]
@@ -29,16 +30,12 @@ def person(image: SourceImage) -> str | None:
     return token(value) if isinstance(value, str) and value.strip() else None
 
 
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    samples = make_samples(tmp_path_factory.mktemp("lfw-samples"))
-    return {"fixture-plain": PLAIN, "fixture-blob": BLOB,
-            "sample-plain": samples["plain"], "sample-blob": samples["blob"]}
+sources = sources_fixture(seed=11)
 
 
 @pytest.fixture(scope="module")
 def views(sources: dict[str, Path]):
-    with mounts(sources, "--format", "lfw") as mnts:
+    with mounted_sources(sources, "lfw") as mnts:
         yield mnts
 
 

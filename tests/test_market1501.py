@@ -17,23 +17,20 @@ from slyfs.formats.readers.supervisely.watch import SuperviselySource
 from slyfs.formats.registry import build_view
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers.market1501 import ReId, market_names
-from tests.conftest import BLOB, PLAIN
-from tests.helpers.faces import SourceImage, make_samples, mounts, source_images
+from tests.conftest import PLAIN
+from tests.helpers.faces import SourceImage, source_images
+from tests.helpers.mounts import mounted_sources, sources_fixture
 from tests.helpers.readers import datumaro_import_all, require
 
 SOURCES = ["fixture-plain", "fixture-blob", "sample-plain", "sample-blob"]
 
 
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    samples = make_samples(tmp_path_factory.mktemp("market-samples"))
-    return {"fixture-plain": PLAIN, "fixture-blob": BLOB,
-            "sample-plain": samples["plain"], "sample-blob": samples["blob"]}
+sources = sources_fixture(seed=11)
 
 
 @pytest.fixture(scope="module")
 def views(sources: dict[str, Path]):
-    with mounts(sources, "--format", "market1501") as mnts:
+    with mounted_sources(sources, "market1501") as mnts:
         yield mnts
 
 

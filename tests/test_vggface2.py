@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from slyfs.formats.common.identities import identity_names
-from tests.conftest import BLOB, PLAIN
-from tests.helpers.faces import SourceImage, class_shapes, in_image, make_samples, mounts, source_images
+from tests.helpers.faces import SourceImage, class_shapes, in_image, source_images
+from tests.helpers.mounts import mounted_sources, sources_fixture
 from tests.helpers.readers import datumaro_import_all, require
 
 SOURCES = ["fixture-plain", "fixture-blob", "sample-plain", "sample-blob"]
@@ -22,16 +22,12 @@ def token(text: str) -> str:
     return text.replace(" ", "%20")
 
 
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    samples = make_samples(tmp_path_factory.mktemp("vggface2-samples"))
-    return {"fixture-plain": PLAIN, "fixture-blob": BLOB,
-            "sample-plain": samples["plain"], "sample-blob": samples["blob"]}
+sources = sources_fixture(seed=11)
 
 
 @pytest.fixture(scope="module")
 def views(sources: dict[str, Path]):
-    with mounts(sources, "--format", "vggface2") as mnts:
+    with mounted_sources(sources, "vggface2") as mnts:
         yield mnts
 
 

@@ -14,12 +14,12 @@ from slyfs.formats.common.splits import plain_subset_names
 from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import wider_face
-from tests.conftest import BLOB, PLAIN
-from tests.helpers.faces import AREA_TYPES, in_image, make_samples, mounts, source_images
+from tests.conftest import PLAIN
+from tests.helpers.faces import AREA_TYPES, in_image, source_images
+from tests.helpers.mounts import mounted_sources, sources_fixture
 from tests.helpers.readers import datumaro_import_all, require
 from tests.helpers.views import view_files
 
-FORMAT = ("--format", "wider-face")
 EVENT = ("--opt", "wider-face.event-tag=species")
 
 
@@ -28,16 +28,12 @@ def token(title: str) -> str:
     return title.replace(" ", "%20")
 
 
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    samples = make_samples(tmp_path_factory.mktemp("wider-samples"))
-    return {"fixture-plain": PLAIN, "fixture-blob": BLOB,
-            "sample-plain": samples["plain"], "sample-blob": samples["blob"]}
+sources = sources_fixture(seed=11)
 
 
 @pytest.fixture(scope="module")
 def views(sources: dict[str, Path]):
-    with mounts(sources, *FORMAT, *EVENT) as mnts:
+    with mounted_sources(sources, "wider-face", *EVENT) as mnts:
         yield mnts
 
 
@@ -92,7 +88,7 @@ def test_event_folders_and_labels(views: dict[str, Path], sources: dict[str, Pat
 
 
 def test_readme_says_what_is_missing(views: dict[str, Path]) -> None:
-    with mounts({"plain": PLAIN}, *FORMAT) as mnt:
+    with mounted_sources({"plain": PLAIN}, "wider-face") as mnt:
         text = (mnt["plain"] / "README.slyfs.txt").read_text("utf-8")
         assert "'event' tag" in text and "wider-face.event-tag" in text and "'face'" in text
         assert {p.name for p in (mnt["plain"] / "WIDER_train" / "images").iterdir()} == {"no_label"}

@@ -1,20 +1,14 @@
 """What the identity/face view tests (WIDER Face, VGGFace2, Market-1501, LFW) expect, read from a
-source project's JSON alone (no slyfs code), and the mounts they share."""
+source project's JSON alone (no slyfs code)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import mounted
-from tests.helpers.scripts import load_script
-
 AREA_TYPES = ("rectangle", "polygon", "bitmap", "alpha_mask", "cuboid_2d", "oriented_bbox")
-SAMPLE_IMAGES = 40
 
 
 @dataclass(frozen=True)
@@ -63,17 +57,3 @@ def extent_points(obj: dict) -> list[tuple[float, float]]:
     from tests.test_voc import _points
 
     return _points(obj)
-
-
-def make_samples(root: Path) -> dict[str, Path]:
-    """A small ``--format-tags`` project, blob and plain."""
-    make_project = load_script("make_sample_project").make_project
-    return {form: make_project(root / form, SAMPLE_IMAGES, form, seed=11, format_tags=True)
-            for form in ("plain", "blob")}
-
-
-@contextlib.contextmanager
-def mounts(sources: dict[str, Path], *options: str) -> Iterator[dict[str, Path]]:
-    """Every source mounted once with ``options``, unmounted together."""
-    with contextlib.ExitStack() as stack:
-        yield {name: stack.enter_context(mounted(src, *options)) for name, src in sources.items()}
