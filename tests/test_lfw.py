@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import slyfs
 from tests.helpers.faces import SourceImage, class_shapes, source_images
-from tests.helpers.mounts import mounted_sources, sources_fixture
+from tests.helpers.mounts import assert_clean_import, mounted_sources, sources_fixture
 from tests.helpers.readers import datumaro_import_all, require
 
 SOURCES = ["fixture-plain", "fixture-blob", "sample-plain", "sample-blob"]
@@ -72,8 +72,7 @@ def expected_pairs(images: list[SourceImage]) -> tuple[dict, dict]:
 def read(path: Path):
     require("datumaro")
     report = datumaro_import_all(path, "lfw")
-    assert report.errors == [] and report.warnings == []
-    assert report.missing_media() == []
+    assert_clean_import(report, no_warnings=True)
     return report
 
 

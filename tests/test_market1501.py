@@ -19,7 +19,7 @@ from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers.market1501 import ReId, market_names
 from tests.conftest import PLAIN
 from tests.helpers.faces import SourceImage, source_images
-from tests.helpers.mounts import mounted_sources, sources_fixture
+from tests.helpers.mounts import assert_clean_import, mounted_sources, sources_fixture
 from tests.helpers.readers import datumaro_import_all, require
 
 SOURCES = ["fixture-plain", "fixture-blob", "sample-plain", "sample-blob"]
@@ -47,9 +47,7 @@ def re_id_images(root: Path) -> list[SourceImage]:
 def test_datumaro_reads_every_re_id_image(source: str, sources: dict[str, Path], views: dict[str, Path]) -> None:
     require("datumaro")
     report = datumaro_import_all(views[source], "market1501")
-    assert report.errors == [] and report.warnings == []
-    assert report.missing_media() == []
-    assert len(report.dataset) == len(source_images(sources[source]))
+    assert_clean_import(report, len(source_images(sources[source])), no_warnings=True)
     with_ids = [item for item in report.dataset if item.attributes]
     assert len(with_ids) == len(re_id_images(sources[source]))
     got = Counter((item.subset, item.attributes["person_id"], item.attributes["camera_id"],

@@ -11,7 +11,7 @@ import pytest
 
 from slyfs.formats.common.identities import identity_names
 from tests.helpers.faces import SourceImage, class_shapes, in_image, source_images
-from tests.helpers.mounts import mounted_sources, sources_fixture
+from tests.helpers.mounts import assert_clean_import, mounted_sources, sources_fixture
 from tests.helpers.readers import datumaro_import_all, require
 
 SOURCES = ["fixture-plain", "fixture-blob", "sample-plain", "sample-blob"]
@@ -64,10 +64,8 @@ def test_datumaro_reads_identities_boxes_and_landmarks(source: str, sources: dic
                                                        views: dict[str, Path]) -> None:
     require("datumaro")
     report = datumaro_import_all(views[source], "vgg_face2")
-    assert report.errors == [] and report.warnings == []
-    assert report.missing_media() == []
     images = source_images(sources[source])
-    assert len(report.dataset) == len(images)
+    assert_clean_import(report, len(images), no_warnings=True)
     assert Counter(report.label_counts()) == expected_counts(sources[source])
     assert {item.subset for item in report.dataset} == {image.split for image in images}
     # CVAT matches items to its frames by the id without the identity folder: one image each

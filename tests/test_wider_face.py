@@ -16,7 +16,7 @@ from slyfs.formats.view import ViewOptions
 from slyfs.formats.writers import wider_face
 from tests.conftest import PLAIN
 from tests.helpers.faces import AREA_TYPES, in_image, source_images
-from tests.helpers.mounts import mounted_sources, sources_fixture
+from tests.helpers.mounts import assert_clean_import, mounted_sources, sources_fixture
 from tests.helpers.readers import datumaro_import_all, require
 from tests.helpers.views import view_files
 
@@ -54,10 +54,8 @@ def test_datumaro_reads_every_image_box_and_event(source: str, sources: dict[str
                                                   views: dict[str, Path]) -> None:
     require("datumaro")
     report = datumaro_import_all(views[source], "wider_face")
-    assert report.errors == [] and report.warnings == []
-    assert report.missing_media() == []
     images = source_images(sources[source])
-    assert len(report.dataset) == len(images)
+    assert_clean_import(report, len(images), no_warnings=True)
     assert Counter(report.label_counts()) == expected_counts(sources[source])
     assert {item.subset for item in report.dataset} == {image.split for image in images}
 
