@@ -224,7 +224,7 @@ def test_sample_object_tags_become_attributes_object_ids_and_groups(sources: dic
     grouped = Counter(a["group"] for a in annotations if a["group"])
     assert bound and sum(grouped.values()) == sum(bound.values())
 
-    renamed = dm_annotations(root, **{"datumaro.track-id-tag": "no-such-tag", "datumaro.score-tag": "visibility"})
+    renamed = dm_annotations(root, **{"datumaro.track-tag": "no-such-tag", "datumaro.score-tag": "visibility"})
     assert not any("object_id" in a for a in renamed)
     assert sum("track_id" in a["attributes"] for a in renamed) == sum(tags["track_id"].values())
     assert all(isinstance(a["attributes"]["score"], float) for a in renamed if "score" in a["attributes"])

@@ -16,17 +16,11 @@ from slyfs.formats.common.naming import distinct_texts, percent_bytes, shorten, 
 from slyfs.formats.contract import Generated, constant, image_node
 from slyfs.formats.layout import ItemFile, StaticFile
 from slyfs.formats.model import Annotation, Graph, GraphNode, Item, ObjClass, Problem, Project, Tag, TagValue
-from slyfs.formats.view import FormatOption
 
 README_NAME = "README.slyfs.txt"
 LANDMARK_COUNT = 5  # VGGFace2 / LFW: left eye, right eye, nose, left and right mouth corners
 MAX_IDENTITY_BYTES = 128
 ItemKey = tuple[str, str]  # (dataset, item name)
-
-
-def tag_option(fmt: str, what: str, default: str, meaning: str) -> FormatOption:
-    """The ``--opt <fmt>.<what>-tag=NAME`` setting naming the tag that carries ``meaning``."""
-    return FormatOption(f"{fmt}.{what}-tag", f"the tag that holds {meaning} (default {default})", default=default)
 
 
 def tag_value_text(value: TagValue) -> str | None:

@@ -16,9 +16,13 @@ FALSE_TEXTS = ("0", "false", "no", "off", "")
 TRUE_TEXTS = ("1", "true", "yes", "on")
 
 
-def tag_option(view: str, meaning: str) -> FormatOption:
-    """``<view>.<meaning>-tag``: the name of the tag read for ``meaning`` (default: ``meaning``)."""
-    return FormatOption(f"{view}.{meaning}-tag", f"name of the object/image tag read as {meaning}", default=meaning)
+def tag_option(view: str, meaning: str, tag: str | None = None, what: str | None = None) -> FormatOption:
+    """``<view>.<meaning>-tag=NAME``: the name of the tag read for ``meaning`` (``what`` it holds,
+    for ``--help``); by default the tag called ``tag``, or ``meaning`` itself. Keys spell the
+    meaning with ``-`` (``kitti.crowd-tag`` reads ``is_crowd`` by default)."""
+    default = tag or meaning
+    return FormatOption(f"{view}.{meaning}-tag", f"the tag that holds {what or meaning} (default {default})",
+                        default=default)
 
 
 def tag_names(options: ViewOptions, declared: Iterable[FormatOption]) -> dict[str, str]:

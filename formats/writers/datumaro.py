@@ -65,7 +65,7 @@ from slyfs.formats.view import FormatOption, ViewOptions, selected_classes
 
 OCCLUDED_TAG = FormatOption("datumaro.occluded-tag", "object tag written as attributes.occluded (bool)",
                             default="occluded")
-TRACK_TAG = FormatOption("datumaro.track-id-tag", "object tag whose integer value is the object_id",
+TRACK_TAG = FormatOption("datumaro.track-tag", "object tag whose integer value is the object_id",
                          default="track_id")
 CAPTION_TAG = FormatOption("datumaro.caption-tag", "image tag written as a caption annotation", default="caption")
 SCORE_TAG = FormatOption("datumaro.score-tag", "object tag written as attributes.score (a number)", default="score")

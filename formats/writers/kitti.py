@@ -58,7 +58,7 @@ MAX_INDEX = 255  # class index and instance id share a 16-bit value: (class << 8
 TRUNCATED = tag_option(VIEW, "truncated")
 OCCLUDED = tag_option(VIEW, "occluded")
 SCORE = tag_option(VIEW, "score")
-IS_CROWD = tag_option(VIEW, "is_crowd")
+IS_CROWD = tag_option(VIEW, "crowd", "is_crowd")
 OPTIONS = (TRUNCATED, OCCLUDED, SCORE, IS_CROWD)
 
 

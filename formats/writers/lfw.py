@@ -36,11 +36,11 @@ from slyfs.formats.common.identities import (
     landmark_points,
     number,
     scan_tags,
-    tag_option,
 )
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.naming import split_ext
 from slyfs.formats.common.splits import item_assigner, item_names
+from slyfs.formats.common.tags import tag_option
 from slyfs.formats.contract import Generated, Node
 from slyfs.formats.layout import Layout, SplitFile, SplitItems
 from slyfs.formats.model import Graph, Item, Problem, Project

@@ -30,11 +30,11 @@ from slyfs.formats.common.identities import (
     image_name,
     scan_tags,
     tag_int,
-    tag_option,
 )
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.naming import split_ext
 from slyfs.formats.common.splits import item_names, plain_subset_names
+from slyfs.formats.common.tags import tag_option
 from slyfs.formats.contract import Generated, Node, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems
 from slyfs.formats.model import Annotation, Item, Problem, Project

@@ -63,9 +63,9 @@ FLAGS = ("occluded", "truncated", "is_group_of", "is_depiction", "is_inside")  #
 MASKED = (Polygon, Mask)  # what gets a mask PNG besides its box
 MASK_VALUE = 255
 
-FLAG_OPTIONS = tuple(tag_option(VIEW, flag) for flag in FLAGS)
+FLAG_OPTIONS = tuple(tag_option(VIEW, flag.removeprefix("is_").replace("_", "-"), flag) for flag in FLAGS)
 SCORE = tag_option(VIEW, "score")
-PREDICTED_IOU = tag_option(VIEW, "predicted_iou")
+PREDICTED_IOU = tag_option(VIEW, "predicted-iou", "predicted_iou")
 OPTIONS = (*FLAG_OPTIONS, SCORE, PREDICTED_IOU)
 
 

@@ -33,11 +33,11 @@ from slyfs.formats.common.identities import (
     landmark_points,
     number,
     scan_tags,
-    tag_option,
 )
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.naming import split_ext
 from slyfs.formats.common.splits import item_names, plain_subset_names
+from slyfs.formats.common.tags import tag_option
 from slyfs.formats.contract import Generated, Node, constant
 from slyfs.formats.layout import Layout, SplitFile, SplitItems, StaticFile
 from slyfs.formats.model import Annotation, Graph, Label, Project, Rectangle

@@ -30,13 +30,13 @@ from slyfs.formats.common.identities import (
     image_tag_text,
     number,
     scan_tags,
-    tag_option,
     tag_value_text,
     token,
 )
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.raster import has_area
 from slyfs.formats.common.splits import item_names, plain_subset_names
+from slyfs.formats.common.tags import tag_option
 from slyfs.formats.contract import Generated, Node, constant
 from slyfs.formats.layout import Layout, SplitFile, SplitItems, StaticFile
 from slyfs.formats.model import Item, Label, Project
