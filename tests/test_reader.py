@@ -5,13 +5,14 @@ from __future__ import annotations
 import collections
 import io
 import json
+import logging
 import os
 import pickle
 from pathlib import Path
 
 import pytest
 
-from slyfs.formats.model import Mask
+from slyfs.formats.model import Mask, Problem
 from slyfs.formats.readers.supervisely import ProblemLog, read_project
 from slyfs.formats.readers.supervisely.offsets import OffsetsError, read_offsets
 from slyfs.formats.source_bytes import read_bytes
@@ -236,3 +237,21 @@ def test_a_legacy_annotation_shared_or_also_an_items_own_is_no_orphan(tmp_path: 
         "lone.png": "lone.png.json"}
     orphans = [p.item for p in problems.all() if p.message == "annotation has no image"]
     assert orphans == ["lone.png"]
+
+
+def test_problem_log_remembers_a_bounded_number_of_problems_and_logs_each_once_while_remembered(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A mount's log keeps the most recently reported problems (a view may report one for every image
+    of a million); ``slyfs check`` keeps all of them."""
+    bounded, everything = ProblemLog(keep=3), ProblemLog(keep=None)
+    problems = [Problem(f"ann/{i}.json", "1 point label(s) cannot be expressed", "left out", f"{i}.jpg")
+                for i in range(5)]
+    with caplog.at_level(logging.WARNING, logger="slyfs"):
+        for problem in [*problems, problems[4], problems[3]]:
+            bounded(problem)
+            everything(problem)
+    assert [p.path for p in bounded.all()] == ["ann/2.json", "ann/4.json", "ann/3.json"]
+    assert [p.path for p in everything.all()] == [p.path for p in problems]
+    assert sum("ann/4.json" in r.getMessage() for r in caplog.records) == 2  # once per log, not again
+    bounded(problems[0])  # forgotten, so logged again
+    assert sum("ann/0.json" in r.getMessage() for r in caplog.records) == 3

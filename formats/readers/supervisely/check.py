@@ -88,7 +88,7 @@ def check_project(root: str, follow_external_links: bool = False) -> list[Proble
     lead outside it included (named with their targets; not followed unless
     ``follow_external_links``, as the mount does). Raises SourceError when it cannot be mounted
     at all, CheckFailed when the check could not finish."""
-    problems = ProblemLog()
+    problems = ProblemLog(keep=None)  # the check lists every problem
     try:
         project = read_project(root, report=problems, follow_external_links=follow_external_links)
         for item in project.items():

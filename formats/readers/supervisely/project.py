@@ -13,6 +13,7 @@ import logging
 import os
 import stat
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Collection
 from functools import partial
 from operator import attrgetter
@@ -64,6 +65,7 @@ PARSED_BYTES_PER_JSON_BYTE = 6
 
 Report = Callable[[Problem], None]
 PROGRESS_EVERY_ITEMS = 8192
+KEPT_PROBLEMS = 100_000  # problems a mount remembers (and does not log twice); ~300 bytes each
 NOT_OPENED = "never opened: treated as missing"
 
 
@@ -90,18 +92,27 @@ class SourceError(UserError):
 
 
 class ProblemLog:
-    """Collects problems once each (a re-rendered file must not repeat them) and logs them."""
+    """Collects problems once each (a re-rendered file must not repeat them) and logs them.
+    ``keep``: how many it remembers, the most recently reported (None: all, for ``slyfs check``);
+    a mount's log is bounded, since a view may report something of every image (ImageNet holds no
+    objects) and a million remembered problems would cost hundreds of MB. A problem forgotten and
+    met again is logged again."""
 
-    def __init__(self) -> None:
-        self._seen: dict[tuple, Problem] = {}
+    def __init__(self, keep: int | None = KEPT_PROBLEMS) -> None:
+        self._seen: OrderedDict[tuple, Problem] = OrderedDict()
+        self._keep = keep
         self._lock = threading.Lock()
 
     def __call__(self, problem: Problem) -> None:
         key = (problem.path, problem.item, problem.message)
         with self._lock:
             if key in self._seen:
+                if self._keep is not None:
+                    self._seen.move_to_end(key)  # recently met: forgotten last
                 return
             self._seen[key] = problem
+            if self._keep is not None and len(self._seen) > self._keep:
+                self._seen.popitem(last=False)
         log.warning("%s", printable(str(problem)))  # names from the source may hold terminal controls
 
     def all(self) -> list[Problem]:
