@@ -37,7 +37,7 @@ from slyfs.formats.common.naming import split_ext
 from slyfs.formats.common.splits import item_names, plain_subset_names
 from slyfs.formats.contract import Generated, Node, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems
-from slyfs.formats.model import Annotation, Item, Problem, Project
+from slyfs.formats.model import Item, ItemFacts, Problem, Project
 from slyfs.formats.view import ViewOptions, selected_classes
 
 VIEW = "Market-1501"
@@ -103,7 +103,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     tags = {o.key: options.param(o) for o in OPTIONS}
     kept = {c.title for c in selected_classes(project, options)}
 
-    def read(ann: Annotation) -> ReId | None:
+    def read(ann: ItemFacts) -> ReId | None:
         person, camera = tag_int(ann, tags[PERSON.key]), non_negative(tag_int(ann, tags[CAMERA.key]))
         if person is None or camera is None:
             return None
