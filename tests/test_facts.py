@@ -137,6 +137,37 @@ def test_a_damaged_facts_row_discards_the_index_with_one_line(
     assert parses == []
 
 
+DISAGREE = "image tags or label kinds that disagree with the tag names or class titles"
+
+
+@pytest.mark.parametrize(("column", "value", "why"), [
+    ("tag_values", '[["train", true]]', "image tags that are not (name, value) pairs"),
+    ("tag_values", '[["train"]]', "image tags that are not (name, value) pairs"),
+    ("tag_values", '{"train": null}', "image tags that are not (name, value) pairs"),
+    ("tag_values", '[["not a tag of it", null]]', DISAGREE),
+    ("kinds", '[["car", "Blob", 1]]', "label kinds that are not (class, geometry, count) triples"),
+    ("kinds", '[["car", "Rectangle", 0]]', "label kinds that are not (class, geometry, count) triples"),
+    ("kinds", '[["car", ["Rectangle"], 1]]', "label kinds that are not (class, geometry, count) triples"),
+    ("kinds", '[["not a class of it", "Rectangle", 1]]', DISAGREE),
+    ("kinds", "[", "a value that is not valid JSON"),
+])
+def test_damaged_tag_values_or_label_kinds_discard_the_index(
+        column: str, value: str, why: str, source: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    options = ViewOptions(split="tags")
+    db = tmp_path / "index.sqlite"
+    first, _ = mounted(source, db, options)
+    conn = sqlite3.connect(db)
+    with conn:
+        path = conn.execute("SELECT path FROM facts ORDER BY path DESC").fetchone()[0]
+        conn.execute(f"UPDATE facts SET {column} = ? WHERE path = ?", (value, path))
+    conn.close()
+    with caplog.at_level(logging.WARNING, logger="slyfs.index"):
+        again, _ = mounted(source, db, options)
+    assert again == first
+    assert [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()] == [
+        f"index {db} damaged (row of {path}: {why}): discarded, rebuilding it from the source"]
+
+
 # The views that name folders after image-tag values, the options that give them the sample's tags,
 # and an edit of one such tag (name, new value) that moves an image to another folder.
 TAG_VIEWS: dict[str, tuple[dict[str, str], tuple[str, Any]]] = {
