@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import math
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
@@ -266,10 +267,18 @@ class ItemFacts:
 
     tag_names: frozenset[str]
     class_titles: frozenset[str]  # the classes it has labels of
+    # the image tags in annotation order, values too: the views that name folders after tag values
+    # (ImageNet, the identity views) read them here, with the functions they would apply to ``Annotation.tags``
+    tags: tuple[Tag, ...]
+    # (class title, geometry type name, labels) per class and geometry, sorted: what a view with no
+    # place for objects (ImageNet) reports as left out
+    label_kinds: tuple[tuple[str, str, int], ...]
 
     @classmethod
     def of(cls, ann: Annotation) -> ItemFacts:
-        return cls(frozenset(ann.tag_names()), frozenset(label.class_title for label in ann.labels))
+        kinds = Counter((label.class_title, type(label.geometry).__name__) for label in ann.labels)
+        return cls(frozenset(ann.tag_names()), frozenset(label.class_title for label in ann.labels), ann.tags,
+                   tuple(sorted((title, kind, n) for (title, kind), n in kinds.items())))
 
 
 # ---------------------------------------------------------------- items and projects

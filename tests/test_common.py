@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from PIL import Image
 
 from slyfs.formats.common.contours import Region, geometry_regions
 from slyfs.formats.common.geometry import clipped_box, normalized_cxcywh, pixel_extent, polygonal, translated, union_box
-from slyfs.formats.common.labels import class_ids_of, label_file
+from slyfs.formats.common.labels import class_ids_of, facts_left_out, label_file
 from slyfs.formats.common.masks import (
     MAX_OBJECT_INDEX,
     PALETTE,
@@ -374,3 +375,18 @@ def test_a_split_named_after_a_long_dataset_fits_every_file_named_after_it(tmp_p
     for fmt in ("coco", "yolo-darknet", "voc"):
         for path in view_files([fmt], project, ViewOptions()):
             assert all(len(part.encode()) <= 255 for part in path.split("/")), path
+
+
+def test_item_facts_keep_image_tags_in_order_and_count_labels_per_class_and_geometry() -> None:
+    square = Polygon(((0, 0), (3, 0), (3, 3)))
+    labels = (Label("car", Rectangle(0, 0, 1, 1)), Label("car", Rectangle(1, 1, 2, 2)), Label("car", square),
+              Label("person", Rectangle(0, 0, 2, 2)), Label("tree", Line(((0, 0), (3, 3)))))
+    tags = (Tag("species", "red fox"), Tag("frame", 7), Tag("species", "cat"), Tag("flag"))
+    facts = ItemFacts.of(Annotation(4, 4, tags, labels))
+    assert facts.tags == tags
+    assert facts.label_kinds == (("car", "Polygon", 1), ("car", "Rectangle", 2), ("person", "Rectangle", 1),
+                                 ("tree", "Line", 1))
+    # the labels of the kept classes by geometry, summed over classes; the others not counted
+    assert facts_left_out(facts, {"car", "person"}) == Counter({"rectangle": 3, "polygon": 1})
+    assert facts_left_out(facts, {"tree", "bus"}) == Counter({"line": 1})
+    assert facts_left_out(facts, set()) == Counter()

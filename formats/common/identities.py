@@ -13,14 +13,16 @@ from typing import TypeVar
 
 from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import distinct_texts, percent_bytes, shorten, spaceless_component
+from slyfs.formats.common.tags import find_tag
 from slyfs.formats.contract import Generated, constant, image_node
 from slyfs.formats.layout import ItemFile, StaticFile
-from slyfs.formats.model import Annotation, Graph, GraphNode, Item, ObjClass, Problem, Project, Tag, TagValue
+from slyfs.formats.model import Annotation, Graph, GraphNode, Item, ItemFacts, ObjClass, Problem, Project, TagValue
 
 README_NAME = "README.slyfs.txt"
 LANDMARK_COUNT = 5  # VGGFace2 / LFW: left eye, right eye, nose, left and right mouth corners
 MAX_IDENTITY_BYTES = 128
 ItemKey = tuple[str, str]  # (dataset, item name)
+Tagged = Annotation | ItemFacts  # what has an image's tags: its annotation, or the facts the index keeps of it
 
 
 def tag_value_text(value: TagValue) -> str | None:
@@ -34,18 +36,13 @@ def tag_value_text(value: TagValue) -> str | None:
     return text or None
 
 
-def first_tag(tags: Iterable[Tag], name: str) -> Tag | None:
-    """The first tag called ``name`` (a tag given twice counts once)."""
-    return next((t for t in tags if t.name == name), None)
-
-
-def image_tag_text(ann: Annotation, name: str) -> str | None:
+def image_tag_text(ann: Tagged, name: str) -> str | None:
     """The text of the image tag ``name``, None when the image has none (or it has no value)."""
-    tag = first_tag(ann.tags, name)
+    tag = find_tag(ann.tags, name)
     return tag_value_text(tag.value) if tag is not None else None
 
 
-def tag_int(ann: Annotation, name: str) -> int | None:
+def tag_int(ann: Tagged, name: str) -> int | None:
     """The image tag ``name`` as a whole number, None when absent or not a whole number."""
     text = image_tag_text(ann, name)
     if text is None:
@@ -138,13 +135,14 @@ SCAN_MEMO_ENTRIES = 1 << 18  # tag values kept per annotation version, so that a
 _SCANNED: BoundedMemo[tuple] = BoundedMemo(SCAN_MEMO_ENTRIES, lambda value: 1)
 
 
-def scan_tags(project: Project, what: Hashable, read: Callable[[Annotation], V]) -> dict[ItemKey, V]:
-    """``read`` of every item's annotation, by (dataset, name): the tags these views put into folder
-    and file names must all be known before the first folder is listed. ``what`` names ``read`` (the
-    view and the tags it reads): values are kept per version of each annotation file, so that the next
-    version of a view (a live edit) parses only the files that changed."""
+def scan_tags(project: Project, what: Hashable, read: Callable[[ItemFacts], V]) -> dict[ItemKey, V]:
+    """``read`` of every item's image tags (its facts, which the index keeps, so that a remount parses
+    no unchanged annotation), by (dataset, name): the tags these views put into folder and file names
+    must all be known before the first folder is listed. ``what`` names ``read`` (the view and the
+    tags it reads): values are kept per version of each annotation file, so that the next version of
+    a view (a live edit) reads only the files that changed."""
     def value(item: Item) -> tuple:
-        return (read(project.annotation(item)),)
+        return (read(project.facts(item)),)
 
     out = {}
     for item in project.items():
@@ -152,7 +150,7 @@ def scan_tags(project: Project, what: Hashable, read: Callable[[Annotation], V])
             key = (what, project.meta_fingerprint, item.ann_path, item.fingerprint)
             out[(item.dataset, item.name)] = _SCANNED.get(key, functools.partial(value, item))[0]
         else:
-            out[(item.dataset, item.name)] = read(project.annotation(item))
+            out[(item.dataset, item.name)] = read(project.facts(item))
     return out
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 
 from slyfs.formats.model import (
     Cuboid2d,
     Geometry,
     Graph,
     Item,
+    ItemFacts,
     Label,
     Line,
     Mask,
@@ -42,6 +44,19 @@ the view cannot express that geometry (then counted and reported as left out).""
 
 GEOMETRY_NAMES = {Rectangle: "rectangle", Polygon: "polygon", Line: "line", PointGeom: "point", Mask: "mask",
                   Graph: "graph", Cuboid2d: "cuboid", OrientedBox: "oriented box"}
+
+
+def facts_left_out(facts: ItemFacts, kept: AbstractSet[str]) -> Counter[str]:
+    """The labels of the ``kept`` classes by geometry name, as the index keeps them
+    (``ItemFacts.label_kinds``): for views with no place for any label, without a parse."""
+    counts: Counter[str] = Counter()
+    for title, kind, n in facts.label_kinds:
+        if title in kept:
+            counts[_KIND_NAMES[kind]] += n
+    return counts
+
+
+_KIND_NAMES = {geometry.__name__: name for geometry, name in GEOMETRY_NAMES.items()}
 
 
 LabelRowsOf = Callable[[int, Label, int, int], list[str] | None]

@@ -25,11 +25,10 @@ Objects have no place in ImageNet: each image's are counted by kind in the log.
 from __future__ import annotations
 
 import functools
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
+from slyfs.formats.common.labels import facts_left_out, report_left_out
 from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import (
     distinct_texts,
@@ -162,11 +161,11 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     key = (project.root, project.report, source.tag, source.classes, frozenset(kept))  # report: each log hears once
 
     def read(item: Item) -> list[int]:
-        """The item's classes; its objects, which ImageNet has no place for, are reported."""
-        ann = project.annotation(item)
-        report_left_out(project, item, VIEW_TITLE, Counter(GEOMETRY_NAMES[type(label.geometry)]
-                                                           for label in ann.labels if label.class_title in kept))
-        return item_classes(ann.tags, source)
+        """The item's classes; its objects, which ImageNet has no place for, are reported. Both from
+        the facts the index keeps: a remount parses no unchanged annotation."""
+        facts = project.facts(item)
+        report_left_out(project, item, VIEW_TITLE, facts_left_out(facts, kept))
+        return item_classes(facts.tags, source)
 
     def classes_of(item: Item) -> list[int]:
         return _CLASSES.get((key, item), lambda: read(item))

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 from slyfs.formats.common.identities import (
     Notes,
-    first_tag,
     flag_set,
     image_name,
     scan_tags,
@@ -34,10 +33,10 @@ from slyfs.formats.common.identities import (
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.naming import split_ext
 from slyfs.formats.common.splits import item_names, plain_subset_names
-from slyfs.formats.common.tags import tag_option
+from slyfs.formats.common.tags import find_tag, tag_option
 from slyfs.formats.contract import Generated, Node, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems
-from slyfs.formats.model import Annotation, Item, Problem, Project
+from slyfs.formats.model import Item, ItemFacts, Problem, Project
 from slyfs.formats.view import ViewOptions, selected_classes
 
 VIEW = "Market-1501"
@@ -103,11 +102,11 @@ def layout(project: Project, options: ViewOptions) -> Layout:
     tags = {o.key: options.param(o) for o in OPTIONS}
     kept = {c.title for c in selected_classes(project, options)}
 
-    def read(ann: Annotation) -> ReId | None:
+    def read(ann: ItemFacts) -> ReId | None:
         person, camera = tag_int(ann, tags[PERSON.key]), non_negative(tag_int(ann, tags[CAMERA.key]))
         if person is None or camera is None:
             return None
-        query = first_tag(ann.tags, tags[QUERY.key])
+        query = find_tag(ann.tags, tags[QUERY.key])
         sequence = non_negative(tag_int(ann, tags[SEQUENCE.key]))
         return ReId(person, camera, 1 if sequence is None else sequence,
                     non_negative(tag_int(ann, tags[FRAME.key])), non_negative(tag_int(ann, tags[BBOX.key])),

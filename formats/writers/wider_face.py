@@ -22,7 +22,6 @@ from collections import Counter
 from slyfs.formats.common.geometry import clipped_box
 from slyfs.formats.common.identities import (
     Notes,
-    first_tag,
     flag_set,
     folders_by_value,
     identity_names,
@@ -36,7 +35,7 @@ from slyfs.formats.common.identities import (
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.raster import has_area
 from slyfs.formats.common.splits import item_names, plain_subset_names
-from slyfs.formats.common.tags import tag_option
+from slyfs.formats.common.tags import find_tag, tag_option
 from slyfs.formats.contract import Generated, Node, constant
 from slyfs.formats.layout import Layout, SplitFile, SplitItems, StaticFile
 from slyfs.formats.model import Item, Label, Project
@@ -87,7 +86,7 @@ def box_line(label: Label, width: int, height: int, class_name: str, attribute_t
         return None
     x0, y0, x1, y1 = box
     fields = [number(x0), number(y0), number(x1 - x0), number(y1 - y0)]
-    found = {a: first_tag(label.tags, tag) for a, tag in attribute_tags.items()}
+    found = {a: find_tag(label.tags, tag) for a, tag in attribute_tags.items()}
     if any(t is not None for t in found.values()):
         fields += [attribute_text(a, t.value) if t is not None else "-" for a, t in found.items()]
     if class_name != DEFAULT_LABEL:

@@ -7,8 +7,10 @@ Parsing offsets is the costly part of a scan (~10 s per 10^6 entries through the
 unpickler); loading them from here takes well under a second.
 
 And per annotation file, the facts membership decisions read of it (``ItemFacts``: image tag
-names, the classes it has labels of), keyed by the file's Stamp and meta.json's: a remount with
-``--split tags``, ``--no-empty`` or ``--classes`` then parses only the annotations that changed.
+names and values, the classes it has labels of and their geometries), keyed by the file's Stamp and
+meta.json's: a remount with ``--split tags``, ``--no-empty`` or ``--classes``, or of a view that
+names folders after tag values (ImageNet, WIDER Face, VGGFace2, Market-1501, LFW), then parses only
+the annotations that changed.
 Only what a parse without problems found is recorded, so an annotation with problems is parsed
 (and its problems reported) again at each mount. Rows of files since deleted stay until the
 index is rebuilt; a stale row never matches a key.
@@ -49,15 +51,15 @@ from collections.abc import Callable
 from functools import partial
 from itertools import repeat
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, get_args
 
-from slyfs.formats.model import ItemFacts, Stamp, file_stamp
+from slyfs.formats.model import Geometry, ItemFacts, Stamp, Tag, file_stamp
 from slyfs.formats.readers.supervisely.offsets import BlobEntry, Entries, entry_columns
 
 log = logging.getLogger("slyfs.index")
 T = TypeVar("T")
 
-SCHEMA_VERSION = 4  # bump when what is stored changes, and when a parse gives other facts of the same file
+SCHEMA_VERSION = 5  # bump when what is stored changes, and when a parse gives other facts of the same file
 FACTS_FLUSH_ROWS = 10_000  # facts recorded are written once this many wait (and at each save)
 DECODED_FACTS = 4096  # distinct facts kept decoded (rows share them: one decoding each)
 FACTS_WINDOW = 1024  # stored facts rows read per query
@@ -120,13 +122,14 @@ def key_text(key: tuple[int, ...]) -> str:
     return "[" + ", ".join(map(str, key)) + "]"
 
 
-def validated_facts(row: tuple, key: str, decoded: dict[tuple[str, str], ItemFacts]) -> ItemFacts | None:
-    """The facts of a stored ``(key, tag names, class titles)`` row; None when they are of another
-    version of the annotation file or of meta.json (``key``, as ``key_text`` writes it, differs);
-    IndexDamaged when it is not what ``save`` writes. ``decoded`` keeps the facts already decoded,
-    by their stored text: most items share a few."""
-    stored_key, tags, classes = row
-    if not (isinstance(stored_key, str) and isinstance(tags, str) and isinstance(classes, str)):
+def validated_facts(row: tuple, key: str, decoded: dict[tuple[str, ...], ItemFacts]) -> ItemFacts | None:
+    """The facts of a stored ``(key, tag names, class titles, image tags, label kinds)`` row; None
+    when they are of another version of the annotation file or of meta.json (``key``, as
+    ``key_text`` writes it, differs); IndexDamaged when it is not what ``save`` writes. ``decoded``
+    keeps the last DECODED_FACTS facts decoded, by their stored text: without tag values most items
+    share a few; with them (identities) most differ, and the bound keeps memory flat."""
+    stored_key, *texts = row
+    if not (isinstance(stored_key, str) and len(texts) == 4 and _STR.issuperset(map(type, texts))):
         raise IndexDamaged("a value of the wrong type")
     if stored_key != key:
         try:
@@ -136,19 +139,49 @@ def validated_facts(row: tuple, key: str, decoded: dict[tuple[str, str], ItemFac
         if not (isinstance(old_key, list) and old_key and all(type(v) is int for v in old_key)):
             raise IndexDamaged("a file key that is not a list of integers")
         return None
-    facts = decoded.get((tags, classes))
+    texts_key = tuple(texts)
+    facts = decoded.get(texts_key)
     if facts is None:
         try:
-            tag_names, class_titles = json.loads(tags), json.loads(classes)
+            tag_names, class_titles, tags, kinds = map(json.loads, texts)
         except (ValueError, RecursionError):
             raise IndexDamaged("a value that is not valid JSON") from None
         if not (_names(tag_names) and _names(class_titles)):
             raise IndexDamaged("tag names or class titles that are not lists of names")
-        facts = ItemFacts(frozenset(tag_names), frozenset(class_titles))
+        facts = ItemFacts(frozenset(tag_names), frozenset(class_titles), _tags(tags), _kinds(kinds))
+        if {t.name for t in facts.tags} != facts.tag_names or {k[0] for k in facts.label_kinds} != facts.class_titles:
+            raise IndexDamaged("image tags or label kinds that disagree with the tag names or class titles")
         if len(decoded) >= DECODED_FACTS:
             decoded.clear()
-        decoded[(tags, classes)] = facts
+        decoded[texts_key] = facts
     return facts
+
+
+_TAG_VALUE_TYPES = frozenset({str, int, float, type(None)})  # not bool: JSON's true is no tag value
+_GEOMETRY_KINDS = frozenset(geometry.__name__ for geometry in get_args(Geometry))
+
+
+def _tags(value: object) -> tuple[Tag, ...]:
+    """Stored image tags, ``[[name, value], ...]``, as Tags; IndexDamaged when they are not that."""
+    if not (isinstance(value, list) and all(
+            type(t) is list and len(t) == 2 and type(t[0]) is str and type(t[1]) in _TAG_VALUE_TYPES for t in value)):
+        raise IndexDamaged("image tags that are not (name, value) pairs")
+    return tuple(Tag(name, tag_value) for name, tag_value in value)
+
+
+def _kinds(value: object) -> tuple[tuple[str, str, int], ...]:
+    """Stored label kinds, ``[[class, geometry, count], ...]``; IndexDamaged when they are not that."""
+    if not (isinstance(value, list) and all(
+            type(k) is list and len(k) == 3 and type(k[0]) is str and type(k[1]) is str and k[1] in _GEOMETRY_KINDS
+            and type(k[2]) is int and k[2] > 0 for k in value)):
+        raise IndexDamaged("label kinds that are not (class, geometry, count) triples")
+    return tuple((title, kind, n) for title, kind, n in value)
+
+
+def facts_row(facts: ItemFacts) -> tuple[str, str, str, str]:
+    """The stored texts of ``facts``, as :func:`validated_facts` reads them back."""
+    return (json.dumps(sorted(facts.tag_names)), json.dumps(sorted(facts.class_titles)),
+            json.dumps([[t.name, t.value] for t in facts.tags]), json.dumps([list(k) for k in facts.label_kinds]))
 
 
 def validated_folder(row: tuple, key: str) -> dict[str, Stamp] | None:
@@ -236,8 +269,8 @@ class SourceIndex:
         self._unverified: set[str] = set()
         self._trust_stored = True  # False once events were lost: every folder is listed again
         self._dirty: set[str] = set()  # offsets files not yet saved
-        self._facts: dict[str, tuple[str, str, str]] = {}  # facts recorded, not yet saved: path -> row
-        self._decoded: dict[tuple[str, str], ItemFacts] = {}
+        self._facts: dict[str, tuple[str, ...]] = {}  # facts recorded, not yet saved: path -> row
+        self._decoded: dict[tuple[str, ...], ItemFacts] = {}
         self._window: dict[str, tuple] = {}  # stored facts rows read ahead (see _facts_row)...
         self._window_range: tuple[str | None, str | None] = (None, None)  # ...of paths from, to (None: the end)
         self._lock = threading.RLock()
@@ -291,7 +324,8 @@ class SourceIndex:
             PRAGMA user_version = {SCHEMA_VERSION};
             PRAGMA journal_mode = WAL;
             CREATE TABLE IF NOT EXISTS offsets (path TEXT PRIMARY KEY, key TEXT, names TEXT, starts BLOB, ends BLOB);
-            CREATE TABLE IF NOT EXISTS facts (path TEXT PRIMARY KEY, key TEXT, tags TEXT, classes TEXT);
+            CREATE TABLE IF NOT EXISTS facts (path TEXT PRIMARY KEY, key TEXT, tags TEXT, classes TEXT,
+                                              tag_values TEXT, kinds TEXT);
             CREATE TABLE IF NOT EXISTS folders (path TEXT PRIMARY KEY, key TEXT, names BLOB, stamps BLOB);
         """)
 
@@ -325,8 +359,8 @@ class SourceIndex:
         not one per item. A path within the window's range that it lacks has no row."""
         lo, hi = self._window_range
         if not (lo is not None and lo <= path and (hi is None or path <= hi)):
-            rows = db.execute("SELECT path, key, tags, classes FROM facts WHERE path >= ? ORDER BY path LIMIT ?",
-                              (path, FACTS_WINDOW)).fetchall()
+            rows = db.execute("SELECT path, key, tags, classes, tag_values, kinds FROM facts"
+                              " WHERE path >= ? ORDER BY path LIMIT ?", (path, FACTS_WINDOW)).fetchall()
             if not all(isinstance(row[0], str) for row in rows):
                 raise IndexDamaged("a path that is not text")
             self._window = {row[0]: row[1:] for row in rows}
@@ -444,8 +478,7 @@ class SourceIndex:
         if self._db is None or not _storable(path):
             return
         with self._lock:
-            self._facts[path] = (key_text(key), json.dumps(sorted(facts.tag_names)),
-                                 json.dumps(sorted(facts.class_titles)))
+            self._facts[path] = (key_text(key), *facts_row(facts))
             if len(self._facts) >= FACTS_FLUSH_ROWS:  # a first mount of 10^6 items: not all held until saved
                 self.save()
 
@@ -505,7 +538,7 @@ class SourceIndex:
                             key, names, starts, ends = self._offsets[path]
                             self._db.execute("REPLACE INTO offsets VALUES (?, ?, ?, ?, ?)", (
                                 path, json.dumps(key), json.dumps(names), starts.tobytes(), ends.tobytes()))
-                    self._db.executemany("REPLACE INTO facts VALUES (?, ?, ?, ?)",
+                    self._db.executemany("REPLACE INTO facts VALUES (?, ?, ?, ?, ?, ?)",
                                          ((path, *row) for path, row in facts.items()))
                     for directory in folders:
                         self._save_folder(directory)
