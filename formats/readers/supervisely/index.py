@@ -122,6 +122,17 @@ def key_text(key: tuple[int, ...]) -> str:
     return "[" + ", ".join(map(str, key)) + "]"
 
 
+def check_older_key(stored_key: str, what: str) -> None:
+    """A stored key unlike the one looked for is of another version of the file or folder (the row is
+    not used); IndexDamaged when it is not one ``key_text`` can have written."""
+    try:
+        old_key = json.loads(stored_key)
+    except (ValueError, RecursionError):
+        raise IndexDamaged("a value that is not valid JSON") from None
+    if not (isinstance(old_key, list) and old_key and all(type(v) is int for v in old_key)):
+        raise IndexDamaged(f"a {what} key that is not a list of integers")
+
+
 def validated_facts(row: tuple, key: str, decoded: dict[tuple[str, ...], ItemFacts]) -> ItemFacts | None:
     """The facts of a stored ``(key, tag names, class titles, image tags, label kinds)`` row; None
     when they are of another version of the annotation file or of meta.json (``key``, as
@@ -132,12 +143,7 @@ def validated_facts(row: tuple, key: str, decoded: dict[tuple[str, ...], ItemFac
     if not (isinstance(stored_key, str) and len(texts) == 4 and _STR.issuperset(map(type, texts))):
         raise IndexDamaged("a value of the wrong type")
     if stored_key != key:
-        try:
-            old_key = json.loads(stored_key)
-        except (ValueError, RecursionError):
-            raise IndexDamaged("a value that is not valid JSON") from None
-        if not (isinstance(old_key, list) and old_key and all(type(v) is int for v in old_key)):
-            raise IndexDamaged("a file key that is not a list of integers")
+        check_older_key(stored_key, "file")
         return None
     texts_key = tuple(texts)
     facts = decoded.get(texts_key)
@@ -193,12 +199,7 @@ def validated_folder(row: tuple, key: str) -> dict[str, Stamp] | None:
         raise IndexDamaged("a value of the wrong type")
     stored_key = key_blob.decode("utf-8", "replace")
     if stored_key != key:
-        try:
-            old_key = json.loads(stored_key)
-        except (ValueError, RecursionError):
-            raise IndexDamaged("a value that is not valid JSON") from None
-        if not (isinstance(old_key, list) and old_key and all(type(v) is int for v in old_key)):
-            raise IndexDamaged("a folder key that is not a list of integers")
+        check_older_key(stored_key, "folder")
         return None
     try:
         text = names_blob.decode("utf-8")
