@@ -13,12 +13,12 @@ from typing import TypeVar
 
 from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import distinct_texts, percent_bytes, shorten, spaceless_component
+from slyfs.formats.common.tagged import note_file
 from slyfs.formats.common.tags import find_tag
-from slyfs.formats.contract import Generated, constant, image_node
+from slyfs.formats.contract import image_node
 from slyfs.formats.layout import ItemFile, StaticFile
 from slyfs.formats.model import Annotation, Graph, GraphNode, Item, ItemFacts, ObjClass, Problem, Project, TagValue
 
-README_NAME = "README.slyfs.txt"
 LANDMARK_COUNT = 5  # VGGFace2 / LFW: left eye, right eye, nose, left and right mouth corners
 MAX_IDENTITY_BYTES = 128
 ItemKey = tuple[str, str]  # (dataset, item name)
@@ -125,9 +125,8 @@ class Notes:
         """The README file, or nothing when the project gave the view everything."""
         if not self.lines:
             return ()
-        text = (f"slyfs {self.view} view: what this project did not give\n\n"
-                + "".join(f"- {line}\n" for line in self.lines)).encode()
-        return (StaticFile(README_NAME, lambda splits: Generated(("identity-readme", text), constant(text))),)
+        return note_file(self.view, f"slyfs {self.view} view: what this project did not give\n\n"
+                         + "".join(f"- {line}\n" for line in self.lines))
 
 
 V = TypeVar("V")

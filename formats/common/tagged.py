@@ -1,5 +1,6 @@
-"""The note a view leaves at its root when the project declares none of the tags it reads (tag
-values themselves are read by common/tags.py).
+"""The note a view leaves at its root to say what the project did not give it (every view's
+``README.slyfs.txt``), and the note of a view whose tags the project does not declare (tag values
+themselves are read by common/tags.py).
 
 Whether a project has a tag at all is decided from meta.json (every tag a Supervisely project uses is
 declared there), so the note costs nothing at mount, however many items there are.
@@ -15,6 +16,14 @@ from slyfs.formats.model import Problem, Project
 
 NOTE_FILE = "README.slyfs.txt"
 HIDDEN_NOTE_FILE = "." + NOTE_FILE  # for readers that take every root entry (ICDAR): their globs skip it
+
+
+def note_file(view: str, text: str, file_name: str = NOTE_FILE) -> tuple[StaticFile, ...]:
+    """The root note of ``view`` holding ``text`` (nothing when there is nothing to say)."""
+    if not text:
+        return ()
+    data = text.encode("utf-8")
+    return (StaticFile(file_name, lambda _splits: Generated((view, "note", data), constant(data))),)
 
 
 def declared(project: Project, name: str) -> bool:
@@ -37,5 +46,4 @@ def missing_tags_note(project: Project, view: str, wanted: Sequence[tuple[str, s
         project.report(Problem(project.root, f"no tag '{tag}' in meta.json: {view} has no {what}",
                                f"view written without them (--opt {opt}=NAME names another tag)"))
     lines.append("Nothing is made up in their place: the files are valid but carry none of it.")
-    data = ("\n".join(lines) + "\n").encode("utf-8")
-    return (StaticFile(file_name, lambda _splits: Generated((view, "note", data), constant(data))),)
+    return note_file(view, "\n".join(lines) + "\n", file_name)

@@ -39,6 +39,7 @@ from slyfs.formats.common.naming import (
     text_field,
 )
 from slyfs.formats.common.splits import SPLIT_TAGS, item_names
+from slyfs.formats.common.tagged import note_file
 from slyfs.formats.contract import Generated, Node, constant, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems, StaticFile
 from slyfs.formats.model import Item, Problem, Project, ProjectMeta, Tag, TagMeta
@@ -208,8 +209,7 @@ def _txt_layout(project: Project, source: ClassSource, classes_of: Callable[[Ite
     synsets = "".join(f"{n}\n" for n in synset_names(source.classes)).encode("utf-8")
     static = [StaticFile(SYNSETS, lambda splits: Generated(("imagenet-synsets", synsets), constant(synsets)))]
     if source.problem:
-        readme = f"# ImageNet view: what is missing\n\n{source.problem}\n".encode()
-        static.append(StaticFile(README, lambda splits: Generated(("imagenet-readme", readme), constant(readme))))
+        static += note_file("imagenet", f"# ImageNet view: what is missing\n\n{source.problem}\n", README)
     tag_key = (source.tag, source.classes)
 
     def split_file(split: SplitItems) -> Node:
