@@ -16,7 +16,7 @@ import pytest
 from slyfs.formats.common.raster import geometry_mask
 from slyfs.formats.common.rle import compressed_counts, rle, row_runs
 from slyfs.formats.common.splits import splits, subset_names
-from slyfs.formats.common.tags import flag_value, int_value, tag_attributes
+from slyfs.formats.common.tags import flag_value, tag_attributes, whole_number
 from slyfs.formats.model import (
     Cuboid2d,
     Graph,
@@ -82,7 +82,8 @@ def test_tag_values() -> None:
     assert tag_attributes([Tag("a"), Tag("b", 2), Tag("a", "x"), Tag("skip", 1)], skip=("skip",)) == \
         {"a": True, "b": 2}
     assert [flag_value(v) for v in (None, "1", 0, 1.0, "no", "maybe")] == [True, True, False, True, False, None]
-    assert [int_value(v) for v in ("12", 3.0, 3.5, "x", None)] == [12, 3, None, None, None]
+    assert [whole_number(v) for v in ("12", 3.0, 3.5, "x", None, "7.0", "-1", True, float("nan"))] == \
+        [12, 3, None, None, None, 7, -1, None, None]
 
 
 TEMPLATE = GraphTemplate(("a", "b", "c"), ("A", "B", "C"), (("a", "b"), ("b", "c")))

@@ -6,7 +6,6 @@ from __future__ import annotations
 from slyfs.formats.common.identities import (
     LANDMARK_COUNT,
     Notes,
-    flag_set,
     folders_by_value,
     identity_names,
     image_name,
@@ -19,6 +18,7 @@ from slyfs.formats.common.identities import (
     token,
 )
 from slyfs.formats.common.splits import plain_subset_names
+from slyfs.formats.common.tags import tag_flag
 from slyfs.formats.contract import Generated, SourceBytes
 from slyfs.formats.model import (
     Annotation,
@@ -44,7 +44,7 @@ def test_tag_values() -> None:
     assert (tag_int(ann, "person_id"), tag_int(ann, "frame"), tag_int(ann, "bad"), tag_int(ann, "half"),
             tag_int(ann, "none")) == (7, 12, None, None, None)
     assert image_tag_text(ann, "bad") == "x" and image_tag_text(ann, "missing") is None
-    assert [flag_set(v) for v in (None, 0, 1, 0.0, "0", "False", " no ", "", "yes", "2")] == [
+    assert [tag_flag(v) for v in (None, 0, 1, 0.0, "0", "False", " no ", "", "yes", "2")] == [
         True, False, True, False, False, False, False, False, True, True]
 
 

@@ -14,7 +14,7 @@ from typing import TypeVar
 from slyfs.formats.common.memo import BoundedMemo
 from slyfs.formats.common.naming import distinct_texts, percent_bytes, shorten, spaceless_component
 from slyfs.formats.common.tagged import note_file
-from slyfs.formats.common.tags import find_tag
+from slyfs.formats.common.tags import find_tag, whole_number
 from slyfs.formats.contract import image_node
 from slyfs.formats.layout import ItemFile, StaticFile
 from slyfs.formats.model import Annotation, Graph, GraphNode, Item, ItemFacts, ObjClass, Problem, Project, TagValue
@@ -45,22 +45,7 @@ def image_tag_text(ann: Tagged, name: str) -> str | None:
 def tag_int(ann: Tagged, name: str) -> int | None:
     """The image tag ``name`` as a whole number, None when absent or not a whole number."""
     text = image_tag_text(ann, name)
-    if text is None:
-        return None
-    try:
-        number = float(text)
-    except ValueError:
-        return None
-    return int(number) if number.is_integer() else None
-
-
-def flag_set(value: TagValue) -> bool:
-    """Whether a flag tag says yes: valueless, or any value but 0/false/no/empty."""
-    if value is None:
-        return True
-    if isinstance(value, (int, float)):
-        return value != 0
-    return value.strip().lower() not in ("0", "false", "no", "")
+    return whole_number(text) if text is not None else None
 
 
 def image_name(name: str) -> str:

@@ -89,21 +89,9 @@ def flag_value(value: TagValue) -> bool | None:
     return True if word in TRUE_WORDS else False if word in FALSE_WORDS else None
 
 
-def int_value(value: TagValue) -> int | None:
-    """A tag value as an integer (a track id, a frame number), None when it is not one."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, float):
-        return int(value) if math.isfinite(value) and value.is_integer() else None
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return None
-
-
-def positive_int(value: TagValue) -> int | None:
-    """A positive whole number (a track id) given as a number or as its text (``7``, ``7.0``,
-    ``"7"``), else None."""
+def whole_number(value: TagValue) -> int | None:
+    """A tag value as a whole number (a track id, a person id, a frame number) given as a number or
+    as its text (``7``, ``7.0``, ``"7"``, ``"-1"``), else None."""
     if isinstance(value, str):
         try:
             value = float(value.strip())
@@ -111,7 +99,13 @@ def positive_int(value: TagValue) -> int | None:
             return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
-    return int(value) if value == int(value) and value >= 1 else None
+    return int(value) if value == int(value) else None
+
+
+def positive_int(value: TagValue) -> int | None:
+    """A positive whole number (a track id), else None."""
+    number = whole_number(value)
+    return number if number is not None and number >= 1 else None
 
 
 def number_value(value: TagValue) -> float | None:

@@ -38,7 +38,7 @@ from slyfs.formats.common.naming import split_ext
 from slyfs.formats.common.raster import geometry_mask
 from slyfs.formats.common.rle import compressed_rle
 from slyfs.formats.common.splits import subset_names
-from slyfs.formats.common.tags import find_tag, flag_value, int_value, number_value, tag_attributes
+from slyfs.formats.common.tags import find_tag, flag_value, number_value, tag_attributes, whole_number
 from slyfs.formats.common.text import JsonArraySpool, json_object_chunks
 from slyfs.formats.contract import Node, image_node, streamed
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems
@@ -191,7 +191,7 @@ class Labels:
         out: dict = {"attributes": attributes}
         track = find_tag(tags, self.track)
         if track is not None:
-            object_id = int_value(track.value)
+            object_id = whole_number(track.value)
             if object_id is None:
                 attributes[self.track] = True if track.value is None else track.value
             else:

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 from slyfs.formats.common.identities import (
     Notes,
-    flag_set,
     image_name,
     scan_tags,
     tag_int,
@@ -33,7 +32,7 @@ from slyfs.formats.common.identities import (
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.naming import split_ext
 from slyfs.formats.common.splits import item_names, plain_subset_names
-from slyfs.formats.common.tags import find_tag, tag_option
+from slyfs.formats.common.tags import find_tag, tag_flag, tag_option
 from slyfs.formats.contract import Generated, Node, image_node
 from slyfs.formats.layout import ItemFile, Layout, SplitFile, SplitItems
 from slyfs.formats.model import Item, ItemFacts, Problem, Project
@@ -110,7 +109,7 @@ def layout(project: Project, options: ViewOptions) -> Layout:
         sequence = non_negative(tag_int(ann, tags[SEQUENCE.key]))
         return ReId(person, camera, 1 if sequence is None else sequence,
                     non_negative(tag_int(ann, tags[FRAME.key])), non_negative(tag_int(ann, tags[BBOX.key])),
-                    query is not None and flag_set(query.value))
+                    query is not None and tag_flag(query.value))
 
     scanned = scan_tags(project, ("market1501", tuple(tags.values())), read)
     ids = {k: found for k, found in scanned.items() if found is not None}

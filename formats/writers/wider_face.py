@@ -22,7 +22,6 @@ from collections import Counter
 from slyfs.formats.common.geometry import clipped_box
 from slyfs.formats.common.identities import (
     Notes,
-    flag_set,
     folders_by_value,
     identity_names,
     image_name,
@@ -35,7 +34,7 @@ from slyfs.formats.common.identities import (
 from slyfs.formats.common.labels import GEOMETRY_NAMES, report_left_out
 from slyfs.formats.common.raster import has_area
 from slyfs.formats.common.splits import item_names, plain_subset_names
-from slyfs.formats.common.tags import find_tag, tag_option
+from slyfs.formats.common.tags import find_tag, tag_flag, tag_option
 from slyfs.formats.contract import Generated, Node, constant
 from slyfs.formats.layout import Layout, SplitFile, SplitItems, StaticFile
 from slyfs.formats.model import Item, Label, Project
@@ -69,7 +68,7 @@ def wider_name(name: str) -> str:
 def attribute_text(name: str, value: object) -> str:
     """One attribute column: ``True``/``False`` for the flags, else the tag's value as a token."""
     if name in FLAG_ATTRIBUTES:
-        return "True" if flag_set(value) else "False"  # type: ignore[arg-type]  # a TagValue
+        return "True" if tag_flag(value) else "False"  # type: ignore[arg-type]  # a TagValue
     text = tag_value_text(value)  # type: ignore[arg-type]
     if text is None:
         return "True"  # a valueless tag: set
