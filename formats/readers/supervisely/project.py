@@ -543,23 +543,27 @@ class AnnotationReader:
             return self._parse(item, verify=False)[0]
 
     def facts(self, item: Item) -> ItemFacts:
-        if self.cache is None or item.ann_path is None or not item.fingerprint:
-            try:
-                return ItemFacts.of(self._parsed(item).annotation)
-            except (_Stale, SourceChanged):
-                return ItemFacts.of(self._parse(item, verify=False)[0])
+        cache, path = self.cache, item.ann_path
+        if cache is None or path is None or not item.fingerprint:
+            return self._facts_of(item)[0]
         key = (*item.fingerprint, *self.meta_fingerprint)
-        known = self.cache.facts(item.ann_path, key)
+        known = cache.facts(path, key)
         if known is not None:
             return known
+        facts, clean = self._facts_of(item)
+        if clean:
+            cache.record_facts(path, key, facts)
+        return facts
+
+    def _facts_of(self, item: Item) -> tuple[ItemFacts, bool]:
+        """The item's facts from a parse, and whether they may be recorded (a clean parse of the
+        version its fingerprint names). Membership is answered now, so another version found when
+        the file is opened is parsed unchecked (the update it was told to brings the new item)."""
         try:
             parsed = self._parsed(item)
-        except (_Stale, SourceChanged):  # the update told of it brings the item's new facts
-            return ItemFacts.of(self._parse(item, verify=False)[0])
-        facts = ItemFacts.of(parsed.annotation)
-        if parsed.clean:
-            self.cache.record_facts(item.ann_path, key, facts)
-        return facts
+        except (_Stale, SourceChanged):
+            return ItemFacts.of(self._parse(item, verify=False)[0]), False
+        return ItemFacts.of(parsed.annotation), parsed.clean
 
     def _parsed(self, item: Item) -> _Parsed:
         def costed() -> _Parsed:
