@@ -3,10 +3,11 @@ source project's JSON alone (no slyfs code)."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.helpers.source import meta_of, source_annotations
 
 AREA_TYPES = ("rectangle", "polygon", "bitmap", "alpha_mask", "cuboid_2d", "oriented_bbox")
 
@@ -31,17 +32,11 @@ class SourceImage:
 
 def source_images(root: Path) -> list[SourceImage]:
     """Every image of a project (each has an ``ann/<name>.json``), nested datasets included."""
-    out = []
-    for ann_dir in sorted(root.rglob("ann")):
-        rel = ann_dir.parent.relative_to(root).as_posix()
-        dataset = rel.replace("/datasets/", "/")
-        for f in sorted(ann_dir.glob("*.json")):
-            out.append(SourceImage(dataset.split("/")[0], dataset, f.name[:-5], json.loads(f.read_text("utf-8"))))
-    return out
+    return [SourceImage(a.top, a.dataset, a.name, a.data) for a in source_annotations(root)]
 
 
 def class_shapes(root: Path) -> dict[str, dict]:
-    return {c["title"]: c for c in json.loads((root / "meta.json").read_text("utf-8"))["classes"]}
+    return {c["title"]: c for c in meta_of(root)["classes"]}
 
 
 def in_image(obj: dict, ann: dict) -> bool:
