@@ -101,6 +101,11 @@ class ByteStore(Protocol):
         """All the bytes ``ref`` describes (open, read, close)."""
         ...
 
+    def is_current(self, ref: ImageRef) -> bool:
+        """Whether the file ``ref`` names is still the version indexed, now (a handle opened earlier
+        may outlive it: the tree keeps one open per file version)."""
+        ...
+
 ItemKey = tuple[str, str]  # (dataset, item name): an item's identity across versions of a project
 
 

@@ -72,14 +72,20 @@ def open_source(ref: ImageRef) -> int:
 
 
 def read_source(fd: int, ref: ImageRef, size: int, offset: int) -> bytes:
-    """Up to ``size`` bytes at ``offset`` within the bytes ``ref`` describes, from ``fd``."""
+    """Up to ``size`` bytes at ``offset`` within the bytes ``ref`` describes, from ``fd``, a descriptor
+    ``open_source`` gave. Each read checks the file still holds the indexed version: a descriptor
+    may be kept open for long (a blob's tar serves every read of the mount) while the file is
+    rewritten in place, and its new bytes at the old offsets would be another image's."""
     if offset >= ref.size or size <= 0:
         return b""
     size = min(size, ref.size - offset)
     try:
         data = os.pread(fd, size, ref.offset + offset)
+        now = file_stamp(os.fstat(fd))  # after the read: a write during it has moved the stamp
     except OSError as e:
         raise SourceUnreadable(f"{ref.path}: {e.strerror}") from None
+    if ref.stamp and not ref.stamp.same_bytes(now):
+        raise SourceUnreadable(f"{ref.path}: changed in place since it was indexed")
     if len(data) != size:
         raise SourceUnreadable(f"{ref.path}: file is shorter than its index says")
     return data

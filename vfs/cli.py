@@ -30,10 +30,10 @@ from slyfs.vfs.export import (
     export_tree,
     generated_mode_for,
 )
-from slyfs.vfs.live import BackgroundCheck, Updater, ViewSource, Watcher, no_gc
+from slyfs.vfs.live import BackgroundCheck, Updater, ViewSource, Watcher, no_gc, take_snapshot
 from slyfs.vfs.tree import DEFAULT_CACHE_BYTES, VirtualTree
 
-NO_WATCH_TIMEOUT = 3600.0  # nothing changes: let the kernel answer lookups and stat() itself
+SNAPSHOT_TIMEOUT = 3600.0  # nothing changes: let the kernel answer lookups and stat() itself
 
 
 def cache_dir() -> Path:
@@ -108,21 +108,22 @@ def cmd_mount(args: argparse.Namespace) -> int:
         views.append(ViewSource(SuperviselySource(source, index, args.follow_external_links), names, options))
         disk = disk_renders(cache_root / "render", args.disk_cache_size, args.disk_cache_threshold)
         with no_gc():
-            return VirtualTree(views[0].build(progress), cache_bytes=args.cache_size, source_root=source, disk=disk)
+            tree = VirtualTree(views[0].build(progress), cache_bytes=args.cache_size, source_root=source, disk=disk)
+        if args.snapshot:
+            take_snapshot(views[0], tree)
+        return tree
 
     def when_ready(tree: VirtualTree) -> None:
-        updater = Updater(views[0], tree)
-        if args.no_watch:
-            views[0].source.save()
-        else:
+        if not args.snapshot:
+            updater = Updater(views[0], tree)
             Watcher(views[0], tree, updater=updater).start()
-        BackgroundCheck(updater).start()
+            BackgroundCheck(updater).start()
 
     run_mount(make_tree, MountSettings(mountpoint=mountpoint, foreground=args.foreground, log_file=log_file,
                                        debug=args.debug, threads=not args.single_threaded, libfuse=args.libfuse,
                                        fuse_options={"allow_other": True} if args.allow_other else {},
                                        timeout=args.timeout if args.timeout is not None else
-                                       (NO_WATCH_TIMEOUT if args.no_watch else None)),
+                                       (SNAPSHOT_TIMEOUT if args.snapshot else None), snapshot=args.snapshot),
               when_ready, when_done=lambda: views[0].source.save(final=True) if views else None)
     if not args.foreground:
         print(f"slyfs: {source} mounted on {mountpoint} as {','.join(names)} "
@@ -232,7 +233,10 @@ def parser() -> argparse.ArgumentParser:
                         "memory (default 4M)")
     m.add_argument("--cache-dir", help="where the persistent index and the disk cache live (default ~/.cache/slyfs)")
     m.add_argument("--no-index", action="store_true", help="keep no persistent index (rescan all at mount)")
-    m.add_argument("--no-watch", action="store_true", help="do not follow source changes (a frozen snapshot)")
+    m.add_argument("--snapshot", "--no-watch", dest="snapshot", action="store_true",
+                   help="serve the project as it is at mount and never update it (for training runs): files are "
+                        "read with no round trip per open, and a file whose source changes later keeps the "
+                        "snapshot's bytes where the kernel still holds them, else is EIO")
     m.add_argument("--timeout", type=float,
                    help="seconds the kernel caches names and attributes (default 3600 on libfuse 3, which "
                         "invalidates what changes; 1 on libfuse 2, where a longer one delays live changes "

@@ -44,6 +44,7 @@ class MountSettings:
     threads: bool = True  # libfuse's multithreaded loop: a slow render does not stall other files (README)
     timeout: float | None = None  # attr/entry/negative cache of the kernel, seconds; None: per backend
     libfuse: str = "auto"  # "3" (mfusepy), "2" (fusepy), or "auto": 3 when available
+    snapshot: bool = False  # the view never changes: the kernel may read with no OPEN (fuse_ops.open)
 
 
 LIVE_TIMEOUT = 1.0  # without invalidation: how long a source change may take to show, after the rebuild
@@ -393,7 +394,7 @@ def _serve(tree: VirtualTree, settings: MountSettings, on_ready: Callable[[], No
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if settings.threads and backend.libfuse == 3:
         options.update(loop_thread_options())
-    operations = (SlyfsOperations if backend.libfuse == 3 else Fuse2Operations)(tree, ready)
+    operations = (SlyfsOperations if backend.libfuse == 3 else Fuse2Operations)(tree, ready, no_open=settings.snapshot)
     log.info("serving through %s on libfuse %d, %s loop", backend.fuse.__name__, backend.libfuse,
              "multithreaded" if settings.threads else "single-threaded")
     backend.fuse.FUSE(operations, settings.mountpoint, raw_fi=True,

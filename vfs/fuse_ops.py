@@ -28,6 +28,7 @@ log = logging.getLogger("slyfs.fuse")
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+FUSE_CAP_NO_OPEN_SUPPORT = 1 << 17  # libfuse 3's fuse_common.h: the kernel takes ENOSYS on OPEN as "never open"
 _thread_state_held = threading.local()
 
 
@@ -68,13 +69,23 @@ def translated(op: F) -> F:
 class SlyfsOperations:
     use_ns = True  # times in nanoseconds
 
-    def __init__(self, tree: VirtualTree, on_ready: Callable[[], None] | None = None) -> None:
+    def __init__(self, tree: VirtualTree, on_ready: Callable[[], None] | None = None, no_open: bool = False) -> None:
         self.tree = tree
         self.on_ready = on_ready
         self._next_dir = count(1)  # next() on it is atomic: worker threads share it
         self._listings: dict[int, Sequence[str]] = {}  # open directory handle → the listing it reads
+        # Asked for a view that never changes (a snapshot). Kept only if the kernel can do without
+        # OPEN, for the first OPEN is then answered ENOSYS (see open()).
+        self.no_open = no_open
 
     # -- lifecycle
+
+    def init_with_config(self, conn: Any, config: Any) -> None:
+        """libfuse 3's init: whether the kernel reads files it was never asked to open."""
+        if self.no_open and not (conn is not None and conn.capable & FUSE_CAP_NO_OPEN_SUPPORT):
+            log.info("the kernel cannot read without OPEN: files are opened one by one")
+            self.no_open = False
+        self.init("/")
 
     def init(self, path: str) -> None:
         if self.on_ready is not None:
@@ -132,6 +143,12 @@ class SlyfsOperations:
 
     @translated
     def open(self, path: str, fi: Any) -> int:
+        """Every open is a round trip into Python (and its RELEASE another), unless the view never
+        changes: then the first OPEN is answered ENOSYS, after which the kernel sends neither
+        OPEN nor RELEASE for the rest of the mount, keeps every file's pages across opens and reads
+        with no handle (``fh`` 0: by path, in ``read``). README, Performance: the cost of a file."""
+        if self.no_open:
+            raise fuse_errno(errno.ENOSYS)
         if fi.flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND):
             raise fuse_errno(errno.EROFS)
         fi.fh = self.tree.open(path)
@@ -148,6 +165,8 @@ class SlyfsOperations:
 
     @translated
     def read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
+        if fi.fh == 0:  # never opened (handles start at 1): a no-open mount
+            return self.tree.read_path(path, size, offset)
         return self.tree.read(fi.fh, size, offset)
 
     @translated
@@ -168,7 +187,11 @@ class SlyfsOperations:
 
 
 class Fuse2Operations(SlyfsOperations):
-    """fusepy dispatches every callback through the operations object's ``__call__``."""
+    """fusepy dispatches every callback through the operations object's ``__call__``. libfuse 2
+    cannot tell whether the kernel reads without OPEN: files are opened one by one."""
+
+    def __init__(self, tree: VirtualTree, on_ready: Callable[[], None] | None = None, no_open: bool = False) -> None:
+        super().__init__(tree, on_ready)
 
     def __call__(self, op: str, *args: Any) -> Any:
         return getattr(self, op)(*args)
