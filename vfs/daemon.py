@@ -91,6 +91,7 @@ class MountEntry:
     mountpoint: str
     fstype: str
     source: str
+    device: str = ""  # "major:minor", as /sys/class/bdi names the mount's readahead settings
 
     @property
     def is_slyfs(self) -> bool:
@@ -115,7 +116,8 @@ def _mounts() -> dict[str, MountEntry]:
         if b"-" not in fields[6:]:
             continue
         sep = fields.index(b"-", 6)
-        entry = MountEntry(_unescape(fields[4]), fields[sep + 1].decode(errors="replace"), _unescape(fields[sep + 2]))
+        entry = MountEntry(_unescape(fields[4]), fields[sep + 1].decode(errors="replace"), _unescape(fields[sep + 2]),
+                           fields[2].decode())
         mounts[entry.mountpoint] = entry
     return mounts
 
@@ -354,6 +356,9 @@ class PathInvalidator:
         log.debug("invalidated %d of %d stale paths in the kernel", done, len(paths))
 
 
+READAHEAD_KIB = 1024  # a mount's readahead: files up to 1 MiB read cold in one READ (README, Performance)
+READAHEAD_ATTEMPTS = 20  # 50 ms apart: until the kernel has taken init's answer
+
 # Requests served at once. One slow render (and up to two readers waiting for it) still leaves a worker for
 # everything else; more workers measured slower with parallel readers of small files (GIL handovers, README).
 FUSE_MAX_THREADS = 4
@@ -363,6 +368,26 @@ def loop_thread_options() -> dict[str, object]:
     """libfuse 3's multithreaded loop with a fixed set of worker threads: idle ones never exit,
     so each keeps the Python thread state its first callback made (fuse_ops.hold_thread_state)."""
     return {"max_threads": FUSE_MAX_THREADS, "max_idle_threads": FUSE_MAX_THREADS}
+
+
+def widen_readahead(mountpoint: str, kib: int = READAHEAD_KIB) -> None:
+    """The kernel gives a FUSE mount 128 KiB of readahead, which libfuse cannot raise (INIT caps it at
+    the kernel's offer): a 500 KB image is then five READ round trips. The mount's own readahead
+    setting can be raised, by root; anyone else keeps the kernel's. Run on a thread from init: the
+    kernel sets the readahead when it takes init's answer, so it is set (and read back) after that."""
+    entry = mount_at(mountpoint)
+    if entry is None or not entry.device:
+        return
+    setting = Path(f"/sys/class/bdi/{entry.device}/read_ahead_kb")
+    for _ in range(READAHEAD_ATTEMPTS):
+        try:
+            setting.write_text(str(kib))
+            time.sleep(0.05)
+            if setting.read_text().strip() == str(kib):  # still: the kernel had taken init's answer
+                return
+        except OSError as e:
+            log.info("readahead left at the kernel's default (%s: %s)", setting, e.strerror)
+            return
 
 
 def _serve(tree: VirtualTree, settings: MountSettings, on_ready: Callable[[], None]) -> None:
@@ -387,6 +412,8 @@ def _serve(tree: VirtualTree, settings: MountSettings, on_ready: Callable[[], No
         if backend.invalidates:  # in a callback, so the context names this mount's struct fuse
             libfuse = backend.fuse._libfuse  # the very handle mfusepy loaded
             tree.on_stale = PathInvalidator(libfuse, libfuse.fuse_get_context().contents.fuse)
+        threading.Thread(target=widen_readahead, args=(settings.mountpoint,), name="slyfs-readahead",
+                         daemon=True).start()
         on_ready()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # every open file holds a descriptor
