@@ -10,6 +10,9 @@ cold (page cache dropped, fresh mount; needs root) and warm passes.
     python scripts/bench.py                 # full run (~5-10 min on 2 cores)
     python scripts/bench.py --small 3000    # scaled down (~2 min)
     python scripts/bench.py --scale 10000,100000,1000000 --workdir DIR   # the issue-9 targets
+    python scripts/bench.py --loader        # a torch DataLoader's images/s (~15 min; needs torch)
+    python scripts/bench.py --loader --loader-workloads small --loader-workers 2 \
+        --loader-pipelines decode --loader-variant "snapshot=--no-watch"    # a subset, one variant
 
 Data is generated once under --workdir and reused.
 """
@@ -19,10 +22,12 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import contextlib
+import importlib.util
 import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import statistics
@@ -274,12 +279,13 @@ def ratarmount_command() -> str | None:
 
 class Mount:
     """One mount of slyfs (with CLI options) or ratarmount (over one or more tars). ``ready_s``: from
-    the mount command's start until the root lists; ``pid``: the daemon serving it."""
+    the mount command's start until the root lists; ``pid``: the daemon serving it; ``env``: variables
+    added to the mount command's environment (the daemon inherits them)."""
 
     def __init__(self, system: str, sources: Sequence[str], mnt: str, cache_dir: str,
-                 extra: tuple[str, ...] = (), timeout: float = 600.0) -> None:
+                 extra: tuple[str, ...] = (), timeout: float = 600.0, env: dict[str, str] | None = None) -> None:
         self.system, self.sources, self.mnt, self.cache_dir = system, list(sources), mnt, cache_dir
-        self.extra, self.timeout = extra, timeout
+        self.extra, self.timeout, self.env = extra, timeout, {**ENV, **(env or {})}
         self.ready_s: float = 0.0
         self.pid: int | None = None
 
@@ -292,7 +298,7 @@ class Mount:
     def __enter__(self) -> Mount:
         started = time.perf_counter()
         try:
-            r = subprocess.run(self.command(), env=ENV, capture_output=True, timeout=self.timeout)
+            r = subprocess.run(self.command(), env=self.env, capture_output=True, timeout=self.timeout)
             if r.returncode != 0:
                 raise StepFailed(f"{self.system} mount exited {r.returncode}: "
                                  f"{r.stderr.decode(errors='replace').strip()[-400:]}")
@@ -778,6 +784,256 @@ def bench_views(images: int, work: Path) -> str:
     return "\n".join(rows)
 
 
+# ---------------------------------------------------------------- loader mode (issue 11)
+
+
+TORCH_MISSING = ("--loader needs torch, CPU build (a bench extra, never a dependency of slyfs): "
+                 "pip install torch==2.13.0 where pip finds the CPU wheel, else add "
+                 "--index-url https://download.pytorch.org/whl/cpu (PyPI's Linux wheel is the multi-GB CUDA build)")
+ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+
+@dataclass
+class LoaderSystem:
+    """One column of the loader table: where the DataLoader reads the images from."""
+
+    column: str
+    kind: str  # "extracted", "slyfs" or "ratarmount"
+    extra: tuple[str, ...] = ()  # slyfs mount arguments
+    env: dict[str, str] = field(default_factory=dict)  # slyfs: the daemon's extra environment
+
+
+def loader_variant(spec: str) -> LoaderSystem:
+    """``NAME=ARGS`` (--loader-variant): slyfs mounted with ARGS added to its mount command, as the
+    column ``slyfs NAME``. Leading ``VAR=value`` words of ARGS go to the daemon's environment, as in a
+    shell (``"lazy=SLYFS_X=1 --no-watch"``), so that an experimental switch can be compared too."""
+    name, sep, rest = spec.partition("=")
+    if not sep or not name.strip():
+        raise SystemExit(f"--loader-variant {spec!r}: expected NAME=ARGS, e.g. \"snapshot=--no-watch\"")
+    words = shlex.split(rest)
+    env: dict[str, str] = {}
+    while words and ENV_ASSIGNMENT.match(words[0]):
+        key, _, value = words.pop(0).partition("=")
+        env[key] = value
+    return LoaderSystem(f"slyfs {name.strip()}", "slyfs", tuple(words), env)
+
+
+def loader_workload(work: Path, name: str, jpegs: int, kind: str) -> Workload:
+    """``jpegs`` JPEGs from one tar of a blob project. One image in eight the generator writes is a
+    PNG, so the project is made larger and the first ``jpegs`` JPEGs in tar order are taken; each
+    is checked to start as a JPEG does (the extracted copy's decode pass proves them decodable)."""
+    w = prepare(work, name, jpegs * 8 // 7 + 64, kind)
+    chosen = [i for i, path in enumerate(w.view_paths) if path.lower().endswith((".jpg", ".jpeg"))][:jpegs]
+    if len(chosen) < jpegs:
+        raise SystemExit(f"{w.project}: {len(chosen)} JPEGs in its largest tar, {jpegs} asked for")
+    fd = os.open(w.tar, os.O_RDONLY)
+    try:
+        not_jpeg = [w.members[i] for i in chosen if os.pread(fd, 3, w.refs[i][0]) != b"\xff\xd8\xff"]
+    finally:
+        os.close(fd)
+    if not_jpeg:
+        raise SystemExit(f"{w.tar}: {len(not_jpeg)} chosen members are not JPEGs, e.g. {not_jpeg[0]}")
+
+    def pick(items: list[T]) -> list[T]:
+        return [items[i] for i in chosen]
+
+    return Workload(name, w.project, w.tar, pick(w.refs), pick(w.view_paths), pick(w.members), pick(w.files))
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of process ``pid`` (all its threads), from /proc/PID/stat."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15
+
+
+@dataclass
+class LoaderPass:
+    seconds: float
+    images: int
+    checksum: int  # raw: total bytes; decode: the sum of every decoded pixel value
+    daemon_cpu: float | None  # CPU seconds the serving daemon spent during the pass
+
+
+def loader_pass(paths: list[str], pipeline: str, workers: int, number: int, daemon: int | None,
+                timeout: float, what: str) -> LoaderPass:
+    """One timed epoch, in a thread so that a hung mount is reported instead of hanging the run."""
+    from loader_pipeline import epoch
+
+    def run() -> LoaderPass:
+        cpu_before = cpu_seconds(daemon)
+        started = time.perf_counter()
+        images, checksum = epoch(paths, pipeline, workers, number)
+        seconds = time.perf_counter() - started
+        cpu_after = cpu_seconds(daemon)
+        cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+        return LoaderPass(seconds, images, checksum, cpu)
+
+    return within(timeout, what, run)[1]
+
+
+def loader_system_passes(s: LoaderSystem, w: Workload, pipeline: str, workers: int, cold: bool, timeout: float,
+                         mnt: str, cache: str) -> list[LoaderPass]:
+    """1 + REPEAT epochs of one pipeline on one system: the first after dropping the page cache (on a
+    fresh mount for slyfs and ratarmount, so their own caches are cold too), then the warm ones."""
+    what = f"{s.column}, {pipeline}, {workers} workers"
+    if s.kind == "extracted":
+        if cold:
+            drop_caches()
+        return [loader_pass(w.files, pipeline, workers, i, None, timeout, f"{what}, epoch {i}")
+                for i in range(1 + REPEAT)]
+    source, paths = (str(w.project), w.view_paths) if s.kind == "slyfs" else (w.tar, w.members)
+    with Mount(s.kind, [source], mnt, cache, s.extra, timeout, s.env) as m:
+        if m.pid is None:
+            raise StepFailed(f"{what}: no daemon process found for {mnt}")
+        if cold:
+            drop_caches()
+        full = [os.path.join(mnt, p) for p in paths]
+        return [loader_pass(full, pipeline, workers, i, m.pid, timeout, f"{what}, epoch {i}")
+                for i in range(1 + REPEAT)]
+
+
+def bench_loader_workload(w: Workload, systems: list[LoaderSystem], workers_list: list[int], pipelines: list[str],
+                          cold: bool, timeout: float, work: Path, table: Table, notes: list[str]) -> None:
+    """Every system, pipeline and worker count on one workload, into ``table``. Systems are interleaved
+    per (pipeline, workers) so that the machine's drift between minutes hits them alike. Any pass
+    that served a different number of images or different content than the extracted copy (raw: bytes;
+    decode: pixels) fails its system's cells, so a broken mount cannot look fast."""
+    n = len(w.refs)
+    label = f"{w.name} {n:,}x{w.total_bytes / n / 1000:.1f}KB JPEG"
+    caches: dict[str, str] = {}
+    mnt = tempfile.mkdtemp(prefix="bench-mnt-", dir=work)
+    results: dict[tuple[str, int, str], dict[str, float | None]] = {}
+    try:
+        working = []
+        for s in systems:
+            if s.kind == "extracted":
+                working.append(s)
+                continue
+            caches[s.column] = tempfile.mkdtemp(prefix="bench-cache-", dir=work)
+            source = str(w.project) if s.kind == "slyfs" else w.tar
+            try:  # the first mount builds the index the measured mounts then load, as a user's second mount does
+                with Mount(s.kind, [source], mnt, caches[s.column], s.extra, timeout, s.env):
+                    pass
+                working.append(s)
+            except StepFailed as e:
+                notes.append(f"{label}, {s.column}: left out: {e}")
+        for pipeline in pipelines:
+            for workers in workers_list:
+                expected: int | None = w.total_bytes if pipeline == "raw" else None
+                print(f"{label}: {pipeline}, {workers} workers ...", file=sys.stderr)
+                for s in working:
+                    try:
+                        passes = loader_system_passes(s, w, pipeline, workers, cold, timeout, mnt,
+                                                      caches.get(s.column, ""))
+                    except StepFailed as e:
+                        notes.append(f"{label}, {pipeline}, {workers} workers, {s.column}: {e}")
+                        continue
+                    if expected is None and s.kind == "extracted":
+                        expected = passes[0].checksum
+                    wrong = [p for p in passes if p.images != n or expected not in (None, p.checksum)]
+                    if wrong:
+                        notes.append(f"{label}, {pipeline}, {workers} workers, {s.column}: served {wrong[0].images} "
+                                     f"images with checksum {wrong[0].checksum}, expected {n} and "
+                                     f"{expected}: not counted")
+                        continue
+                    warm = passes[1:]
+                    row = results.setdefault((pipeline, workers, s.column), {})
+                    row["cold"] = n / passes[0].seconds if cold else None
+                    row["warm"] = n / min(p.seconds for p in warm)
+                    cpus = [p.daemon_cpu for p in warm]
+                    if passes[0].daemon_cpu is not None and cold:
+                        row["cpu cold"] = passes[0].daemon_cpu * 1000 / n
+                    if all(c is not None for c in cpus):
+                        row["cpu warm"] = sum(c for c in cpus if c is not None) * 1000 / (n * len(warm))
+                    print(f"  {s.column}: " + ", ".join(f"{k} {v:,.2f}" for k, v in row.items() if v is not None),
+                          file=sys.stderr)
+    finally:
+        unmount(mnt)
+        os.rmdir(mnt)
+        for cache in caches.values():
+            shutil.rmtree(cache, ignore_errors=True)
+    states = ("cold", "warm") if cold else ("warm",)
+    for pipeline in pipelines:
+        for workers in workers_list:
+            head = f"{label}: {pipeline}, {workers} worker{'' if workers == 1 else 's'}"
+            measured = [(s.column, results.get((pipeline, workers, s.column), {})) for s in systems]
+            for key, unit, suffix in [*((st, "images/s", "") for st in states),
+                                      *((f"cpu {st}", "s/1k img", ": daemon CPU") for st in states)]:
+                table.add(f"{head}, {key.removeprefix('cpu ')}{suffix}", unit,
+                          {column: row.get(key) for column, row in measured}, unit == "images/s")
+
+
+def filesystem_type(path: Path) -> str:
+    """The type of the filesystem holding ``path`` (ext4, xfs, tmpfs ...), from the kernel's mount table."""
+    best, fstype = "", "?"
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields, _, tail = line.partition(" - ")
+        point = fields.split()[4]
+        inside = str(path) == point or str(path).startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, fstype = point, tail.split()[0]
+    return fstype
+
+
+def bench_loader(args: argparse.Namespace) -> str:
+    """The training-pipeline table: images/s of a torch DataLoader over the same JPEGs extracted to a
+    local folder (the baseline), through slyfs and its variants, and through ratarmount."""
+    if importlib.util.find_spec("torch") is None:
+        raise SystemExit(TORCH_MISSING)
+    import PIL
+    import torch
+    from loader_pipeline import BATCH, SIDE
+
+    systems = [LoaderSystem("extracted", "extracted"), LoaderSystem("slyfs", "slyfs"),
+               *[loader_variant(v) for v in args.loader_variant]]
+    if len({s.column for s in systems}) != len(systems):
+        raise SystemExit("--loader-variant: every NAME must be different (and not empty)")
+    rat = ratarmount_command()
+    if not args.no_ratarmount and rat:
+        systems.append(LoaderSystem("ratarmount", "ratarmount"))
+    if args.loader_systems:
+        keep = set(args.loader_systems.split(","))
+        unknown = keep - {s.column for s in systems}
+        if unknown:
+            raise SystemExit(f"--loader-systems: no such system {', '.join(sorted(unknown))} "
+                             f"(measured: {', '.join(s.column for s in systems)})")
+        systems = [s for s in systems if s.kind == "extracted" or s.column in keep]
+    pipelines = args.loader_pipelines.split(",")
+    workers_list = [int(x) for x in args.loader_workers.split(",")]
+    wanted = args.loader_workloads.split(",")
+    if not set(pipelines) <= {"decode", "raw"} or not set(wanted) <= {"small", "large"}:
+        raise SystemExit("--loader-pipelines takes decode,raw and --loader-workloads small,large")
+    cold = os.geteuid() == 0 and drop_caches()
+    rat_version = (subprocess.run([rat, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+                   if rat and any(s.kind == "ratarmount" for s in systems) else "not measured")
+    lines = [f"torch {torch.__version__}, Pillow {PIL.__version__}; ratarmount: {rat_version}",
+             f"pipeline: DataLoader(batch_size={BATCH}, shuffle=True, seeded), each file opened with open(); "
+             f"decode = PIL open + RGB + resize to {SIDE}x{SIDE} + uint8 tensor, raw = the bytes' length",
+             f"extracted: one folder on {filesystem_type(args.workdir)} (the baseline, x = ratio to it); "
+             "slyfs: --format yolo, images/<split>/<name>; ratarmount: the tar's member paths",
+             f"cold: the first epoch after dropping the page cache, on a fresh mount; warm: best of {REPEAT} "
+             f"further epochs; daemon CPU: utime+stime of the serving process per 1,000 images (warm: mean of "
+             f"the {REPEAT})"]
+    for s in systems:
+        if s.extra or s.env:
+            lines.append(f"{s.column}: slyfs mount ... {' '.join([*(f'{k}={v}' for k, v in s.env.items()), *s.extra])}")
+    table = Table([s.column for s in systems], base="extracted")
+    notes: list[str] = []
+    sizes = {"small": (args.loader_small, "small"), "large": (args.loader_large, "large")}
+    for name in wanted:
+        images, kind = sizes[name]
+        w = loader_workload(args.workdir, name, images, kind)
+        bench_loader_workload(w, systems, workers_list, pipelines, cold, args.step_timeout, args.workdir, table, notes)
+    if not cold:
+        notes.append("(not root: the page cache cannot be dropped, cold passes skipped)")
+    return "\n".join(lines) + "\n\n" + table.render() + "".join(f"\n\n{note}" for note in notes)
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
@@ -808,10 +1064,24 @@ def main() -> None:
                                     "on lean projects of these comma-separated sizes, with --format yolo,coco")
     ap.add_argument("--edits", type=int, default=100, help="--scale: annotation edits to time (at most 2 minutes)")
     ap.add_argument("--step-timeout", type=float, default=600.0,
-                    help="--scale: seconds one mount or one read may take before it is reported and forced away")
+                    help="--scale, --loader: seconds one mount, read or epoch may take before it is reported "
+                         "and forced away")
     ap.add_argument("--views", type=int, metavar="N",
                     help="instead: per view, the time to list and read every generated file of an N-image project "
                          "(generated with --format-tags) on a fresh mount, and what it reported as not representable")
+    ap.add_argument("--loader", action="store_true",
+                    help="instead: a torch DataLoader (decode and raw pipelines, 0 and 2 workers) over the same JPEGs "
+                         "extracted, through slyfs (and --loader-variant mounts) and through ratarmount; needs torch")
+    ap.add_argument("--loader-workloads", default="small,large", help="--loader: small, large or both")
+    ap.add_argument("--loader-small", type=int, default=10_000, help="--loader: JPEGs of ~4 KB in the small workload")
+    ap.add_argument("--loader-large", type=int, default=1_000, help="--loader: JPEGs of ~500 KB in the large workload")
+    ap.add_argument("--loader-workers", default="0,2", help="--loader: DataLoader worker counts")
+    ap.add_argument("--loader-pipelines", default="decode,raw", help="--loader: decode, raw or both")
+    ap.add_argument("--loader-variant", action="append", default=[], metavar="NAME=ARGS",
+                    help="--loader: also slyfs mounted with these extra arguments, as column 'slyfs NAME' "
+                         "(repeatable; leading VAR=value words set the daemon's environment)")
+    ap.add_argument("--loader-systems", metavar="COLUMNS",
+                    help="--loader: only these columns besides the extracted baseline, e.g. 'slyfs snap,ratarmount'")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     args.workdir = args.workdir.resolve()
@@ -821,6 +1091,9 @@ def main() -> None:
     if args.scale:
         print(bench_scale([int(x) for x in args.scale.split(",")], args.workdir, args.edits, args.step_timeout,
                           not args.no_ratarmount))
+        return
+    if args.loader:
+        print(bench_loader(args))
         return
     if args.views:
         print(bench_views(args.views, args.workdir))
