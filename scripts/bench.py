@@ -2,7 +2,7 @@
 """slyfs benchmark: one table, one run, everything measured side by side on the same data.
 
 Columns: the direct baselines (the same image bytes read with os.pread from the tar, and
-from plain files), slyfs through the mount, ratarmount on the same tar (when installed),
+from plain files), slyfs through the mount (live, and --snapshot), ratarmount on the same tar (when installed),
 each with its ratio to the tar baseline of the same run. Workloads: 30,000 images of ~4 KB
 and 1,000 of ~500 KB (blob projects from make_sample_project.py), 1 and 4 parallel readers,
 cold (page cache dropped, fresh mount; needs root) and warm passes.
@@ -1099,7 +1099,7 @@ def main() -> None:
         print(bench_views(args.views, args.workdir))
         return
     cold = os.geteuid() == 0 and drop_caches()
-    systems = [("slyfs", "slyfs", ())]
+    systems = [("slyfs", "slyfs", ()), ("slyfs snapshot", "slyfs", ("--snapshot",))]
     if args.variants:
         systems += [("slyfs 1 thread", "slyfs", ("--single-threaded",)),
                     ("slyfs t=3600", "slyfs", ("--timeout", "3600"))]
