@@ -68,12 +68,17 @@ class Opening:
 
     def serve(self, caches: CacheSettings, progress: Progress | None = None) -> Served:
         index = SourceIndex(index_path(caches.folder, self.root) if caches.folder and caches.index else None)
-        source = SuperviselySource(self.root, index, self.follow_external_links)
-        view = ViewSource(source, self.formats, self.options)
-        disk = (disk_renders(caches.folder / "render", caches.disk_bytes, caches.disk_threshold)
-                if caches.folder else None)
-        with no_gc():
-            tree = VirtualTree(view.build(progress), cache_bytes=caches.memory_bytes, source_root=self.root, disk=disk)
+        try:
+            source = SuperviselySource(self.root, index, self.follow_external_links)
+            view = ViewSource(source, self.formats, self.options)
+            disk = (disk_renders(caches.folder / "render", caches.disk_bytes, caches.disk_threshold)
+                    if caches.folder else None)
+            with no_gc():
+                tree = VirtualTree(view.build(progress), cache_bytes=caches.memory_bytes, source_root=self.root,
+                                   disk=disk)
+        except BaseException:  # a scan that fails (the source vanished meanwhile) leaves no index open
+            index.close()
+            raise
         return Served(tree, view, source, index)
 
 
