@@ -22,7 +22,7 @@ import os
 import stat
 import threading
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,7 @@ class ViewFileSystem(AbstractFileSystem):
 
     def __init__(self, source: str | os.PathLike[str], format: str | Sequence[str] = "yolo", *,
                  split: str = "dataset", classes: str | Iterable[str] | None = None, include_empty: bool = True,
-                 opt: dict[str, str] | None = None, follow_external_links: bool = False, watch: bool = True,
+                 opt: Mapping[str, str] | None = None, follow_external_links: bool = False, watch: bool = True,
                  cache_dir: str | os.PathLike[str] | None = None, index: bool = True,
                  cache_size: int = DEFAULT_CACHE_BYTES, disk_cache_size: int = DEFAULT_DISK_BYTES,
                  disk_cache_threshold: int = DISK_MIN_BYTES) -> None:
