@@ -32,8 +32,8 @@ from slyfs.formats.view import OptionError, ViewOptions
 from slyfs.vfs import ViewFileSystem, open_view
 from slyfs.vfs.errors import TreeError
 from slyfs.vfs.tree import VirtualTree
-from tests.conftest import BLOB, PLAIN, REPO, eventually, mounted
-from tests.helpers.hostile import ann, blob_project, offsets_pickle, png, rect
+from tests.conftest import BLOB, PLAIN, REPO, WAIT_SECONDS, eventually, mounted
+from tests.helpers.hostile import ann, blob_project, offsets_pickle, plain_project, png, rect
 from tests.helpers.mounts import mounts_fixture, require_fuse, sources_fixture
 from tests.helpers.readers import require
 
@@ -249,6 +249,30 @@ def test_an_image_the_source_cannot_give_is_eio_and_the_rest_still_reads(tmp_pat
         assert fs.cat_file("labels/ds/a.txt") == fresh.read_file("labels/ds/a.txt") != b""
 
 
+def test_a_generated_file_that_cannot_be_made_is_eio_and_listed_without_a_size(tmp_path: Path) -> None:
+    """a.png has neither a readable image nor a size in its annotation: its VOC masks cannot be drawn.
+    As through the mount: stat and read give EIO, the folder still lists it, b.png's masks read."""
+    require_fuse()
+    root = plain_project(tmp_path / "src", {"a.png": {"tags": [], "objects": [rect(1, 1, 5, 5)]},
+                                            "b.png": ann(rect(1, 1, 5, 5))},
+                         images={"a.png": b"not an image", "b.png": png()})
+    fresh = VirtualTree(build_view(read_project(str(root), report=ProblemLog()), ["voc"], ViewOptions()))
+    with open_view(root, "voc", watch=False, cache_dir=tmp_path / "cache") as fs, \
+            mounted(root, "--format", "voc") as mnt:
+        listed = {entry["name"]: entry["size"] for entry in fs.ls("SegmentationClass")}
+        assert listed == {"SegmentationClass/a.png": None,
+                          "SegmentationClass/b.png": len(fresh.read_file("SegmentationClass/b.png"))}
+        assert sorted(os.listdir(mnt / "SegmentationClass")) == ["a.png", "b.png"]
+        for call in (fs.info, fs.cat_file, fs.open):
+            with pytest.raises(OSError) as e:
+                call("SegmentationClass/a.png")
+            assert e.value.errno == errno.EIO
+        with pytest.raises(OSError) as e:
+            os.stat(mnt / "SegmentationClass" / "a.png")
+        assert e.value.errno == errno.EIO
+        assert fs.cat_file("SegmentationClass/b.png") == (mnt / "SegmentationClass" / "b.png").read_bytes()
+
+
 def test_a_source_or_option_that_cannot_be_served_is_refused_before_anything_starts(tmp_path: Path) -> None:
     refused: list[tuple[type[UserError], Callable[[], Any]]] = [
         (SourceError, lambda: open_view(tmp_path / "missing")),
@@ -305,7 +329,8 @@ def test_a_watching_view_follows_edits_and_a_snapshot_does_not(blob_copy: Path, 
         plain_dataset = next(p for p in sorted(blob_copy.glob("*/img")) if any(p.iterdir())).parent
         image = next(p for p in sorted((plain_dataset / "img").iterdir()))
         shutil.copyfile(image, image.with_name("added_" + image.name))
-        assert eventually(lambda: live.cat_file(label) != before and len(live.find("")) > len(listing))
+        assert eventually(lambda: live.cat_file(label) != before and len(live.find("")) > len(listing),
+                          WAIT_SECONDS)
         assert len(live.cat_file(label).decode().splitlines()) == 3
         assert held.read() == before
         held.close()
