@@ -12,16 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from slyfs.formats.common.naming import printable
-from slyfs.formats.common.splits import parse_split
 from slyfs.formats.contract import Progress, UserError
-from slyfs.formats.readers.supervisely import ProblemLog, SourceError, read_project
+from slyfs.formats.readers.supervisely import SourceError
 from slyfs.formats.readers.supervisely.check import CheckFailed, check_project, report_json, report_text
-from slyfs.formats.readers.supervisely.index import SourceIndex, index_path
-from slyfs.formats.readers.supervisely.project import read_meta
-from slyfs.formats.readers.supervisely.watch import SuperviselySource
-from slyfs.formats.registry import FORMATS, build_view, check_params, options_help, parse_formats
-from slyfs.formats.view import OptionError, ViewOptions, kept_classes
-from slyfs.vfs.cache import DEFAULT_DISK_BYTES, DISK_MIN_BYTES, disk_renders
+from slyfs.formats.registry import FORMATS, options_help, parse_formats
+from slyfs.formats.view import OptionError, ViewOptions
+from slyfs.vfs.cache import DEFAULT_DISK_BYTES, DISK_MIN_BYTES
 from slyfs.vfs.daemon import MountSettings, run_mount, unmount
 from slyfs.vfs.export import (
     ProgressBar,
@@ -30,15 +26,10 @@ from slyfs.vfs.export import (
     export_tree,
     generated_mode_for,
 )
-from slyfs.vfs.live import BackgroundCheck, Updater, ViewSource, Watcher, no_gc, take_snapshot
+from slyfs.vfs.opening import CacheSettings, Served, checked_view_options, default_cache_dir, open_source
 from slyfs.vfs.tree import DEFAULT_CACHE_BYTES, VirtualTree
 
 SNAPSHOT_TIMEOUT = 3600.0  # nothing changes: let the kernel answer lookups and stat() itself
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "slyfs"
 
 
 def parse_size(text: str) -> int:
@@ -56,16 +47,14 @@ def parse_size(text: str) -> int:
 
 def view_options(args: argparse.Namespace, names: list[str]) -> ViewOptions:
     """The view options of the command line, checked before anything is mounted or written."""
-    parse_split(args.split)
     params = {}
     for kv in args.opt or []:
         key, sep, value = kv.partition("=")
         if not sep:
             raise OptionError(f"--opt {kv!r}: expected key=value")
         params[key] = value
-    check_params(names, params)
-    classes = tuple(c.strip() for c in args.classes.split(",") if c.strip()) if args.classes else None
-    return ViewOptions(split=args.split, classes=classes, include_empty=not args.no_empty, params=params)
+    return checked_view_options(names, args.split, args.classes.split(",") if args.classes else None,
+                                include_empty=not args.no_empty, params=params)
 
 
 def add_follow_links_argument(p: argparse.ArgumentParser) -> None:
@@ -88,45 +77,35 @@ def add_view_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_mount(args: argparse.Namespace) -> int:
     names = parse_formats(args.format)
-    options = view_options(args, names)
-    source = os.path.abspath(args.source)
+    opening = open_source(args.source, names, view_options(args, names), args.follow_external_links)
     mountpoint = os.path.abspath(args.mountpoint)
     log_file = args.log_file
     if log_file is None and not args.foreground:
-        log_file = str(cache_dir() / "logs" / (hashlib.sha1(mountpoint.encode()).hexdigest()[:12] + ".log"))
+        log_file = str(default_cache_dir() / "logs" / (hashlib.sha1(mountpoint.encode()).hexdigest()[:12] + ".log"))
     log_file = usable_log_file(log_file)
-    if not os.path.isdir(source):  # fail early, in the terminal, on what cannot be mounted
-        raise SourceError(f"{source}: no such directory")
-    meta, _, _ = read_meta(source, ProblemLog())
-    kept_classes(meta, options.classes)
-    cache_root = Path(args.cache_dir) if args.cache_dir else cache_dir()
-    views: list[ViewSource] = []
+    caches = CacheSettings(Path(args.cache_dir) if args.cache_dir else default_cache_dir(), index=not args.no_index,
+                           memory_bytes=args.cache_size, disk_bytes=args.disk_cache_size,
+                           disk_threshold=args.disk_cache_threshold)
+    served: list[Served] = []
 
     def make_tree(progress: Progress | None) -> VirtualTree:
-        # The index (a sqlite connection) is opened here, in the daemon, never across the fork.
-        index = SourceIndex(None if args.no_index else index_path(cache_root, source))
-        views.append(ViewSource(SuperviselySource(source, index, args.follow_external_links), names, options))
-        disk = disk_renders(cache_root / "render", args.disk_cache_size, args.disk_cache_threshold)
-        with no_gc():
-            tree = VirtualTree(views[0].build(progress), cache_bytes=args.cache_size, source_root=source, disk=disk)
-        if args.snapshot:
-            take_snapshot(views[0], tree)
-        return tree
+        served.append(opening.serve(caches, progress))  # in the daemon: the index is never opened across the fork
+        if args.snapshot:  # before it is served: a snapshot takes no update later
+            served[0].start(watch=False)
+        return served[0].tree
 
     def when_ready(tree: VirtualTree) -> None:
         if not args.snapshot:
-            updater = Updater(views[0], tree)
-            Watcher(views[0], tree, updater=updater).start()
-            BackgroundCheck(updater).start()
+            served[0].start(watch=True)
 
     run_mount(make_tree, MountSettings(mountpoint=mountpoint, foreground=args.foreground, log_file=log_file,
                                        debug=args.debug, threads=not args.single_threaded, libfuse=args.libfuse,
                                        fuse_options={"allow_other": True} if args.allow_other else {},
                                        timeout=args.timeout if args.timeout is not None else
                                        (SNAPSHOT_TIMEOUT if args.snapshot else None), snapshot=args.snapshot),
-              when_ready, when_done=lambda: views[0].source.save(final=True) if views else None)
+              when_ready, when_done=lambda: served[0].finish() if served else None)
     if not args.foreground:
-        print(f"slyfs: {source} mounted on {mountpoint} as {','.join(names)} "
+        print(f"slyfs: {opening.root} mounted on {mountpoint} as {','.join(names)} "
               f"(log: {log_file}; unmount: slyfs umount {mountpoint})")
     return 0
 
@@ -134,17 +113,17 @@ def cmd_mount(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     names = parse_formats(args.format)
     options = view_options(args, names)
-    source = os.path.abspath(args.source)
-    check_overlap(source, args.dest)  # before the scan: refused at once
-    project = read_project(source, report=ProblemLog(), follow_external_links=args.follow_external_links)
-    tree = VirtualTree(build_view(project, names, options))
+    check_overlap(args.source, args.dest)  # before the scan: refused at once
+    served = open_source(args.source, names, options, args.follow_external_links).serve(CacheSettings())
+    project = served.source.project
+    assert project is not None  # scanned by serve()
     try:
         with exit_on_termination():
-            result = export_tree(tree, args.dest, source=project.root, force=args.force, link=not args.copy,
+            result = export_tree(served.tree, args.dest, source=project.root, force=args.force, link=not args.copy,
                                  skip_unreadable=args.skip_unreadable, generated_mode=generated_mode_for(project),
                                  progress=ProgressBar(sys.stderr))
     finally:
-        tree.close()
+        served.close()
     for skipped in result.skipped:
         print(f"slyfs: left out (unreadable): {skipped}", file=sys.stderr)
     if result.replaced_links:

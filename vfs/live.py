@@ -381,6 +381,10 @@ def lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), CHECK_NICE)
 
 
+class CheckStopped(Exception):
+    """The background check was asked to stop (raised at its next pause)."""
+
+
 class BackgroundCheck:
     """A daemon thread that runs the source's ``verify`` once the mount is served: every stamp
     the scan took from the catalog unchecked is checked against its file, at low priority and in
@@ -389,6 +393,7 @@ class BackgroundCheck:
 
     def __init__(self, updater: Updater) -> None:
         self.updater = updater
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="slyfs-check", daemon=True)
 
     def start(self) -> None:
@@ -399,6 +404,14 @@ class BackgroundCheck:
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
 
+    def stop(self) -> None:
+        """End the check at its next pause and wait for it (the folders it confirmed so far are
+        written by the next save): a view closed in a process that goes on (the Python API)
+        leaves no thread behind."""
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
     def _run(self) -> None:
         lower_priority()
         started = time.monotonic()
@@ -408,6 +421,8 @@ class BackgroundCheck:
             self.updater.view.source.save(final=True)  # the folders it confirmed
             log.info("catalog checked: %d files stat'ed, %d changed, in %.1f s",
                      checked, changed, time.monotonic() - started)
+        except CheckStopped:
+            log.info("the background check of the catalog was stopped")
         except Exception:  # the watcher, the requests' own checks and the next mount still hold
             log.exception("the background check of the catalog failed")
         finally:
@@ -419,9 +434,9 @@ class BackgroundCheck:
         except Exception as e:  # the watcher's next update retries them (they stay queued)
             log.warning("update after the background check failed: %s", e, exc_info=not isinstance(e, UserError))
 
-    @staticmethod
-    def _pause() -> None:
-        time.sleep(CHECK_PAUSE_SECONDS)
+    def _pause(self) -> None:
+        if self._stopping.wait(CHECK_PAUSE_SECONDS):
+            raise CheckStopped
 
 
 

@@ -239,6 +239,10 @@ class VirtualTree:
             self.cache.forget(node)
             raise Unreadable(f"generated file: {e}") from None
 
+    def handle_size(self, fh: int) -> int:
+        """The size of the version handle ``fh`` opened (whichever version is served now)."""
+        return self._attr(self.handle_node(fh)).size
+
     def handle_node(self, fh: int) -> Node:
         try:
             return self._handles[fh][0]
