@@ -31,6 +31,15 @@ from slyfs.vfs.export import (
     generated_mode_for,
 )
 from slyfs.vfs.live import BackgroundCheck, Updater, ViewSource, Watcher, no_gc
+from slyfs.vfs.sources import (
+    DEFAULT_POLL_SECONDS,
+    Poller,
+    ProjectSource,
+    is_url,
+    open_project_source,
+    parse_storage_options,
+)
+from slyfs.vfs.stores import ObjectStore
 from slyfs.vfs.tree import DEFAULT_CACHE_BYTES, VirtualTree
 
 NO_WATCH_TIMEOUT = 3600.0  # nothing changes: let the kernel answer lookups and stat() itself
@@ -74,8 +83,25 @@ def add_follow_links_argument(p: argparse.ArgumentParser) -> None:
                         "and not followed: a mount could otherwise show other users what they name)")
 
 
+def add_source_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="Supervisely project (plain, blob or mixed): a directory, or a URL such as "
+                                  "s3://bucket/prefix (needs pip install 'slyfs[s3]')")
+    p.add_argument("--storage-option", action="append", metavar="KEY=VALUE",
+                   help="passed to the fsspec file system of a URL source (a JSON value is decoded), e.g. "
+                        "endpoint_url=http://127.0.0.1:9000 or anon=true; AWS_ENDPOINT_URL, AWS_PROFILE and "
+                        "the usual credentials chain apply without it")
+    add_follow_links_argument(p)
+
+
+def source_of(args: argparse.Namespace, sync: bool = True) -> ProjectSource:
+    """The project source the command line names (a folder, or a URL mirrored under the cache directory)."""
+    cache_root = Path(args.cache_dir) if getattr(args, "cache_dir", None) else cache_dir()
+    return open_project_source(args.source, parse_storage_options(args.storage_option), cache_root, sync=sync,
+                               cache_images=getattr(args, "cache_images", None))
+
+
 def add_view_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", help="Supervisely project directory (plain, blob or mixed)")
+    add_source_arguments(p)
     p.add_argument("--format", default="yolo",
                    help=f"one of {', '.join(FORMATS)}; several comma-separated, or 'all' (each in its own folder)")
     p.add_argument("--split", default="dataset", help="dataset (default) | tags | ratio:0.8 | ratio:0.7,0.2")
@@ -83,13 +109,13 @@ def add_view_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-empty", action="store_true", help="leave out images without objects")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE",
                    help="a format's own setting, checked before anything starts (the list is below)")
-    add_follow_links_argument(p)
 
 
 def cmd_mount(args: argparse.Namespace) -> int:
     names = parse_formats(args.format)
     options = view_options(args, names)
-    source = os.path.abspath(args.source)
+    opened = source_of(args)  # a URL's project is listed (and its small objects fetched) here, in the terminal
+    source = opened.root
     mountpoint = os.path.abspath(args.mountpoint)
     log_file = args.log_file
     if log_file is None and not args.foreground:
@@ -102,13 +128,18 @@ def cmd_mount(args: argparse.Namespace) -> int:
     cache_root = Path(args.cache_dir) if args.cache_dir else cache_dir()
     views: list[ViewSource] = []
 
+    served: list[ProjectSource] = []
+
     def make_tree(progress: Progress | None) -> VirtualTree:
-        # The index (a sqlite connection) is opened here, in the daemon, never across the fork.
+        # The index (a sqlite connection) and an object store's connections are opened here, in
+        # the daemon, never across the fork; the mirror is as the parent just synced it.
+        served.append(source_of(args, sync=False) if opened.remote is not None else opened)
         index = SourceIndex(None if args.no_index else index_path(cache_root, source))
         views.append(ViewSource(SuperviselySource(source, index, args.follow_external_links), names, options))
         disk = disk_renders(cache_root / "render", args.disk_cache_size, args.disk_cache_threshold)
         with no_gc():
-            return VirtualTree(views[0].build(progress), cache_bytes=args.cache_size, source_root=source, disk=disk)
+            return VirtualTree(views[0].build(progress), cache_bytes=args.cache_size, source_root=source, disk=disk,
+                               store=served[0].store)
 
     def when_ready(tree: VirtualTree) -> None:
         updater = Updater(views[0], tree)
@@ -116,6 +147,12 @@ def cmd_mount(args: argparse.Namespace) -> int:
             views[0].source.save()
         else:
             Watcher(views[0], tree, updater=updater).start()
+            remote, store = served[0].remote, served[0].store
+            if remote is not None:
+                poller = Poller(remote, args.poll)
+                if isinstance(store, ObjectStore):
+                    store.on_changed = poller.wake
+                poller.start()
         BackgroundCheck(updater).start()
 
     run_mount(make_tree, MountSettings(mountpoint=mountpoint, foreground=args.foreground, log_file=log_file,
@@ -125,7 +162,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
                                        (NO_WATCH_TIMEOUT if args.no_watch else None)),
               when_ready, when_done=lambda: views[0].source.save(final=True) if views else None)
     if not args.foreground:
-        print(f"slyfs: {source} mounted on {mountpoint} as {','.join(names)} "
+        print(f"slyfs: {opened.name} mounted on {mountpoint} as {','.join(names)} "
               f"(log: {log_file}; unmount: slyfs umount {mountpoint})")
     return 0
 
@@ -133,13 +170,16 @@ def cmd_mount(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     names = parse_formats(args.format)
     options = view_options(args, names)
-    source = os.path.abspath(args.source)
+    opened = source_of(args)
+    source = opened.root
     check_overlap(source, args.dest)  # before the scan: refused at once
     project = read_project(source, report=ProblemLog(), follow_external_links=args.follow_external_links)
-    tree = VirtualTree(build_view(project, names, options))
+    tree = VirtualTree(build_view(project, names, options), store=opened.store)
     try:
         with exit_on_termination():
-            result = export_tree(tree, args.dest, source=project.root, force=args.force, link=not args.copy,
+            # a mirror's placeholders are never linked: their bytes are the objects' (copied through the store)
+            result = export_tree(tree, args.dest, source=project.root, force=args.force,
+                                 link=not args.copy and opened.remote is None,
                                  skip_unreadable=args.skip_unreadable, generated_mode=generated_mode_for(project),
                                  progress=ProgressBar(sys.stderr))
     finally:
@@ -172,9 +212,10 @@ def usable_log_file(path: str | None) -> str | None:
 def cmd_check(args: argparse.Namespace) -> int:
     """Exit 0: nothing wrong; 1: problems (each served as well as it can be); 2: not mountable;
     3: the check itself failed (no verdict)."""
-    root = os.path.abspath(args.source)
+    root = args.source if is_url(args.source) else os.path.abspath(args.source)
     try:
-        problems = check_project(root, args.follow_external_links)
+        opened = source_of(args)
+        problems = check_project(opened.root, args.follow_external_links)
     except CheckFailed as e:
         print(f"slyfs: check failed: {e}", file=sys.stderr)
         return 3
@@ -185,10 +226,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"slyfs: {printable(str(e))}; cannot be mounted", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps({"source": root, "mountable": True, "problems": report_json(problems, root)},
+        print(json.dumps({"source": root, "mountable": True, "problems": report_json(problems, opened.root)},
                          ensure_ascii=True, indent=1))
     else:
-        sys.stdout.write(report_text(problems, root))
+        sys.stdout.write(report_text(problems, opened.root))
     return 1 if problems else 0
 
 
@@ -230,7 +271,14 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--disk-cache-threshold", type=parse_size, default=DISK_MIN_BYTES,
                    help="generated files larger than this go to the disk cache, smaller ones stay in "
                         "memory (default 4M)")
-    m.add_argument("--cache-dir", help="where the persistent index and the disk cache live (default ~/.cache/slyfs)")
+    m.add_argument("--cache-dir", help="where the persistent index, the disk cache and the mirrors of projects in "
+                                       "object storage live (default ~/.cache/slyfs)")
+    m.add_argument("--poll", type=float, default=DEFAULT_POLL_SECONDS, metavar="S",
+                   help=f"a URL source: list the bucket every S seconds to follow changes (default "
+                        f"{DEFAULT_POLL_SECONDS:.0f}; --no-watch: never)")
+    m.add_argument("--cache-images", type=parse_size, metavar="SIZE",
+                   help="a URL source: keep fetched image bytes on disk up to SIZE (e.g. 20G; least recently "
+                        "used deleted first); by default every read fetches from the server")
     m.add_argument("--no-index", action="store_true", help="keep no persistent index (rescan all at mount)")
     m.add_argument("--no-watch", action="store_true", help="do not follow source changes (a frozen snapshot)")
     m.add_argument("--timeout", type=float,
@@ -259,12 +307,13 @@ def parser() -> argparse.ArgumentParser:
                         "(a hard link IS the source file: editing it edits the source)")
     e.add_argument("--skip-unreadable", action="store_true",
                    help="leave out files the source cannot provide instead of stopping")
+    e.add_argument("--cache-dir", help="where the mirror of a URL source lives (default ~/.cache/slyfs)")
     e.set_defaults(func=cmd_export)
 
     c = sub.add_parser("check", help="validate a source without mounting it; exit 1 if anything is wrong")
-    c.add_argument("source", help="Supervisely project directory")
+    add_source_arguments(c)
     c.add_argument("--json", action="store_true", help="machine-readable report")
-    add_follow_links_argument(c)
+    c.add_argument("--cache-dir", help="where the mirror of a URL source lives (default ~/.cache/slyfs)")
     c.set_defaults(func=cmd_check)
 
     u = sub.add_parser("umount", help="unmount a slyfs mount")
