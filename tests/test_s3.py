@@ -33,7 +33,7 @@ from tests.helpers.readers import coco_load, datumaro_import_all, require, ultra
 from tests.helpers.s3 import S3Server, s3_server, upload
 
 BUCKET = "slyfs-test"
-SOURCES = {"blob": BLOB, "plain": PLAIN}  # fixture name -> root; the prefix is the root's own name (CVAT names the project so)
+SOURCES = {"blob": BLOB, "plain": PLAIN}  # name -> root; its prefix is the root's own name (CVAT names the project so)
 POLL = 0.5  # seconds between listings in the live tests
 
 
@@ -333,7 +333,8 @@ def test_check_and_export_take_the_same_source(server: S3Server, tmp_path: Path)
         local = slyfs("check", str(root), "--json", check=False)
         assert remote.returncode == local.returncode
         assert len(json.loads(remote.stdout)["problems"]) == len(json.loads(local.stdout)["problems"])
-        slyfs("export", url(root.name), str(tmp_path / f"{name}-s3"), "--format", "voc", "--cache-dir", str(tmp_path / "c"))
+        slyfs("export", url(root.name), str(tmp_path / f"{name}-s3"), "--format", "voc",
+              "--cache-dir", str(tmp_path / "c"))
         slyfs("export", str(root), str(tmp_path / f"{name}-local"), "--format", "voc", "--copy")
         remote_tree, local_tree = files_of(tmp_path / f"{name}-s3"), files_of(tmp_path / f"{name}-local")
         assert remote_tree == local_tree and remote_tree

@@ -38,6 +38,7 @@ from typing import TextIO
 from slyfs.formats.contract import Generated, SourceBytes, Unavailable, UserError
 from slyfs.formats.model import ImageRef, Project, file_stamp
 from slyfs.formats.source_bytes import SourceUnreadable, open_source, remote_reader
+from slyfs.vfs.errors import Unreadable
 from slyfs.vfs.stores import write_all
 from slyfs.vfs.tree import VirtualTree
 
