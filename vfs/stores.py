@@ -15,8 +15,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
+from slyfs.formats.contract import ObjectLocation as Location
+from slyfs.formats.contract import RemoteObjects
 from slyfs.formats.model import ImageRef
-from slyfs.formats.readers.supervisely.remote import Location, RemoteProject
 from slyfs.formats.source_bytes import SourceUnreadable, open_source, read_bytes, read_source, serve_remote
 
 log = logging.getLogger("slyfs.source")
@@ -73,7 +74,7 @@ class ObjectStore:
     ``ranges`` (``--cache-images``) keeps fetched images on disk; ``on_changed`` hears of an
     object found replaced (the live mount then syncs at once instead of at the next poll)."""
 
-    def __init__(self, remote: RemoteProject, ranges: RangeCache | None = None,
+    def __init__(self, remote: RemoteObjects, ranges: RangeCache | None = None,
                  deadline: float = REQUEST_DEADLINE) -> None:
         self.remote = remote
         self.fs = remote.fs

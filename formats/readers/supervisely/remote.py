@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from slyfs.formats.contract import ObjectLocation as Location
 from slyfs.formats.model import ImageRef, Stamp
 from slyfs.formats.readers.supervisely.project import (
     IMAGE_EXTS,
@@ -109,14 +110,6 @@ class SyncResult:
     @property
     def changed(self) -> int:
         return self.fetched + self.placeholders + self.removed
-
-
-class Location(NamedTuple):
-    """Where a placeholder's bytes are: the object's full path for the file system, and its identity."""
-
-    path: str
-    etag: str
-    size: int
 
 
 class RemoteProject:
