@@ -205,6 +205,32 @@ def test_tree_over_the_bucket_without_fuse(server: S3Server, tmp_path: Path) -> 
         opened.store.read_all(ref)
 
 
+def test_mirror_takes_what_the_reader_reads_and_keys_as_they_are(server: S3Server, tmp_path: Path) -> None:
+    client = server.client()
+    objects = {"meta.json": (PLAIN / "meta.json").read_bytes(), "ds/img/a[1]*.jpg": b"\xff\xd8 not read",
+               "ds/ann/a[1]*.jpg.json": b'{"size": {"width": 2, "height": 2}, "objects": []}',
+               "ds/notes.txt": b"never read", "ds/img/readme.txt": b"not an image",
+               "ds/ann/../../../escape.json": b"{}"}
+    for key, body in objects.items():
+        client.put_object(Bucket=BUCKET, Key=f"mirror/{key}", Body=body)
+    opened = open_project_source(url("mirror"), {}, tmp_path)
+    tree = Path(opened.root)
+    kept = {str(p.relative_to(tree)) for p in tree.rglob("*") if p.is_file()}
+    assert kept == {"meta.json", "ds/img/a[1]*.jpg", "ds/ann/a[1]*.jpg.json"}
+    assert (tree / "ds/ann/a[1]*.jpg.json").read_bytes() == objects["ds/ann/a[1]*.jpg.json"]
+    placeholder = tree / "ds/img/a[1]*.jpg"
+    assert placeholder.stat().st_size == len(objects["ds/img/a[1]*.jpg"])
+    assert placeholder.stat().st_blocks == 0  # sparse: none of the image's bytes are on disk
+    assert not (tmp_path.parent / "escape.json").exists()
+    project = read_project(opened.root)
+    item = project.datasets[0].items[0]
+    assert item.image is not None and opened.store is not None
+    assert opened.store.read_all(item.image) == objects["ds/img/a[1]*.jpg"]
+    server.clear()
+    assert opened.remote is not None and opened.remote.sync().changed == 0
+    assert all(r.is_listing for r in server.clear())
+
+
 # -- live: the bucket polled
 
 

@@ -29,7 +29,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -171,7 +171,7 @@ class RemoteProject:
             out[path[len(prefix):]] = RemoteObject(int(info.get("size") or 0), etag, _modified(info))
         return out
 
-    def sync(self, progress: Callable[[str], None] | None = None) -> SyncResult:
+    def sync(self) -> SyncResult:
         """Bring the mirror in step with the bucket (see the module's doc). A listing that fails
         raises SourceError; a small object that cannot be fetched is left as it was (or out),
         logged, and tried again at the next sync."""
@@ -203,8 +203,6 @@ class RemoteProject:
                     self._placeholder(rel, obj)
                     result.placeholders += 1
             for start in range(0, len(fetch), FETCH_BATCH):
-                if progress is not None:
-                    progress(f"fetching {len(fetch)} small objects ({start} done)")
                 result.fetched += self._fetch(fetch[start:start + FETCH_BATCH])
             if result.changed:
                 self._write_manifest()
@@ -216,11 +214,9 @@ class RemoteProject:
     def _fetch(self, batch: list[tuple[str, RemoteObject]]) -> int:
         """Download ``batch`` concurrently; each object whose bytes are not of its listed size is
         kept out (a truncated transfer, or replaced since listed: the next sync sees it)."""
-        paths = {f"{self.root}/{rel}": (rel, obj) for rel, obj in batch}
-        got = self.fs.cat(list(paths), on_error="return")
+        paths = [f"{self.root}/{rel}" for rel, _ in batch]
         done = 0
-        for path, data in got.items():
-            rel, obj = paths[path]
+        for (rel, obj), data in zip(batch, self._cat(paths)):
             if isinstance(data, BaseException) or len(data) != obj.size:
                 why = data if isinstance(data, BaseException) else f"{len(data)} bytes, listed as {obj.size}"
                 log.warning("%s/%s: not fetched (%s); tried again at the next poll", self.url, rel, why)
@@ -229,6 +225,27 @@ class RemoteProject:
             self._objects[rel] = (obj.size, obj.etag, Kind.FETCHED, 0)
             done += 1
         return done
+
+    def _cat(self, paths: list[str]) -> list[bytes | BaseException]:
+        """Each object's bytes (or why not), fetched concurrently where the file system is
+        asynchronous. Keys are taken as they are (fsspec's ``cat`` of a list would expand ``*``,
+        ``?`` and ``[`` in a key as a pattern)."""
+        if not getattr(self.fs, "async_impl", False):
+            out: list[bytes | BaseException] = []
+            for path in paths:
+                try:
+                    out.append(self.fs.cat_file(path))
+                except Exception as e:  # one object's failure is that object's
+                    out.append(e)
+            return out
+        import asyncio
+
+        from fsspec.asyn import sync
+
+        async def gather() -> list[bytes | BaseException]:
+            return await asyncio.gather(*(self.fs._cat_file(p) for p in paths), return_exceptions=True)
+
+        return sync(self.fs.loop, gather)
 
     def _placeholder(self, rel: str, obj: RemoteObject) -> None:
         self._write(rel, None, obj)
@@ -260,18 +277,19 @@ class RemoteProject:
         os.replace(tmp, path)
 
     def _remove(self, rel: str) -> None:
-        self._objects.pop(rel, None)
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             os.unlink(self.local(rel))
+        self._objects.pop(rel, None)
 
     # -- what the byte store asks
 
     def is_placeholder(self, path: str) -> bool:
-        """Whether the mirror file ``path`` is a placeholder (its bytes are the object's, by range)."""
+        """Whether the mirror file ``path`` is a placeholder (its bytes are the object's, by range):
+        decided by its name alone, an image or a tar, so that no placeholder is ever read as a
+        local file, not even while a sync replaces or removes it."""
         if not path.startswith(self.tree + os.sep):
             return False
-        entry = self._objects.get(path[len(self.tree) + 1:].replace(os.sep, "/"))
-        return entry is not None and entry[2] == Kind.PLACEHOLDER
+        return classify(path[len(self.tree) + 1:].replace(os.sep, "/"), 0) == Kind.PLACEHOLDER
 
     def locate(self, ref: ImageRef) -> Location:
         """The object behind a placeholder ``ref`` names, as the version it was indexed at.
@@ -284,9 +302,8 @@ class RemoteProject:
             entry = self._objects.get(rel)
             if entry is not None and _indexed_as(ref.stamp, entry):
                 return Location(f"{self.root}/{rel}", entry[1], entry[0])
-            if attempt == 0:
-                with self._locked():
-                    self._objects = self._read_manifest()
+            if attempt == 0:  # the manifest is replaced whole (rename): read without waiting for a sync
+                self._objects = self._read_manifest()
         raise LookupError(f"{self.url}/{rel}: replaced or removed since it was indexed")
 
     def key(self, local_path: str) -> str:
