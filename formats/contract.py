@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from slyfs.formats.model import ImageRef, Item, Project
 
@@ -105,6 +105,35 @@ class ByteStore(Protocol):
         """Whether the file ``ref`` names is still the version indexed, now (a handle opened earlier
         may outlive it: the tree keeps one open per file version)."""
         ...
+
+
+class ObjectLocation(NamedTuple):
+    """Where a placeholder's bytes are in object storage: the object's path for its file system
+    (``bucket/key``), and the version indexed (ETag, size)."""
+
+    path: str
+    etag: str
+    size: int
+
+
+class RemoteObjects(Protocol):
+    """A project in object storage as its byte store needs it (the reader's mirror implements it):
+    which local paths stand for objects, and which version of which object each ref was indexed at."""
+
+    fs: Any  # the fsspec file system
+    root: str  # the project's path in it
+    tree: str  # the local folder the reader reads
+
+    def is_placeholder(self, path: str) -> bool: ...
+
+    def locate(self, ref: ImageRef) -> ObjectLocation:
+        """Raises LookupError when ``ref``'s version of the object is no longer the one mirrored."""
+        ...
+
+    def key(self, local_path: str) -> str:
+        """The URL a message names for a local path."""
+        ...
+
 
 ItemKey = tuple[str, str]  # (dataset, item name): an item's identity across versions of a project
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from typing import Protocol
 
 from slyfs.formats.model import ImageRef, file_stamp
 
@@ -59,8 +60,36 @@ def open_regular(path: str) -> tuple[int, os.stat_result]:
     return fd, st
 
 
+class RangeReader(Protocol):
+    """Reads what a placeholder of object storage stands for (vfs/stores.py's ObjectStore)."""
+
+    def is_placeholder(self, path: str) -> bool: ...
+
+    def read_range(self, ref: ImageRef, size: int, offset: int) -> bytes: ...
+
+
+# Mirror folders of projects in object storage (formats/readers/supervisely/remote.py) -> the
+# reader of their objects: a file there is a placeholder, never read as a local file.
+_REMOTE: dict[str, RangeReader] = {}
+
+
+def serve_remote(folder: str, reader: RangeReader) -> None:
+    """Send every read of a source path below ``folder`` to ``reader``."""
+    _REMOTE[os.path.join(folder, "")] = reader
+
+
+def remote_reader(path: str) -> RangeReader | None:
+    """The reader of a placeholder's object; None for a file whose bytes are local."""
+    for folder, reader in _REMOTE.items():
+        if path.startswith(folder):
+            return reader if reader.is_placeholder(path) else None
+    return None
+
+
 def open_source(ref: ImageRef) -> int:
     """A read-only descriptor on the indexed file; the caller closes it."""
+    if _REMOTE and remote_reader(ref.path) is not None:
+        raise SourceUnreadable(f"{ref.path}: in object storage: read through its store, not as a local file")
     try:
         fd, st = open_regular(ref.path)
     except OSError as e:
@@ -93,6 +122,9 @@ def read_source(fd: int, ref: ImageRef, size: int, offset: int) -> bytes:
 
 def read_bytes(ref: ImageRef, limit: int | None = None) -> bytes:
     """The first ``limit`` bytes (default: all) of what ``ref`` describes."""
+    remote = remote_reader(ref.path) if _REMOTE else None
+    if remote is not None:
+        return remote.read_range(ref, ref.size if limit is None else min(limit, ref.size), 0)
     fd = open_source(ref)
     try:
         return read_source(fd, ref, ref.size if limit is None else limit, 0)

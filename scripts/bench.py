@@ -13,6 +13,7 @@ cold (page cache dropped, fresh mount; needs root) and warm passes.
     python scripts/bench.py --loader        # a torch DataLoader's images/s (~15 min; needs torch)
     python scripts/bench.py --loader --loader-workloads small --loader-workers 2 \
         --loader-pipelines decode --loader-variant "snapshot=--no-watch"    # a subset, one variant
+    python scripts/bench.py --s3 10000,100000   # from a local S3 server against download-then-mount
 
 Data is generated once under --workdir and reused.
 """
@@ -1032,6 +1033,113 @@ def bench_loader(args: argparse.Namespace) -> str:
     if not cold:
         notes.append("(not root: the page cache cannot be dropped, cold passes skipped)")
     return "\n".join(lines) + "\n\n" + table.render() + "".join(f"\n\n{note}" for note in notes)
+S3_BUCKET = "slyfs-bench"
+S3_SAMPLE = 2000  # images read per pass through the mount
+
+
+def _fetched(requests: list, tars: set[str]) -> tuple[int, int, int]:
+    """(GETs of tar objects, bytes they asked for, GETs without a Range header) in a request log."""
+    gets = [r for r in requests if r.is_get and r.path.rsplit("/", 1)[-1] in tars]
+    ranged = 0
+    for r in gets:
+        if r.range:
+            first, last = (int(x) for x in r.range.removeprefix("bytes=").split("-"))
+            ranged += last - first + 1
+    return len(gets), ranged, sum(1 for r in gets if not r.range)
+
+
+def s3_size(n: int, work: Path, table: Table, timeout: float) -> None:
+    """One project size in a local S3 server: slyfs straight from the bucket against downloading
+    every object with boto3 and mounting the copy (the baseline), each mount's time to a listable
+    root, image reads through it (cold: first read after a fresh mount, page cache dropped; warm:
+    again), and what the server sent per image read."""
+    from s3_server import s3_server_process, upload  # beside this script: first on sys.path
+
+    project = scale_project(work, n)
+    tars = {p.name for p in (project / "blob").glob("*.tar")}
+    with s3_server_process(work / "s3-requests.log") as server:
+        ENV.update(os.environ)  # the mounts reach this server, with its dummy credentials
+        client = server.client()
+        client.create_bucket(Bucket=S3_BUCKET)
+        took = time.perf_counter()
+        objects = upload(client, project, S3_BUCKET, project.name, threads=8)
+        print(f"  {n:,}: uploaded {objects:,} objects in {time.perf_counter() - took:.0f} s", file=sys.stderr)
+        url = f"s3://{S3_BUCKET}/{project.name}"
+        label = f"{n:,} images"
+        cache = tempfile.mkdtemp(prefix="bench-s3-cache-", dir=work)
+        mnt = tempfile.mkdtemp(prefix="bench-s3-mnt-", dir=work)
+        values: dict[str, dict[str, float | None]] = {}
+
+        def record(key: str, column: str, value: float | None) -> None:
+            values.setdefault(key, {})[column] = value
+            print(f"  {n:,}: {key} [{column}] = {value}", file=sys.stderr)
+
+        # the baseline: every object downloaded with boto3 (8 threads), then a local mount
+        copy = Path(tempfile.mkdtemp(prefix="bench-s3-copy-", dir=work))
+        keys = [o["Key"] for page in client.get_paginator("list_objects_v2").paginate(Bucket=S3_BUCKET)
+                for o in page.get("Contents", [])]
+        took = time.perf_counter()
+
+        def download(key: str) -> None:
+            target = copy / key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(client.get_object(Bucket=S3_BUCKET, Key=key)["Body"].read())
+
+        with cf.ThreadPoolExecutor(8) as pool:
+            list(pool.map(download, keys))
+        downloaded = time.perf_counter() - took
+        local_cache = tempfile.mkdtemp(prefix="bench-s3-local-", dir=work)
+        for column, source, cache_dir, extra in (("download+mount", str(copy / project.name), local_cache, 0.0),
+                                                  ("slyfs s3", url, cache, None)):
+            server.clear()
+            drop_caches()
+            with Mount("slyfs", [source], mnt, cache_dir, (), timeout) as m:
+                record("first", column, m.ready_s + (downloaded if extra is not None else 0.0))
+                record("first_requests", column, len(server.clear()) if extra is None else float(len(keys)))
+                images = sorted(p for p in Path(mnt, "images", "train").iterdir())[:S3_SAMPLE]
+                drop_caches()
+                server.clear()
+                took = time.perf_counter()
+                sizes = [len(p.read_bytes()) for p in images]
+                record("cold", column, len(images) / (time.perf_counter() - took))
+                gets, sent, whole = _fetched(server.clear(), tars)
+                if extra is None:
+                    record("per_image", column, sent / len(images))
+                    record("image_size", column, sum(sizes) / len(sizes))
+                    record("whole_tar_gets", column, float(whole))
+                took = time.perf_counter()
+                for p in images:
+                    p.read_bytes()
+                record("warm", column, len(images) / (time.perf_counter() - took))
+            server.clear()
+            drop_caches()
+            with Mount("slyfs", [source], mnt, cache_dir, (), timeout) as m:
+                record("again", column, m.ready_s)
+                requests = server.clear()
+                record("again_requests", column, float(len(requests)) if extra is None else 0.0)
+                if extra is None:
+                    record("again_non_listing", column, float(sum(1 for r in requests if not r.is_listing)))
+        shutil.rmtree(copy, ignore_errors=True)
+        rows = [("first", "mount -> listable root, first (baseline: + download)", "s", False),
+                ("first_requests", "requests to the server, first mount", "n", False),
+                ("again", "mount -> listable root, again", "s", False),
+                ("again_requests", "requests to the server, remount", "n", False),
+                ("again_non_listing", "requests other than listings, remount", "n", False),
+                ("cold", f"cold reads, {S3_SAMPLE} images, 1 reader", "files/s", True),
+                ("warm", f"warm reads, {S3_SAMPLE} images, 1 reader", "files/s", True),
+                ("per_image", "bytes fetched per image read", "B", False),
+                ("image_size", "mean image size", "B", False),
+                ("whole_tar_gets", "GETs of a tar without a range", "n", False)]
+        for key, what, unit, higher in rows:
+            if key in values:
+                table.add(f"{label}: {what}", unit, values[key], higher)
+
+
+def bench_s3(sizes: list[int], work: Path, timeout: float) -> str:
+    table = Table(["download+mount", "slyfs s3"], base="download+mount")
+    for n in sizes:
+        s3_size(n, work, table, timeout)
+    return table.render()
 
 
 def machine() -> str:
@@ -1064,8 +1172,11 @@ def main() -> None:
                                     "on lean projects of these comma-separated sizes, with --format yolo,coco")
     ap.add_argument("--edits", type=int, default=100, help="--scale: annotation edits to time (at most 2 minutes)")
     ap.add_argument("--step-timeout", type=float, default=600.0,
-                    help="--scale, --loader: seconds one mount, read or epoch may take before it is reported "
+                    help="--scale, --loader, --s3: seconds one mount, read or epoch may take before it is reported "
                          "and forced away")
+    ap.add_argument("--s3", metavar="SIZES",
+                    help="instead: lean projects of these comma-separated sizes in a local S3 server (moto): slyfs "
+                         "mounted from the bucket against downloading with boto3 and mounting the copy")
     ap.add_argument("--views", type=int, metavar="N",
                     help="instead: per view, the time to list and read every generated file of an N-image project "
                          "(generated with --format-tags) on a fresh mount, and what it reported as not representable")
@@ -1097,6 +1208,9 @@ def main() -> None:
         return
     if args.views:
         print(bench_views(args.views, args.workdir))
+        return
+    if args.s3:
+        print(bench_s3([int(x) for x in args.s3.split(",")], args.workdir, args.step_timeout))
         return
     cold = os.geteuid() == 0 and drop_caches()
     systems = [("slyfs", "slyfs", ()), ("slyfs snapshot", "slyfs", ("--snapshot",))]

@@ -46,12 +46,13 @@ def test_the_console_script_runs_the_slyfs_cli() -> None:
 READER_IMPORT = re.compile(r"^\s*(from|import)\s+slyfs\.formats\.readers(\.|\s|$)", re.M)
 
 
-COMPOSITION = ("opening.py", "cli.py")  # where a source is opened (mount, export, the Python API), and check
+# where a source is opened (mount, export, the Python API), what its name opens to, and check
+COMPOSITION = ("opening.py", "sources.py", "cli.py")
 
 
 def test_vfs_imports_no_reader_but_in_the_composition() -> None:
     """vfs/ serves any source through formats/contract.py; only the composition picks the reader
-    (vfs/opening.py, and the CLI's check command), so a new kind of source plugs in without the
+    (vfs/opening.py, vfs/sources.py, and the CLI's check command), so a new kind of source plugs in without the
     rest of vfs/ knowing its layout."""
     modules = sorted((REPO / "vfs").glob("*.py"))
     assert len(modules) > 5 and all(REPO / "vfs" / name in modules for name in COMPOSITION)  # the walk found vfs/

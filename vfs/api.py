@@ -32,6 +32,7 @@ from slyfs.formats.registry import parse_formats
 from slyfs.vfs.cache import DEFAULT_DISK_BYTES, DISK_MIN_BYTES
 from slyfs.vfs.errors import TreeError
 from slyfs.vfs.opening import CacheSettings, Opening, Served, checked_view_options, default_cache_dir, open_source
+from slyfs.vfs.sources import DEFAULT_POLL_SECONDS
 from slyfs.vfs.tree import DEFAULT_CACHE_BYTES, Attr, VirtualTree
 
 READ_BLOCK_BYTES = 1 << 20  # a file object's read-ahead: an image of up to 1 MiB in one tree read
@@ -85,6 +86,8 @@ class ViewFileSystem(AbstractFileSystem):
                  split: str = "dataset", classes: str | Iterable[str] | None = None, include_empty: bool = True,
                  opt: Mapping[str, str] | None = None, follow_external_links: bool = False, watch: bool = True,
                  cache_dir: str | os.PathLike[str] | None = None, index: bool = True,
+                 storage_options: Mapping[str, Any] | None = None, poll: float = DEFAULT_POLL_SECONDS,
+                 cache_images: int | None = None,
                  cache_size: int = DEFAULT_CACHE_BYTES, disk_cache_size: int = DEFAULT_DISK_BYTES,
                  disk_cache_threshold: int = DISK_MIN_BYTES) -> None:
         super().__init__()
@@ -92,8 +95,12 @@ class ViewFileSystem(AbstractFileSystem):
         wanted = classes.split(",") if isinstance(classes, str) else classes
         options = checked_view_options(formats, split, wanted, include_empty, opt)
         self.formats = tuple(formats)
-        self._opening: Opening = open_source(os.fspath(source), formats, options, follow_external_links)
-        self._caches = CacheSettings(Path(cache_dir) if cache_dir is not None else default_cache_dir(), index=index,
+        cache_root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self._opening: Opening = open_source(os.fspath(source), formats, options, follow_external_links,
+                                             storage_options=storage_options, cache_root=cache_root,
+                                             cache_images=cache_images)
+        self._poll = poll
+        self._caches = CacheSettings(cache_root, index=index,
                                      memory_bytes=cache_size, disk_bytes=disk_cache_size,
                                      disk_threshold=disk_cache_threshold)
         self._watch = watch
@@ -110,7 +117,7 @@ class ViewFileSystem(AbstractFileSystem):
     def _serve(self) -> tuple[Served, int]:
         """The view served in this process; closed by ``close()`` or, if never closed, at exit."""
         served = self._opening.serve(self._caches)
-        served.start(self._watch)
+        served.start(self._watch, self._poll)
         owner = os.getpid()
         self._finalizer = weakref.finalize(self, _close_in_owner, served, owner)
         return served, owner
@@ -254,6 +261,8 @@ def open_view(source: str | os.PathLike[str], format: str | Sequence[str] = "yol
     ``include_empty`` (False: ``--no-empty``), ``opt`` ({KEY: VALUE} of ``--opt``),
     ``follow_external_links``, ``watch`` (False: a snapshot, ``--snapshot``), ``cache_dir`` (the
     index and disk cache; default ~/.cache/slyfs), ``index`` (False: ``--no-index``), ``cache_size``,
-    ``disk_cache_size``, ``disk_cache_threshold`` (bytes). A source or an option that cannot be
+    ``disk_cache_size``, ``disk_cache_threshold`` (bytes). ``source`` may be a URL
+    (``s3://bucket/prefix``) with ``storage_options``, ``poll`` (seconds between listings) and
+    ``cache_images`` (bytes), as on the command line. A source or an option that cannot be
     served is refused at once (a ``slyfs`` UserError: SourceError, OptionError, UnknownFormat)."""
     return ViewFileSystem(source, format, **options)

@@ -26,7 +26,8 @@ from slyfs.vfs.export import (
     export_tree,
     generated_mode_for,
 )
-from slyfs.vfs.opening import CacheSettings, Served, checked_view_options, default_cache_dir, open_source
+from slyfs.vfs.opening import CacheSettings, Opening, Served, checked_view_options, default_cache_dir, open_source
+from slyfs.vfs.sources import DEFAULT_POLL_SECONDS, is_url, open_project_source, parse_storage_options
 from slyfs.vfs.tree import DEFAULT_CACHE_BYTES, VirtualTree
 
 SNAPSHOT_TIMEOUT = 3600.0  # nothing changes: let the kernel answer lookups and stat() itself
@@ -63,8 +64,29 @@ def add_follow_links_argument(p: argparse.ArgumentParser) -> None:
                         "and not followed: a mount could otherwise show other users what they name)")
 
 
+def add_source_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="Supervisely project (plain, blob or mixed): a directory, or a URL such as "
+                                  "s3://bucket/prefix (needs pip install 'slyfs[s3]')")
+    p.add_argument("--storage-option", action="append", metavar="KEY=VALUE",
+                   help="passed to the fsspec file system of a URL source (a JSON value is decoded), e.g. "
+                        "endpoint_url=http://127.0.0.1:9000 or anon=true; AWS_ENDPOINT_URL, AWS_PROFILE and "
+                        "the usual credentials chain apply without it")
+    add_follow_links_argument(p)
+
+
+def cache_root_of(args: argparse.Namespace) -> Path:
+    return Path(args.cache_dir) if getattr(args, "cache_dir", None) else default_cache_dir()
+
+
+def opened_source(args: argparse.Namespace, names: list[str], options: ViewOptions) -> Opening:
+    """The source the command line names (a folder, or a URL mirrored under the cache directory), checked."""
+    return open_source(args.source, names, options, args.follow_external_links,
+                       storage_options=parse_storage_options(args.storage_option), cache_root=cache_root_of(args),
+                       cache_images=getattr(args, "cache_images", None))
+
+
 def add_view_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", help="Supervisely project directory (plain, blob or mixed)")
+    add_source_arguments(p)
     p.add_argument("--format", default="yolo",
                    help=f"one of {', '.join(FORMATS)}; several comma-separated, or 'all' (each in its own folder)")
     p.add_argument("--split", default="dataset", help="dataset (default) | tags | ratio:0.8 | ratio:0.7,0.2")
@@ -72,18 +94,17 @@ def add_view_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-empty", action="store_true", help="leave out images without objects")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE",
                    help="a format's own setting, checked before anything starts (the list is below)")
-    add_follow_links_argument(p)
 
 
 def cmd_mount(args: argparse.Namespace) -> int:
     names = parse_formats(args.format)
-    opening = open_source(args.source, names, view_options(args, names), args.follow_external_links)
+    opening = opened_source(args, names, view_options(args, names))  # a URL's project is listed here, in the terminal
     mountpoint = os.path.abspath(args.mountpoint)
     log_file = args.log_file
     if log_file is None and not args.foreground:
         log_file = str(default_cache_dir() / "logs" / (hashlib.sha1(mountpoint.encode()).hexdigest()[:12] + ".log"))
     log_file = usable_log_file(log_file)
-    caches = CacheSettings(Path(args.cache_dir) if args.cache_dir else default_cache_dir(), index=not args.no_index,
+    caches = CacheSettings(cache_root_of(args), index=not args.no_index,
                            memory_bytes=args.cache_size, disk_bytes=args.disk_cache_size,
                            disk_threshold=args.disk_cache_threshold)
     served: list[Served] = []
@@ -96,7 +117,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
 
     def when_ready(tree: VirtualTree) -> None:
         if not args.snapshot:
-            served[0].start(watch=True)
+            served[0].start(watch=True, poll=args.poll)
 
     run_mount(make_tree, MountSettings(mountpoint=mountpoint, foreground=args.foreground, log_file=log_file,
                                        debug=args.debug, threads=not args.single_threaded, libfuse=args.libfuse,
@@ -105,7 +126,8 @@ def cmd_mount(args: argparse.Namespace) -> int:
                                        (SNAPSHOT_TIMEOUT if args.snapshot else None), snapshot=args.snapshot),
               when_ready, when_done=lambda: served[0].finish() if served else None)
     if not args.foreground:
-        print(f"slyfs: {opening.root} mounted on {mountpoint} as {','.join(names)} "
+        where = opening.remote.url if opening.remote else opening.root
+        print(f"slyfs: {where} mounted on {mountpoint} as {','.join(names)} "
               f"(log: {log_file}; unmount: slyfs umount {mountpoint})")
     return 0
 
@@ -113,13 +135,17 @@ def cmd_mount(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     names = parse_formats(args.format)
     options = view_options(args, names)
-    check_overlap(args.source, args.dest)  # before the scan: refused at once
-    served = open_source(args.source, names, options, args.follow_external_links).serve(CacheSettings())
+    if not is_url(args.source):
+        check_overlap(args.source, args.dest)  # before the scan: refused at once
+    opening = opened_source(args, names, options)
+    served = opening.serve(CacheSettings())
     project = served.source.project
     assert project is not None  # scanned by serve()
     try:
         with exit_on_termination():
-            result = export_tree(served.tree, args.dest, source=project.root, force=args.force, link=not args.copy,
+            # a mirror's placeholders are never linked: their bytes are the objects' (copied through the store)
+            result = export_tree(served.tree, args.dest, source=project.root, force=args.force,
+                                 link=not args.copy and opening.remote is None,
                                  skip_unreadable=args.skip_unreadable, generated_mode=generated_mode_for(project),
                                  progress=ProgressBar(sys.stderr))
     finally:
@@ -152,9 +178,10 @@ def usable_log_file(path: str | None) -> str | None:
 def cmd_check(args: argparse.Namespace) -> int:
     """Exit 0: nothing wrong; 1: problems (each served as well as it can be); 2: not mountable;
     3: the check itself failed (no verdict)."""
-    root = os.path.abspath(args.source)
+    root = args.source if is_url(args.source) else os.path.abspath(args.source)
     try:
-        problems = check_project(root, args.follow_external_links)
+        opened = open_project_source(args.source, parse_storage_options(args.storage_option), cache_root_of(args))
+        problems = check_project(opened.root, args.follow_external_links)
     except CheckFailed as e:
         print(f"slyfs: check failed: {e}", file=sys.stderr)
         return 3
@@ -165,10 +192,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"slyfs: {printable(str(e))}; cannot be mounted", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps({"source": root, "mountable": True, "problems": report_json(problems, root)},
+        print(json.dumps({"source": root, "mountable": True, "problems": report_json(problems, opened.root)},
                          ensure_ascii=True, indent=1))
     else:
-        sys.stdout.write(report_text(problems, root))
+        sys.stdout.write(report_text(problems, opened.root))
     return 1 if problems else 0
 
 
@@ -210,7 +237,14 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--disk-cache-threshold", type=parse_size, default=DISK_MIN_BYTES,
                    help="generated files larger than this go to the disk cache, smaller ones stay in "
                         "memory (default 4M)")
-    m.add_argument("--cache-dir", help="where the persistent index and the disk cache live (default ~/.cache/slyfs)")
+    m.add_argument("--cache-dir", help="where the persistent index, the disk cache and the mirrors of projects in "
+                                       "object storage live (default ~/.cache/slyfs)")
+    m.add_argument("--poll", type=float, default=DEFAULT_POLL_SECONDS, metavar="S",
+                   help=f"a URL source: list the bucket every S seconds to follow changes (default "
+                        f"{DEFAULT_POLL_SECONDS:.0f}; --snapshot: never)")
+    m.add_argument("--cache-images", type=parse_size, metavar="SIZE",
+                   help="a URL source: keep fetched image bytes on disk up to SIZE (e.g. 20G; least recently "
+                        "used deleted first); by default every read fetches from the server")
     m.add_argument("--no-index", action="store_true", help="keep no persistent index (rescan all at mount)")
     m.add_argument("--snapshot", "--no-watch", dest="snapshot", action="store_true",
                    help="serve the project as it is at mount and never update it (for training runs): files are "
@@ -242,12 +276,13 @@ def parser() -> argparse.ArgumentParser:
                         "(a hard link IS the source file: editing it edits the source)")
     e.add_argument("--skip-unreadable", action="store_true",
                    help="leave out files the source cannot provide instead of stopping")
+    e.add_argument("--cache-dir", help="where the mirror of a URL source lives (default ~/.cache/slyfs)")
     e.set_defaults(func=cmd_export)
 
     c = sub.add_parser("check", help="validate a source without mounting it; exit 1 if anything is wrong")
-    c.add_argument("source", help="Supervisely project directory")
+    add_source_arguments(c)
     c.add_argument("--json", action="store_true", help="machine-readable report")
-    add_follow_links_argument(c)
+    c.add_argument("--cache-dir", help="where the mirror of a URL source lives (default ~/.cache/slyfs)")
     c.set_defaults(func=cmd_check)
 
     u = sub.add_parser("umount", help="unmount a slyfs mount")

@@ -37,7 +37,8 @@ from typing import TextIO
 
 from slyfs.formats.contract import Generated, SourceBytes, Unavailable, UserError
 from slyfs.formats.model import ImageRef, Project, file_stamp
-from slyfs.formats.source_bytes import SourceUnreadable, open_source
+from slyfs.formats.source_bytes import SourceUnreadable, open_source, remote_reader
+from slyfs.vfs.errors import Unreadable
 from slyfs.vfs.stores import write_all
 from slyfs.vfs.tree import VirtualTree
 
@@ -169,6 +170,10 @@ class _Writer:
         parent, name = os.path.split(path)
         dir_fd = self.staging.fd(parent)
         node = self.tree.node(path)
+        if isinstance(node, SourceBytes) and remote_reader(node.ref.path) is not None:
+            self._copy_remote(node, dir_fd, name)  # object storage: never from the placeholder
+            self.result.copied += 1
+            return node.ref.size
         if isinstance(node, SourceBytes):
             if self.link and self._hard_link(node.ref, dir_fd, name):
                 self.result.linked += 1
@@ -211,6 +216,19 @@ class _Writer:
             if e.errno in LINK_FALLBACK:
                 return False
             raise
+
+    def _copy_remote(self, node: SourceBytes, dir_fd: int, name: str) -> None:
+        """An object's bytes through the tree's store, with its placeholder's mode bits (no execute)."""
+        try:
+            data = self.tree.content(node)
+            mode = stat.S_IMODE(os.stat(node.ref.path).st_mode) & 0o666
+        except (Unreadable, OSError) as e:
+            raise ExportError(str(e)) from None
+        dst = os.open(name, NEW_FILE_FLAGS, mode, dir_fd=dir_fd)
+        try:
+            write_all(dst, data)
+        finally:
+            os.close(dst)
 
     def _copy(self, ref: ImageRef, dir_fd: int, name: str) -> None:
         try:

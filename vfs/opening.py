@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from slyfs.formats.common.splits import parse_split
 from slyfs.formats.contract import Progress
@@ -25,6 +26,8 @@ from slyfs.formats.registry import check_params
 from slyfs.formats.view import ViewOptions, kept_classes
 from slyfs.vfs.cache import DEFAULT_DISK_BYTES, DISK_MIN_BYTES, disk_renders
 from slyfs.vfs.live import BackgroundCheck, Updater, ViewSource, Watcher, no_gc, take_snapshot
+from slyfs.vfs.sources import DEFAULT_POLL_SECONDS, Poller, ProjectSource, open_project_source
+from slyfs.vfs.stores import ObjectStore
 from slyfs.vfs.tree import DEFAULT_CACHE_BYTES, VirtualTree
 
 
@@ -58,15 +61,33 @@ class CacheSettings:
 
 
 @dataclass(frozen=True)
+class Remote:
+    """How a source in object storage is opened again where it is served (a daemon after its fork,
+    a forked worker): its mirror as the opening left it, the connections made anew."""
+
+    url: str
+    storage_options: Mapping[str, Any]
+    cache_root: Path
+    cache_images: int | None = None
+
+    def open(self, sync: bool) -> ProjectSource:
+        return open_project_source(self.url, self.storage_options, self.cache_root, sync=sync,
+                                   cache_images=self.cache_images)
+
+
+@dataclass(frozen=True)
 class Opening:
     """A source checked and not yet scanned: ``serve`` scans it and builds the tree."""
 
-    root: str  # where the project is, resolved
+    root: str  # where the project is, resolved (for a URL: its mirror)
     formats: list[str]
     options: ViewOptions
     follow_external_links: bool = False
+    name: str = ""  # what the user named: the folder or the URL
+    remote: Remote | None = None
 
     def serve(self, caches: CacheSettings, progress: Progress | None = None) -> Served:
+        project = self.remote.open(sync=False) if self.remote else ProjectSource(self.name, self.root)
         index = SourceIndex(index_path(caches.folder, self.root) if caches.folder and caches.index else None)
         try:
             source = SuperviselySource(self.root, index, self.follow_external_links)
@@ -75,45 +96,62 @@ class Opening:
                     if caches.folder else None)
             with no_gc():
                 tree = VirtualTree(view.build(progress), cache_bytes=caches.memory_bytes, source_root=self.root,
-                                   disk=disk)
+                                   disk=disk, store=project.store)
         except BaseException:  # a scan that fails (the source vanished meanwhile) leaves no index open
             index.close()
             raise
-        return Served(tree, view, source, index)
+        return Served(tree, view, source, index, project)
 
 
-def open_source(source: str, formats: list[str], options: ViewOptions, follow_external_links: bool = False) -> Opening:
-    """The source as the user wrote it (a project folder) checked for what refuses it at once: a
-    missing folder, an unusable meta.json (SourceError), a class meta.json lacks (OptionError)."""
-    root = os.path.abspath(source)
+def open_source(source: str, formats: list[str], options: ViewOptions, follow_external_links: bool = False,
+                storage_options: Mapping[str, Any] | None = None, cache_root: Path | None = None,
+                cache_images: int | None = None) -> Opening:
+    """The source as the user wrote it (a project folder, or a URL such as ``s3://bucket/prefix``,
+    whose project is listed and its small objects mirrored under ``cache_root`` now: see
+    vfs/sources.py) checked for what refuses it at once: a missing folder, an unreachable bucket or
+    an unusable meta.json (SourceError), a class meta.json lacks (OptionError)."""
+    cache_root = cache_root or default_cache_dir()
+    opened = open_project_source(source, storage_options, cache_root, sync=True, cache_images=cache_images)
+    root = opened.root
     if not os.path.isdir(root):
         raise SourceError(f"{root}: no such directory")
     meta, _, _ = read_meta(root, ProblemLog())
     kept_classes(meta, options.classes)
-    return Opening(root, formats, options, follow_external_links)
+    remote = (Remote(source, dict(storage_options or {}), cache_root, cache_images)
+              if opened.remote is not None else None)
+    return Opening(root, formats, options, follow_external_links, source, remote)
 
 
 class Served:
     """A source's view served by a tree, and the threads that keep it in step with the source."""
 
-    def __init__(self, tree: VirtualTree, view: ViewSource, source: SuperviselySource, index: SourceIndex) -> None:
+    def __init__(self, tree: VirtualTree, view: ViewSource, source: SuperviselySource, index: SourceIndex,
+                 project: ProjectSource) -> None:
         self.tree = tree
         self.view = view
         self.source = source
         self.index = index
+        self.project = project
         self._watcher: Watcher | None = None
         self._check: BackgroundCheck | None = None
+        self._poller: Poller | None = None
 
-    def start(self, watch: bool) -> None:
-        """Follow the source (``watch``: the watcher, and the background check of what the scan took
-        from the index unchecked), or make the tree a snapshot (``take_snapshot``: that check done
-        now, no update after it), which must happen before anything is served."""
+    def start(self, watch: bool, poll: float = DEFAULT_POLL_SECONDS) -> None:
+        """Follow the source (``watch``: the watcher, the background check of what the scan took
+        from the index unchecked, and for a bucket the poller that lists it every ``poll`` seconds
+        into the mirror the watcher follows), or make the tree a snapshot (``take_snapshot``: that
+        check done now, no update after it), which must happen before anything is served."""
         if not watch:
             take_snapshot(self.view, self.tree)
             return
         updater = Updater(self.view, self.tree)
         self._watcher = Watcher(self.view, self.tree, updater=updater)
         self._watcher.start()
+        if self.project.remote is not None:
+            self._poller = Poller(self.project.remote, poll)
+            if isinstance(self.project.store, ObjectStore):
+                self.project.store.on_changed = self._poller.wake  # an object found replaced: list at once
+            self._poller.start()
         self._check = BackgroundCheck(updater)
         self._check.start()
 
@@ -123,6 +161,8 @@ class Served:
 
     def close(self) -> None:
         """Stop the threads, save the index, let go of the index file and of every open handle."""
+        if self._poller is not None:
+            self._poller.stop()
         if self._watcher is not None:
             self._watcher.stop()
         if self._check is not None:

@@ -17,9 +17,9 @@ from typing import BinaryIO
 from PIL import Image
 
 from slyfs.formats.common.naming import printable
-from slyfs.formats.model import Annotation, Item, Problem
+from slyfs.formats.model import Annotation, ImageRef, Item, Problem
 from slyfs.formats.readers.supervisely.project import HEADER_PROBE_BYTES, ProblemLog, Report, SourceError, read_project
-from slyfs.formats.source_bytes import open_regular
+from slyfs.formats.source_bytes import open_regular, remote_reader
 
 SERVED_AS_IS = "served byte for byte as it is"
 TRAILER_BYTES = 64 << 10  # the end of an image read for its end marker (zero padding after it included)
@@ -40,6 +40,28 @@ def _read_at(f: BinaryIO, offset: int, size: int) -> bytes:
     return f.read(size)
 
 
+def _head_and_tail(ref: ImageRef) -> tuple[int, bytes, bytes]:
+    """How many of the image's bytes are present, its first HEADER_PROBE_BYTES and last TRAILER_BYTES
+    (from the file, or by range from object storage, where a short object is the store's error)."""
+    remote = remote_reader(ref.path)
+    if remote is not None:
+        if ref.size <= HEADER_PROBE_BYTES + TRAILER_BYTES:
+            head = tail = remote.read_range(ref, ref.size, 0)
+        else:
+            head = remote.read_range(ref, HEADER_PROBE_BYTES, 0)
+            tail = remote.read_range(ref, TRAILER_BYTES, ref.size - TRAILER_BYTES)
+        return ref.size, head, tail
+    fd, st = open_regular(ref.path)
+    with os.fdopen(fd, "rb") as f:
+        present = max(0, min(ref.size, st.st_size - ref.offset))
+        if present <= HEADER_PROBE_BYTES + TRAILER_BYTES:  # small: all of it, once
+            head = tail = _read_at(f, ref.offset, present)
+        else:
+            head = _read_at(f, ref.offset, HEADER_PROBE_BYTES)
+            tail = _read_at(f, ref.offset + present - TRAILER_BYTES, TRAILER_BYTES)
+    return present, head, tail
+
+
 def probe_image(item: Item, ann: Annotation, report: Report) -> None:
     """Report an image whose bytes are missing, undecodable, or disagree with its annotation.
     Reads the header (``HEADER_PROBE_BYTES``, as the mount does) and the last ``TRAILER_BYTES``,
@@ -48,16 +70,9 @@ def probe_image(item: Item, ann: Annotation, report: Report) -> None:
     if ref is None:  # already reported by the scan (bad offsets entry, annotation without image)
         return
     try:
-        fd, st = open_regular(ref.path)
-        with os.fdopen(fd, "rb") as f:
-            present = max(0, min(ref.size, st.st_size - ref.offset))
-            if present <= HEADER_PROBE_BYTES + TRAILER_BYTES:  # small: all of it, once
-                head = tail = _read_at(f, ref.offset, present)
-            else:
-                head = _read_at(f, ref.offset, HEADER_PROBE_BYTES)
-                tail = _read_at(f, ref.offset + present - TRAILER_BYTES, TRAILER_BYTES)
+        present, head, tail = _head_and_tail(ref)
     except OSError as e:
-        report(Problem(ref.path, f"image unreadable: {e.strerror}", "reading it gives EIO", item.name))
+        report(Problem(ref.path, f"image unreadable: {e.strerror or e}", "reading it gives EIO", item.name))
         return
     if present != ref.size:
         report(Problem(ref.path, f"only {present} of the image's {ref.size} bytes are present",
