@@ -388,3 +388,14 @@ def blob_images() -> dict[str, bytes]:
                     out[os.path.basename(member.name)] = f.read()
     return out
 
+
+
+def test_the_python_api_serves_the_bucket_as_the_mount_does(both: tuple[str, Path, dict, list], server: S3Server,
+                                                             tmp_path: Path) -> None:
+    """open_view takes the same URL: every file of every view, through the API, has the mount's bytes."""
+    from slyfs.vfs import open_view
+
+    name, remote, _, _ = both
+    with open_view(url(SOURCES[name].name), "all", watch=False, cache_dir=tmp_path) as fs:
+        served = {path: fs.cat_file(path) for path in fs.find("")}
+    assert served == files_of(remote)
