@@ -112,22 +112,31 @@ class S3Server:
 
 
 @contextmanager
-def s3_server() -> Iterator[S3Server]:
-    """A running server with ``AWS_ENDPOINT_URL`` and the dummy credentials set in this process's
-    environment (inherited by the ``slyfs`` processes it starts), restored on exit."""
-    server = S3Server()
-    server.start()
+def aws_environment(url: str) -> Iterator[None]:
+    """``AWS_ENDPOINT_URL`` and the dummy credentials set in this process's environment (inherited
+    by the ``slyfs`` processes it starts), restored on exit."""
     saved = {k: os.environ.get(k) for k in (*ENV, "AWS_ENDPOINT_URL")}
-    os.environ.update(ENV, AWS_ENDPOINT_URL=server.url)
+    os.environ.update(ENV, AWS_ENDPOINT_URL=url)
     try:
-        yield server
+        yield
     finally:
-        server.stop()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextmanager
+def s3_server() -> Iterator[S3Server]:
+    """A running server, with ``aws_environment`` naming it."""
+    server = S3Server()
+    server.start()
+    with aws_environment(server.url):
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 def upload(client: Any, root: Path, bucket: str, prefix: str, threads: int = 1) -> int:
@@ -185,17 +194,11 @@ class ServerProcess:
 def s3_server_process(log: Path) -> Iterator[ServerProcess]:
     """``s3_server`` with the server in a child process."""
     server = ServerProcess(log)
-    saved = {k: os.environ.get(k) for k in (*ENV, "AWS_ENDPOINT_URL")}
-    os.environ.update(ENV, AWS_ENDPOINT_URL=server.url)
-    try:
-        yield server
-    finally:
-        server.stop()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with aws_environment(server.url):
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 if __name__ == "__main__":

@@ -120,6 +120,15 @@ def plain_copy(tmp_path: Path) -> Path:
     return copy
 
 
+def read_errno(path: Path) -> int | None:
+    """The errno of reading ``path`` whole, or None when it reads."""
+    try:
+        path.read_bytes()
+    except OSError as e:
+        return e.errno
+    return None
+
+
 def read_tree(root: Path) -> dict[str, bytes]:
     """Every file below ``root`` (read through whatever serves it), by relative path."""
     out = {}

@@ -10,17 +10,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.conftest import eventually, is_mounted, slyfs
+from tests.conftest import eventually, is_mounted, read_errno, slyfs
 from tests.helpers.hostile import ann, blob_project, offsets_pickle, plain_project, png, rect
 from tests.helpers.scripts import load_script
-
-
-def _read_errno(path: Path) -> int | None:
-    try:
-        path.read_bytes()
-    except OSError as e:
-        return e.errno
-    return None
 
 
 def daemon_pid(mnt: Path) -> int:
@@ -43,7 +35,7 @@ def test_unavailable_bytes_give_eio_for_that_file_only(mount, tmp_path: Path) ->
     (root / "ds" / "1001_offsets.pkl").write_bytes(
         offsets_pickle([entries[0], (entries[1][0], entries[1][1], tar_size + 1)]))
     with mount(root) as mnt:
-        assert _read_errno(mnt / "images/ds/b.png") == errno.EIO
+        assert read_errno(mnt / "images/ds/b.png") == errno.EIO
         assert (mnt / "images/ds/a.png").read_bytes() == png()
         assert (mnt / "labels/ds/a.txt").read_bytes() == b"0 0.300000 0.300000 0.400000 0.400000\n"
 
@@ -64,10 +56,10 @@ def test_source_deleted_or_replaced_under_the_daemon(mount, tmp_path: Path) -> N
         with held:
             assert held.read() == images["a.png"]
         # a new open of a deleted image: EIO until the watcher drops it from the view, then ENOENT
-        assert _read_errno(mnt / "images/ds/a.png") in (errno.EIO, errno.ENOENT)
-        assert _read_errno(mnt / "images/ds/b.png") in (errno.EIO, errno.ENOENT)
+        assert read_errno(mnt / "images/ds/a.png") in (errno.EIO, errno.ENOENT)
+        assert read_errno(mnt / "images/ds/b.png") in (errno.EIO, errno.ENOENT)
         # replaced: EIO until the watcher has indexed the new file, then the new file's bytes
-        got_c = _read_errno(mnt / "images/ds/c.png")
+        got_c = read_errno(mnt / "images/ds/c.png")
         assert got_c == errno.EIO or (got_c is None and (mnt / "images/ds/c.png").read_bytes() == replacement)
         assert (mnt / "labels/ds/a.txt").read_bytes() == b""  # labels still served
 
@@ -78,11 +70,11 @@ def test_source_deleted_or_replaced_under_the_daemon(mount, tmp_path: Path) -> N
         tmp = tar.with_suffix(".tmp")
         tmp.write_bytes(bytes(data))
         os.replace(tmp, tar)
-        assert _read_errno(bmnt / "images/ds/x.png") == errno.EIO
+        assert read_errno(bmnt / "images/ds/x.png") == errno.EIO
         # a tar truncated in place
         with open(tar, "r+b") as f:
             f.truncate(100)
-        assert _read_errno(bmnt / "images/ds/y.png") == errno.EIO
+        assert read_errno(bmnt / "images/ds/y.png") == errno.EIO
         assert (bmnt / "data.yaml").read_bytes().startswith(b"# YOLO")  # the rest of the mount lives
 
 

@@ -26,7 +26,7 @@ from slyfs.formats.view import ViewOptions
 from slyfs.vfs.sources import open_project_source
 from slyfs.vfs.stores import ObjectStore, RangeCache
 from slyfs.vfs.tree import VirtualTree
-from tests.conftest import BLOB, PLAIN, WAIT_SECONDS, mounted, slyfs, wait_for
+from tests.conftest import BLOB, PLAIN, WAIT_SECONDS, mounted, read_errno, read_tree, slyfs, wait_for
 from tests.helpers.mounts import assert_clean_import, require_fuse
 from tests.helpers.readers import coco_load, datumaro_import_all, require, ultralytics_load
 from tests.helpers.s3 import S3Server, s3_server, upload
@@ -68,15 +68,6 @@ def s3_mount(source: str, cache: Path, *options: str) -> Iterator[Path]:
         yield mnt
 
 
-def files_of(root: Path) -> dict[str, bytes]:
-    out = {}
-    for dirpath, _, names in os.walk(root):
-        for name in names:
-            p = Path(dirpath) / name
-            out[str(p.relative_to(root))] = p.read_bytes()
-    return out
-
-
 def tar_sizes(root: Path) -> dict[str, int]:
     return {f"blob/{p.name}": p.stat().st_size for p in (root / "blob").glob("*.tar")}
 
@@ -92,15 +83,15 @@ def both(request: pytest.FixtureRequest, server: S3Server, cache: Path) -> Itera
     local = VirtualTree(build_view(read_project(str(SOURCES[name])), parse_formats("all"), ViewOptions()))
     with s3_mount(url(SOURCES[name].name), cache / name, "--format", "all") as remote:
         server.clear()  # what reading the whole tree asks, after the mount command's sync
-        remote_files = files_of(remote)
+        remote_files = read_tree(remote)
         requests = server.clear()
         yield name, remote, {p: local.read_file(p) for p in local.walk_files()}, requests
-        assert files_of(remote) == remote_files  # read again: the same bytes (now from the kernel's cache)
+        assert read_tree(remote) == remote_files  # read again: the same bytes (now from the kernel's cache)
 
 
 def test_every_view_equals_the_local_copys(both: tuple[str, Path, dict, list]) -> None:
     _, remote, local, _ = both
-    remote_files = files_of(remote)
+    remote_files = read_tree(remote)
     assert sorted(remote_files) == sorted(local)
     assert len({p.split("/")[0] for p in remote_files}) >= 26  # every format's folder
     assert [p for p in remote_files if remote_files[p] != local[p]] == []
@@ -145,7 +136,7 @@ def test_real_readers_accept_the_mounted_trees(both: tuple[str, Path, dict, list
 def test_remount_of_an_unchanged_project_only_lists(server: S3Server, tmp_path: Path) -> None:
     source = copy_prefix(server, "blob", "remount")
     with s3_mount(source, tmp_path, "--format", "coco") as mnt:
-        first = files_of(mnt)
+        first = read_tree(mnt)
     server.clear()
     with s3_mount(source, tmp_path, "--format", "coco") as mnt:
         names = sorted(os.listdir(mnt / "annotations"))
@@ -265,14 +256,6 @@ def test_rewritten_annotation_and_deleted_object_show(server: S3Server, tmp_path
 # -- faults
 
 
-def read_errno(path: Path) -> int | None:
-    try:
-        path.read_bytes()
-    except OSError as e:
-        return e.errno
-    return None
-
-
 def test_server_stopped_mid_read_then_restarted(server: S3Server, tmp_path: Path) -> None:
     source = copy_prefix(server, "blob", "outage")
     images = blob_images()
@@ -342,7 +325,7 @@ def test_two_mounts_of_one_prefix_read_the_same_bytes(server: S3Server, tmp_path
     client = server.client()
     with s3_mount(source, tmp_path / "node1", "--format", "coco", "--poll", str(POLL)) as a, \
             s3_mount(source, tmp_path / "node2", "--format", "coco", "--poll", str(POLL)) as b:
-        assert files_of(a) == files_of(b)
+        assert read_tree(a) == read_tree(b)
         key = "two/train/ann/img_001.jpg.json"
         data = json.loads(client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
         data["objects"] = []
@@ -351,7 +334,7 @@ def test_two_mounts_of_one_prefix_read_the_same_bytes(server: S3Server, tmp_path
         before = (a / coco).read_bytes()
         wait_for(lambda: (a / coco).read_bytes() != before and (b / coco).read_bytes() != before,
                  "the edit in both mounts", a, seconds=WAIT_SECONDS)
-        assert files_of(a) == files_of(b)
+        assert read_tree(a) == read_tree(b)
 
 
 def test_check_and_export_take_the_same_source(server: S3Server, tmp_path: Path) -> None:
@@ -361,8 +344,8 @@ def test_check_and_export_take_the_same_source(server: S3Server, tmp_path: Path)
     assert json.loads(remote.stdout)["problems"] == json.loads(local.stdout)["problems"]
     slyfs("export", url(BLOB.name), str(tmp_path / "s3"), "--format", "voc", "--cache-dir", str(tmp_path / "c"))
     slyfs("export", str(BLOB), str(tmp_path / "local"), "--format", "voc", "--copy")
-    exported = files_of(tmp_path / "s3")
-    assert exported == files_of(tmp_path / "local") and exported
+    exported = read_tree(tmp_path / "s3")
+    assert exported == read_tree(tmp_path / "local") and exported
 
 
 def test_unreachable_or_wrong_sources_are_refused_in_one_line(server: S3Server, tmp_path: Path) -> None:
@@ -398,4 +381,4 @@ def test_the_python_api_serves_the_bucket_as_the_mount_does(both: tuple[str, Pat
     name, remote, _, _ = both
     with open_view(url(SOURCES[name].name), "all", watch=False, cache_dir=tmp_path) as fs:
         served = {path: fs.cat_file(path) for path in fs.find("")}
-    assert served == files_of(remote)
+    assert served == read_tree(remote)

@@ -17,7 +17,7 @@ from slyfs.formats.readers.supervisely import read_project
 from slyfs.formats.registry import build_view
 from slyfs.formats.view import ViewOptions
 from slyfs.vfs.tree import VirtualTree
-from tests.conftest import read_tree
+from tests.conftest import read_errno, read_tree
 
 
 def opcodes(log: Path, name: str) -> int:
@@ -118,9 +118,3 @@ def test_a_snapshot_remount_checks_what_changed_while_unmounted(mount, plain_cop
         assert "snapshot taken" in mnt.with_suffix(".log").read_text()
 
 
-def read_errno(path: Path) -> int | None:
-    try:
-        path.read_bytes()
-    except OSError as e:
-        return e.errno
-    return None
