@@ -12,7 +12,7 @@ cold (page cache dropped, fresh mount; needs root) and warm passes.
     python scripts/bench.py --scale 10000,100000,1000000 --workdir DIR   # the issue-9 targets
     python scripts/bench.py --loader        # a torch DataLoader's images/s (~15 min; needs torch)
     python scripts/bench.py --loader --loader-workloads small --loader-workers 2 \
-        --loader-pipelines decode --loader-variant "snapshot=--no-watch"    # a subset, one variant
+        --loader-pipelines decode --loader-variant "snapshot=--snapshot"    # a subset, one variant
     python scripts/bench.py --s3 10000,100000   # from a local S3 server against download-then-mount
 
 Data is generated once under --workdir and reused.
@@ -807,10 +807,10 @@ class LoaderSystem:
 def loader_variant(spec: str) -> LoaderSystem:
     """``NAME=ARGS`` (--loader-variant): slyfs mounted with ARGS added to its mount command, as the
     column ``slyfs NAME``. Leading ``VAR=value`` words of ARGS go to the daemon's environment, as in a
-    shell (``"lazy=SLYFS_X=1 --no-watch"``), so that an experimental switch can be compared too."""
+    shell (``"lazy=SLYFS_X=1 --snapshot"``), so that an experimental switch can be compared too."""
     name, sep, rest = spec.partition("=")
     if not sep or not name.strip():
-        raise SystemExit(f"--loader-variant {spec!r}: expected NAME=ARGS, e.g. \"snapshot=--no-watch\"")
+        raise SystemExit(f"--loader-variant {spec!r}: expected NAME=ARGS, e.g. \"snapshot=--snapshot\"")
     words = shlex.split(rest)
     env: dict[str, str] = {}
     while words and ENV_ASSIGNMENT.match(words[0]):
