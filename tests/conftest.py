@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,10 +37,56 @@ def fuse_usable() -> bool:
         for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib"))
 
 
+MOUNTPOINT_PREFIX = "slyfs-mnt-"  # then the pid of the test process that made it
+
+
+def new_mountpoint() -> Path:
+    """A fresh empty mountpoint named after this process, so that a later run can tell a mount
+    left by a test process that was killed (no teardown ran) from one another run still uses."""
+    return Path(tempfile.mkdtemp(prefix=f"{MOUNTPOINT_PREFIX}{os.getpid()}-"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def unmount_left_by_dead_runs() -> list[str]:
+    """Unmount every test mountpoint whose test process is gone (killed before its teardown)."""
+    left = []
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split(" ")[4] for line in f]
+    for point in points:
+        m = re.fullmatch(rf".*/{MOUNTPOINT_PREFIX}(\d+)-[^/]*", point)
+        if m and not _alive(int(m.group(1))):
+            subprocess.run(["fusermount3", "-u", "-z", point], check=False, capture_output=True)
+            with contextlib.suppress(OSError):
+                os.rmdir(point)
+            left.append(point)
+    return left
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A run stopped by SIGTERM (a timeout, CI cancelling) tears down as one stopped by ^C does, so its
+    mounts are unmounted; mounts of a run killed outright go at the next run's start (below)."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    left = unmount_left_by_dead_runs()
+    if left:
+        print(f"unmounted {len(left)} mount(s) left by killed test runs: {', '.join(left)}", file=sys.stderr)
+
+
 @contextlib.contextmanager
 def mounted(source: Path, *options: str) -> Iterator[Path]:
     """Mount ``source`` with the CLI on a fresh mountpoint; unmount and check on exit."""
-    mnt = Path(tempfile.mkdtemp(prefix="slyfs-mnt-"))
+    mnt = new_mountpoint()
     log = mnt.with_suffix(".log")
     r = slyfs("mount", str(source), str(mnt), "--log-file", str(log), *options, check=False)
     assert r.returncode == 0, f"mount failed: {r.stderr}"

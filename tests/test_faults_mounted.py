@@ -7,10 +7,9 @@ import errno
 import os
 import signal
 import sys
-import tempfile
 from pathlib import Path
 
-from tests.conftest import eventually, is_mounted, read_errno, slyfs
+from tests.conftest import eventually, is_mounted, new_mountpoint, read_errno, slyfs
 from tests.helpers.hostile import ann, blob_project, offsets_pickle, plain_project, png, rect
 from tests.helpers.scripts import load_script
 
@@ -80,7 +79,7 @@ def test_source_deleted_or_replaced_under_the_daemon(mount, tmp_path: Path) -> N
 
 def test_unwritable_log_does_not_stop_a_mount(tmp_path: Path, mount) -> None:
     root = plain_project(tmp_path / "p", {"a.png": b"{"})
-    mnt = Path(tempfile.mkdtemp(prefix="slyfs-mnt-"))
+    mnt = new_mountpoint()
     blocker = tmp_path / "not_a_dir"
     blocker.write_text("")
     try:
@@ -111,7 +110,7 @@ def _slyfs_env(extra: dict[str, str], *args: str):
 
 def test_sigkill_leaves_a_stale_mount_that_the_next_mount_recovers(tmp_path: Path) -> None:
     root = plain_project(tmp_path / "p", {"a.png": ann(rect(1, 1, 4, 4))})
-    mnt = Path(tempfile.mkdtemp(prefix="slyfs-mnt-"))
+    mnt = new_mountpoint()
     try:
         assert slyfs("mount", str(root), str(mnt), check=False).returncode == 0
         os.kill(daemon_pid(mnt), signal.SIGKILL)
@@ -140,7 +139,7 @@ def _stat_errno(path: Path) -> int | None:
 
 def test_sigterm_unmounts_cleanly(tmp_path: Path) -> None:
     root = plain_project(tmp_path / "p", {"a.png": ann()})
-    mnt = Path(tempfile.mkdtemp(prefix="slyfs-mnt-"))
+    mnt = new_mountpoint()
     try:
         assert slyfs("mount", str(root), str(mnt), check=False).returncode == 0
         pid = daemon_pid(mnt)

@@ -7,7 +7,6 @@ import os
 import pty
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 from slyfs.formats.readers.supervisely import ProblemLog, read_project
 from slyfs.formats.readers.supervisely import project as scan
 from slyfs.vfs.progress import ProgressLine
-from tests.conftest import BLOB, is_mounted, slyfs
+from tests.conftest import BLOB, is_mounted, new_mountpoint, slyfs
 
 
 class FakeClock:
@@ -87,7 +86,7 @@ def mount_on_a_terminal(mnt: Path, log: Path) -> tuple[int, bytes]:
 
 
 def test_a_mount_on_a_terminal_shows_its_progress_and_clears_it() -> None:
-    mnt = Path(tempfile.mkdtemp(prefix="slyfs-mnt-"))
+    mnt = new_mountpoint()
     try:
         code, seen = mount_on_a_terminal(mnt, mnt.with_suffix(".log"))
         assert code == 0, seen
@@ -101,7 +100,7 @@ def test_a_mount_on_a_terminal_shows_its_progress_and_clears_it() -> None:
 
 
 def test_a_mount_whose_stderr_is_not_a_terminal_says_nothing_of_it(mount) -> None:
-    mnt = Path(tempfile.mkdtemp(prefix="slyfs-mnt-"))
+    mnt = new_mountpoint()
     try:
         r = subprocess.run([sys.executable, "-m", "slyfs.vfs.cli", "mount", str(BLOB), str(mnt), "--log-file",
                             str(mnt.with_suffix(".log"))], capture_output=True, text=True, timeout=120,
