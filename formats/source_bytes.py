@@ -86,6 +86,11 @@ def remote_reader(path: str) -> RangeReader | None:
     return None
 
 
+def holds_version(ref: ImageRef, st: os.stat_result) -> bool:
+    """Whether the file stat'ed ``st`` is the version ``ref`` was indexed at (an empty stamp: any)."""
+    return not ref.stamp or ref.stamp.same_bytes(file_stamp(st))
+
+
 def open_source(ref: ImageRef) -> int:
     """A read-only descriptor on the indexed file; the caller closes it."""
     if _REMOTE and remote_reader(ref.path) is not None:
@@ -94,7 +99,7 @@ def open_source(ref: ImageRef) -> int:
         fd, st = open_regular(ref.path)
     except OSError as e:
         raise SourceUnreadable(f"{ref.path}: {e.strerror}") from None
-    if ref.stamp and not ref.stamp.same_bytes(file_stamp(st)):
+    if not holds_version(ref, st):
         os.close(fd)
         raise SourceUnreadable(f"{ref.path}: replaced or changed since it was indexed")
     return fd
@@ -110,10 +115,10 @@ def read_source(fd: int, ref: ImageRef, size: int, offset: int) -> bytes:
     size = min(size, ref.size - offset)
     try:
         data = os.pread(fd, size, ref.offset + offset)
-        now = file_stamp(os.fstat(fd))  # after the read: a write during it has moved the stamp
+        now = os.fstat(fd)  # after the read: a write during it has moved the stamp
     except OSError as e:
         raise SourceUnreadable(f"{ref.path}: {e.strerror}") from None
-    if ref.stamp and not ref.stamp.same_bytes(now):
+    if not holds_version(ref, now):
         raise SourceUnreadable(f"{ref.path}: changed in place since it was indexed")
     if len(data) != size:
         raise SourceUnreadable(f"{ref.path}: file is shorter than its index says")

@@ -421,7 +421,9 @@ def _serve(tree: VirtualTree, settings: MountSettings, on_ready: Callable[[], No
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if settings.threads and backend.libfuse == 3:
         options.update(loop_thread_options())
-    operations = (SlyfsOperations if backend.libfuse == 3 else Fuse2Operations)(tree, ready, no_open=settings.snapshot)
+    # libfuse 2 cannot tell whether the kernel reads without OPEN: a snapshot there opens files one by one
+    no_open = settings.snapshot and backend.libfuse == 3
+    operations = (SlyfsOperations if backend.libfuse == 3 else Fuse2Operations)(tree, ready, no_open=no_open)
     log.info("serving through %s on libfuse %d, %s loop", backend.fuse.__name__, backend.libfuse,
              "multithreaded" if settings.threads else "single-threaded")
     backend.fuse.FUSE(operations, settings.mountpoint, raw_fi=True,

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from slyfs.formats.contract import Generated, SourceBytes, Unavailable, UserError
-from slyfs.formats.model import ImageRef, Project, file_stamp
-from slyfs.formats.source_bytes import SourceUnreadable, open_source, remote_reader
+from slyfs.formats.model import ImageRef, Project
+from slyfs.formats.source_bytes import SourceUnreadable, holds_version, open_source, remote_reader
 from slyfs.vfs.errors import Unreadable
 from slyfs.vfs.stores import write_all
 from slyfs.vfs.tree import VirtualTree
@@ -204,7 +204,7 @@ class _Writer:
             return False
         try:
             st = os.stat(ref.path)
-            if ref.offset != 0 or st.st_size != ref.size or (ref.stamp and not ref.stamp.same_bytes(file_stamp(st))):
+            if ref.offset != 0 or st.st_size != ref.size or not holds_version(ref, st):
                 return False
             os.link(real, name, dst_dir_fd=dir_fd, follow_symlinks=False)
             linked = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)

@@ -187,11 +187,7 @@ class SlyfsOperations:
 
 
 class Fuse2Operations(SlyfsOperations):
-    """fusepy dispatches every callback through the operations object's ``__call__``. libfuse 2
-    cannot tell whether the kernel reads without OPEN: files are opened one by one."""
-
-    def __init__(self, tree: VirtualTree, on_ready: Callable[[], None] | None = None, no_open: bool = False) -> None:
-        super().__init__(tree, on_ready)
+    """fusepy dispatches every callback through the operations object's ``__call__``."""
 
     def __call__(self, op: str, *args: Any) -> Any:
         return getattr(self, op)(*args)

@@ -23,8 +23,15 @@ from cachetools import LRUCache
 
 from slyfs.formats.contract import ByteStore, RemoteObjects
 from slyfs.formats.contract import ObjectLocation as Location
-from slyfs.formats.model import ImageRef, file_stamp
-from slyfs.formats.source_bytes import SourceUnreadable, open_source, read_bytes, read_source, serve_remote
+from slyfs.formats.model import ImageRef
+from slyfs.formats.source_bytes import (
+    SourceUnreadable,
+    holds_version,
+    open_source,
+    read_bytes,
+    read_source,
+    serve_remote,
+)
 
 log = logging.getLogger("slyfs.source")
 
@@ -59,7 +66,7 @@ class LocalStore:
         """Whether ``ref``'s path still names the version indexed (a handle kept open on it reads
         that version even after the file was deleted or replaced)."""
         try:
-            return not ref.stamp or ref.stamp.same_bytes(file_stamp(os.stat(ref.path)))
+            return holds_version(ref, os.stat(ref.path))
         except OSError:
             return False
 
